@@ -1,0 +1,3 @@
+"""Mackuper: self-hosted backups as plain archives."""
+
+__version__ = "0.1.0"

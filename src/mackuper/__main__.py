@@ -1,0 +1,3 @@
+from mackuper.cli import main
+
+raise SystemExit(main())

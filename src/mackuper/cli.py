@@ -1,0 +1,151 @@
+"""The `mackuper` command: serve, web, worker, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from mackuper import __version__
+from mackuper.config import ConfigError, load_settings
+from mackuper.logs import configure_logging
+from mackuper.runtime import Runtime, open_runtime
+
+logger = logging.getLogger("mackuper")
+
+
+def _start(process: str) -> Runtime:
+    """Settings, logging, migrations and the key check; exits with one line on error."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"mackuper: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings, process)
+    try:
+        return open_runtime(settings)
+    except ConfigError as error:
+        print(f"mackuper: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def command_worker(_args: argparse.Namespace) -> int:
+    from mackuper.worker.service import Worker
+
+    worker = Worker(_start("worker"))
+    worker.install_signal_handlers()
+    worker.run_forever()
+    return 0
+
+
+def gunicorn_options(runtime: Runtime, host: str) -> dict[str, Any]:
+    return {
+        "bind": f"{host}:{runtime.settings.port}",
+        "workers": int(os.environ.get("WEB_CONCURRENCY", "2")),
+        "worker_class": "gthread",
+        "threads": 4,
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "accesslog": None,
+        "errorlog": "-",
+        "forwarded_allow_ips": "*" if runtime.settings.https_enabled else "127.0.0.1",
+        "proxy_allow_ips": "127.0.0.1",
+    }
+
+
+def command_web(args: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from mackuper.web import create_app
+
+    runtime = _start("web")
+    app = create_app(runtime)
+    options = gunicorn_options(runtime, args.host)
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    logger.info("web listening on http://%s", options["bind"])
+    Server().run()
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    """Web and one worker as two child processes; restarts a child that dies."""
+    runtime = _start("serve")
+    runtime.engine.dispose()
+    base = [sys.executable, "-m", "mackuper"]
+    commands = {"worker": [*base, "worker"], "web": [*base, "web", "--host", args.host]}
+    children = {name: subprocess.Popen(command) for name, command in commands.items()}  # noqa: S603
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logger.info(
+        "Mackuper %s serving on http://%s:%s", __version__, args.host, runtime.settings.port
+    )
+    while not stopping:
+        for name, child in list(children.items()):
+            code = child.poll()
+            if code is not None and not stopping:
+                logger.error("the %s process exited with %s; restarting it", name, code)
+                time.sleep(1)
+                children[name] = subprocess.Popen(commands[name])  # noqa: S603
+        time.sleep(0.5)
+    deadline = time.monotonic() + 25
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0
+
+
+def command_db_upgrade(_args: argparse.Namespace) -> int:
+    _start("db")
+    print("database is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mackuper", description="Self-hosted backups.")
+    parser.add_argument("--version", action="version", version=f"mackuper {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    default_host = os.environ.get("MACKUPER_HOST", "127.0.0.1")
+    serve = commands.add_parser("serve", help="run the web interface and a worker")
+    serve.add_argument("--host", default=default_host, help="address to listen on")
+    serve.set_defaults(handler=command_serve)
+    web = commands.add_parser("web", help="run only the web interface")
+    web.add_argument("--host", default=default_host, help="address to listen on")
+    web.set_defaults(handler=command_web)
+    worker = commands.add_parser("worker", help="run only a worker (schedules and backups)")
+    worker.set_defaults(handler=command_worker)
+    database = commands.add_parser("db", help="database maintenance")
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    upgrade = database_commands.add_parser("upgrade", help="apply migrations")
+    upgrade.set_defaults(handler=command_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result

@@ -1,0 +1,153 @@
+"""Settings read from the environment once, at start.
+
+A bad value stops start-up with one line naming the variable and what is wrong
+(`ConfigError`), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """A setting from the environment is not usable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    temp_dir: Path
+    local_backup_dir: Path
+    port: int
+    https_enabled: bool
+    development: bool
+    secret_key: str
+    master_key: str | None
+    """MACKUPER_MASTER_KEY when set; otherwise the key file in data_dir is used."""
+    master_key_file: Path
+    worker_poll_seconds: float = 1.0
+    max_concurrent_runs: int = 2
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low} to {high})")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range ({low} to {high})")
+    return value
+
+
+def _directory(name: str, path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{name}={path} cannot be created: {error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={path} is not writable")
+    return path
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    """SECRET_KEY, or one generated on first start and kept in the data directory."""
+    given = env.get("SECRET_KEY", "").strip()
+    if given:
+        if len(given) < 16:
+            raise ConfigError("SECRET_KEY is shorter than 16 characters")
+        return given
+    path = data_dir / "secret_key"
+    if not path.exists():
+        write_private_file(path, secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Create `path` with mode 0600 and `text`; fails if it already exists."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `env` (default: the process environment).
+
+    Raises ConfigError naming the variable when a value is unusable.
+    """
+    env = os.environ if env is None else env
+    data_dir = _directory(
+        "MACKUPER_DATA_DIR", Path(env.get("MACKUPER_DATA_DIR", "./data")).expanduser().resolve()
+    )
+    database_url = env.get("DATABASE_URL", "").strip() or f"sqlite:///{data_dir / 'mackuper.db'}"
+    if not database_url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(
+            "DATABASE_URL must start with sqlite:/// or postgresql+psycopg://"
+            f" (got {database_url.split(':', 1)[0]}:...)"
+        )
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    flask_env = env.get("FLASK_ENV", "production").strip().lower()
+    if flask_env not in {"production", "development"}:
+        raise ConfigError(f"FLASK_ENV={flask_env!r} must be production or development")
+    master_key = env.get("MACKUPER_MASTER_KEY", "").strip() or None
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        temp_dir=_directory(
+            "TEMP_DIR", Path(env.get("TEMP_DIR", str(data_dir / "temp"))).expanduser().resolve()
+        ),
+        local_backup_dir=Path(
+            env.get("LOCAL_BACKUP_DIR", str(data_dir / "local_backups"))
+        ).expanduser(),
+        port=_int(env, "PORT", 5000, 1, 65535),
+        https_enabled=_bool(env, "HTTPS_ENABLED", False),
+        development=flask_env == "development",
+        secret_key=_secret_key(env, data_dir),
+        master_key=master_key,
+        master_key_file=data_dir / "master.key",
+        worker_poll_seconds=_float(env, "MACKUPER_WORKER_POLL_SECONDS", 1.0, 0.05, 60.0),
+        max_concurrent_runs=_int(env, "MACKUPER_MAX_CONCURRENT_RUNS", 2, 1, 64),
+    )

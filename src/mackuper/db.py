@@ -1,0 +1,89 @@
+"""Engine, sessions and migrations.
+
+SQLite runs in WAL mode with a busy timeout, so a web process and a worker can
+share it; PostgreSQL is used as is. Migrations run under a lock (a file lock for
+SQLite, an advisory lock for PostgreSQL) so several processes may start at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from mackuper.config import Settings
+
+_MIGRATION_LOCK_ID = 0x6D61636B  # "mack"
+
+
+def make_engine(database_url: str) -> Engine:
+    if database_url.startswith("sqlite"):
+        engine = create_engine(
+            database_url, connect_args={"timeout": 30, "check_same_thread": False}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """Rows changed by an UPDATE or DELETE (the claim and anchor checks rely on it)."""
+    cursor: CursorResult[Any] = result  # type: ignore[assignment]
+    return cursor.rowcount
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("mackuper") / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@contextmanager
+def _migration_lock(settings: Settings, engine: Engine) -> Iterator[None]:
+    if settings.is_sqlite:
+        lock_path = Path(settings.data_dir) / ".migrate.lock"
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            connection.commit()
+
+
+def upgrade(settings: Settings, engine: Engine) -> None:
+    """Apply every pending migration; safe when several processes start together."""
+    with _migration_lock(settings, engine), engine.begin() as connection:
+        config = _alembic_config(settings.database_url)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,1 @@
+"""Where archives go: one module per kind behind one protocol (`base.Destination`)."""

@@ -1,0 +1,75 @@
+"""The destination protocol and its one error hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class DestinationError(Exception):
+    """The destination refused or failed an operation."""
+
+    retryable = False
+
+
+class DestinationUnreachable(DestinationError):
+    """The destination could not be reached."""
+
+    retryable = True
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+class ArtifactWriter(Protocol):
+    """An archive being written; visible at the destination only after `commit`."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self) -> StoredObject:
+        """Publish the object; raises DestinationError (and aborts) on failure."""
+        ...
+
+    def abort(self) -> None:
+        """Remove everything written so far; never raises."""
+        ...
+
+
+UploadStarted = Callable[[str], None]
+"""Called with a resumable upload's id as soon as it exists, so recovery can abort it."""
+
+
+class Destination(Protocol):
+    kind: str
+    prefix: str
+    """Prepended to every key this installation writes ('' or 'a/b/')."""
+
+    def describe(self) -> str: ...
+
+    def open_writer(
+        self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
+    ) -> ArtifactWriter: ...
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[StoredObject]: ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Abort a resumable upload left by a dead worker; never raises."""
+        ...
+
+    def check_access(self) -> None:
+        """Prove write access with a real put, get and delete; raises DestinationError."""
+        ...

@@ -1,0 +1,354 @@
+"""AWS S3 and S3-compatible stores (MinIO, Backblaze B2, Cloudflare R2, Wasabi).
+
+Archives of unknown length are streamed as multipart uploads: parts are cut from
+the stream, uploaded by a few threads from a bounded queue (so memory stays at
+about (in_flight + 1) x part size), and the part size doubles every 1,000 parts
+so even 5 TiB fits in S3's 10,000-part limit. Any failure aborts the upload:
+nothing half-written becomes visible.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from mackuper.core.naming import normalize_prefix
+from mackuper.destinations.base import (
+    DestinationError,
+    DestinationUnreachable,
+    StoredObject,
+    UploadStarted,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+MAX_PARTS = 10_000
+PARTS_PER_SIZE_STEP = 1_000
+
+
+def part_size_for(part_number: int, base: int = DEFAULT_PART_SIZE) -> int:
+    """Size of part `part_number` (1-based): `base`, doubled every 1,000 parts."""
+    return base << ((part_number - 1) // PARTS_PER_SIZE_STEP)
+
+
+def explain_client_error(error: Exception, bucket: str, region: str) -> DestinationError:
+    """One plain sentence for what S3 (or the network) said."""
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError):
+        return DestinationUnreachable("the S3 endpoint is unreachable (connection failed)")
+    if isinstance(error, ReadTimeoutError):
+        return DestinationUnreachable("the S3 endpoint stopped answering (read timeout)")
+    if isinstance(error, NoCredentialsError):
+        return DestinationError("no S3 access key is set")
+    if not isinstance(error, ClientError):
+        return DestinationUnreachable(f"S3 request failed: {type(error).__name__}")
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}:
+        return DestinationError(f"S3 rejected the credentials ({code}): check the access keys")
+    if code in {"NoSuchBucket"} or (code == "404" and status == 404):
+        return DestinationError(f"bucket {bucket!r} does not exist")
+    if code in {"AccessDenied", "AllAccessDisabled", "403"}:
+        return DestinationError(
+            f"access denied to bucket {bucket!r}: the key lacks s3:PutObject, s3:GetObject,"
+            " s3:DeleteObject or s3:ListBucket"
+        )
+    if code in {"PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraint"}:
+        return DestinationError(
+            f"bucket {bucket!r} is not in region {region!r} ({code}): set the bucket's region"
+        )
+    if code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}:
+        return DestinationUnreachable(f"S3 is temporarily unavailable ({code})")
+    message = str(error.response.get("Error", {}).get("Message", "")) or code
+    return DestinationError(f"S3 error {code or status}: {message}")
+
+
+class S3Writer:
+    def __init__(
+        self,
+        destination: S3Destination,
+        key: str,
+        metadata: dict[str, str],
+        on_upload_started: UploadStarted | None,
+    ) -> None:
+        self.destination = destination
+        self.key = key
+        self.metadata = metadata
+        self.on_upload_started = on_upload_started
+        self.buffer = bytearray()
+        self.part_number = 1
+        self.size = 0
+        self.upload_id: str | None = None
+        self.parts: dict[int, Future[str]] = {}
+        self.slots = threading.BoundedSemaphore(destination.parts_in_flight)
+        self.executor: ThreadPoolExecutor | None = None
+        self.failed: BaseException | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.failed is not None:
+            raise self._error(self.failed)
+        self.buffer += data
+        self.size += len(data)
+        while len(self.buffer) >= part_size_for(self.part_number, self.destination.part_size):
+            size = part_size_for(self.part_number, self.destination.part_size)
+            chunk = bytes(self.buffer[:size])
+            del self.buffer[:size]
+            self._submit(chunk)
+
+    def _start(self) -> str:
+        if self.upload_id is None:
+            extra = self.destination.put_arguments(self.metadata)
+            try:
+                response = self.destination.client.create_multipart_upload(
+                    Bucket=self.destination.bucket, Key=self.key, **extra
+                )
+            except (BotoCoreError, ClientError) as error:
+                raise self._error(error) from None
+            self.upload_id = response["UploadId"]
+            if self.on_upload_started is not None:
+                self.on_upload_started(self.upload_id)
+            self.executor = ThreadPoolExecutor(
+                max_workers=self.destination.parts_in_flight, thread_name_prefix="s3-part"
+            )
+        return self.upload_id
+
+    def _submit(self, chunk: bytes) -> None:
+        upload_id = self._start()
+        if self.part_number > MAX_PARTS:
+            raise DestinationError("the archive is larger than S3's 10,000-part limit allows")
+        self.slots.acquire()
+        if self.failed is not None:
+            self.slots.release()
+            raise self._error(self.failed)
+        if self.executor is None:
+            raise DestinationError("upload was not started")
+        number = self.part_number
+        self.part_number += 1
+        self.parts[number] = self.executor.submit(self._upload_part, upload_id, number, chunk)
+
+    def _upload_part(self, upload_id: str, number: int, chunk: bytes) -> str:
+        try:
+            digest = base64.b64encode(hashlib.md5(chunk, usedforsecurity=False).digest()).decode()
+            response = self.destination.client.upload_part(
+                Bucket=self.destination.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=chunk,
+                ContentMD5=digest,
+            )
+            return response["ETag"]
+        except BaseException as error:
+            self.failed = error
+            raise
+        finally:
+            self.slots.release()
+
+    def _error(self, error: BaseException) -> DestinationError:
+        if isinstance(error, DestinationError):
+            return error
+        if isinstance(error, BotoCoreError | ClientError):
+            return explain_client_error(error, self.destination.bucket, self.destination.region)
+        return DestinationError(f"upload failed: {type(error).__name__}: {error}")
+
+    def commit(self) -> StoredObject:
+        client = self.destination.client
+        try:
+            if self.upload_id is None:
+                client.put_object(
+                    Bucket=self.destination.bucket,
+                    Key=self.key,
+                    Body=bytes(self.buffer),
+                    ContentMD5=base64.b64encode(
+                        hashlib.md5(self.buffer, usedforsecurity=False).digest()
+                    ).decode(),
+                    **self.destination.put_arguments(self.metadata),
+                )
+                self.buffer.clear()
+                return StoredObject(key=self.key, size=self.size)
+            if self.buffer or self.part_number == 1:
+                self._submit(bytes(self.buffer))
+                self.buffer.clear()
+            completed: list[CompletedPartTypeDef] = [
+                {"PartNumber": number, "ETag": future.result()}
+                for number, future in sorted(self.parts.items())
+            ]
+            client.complete_multipart_upload(
+                Bucket=self.destination.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": completed},
+            )
+        except BaseException as error:
+            self.abort()
+            if isinstance(error, DestinationError | BotoCoreError | ClientError):
+                raise self._error(error) from None
+            raise
+        self._shutdown()
+        return StoredObject(key=self.key, size=self.size)
+
+    def _shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor = None
+
+    def abort(self) -> None:
+        self.failed = self.failed or DestinationError("upload aborted")
+        self._shutdown()
+        self.buffer.clear()
+        if self.upload_id is not None:
+            self.destination.abort_upload(self.key, self.upload_id)
+
+
+class S3Destination:
+    kind = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        access_key_id: str,
+        secret_access_key: str,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        prefix: str = "",
+        path_style: bool = False,
+        storage_class: str | None = None,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        parts_in_flight: int = 3,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+    ) -> None:
+        if not bucket:
+            raise DestinationError("an S3 destination needs a bucket name")
+        if part_size < MIN_PART_SIZE:
+            raise DestinationError("S3 parts must be at least 5 MiB")
+        self.bucket = bucket
+        self.region = region or "us-east-1"
+        self.endpoint_url = endpoint_url or None
+        self.prefix = normalize_prefix(prefix)
+        self.storage_class = storage_class or None
+        self.server_side_encryption = server_side_encryption or None
+        self.kms_key_id = kms_key_id or None
+        self.part_size = part_size
+        self.parts_in_flight = max(1, parts_in_flight)
+        config = Config(
+            region_name=self.region,
+            signature_version="s3v4",
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": 5, "mode": "standard"},
+            s3={"addressing_style": "path" if path_style else "auto"},
+            max_pool_connections=self.parts_in_flight + 4,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client: S3Client = boto3.session.Session().client(
+            "s3",
+            aws_access_key_id=access_key_id or None,
+            aws_secret_access_key=secret_access_key or None,
+            endpoint_url=self.endpoint_url,
+            config=config,
+        )
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
+
+    def put_arguments(self, metadata: dict[str, str]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"Metadata": metadata}
+        if self.storage_class:
+            arguments["StorageClass"] = self.storage_class
+        if self.server_side_encryption:
+            arguments["ServerSideEncryption"] = self.server_side_encryption
+            if self.kms_key_id:
+                arguments["SSEKMSKeyId"] = self.kms_key_id
+        return arguments
+
+    def _fail(self, error: Exception) -> DestinationError:
+        return explain_client_error(error, self.bucket, self.region)
+
+    def open_writer(
+        self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
+    ) -> S3Writer:
+        return S3Writer(self, key, metadata, on_upload_started)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ContentMD5=base64.b64encode(
+                    hashlib.md5(data, usedforsecurity=False).digest()
+                ).decode(),
+                **self.put_arguments({}),
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.iter_chunks(key))
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            yield from body.iter_chunks(chunk_size)
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        key=item["Key"], size=item["Size"], modified=item.get("LastModified")
+                    )
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (BotoCoreError, ClientError):
+            # Already completed, aborted, or expired: nothing is left to clean.
+            return
+
+    def check_access(self) -> None:
+        key = f"{self.prefix}.mackuper-probe-{secrets.token_hex(6)}"
+        payload = secrets.token_bytes(32)
+        self.put_bytes(key, payload, "application/octet-stream")
+        try:
+            if self.get_bytes(key) != payload:
+                raise DestinationError("the bucket returned different bytes than were written")
+        finally:
+            self.delete(key)

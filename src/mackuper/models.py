@@ -1,0 +1,225 @@
+"""The database tables, as SQLAlchemy 2 typed models.
+
+Times are stored as naive UTC and come back as aware UTC (`UTCDateTime`), so
+SQLite and PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self not in {RunStatus.QUEUED, RunStatus.RUNNING}
+
+
+class ArtifactState(enum.StrEnum):
+    PENDING = "pending"
+    STORED = "stored"
+    DELETED = "deleted"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Setting(Base):
+    """Installation-wide key/value settings (setup state, key check, time zone)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Destination(Base):
+    __tablename__ = "destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Non-secret settings (bucket, region, endpoint, prefix, path)."""
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    """Secret settings as JSON, encrypted with the master key."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+job_destinations = Table(
+    "job_destinations",
+    Base.metadata,
+    Column("job_id", ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("destination_id", ForeignKey("destinations.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    """Storage name, fixed at creation so renaming never orphans backups."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    source_kind: Mapped[str] = mapped_column(String(16))
+    source_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source_secrets_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    archive_format: Mapped[str] = mapped_column(String(16), default="tar.gz")
+    compression_level: Mapped[int | None] = mapped_column(Integer, default=None)
+    schedule: Mapped[str | None] = mapped_column(String(100), default=None)
+    timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    retention: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule_anchor: Mapped[datetime | None] = mapped_column(default=None)
+    """Fire times are counted from here (last tick handled, or creation)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    destinations: Mapped[list[Destination]] = relationship(
+        secondary=job_destinations, lazy="selectin", order_by=Destination.id
+    )
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_tick"),
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_job_created", "job_id", "created_at"),
+        Index("ix_runs_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    job_name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="backup")
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    scheduled_for: Mapped[datetime | None] = mapped_column(default=None)
+    """The schedule tick this run belongs to; unique per job, so a tick runs once."""
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
+    worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    archive_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_written: Mapped[int] = mapped_column(BigInteger, default=0)
+    files_done: Mapped[int] = mapped_column(Integer, default=0)
+    current_file: Mapped[str | None] = mapped_column(Text, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    job: Mapped[Job | None] = relationship(lazy="joined")
+    artifacts: Mapped[list[Artifact]] = relationship(back_populates="run", lazy="selectin")
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or utcnow()
+        return (end - self.started_at).total_seconds()
+
+
+class RunLog(Base):
+    __tablename__ = "run_logs"
+    __table_args__ = (Index("ix_run_logs_run", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class Artifact(Base):
+    """One archive stored at one destination by one run."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_job_state", "job_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    destination_id: Mapped[int] = mapped_column(ForeignKey("destinations.id"))
+    key: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=ArtifactState.PENDING.value)
+    upload_id: Mapped[str | None] = mapped_column(Text, default=None)
+    """An S3 multipart upload in progress, kept so recovery can abort it."""
+    size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    run: Mapped[Run] = relationship(back_populates="artifacts")
+    destination: Mapped[Destination] = relationship(lazy="joined")
+
+
+class WorkerHeartbeat(Base):
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The backup pipeline: entries -> archive -> compressor -> meter -> destinations."""

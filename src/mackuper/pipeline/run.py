@@ -1,0 +1,296 @@
+"""One backup, top to bottom.
+
+Open a writer at every destination, wrap them in meter, compressor and archive
+writer, feed the source's entries, then commit each destination and write the
+manifest beside each archive. Any error aborts every writer still open, so no
+partial archive is ever published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from mackuper import __version__
+from mackuper.core.naming import archive_key, manifest_key
+from mackuper.destinations.base import ArtifactWriter, Destination, DestinationError
+from mackuper.pipeline.archive import TarWriter
+from mackuper.pipeline.errors import PipelineError
+from mackuper.pipeline.streams import DEFAULT_LEVELS, FanOut, Meter, compress_stage
+from mackuper.sources.base import Entry, EntryType, Source
+
+MANIFEST_VERSION = 1
+
+
+class RunHooks(Protocol):
+    """What the pipeline tells the outside world (the worker records it)."""
+
+    def log(self, level: str, message: str) -> None: ...
+
+    def progress(
+        self, *, bytes_read: int, bytes_written: int, files_done: int, current: str
+    ) -> None:
+        """Called often; implementations throttle, and raise Cancelled/Interrupted to stop."""
+        ...
+
+    def artifact_opened(self, destination_id: int, key: str) -> int: ...
+
+    def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None: ...
+
+    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None: ...
+
+    def artifact_discarded(self, artifact_id: int) -> None: ...
+
+
+@dataclass
+class BackupPlan:
+    job_id: int
+    job_slug: str
+    job_name: str
+    run_id: int
+    archive_format: str
+    compression_level: int | None
+    source: Source
+    destinations: dict[int, Destination]
+    started_at: datetime
+
+
+@dataclass
+class BackupResult:
+    archive_name: str
+    size: int
+    sha256: str
+    files: int
+    bytes_read: int
+    problems: list[str] = field(default_factory=list)
+    failed_destinations: dict[int, str] = field(default_factory=dict)
+
+
+class _Reporter:
+    def __init__(self, hooks: RunHooks) -> None:
+        self.hooks = hooks
+        self.problems: list[str] = []
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+        self.hooks.log("warning", message)
+
+    def note(self, message: str) -> None:
+        self.hooks.log("info", message)
+
+
+class _Progress:
+    def __init__(self, hooks: RunHooks) -> None:
+        self.hooks = hooks
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.files_done = 0
+        self.current = ""
+
+    def read(self, count: int) -> None:
+        self.bytes_read += count
+        self.report()
+
+    def written(self, count: int) -> None:
+        self.bytes_written += count
+
+    def report(self) -> None:
+        self.hooks.progress(
+            bytes_read=self.bytes_read,
+            bytes_written=self.bytes_written,
+            files_done=self.files_done,
+            current=self.current,
+        )
+
+
+def _manifest_entry(entry: Entry, sha256: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "path": entry.name,
+        "type": entry.type.value,
+        "size": entry.size,
+        "mode": f"{entry.mode:04o}",
+        "mtime": entry.mtime,
+    }
+    if entry.link_target:
+        item["link"] = entry.link_target
+    if sha256 is not None:
+        item["sha256"] = sha256
+    return item
+
+
+def _open_writers(
+    plan: BackupPlan, hooks: RunHooks, fan_errors: dict[int, DestinationError]
+) -> tuple[dict[int, ArtifactWriter], dict[int, int], dict[int, str]]:
+    writers: dict[int, ArtifactWriter] = {}
+    artifact_ids: dict[int, int] = {}
+    keys: dict[int, str] = {}
+    metadata = {"mackuper-job": plan.job_slug, "mackuper-run": str(plan.run_id)}
+    for destination_id, destination in plan.destinations.items():
+        key = archive_key(destination.prefix, plan.job_slug, plan.started_at, plan.archive_format)
+        artifact_id = hooks.artifact_opened(destination_id, key)
+
+        def started(upload_id: str, artifact_id: int = artifact_id) -> None:
+            hooks.artifact_upload_started(artifact_id, upload_id)
+
+        try:
+            writers[destination_id] = destination.open_writer(key, metadata, started)
+        except DestinationError as error:
+            hooks.artifact_discarded(artifact_id)
+            fan_errors[destination_id] = error
+            hooks.log("error", f"{destination.describe()}: {error}")
+            continue
+        artifact_ids[destination_id] = artifact_id
+        keys[destination_id] = key
+        hooks.log("info", f"writing {key} to {destination.describe()}")
+    return writers, artifact_ids, keys
+
+
+def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
+    """Stream one archive to every destination of `plan`.
+
+    Returns what was stored; raises PipelineError (or Cancelled/Interrupted) after
+    aborting every writer when nothing could be stored.
+    """
+    open_errors: dict[int, DestinationError] = {}
+    writers, artifact_ids, keys = _open_writers(plan, hooks, open_errors)
+    if not writers:
+        raise PipelineError(
+            "no destination could be opened: " + "; ".join(map(str, open_errors.values()))
+        )
+    fan_out = FanOut(writers)
+    progress = _Progress(hooks)
+    reporter = _Reporter(hooks)
+    meter = Meter(fan_out, progress.written)
+    level = plan.compression_level
+    archive = TarWriter(compress_stage(plan.archive_format, level, meter), progress.read)
+    files: list[dict[str, Any]] = []
+    started = time.monotonic()
+    hooks.log(
+        "info",
+        f"backing up {plan.source.describe()} as {plan.archive_format}"
+        f" (level {level if level is not None else DEFAULT_LEVELS.get(plan.archive_format, '-')})",
+    )
+    try:
+        for entry in plan.source.iter_entries(reporter):
+            progress.current = entry.name
+            digest = _hashing_open(entry)
+            if archive.add(entry, reporter):
+                files.append(_manifest_entry(entry, digest.hexdigest() if digest else None))
+                progress.files_done += 1
+                progress.report()
+        archive.close()
+        stored = _commit(plan, hooks, fan_out, artifact_ids, meter)
+    except BaseException:
+        for destination_id, writer in fan_out.writers.items():
+            writer.abort()
+            hooks.artifact_discarded(artifact_ids[destination_id])
+        raise
+    finally:
+        plan.source.close()
+    failed = {**open_errors, **fan_out.errors}
+    for destination_id, error in failed.items():
+        if destination_id in artifact_ids and destination_id not in stored:
+            hooks.artifact_discarded(artifact_ids[destination_id])
+        hooks.log(
+            "error", f"destination {plan.destinations[destination_id].describe()} failed: {error}"
+        )
+    if not stored:
+        raise PipelineError("every destination failed: " + "; ".join(map(str, failed.values())))
+    archive_name = next(iter(keys[destination_id] for destination_id in stored))
+    manifest = {
+        "mackuper_manifest": MANIFEST_VERSION,
+        "mackuper_version": __version__,
+        "job": {"id": plan.job_id, "slug": plan.job_slug, "name": plan.job_name},
+        "run_id": plan.run_id,
+        "started_at": plan.started_at.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "format": plan.archive_format,
+        "compression_level": level,
+        "encryption": None,
+        "archive": {"size": meter.size, "sha256": meter.sha256},
+        "source": plan.source.describe(),
+        "files": files,
+    }
+    document = json.dumps(manifest, indent=1).encode()
+    for destination_id in stored:
+        destination = plan.destinations[destination_id]
+        try:
+            destination.put_bytes(manifest_key(keys[destination_id]), document, "application/json")
+        except DestinationError as error:
+            reporter.problem(f"manifest could not be written to {destination.describe()}: {error}")
+    hooks.log(
+        "info",
+        f"stored {meter.size} bytes (sha256 {meter.sha256}) from {len(files)} entries"
+        f" in {time.monotonic() - started:.1f} s",
+    )
+    return BackupResult(
+        archive_name=archive_name.rsplit("/", 1)[-1],
+        size=meter.size,
+        sha256=meter.sha256,
+        files=len(files),
+        bytes_read=progress.bytes_read,
+        problems=reporter.problems,
+        failed_destinations={key: str(value) for key, value in failed.items()},
+    )
+
+
+def _commit(
+    plan: BackupPlan,
+    hooks: RunHooks,
+    fan_out: FanOut,
+    artifact_ids: dict[int, int],
+    meter: Meter,
+) -> list[int]:
+    stored: list[int] = []
+    for destination_id, writer in list(fan_out.writers.items()):
+        try:
+            result = writer.commit()
+        except DestinationError as error:
+            fan_out.writers.pop(destination_id)
+            fan_out.errors[destination_id] = error
+            continue
+        fan_out.writers.pop(destination_id)
+        hooks.artifact_stored(artifact_ids[destination_id], result.size, meter.sha256)
+        stored.append(destination_id)
+    return stored
+
+
+def _hashing_open(entry: Entry) -> Any:
+    """Wrap a file entry's opener so its bytes are hashed as they are read."""
+    if entry.type is not EntryType.FILE or entry.open is None:
+        return None
+    digest = hashlib.sha256()
+    opener: Callable[[], Any] = entry.open
+
+    def open_hashed() -> Any:
+        return _HashingReader(opener(), digest)
+
+    entry.open = open_hashed
+    return digest
+
+
+class _HashingReader:
+    def __init__(self, raw: Any, digest: Any) -> None:
+        self.raw = raw
+        self.digest = digest
+
+    def readinto(self, buffer: memoryview) -> int:
+        count: int = self.raw.readinto(buffer)
+        if count:
+            self.digest.update(buffer[:count])
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.raw.read(size)
+        return data
+
+    def __enter__(self) -> _HashingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()

@@ -1,0 +1,36 @@
+"""What every process needs: settings, database, secret box. Built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mackuper import db
+from mackuper.config import Settings, load_settings
+from mackuper.secretbox import SecretBox, open_secret_box
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    secrets: SecretBox
+
+
+def open_runtime(settings: Settings | None = None, migrate: bool = True) -> Runtime:
+    """Load settings, apply migrations and check the master key.
+
+    Raises ConfigError with a one-line message when anything is unusable; a wrong
+    master key is detected before anything is written.
+    """
+    settings = settings or load_settings()
+    engine = db.make_engine(settings.database_url)
+    if migrate:
+        db.upgrade(settings, engine)
+    sessions = db.make_session_factory(engine)
+    with sessions() as session:
+        box = open_secret_box(settings, session)
+    return Runtime(settings=settings, engine=engine, sessions=sessions, secrets=box)

@@ -1,0 +1,1 @@
+"""Where backups read from: one module per kind, one protocol (`base.Source`)."""

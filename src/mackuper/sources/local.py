@@ -1,0 +1,126 @@
+"""A local directory tree (or single files) on the Mackuper host."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from mackuper.core.globs import is_excluded
+from mackuper.sources.base import Entry, EntryType, Reporter, SourceError
+
+Opener = Callable[[], BinaryIO] | None
+
+
+def _open_file(path: str) -> BinaryIO:
+    return open(path, "rb", buffering=0)  # noqa: SIM115 - the archive writer closes it
+
+
+def member_name(path: str) -> str:
+    """The archive name of an absolute path, as GNU tar writes it (no leading slash)."""
+    return path.lstrip("/")
+
+
+class LocalSource:
+    def __init__(self, paths: Sequence[str], excludes: Sequence[str] = ()) -> None:
+        if not paths:
+            raise SourceError("no source path is set")
+        self.paths = [os.path.abspath(path) for path in paths]
+        self.excludes = list(excludes)
+
+    def describe(self) -> str:
+        return "local: " + ", ".join(self.paths)
+
+    def close(self) -> None:
+        return None
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        for root in self.paths:
+            try:
+                info = os.lstat(root)
+            except FileNotFoundError:
+                raise SourceError(f"source path {root} does not exist") from None
+            except PermissionError:
+                raise SourceError(
+                    f"source path {root} is not readable (permission denied)"
+                ) from None
+            yield from self._walk(root, root, info, reporter, {})
+
+    def _walk(
+        self,
+        root: str,
+        path: str,
+        info: os.stat_result,
+        reporter: Reporter,
+        seen_inodes: dict[tuple[int, int], str],
+    ) -> Iterator[Entry]:
+        relative = str(PurePosixPath(path).relative_to(root)) if path != root else ""
+        if relative and is_excluded(relative, self.excludes):
+            return
+        entry = self._entry(path, info, reporter, seen_inodes)
+        if entry is not None:
+            yield entry
+        if not stat.S_ISDIR(info.st_mode):
+            return
+        try:
+            with os.scandir(path) as iterator:
+                children = sorted(iterator, key=lambda child: child.name)
+        except OSError as error:
+            reporter.problem(f"cannot list {path}: {error.strerror}")
+            return
+        for child in children:
+            try:
+                child_info = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                reporter.problem(f"{child.path} vanished before it was read")
+                continue
+            except OSError as error:
+                reporter.problem(f"cannot read {child.path}: {error.strerror}")
+                continue
+            yield from self._walk(root, child.path, child_info, reporter, seen_inodes)
+
+    def _entry(
+        self,
+        path: str,
+        info: os.stat_result,
+        reporter: Reporter,
+        seen_inodes: dict[tuple[int, int], str],
+    ) -> Entry | None:
+        name = member_name(path)
+        mode = stat.S_IMODE(info.st_mode)
+
+        def make(kind: EntryType, size: int = 0, link: str = "", opener: Opener = None) -> Entry:
+            return Entry(
+                name=name,
+                type=kind,
+                size=size,
+                mode=mode,
+                mtime=info.st_mtime,
+                uid=info.st_uid,
+                gid=info.st_gid,
+                link_target=link,
+                open=opener,
+            )
+
+        if stat.S_ISDIR(info.st_mode):
+            return make(EntryType.DIRECTORY)
+        if stat.S_ISLNK(info.st_mode):
+            try:
+                target = os.readlink(path)
+            except OSError as error:
+                reporter.problem(f"cannot read link {path}: {error.strerror}")
+                return None
+            return make(EntryType.SYMLINK, link=target)
+        if stat.S_ISREG(info.st_mode):
+            if info.st_nlink > 1:
+                inode = (info.st_dev, info.st_ino)
+                first = seen_inodes.get(inode)
+                if first is not None:
+                    return make(EntryType.HARDLINK, link=first)
+                seen_inodes[inode] = name
+            return make(EntryType.FILE, size=info.st_size, opener=partial(_open_file, path))
+        reporter.note(f"skipped {path}: sockets, fifos and devices are not backed up")
+        return None

@@ -1,0 +1,47 @@
+"""Source kinds: validation of job source settings and construction, in one place."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mackuper.core.globs import validate as validate_glob
+from mackuper.sources.base import Source, SourceError
+from mackuper.sources.local import LocalSource
+
+SOURCE_KINDS = ("local",)
+
+
+def _lines(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = value.splitlines()
+    if not isinstance(value, list):
+        return []
+    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+
+
+def validate(
+    kind: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """(config, secrets, errors) for a job's source form."""
+    errors: dict[str, str] = {}
+    if kind not in SOURCE_KINDS:
+        return {}, {}, {"source_kind": "Choose a source type."}
+    paths = _lines(payload.get("paths"))
+    excludes = _lines(payload.get("excludes"))
+    if not paths:
+        errors["paths"] = "Enter at least one path to back up."
+    elif bad := [path for path in paths if not os.path.isabs(path)]:
+        errors["paths"] = f"Use absolute paths ({bad[0]} is relative)."
+    for pattern in excludes:
+        problem = validate_glob(pattern)
+        if problem:
+            errors["excludes"] = problem[0].upper() + problem[1:] + "."
+            break
+    return {"paths": paths, "excludes": excludes}, {}, errors
+
+
+def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Source:
+    if kind == "local":
+        return LocalSource(config.get("paths", []), config.get("excludes", []))
+    raise SourceError(f"unknown source kind {kind!r}")

@@ -1,0 +1,117 @@
+"""create_app(): the Flask application with its blueprints and guards."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from flask import Flask, jsonify, redirect, request
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from mackuper import __version__
+from mackuper.runtime import Runtime, open_runtime
+from mackuper.web import auth, destinations, jobs, pages, runs
+from mackuper.web.database import close_db
+from mackuper.web.security import init_security
+from mackuper.web.setup_state import admin_exists, setup_complete
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_ENDPOINTS = {
+    "static",
+    "pages.health",
+    "auth.login_page",
+    "auth.login",
+    "auth.setup_page",
+    "auth.setup_status",
+    "auth.setup_admin",
+}
+
+
+def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = None) -> Flask:
+    runtime = runtime or open_runtime()
+    settings = runtime.settings
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.https_enabled,
+        SESSION_COOKIE_NAME="mackuper_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=settings.https_enabled,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config or {})
+    if settings.https_enabled:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.extensions["mackuper"] = runtime
+    app.teardown_appcontext(close_db)
+    init_security(app)
+    app.before_request(_require_login)
+    for blueprint in (
+        auth.blueprint,
+        destinations.blueprint,
+        jobs.blueprint,
+        runs.blueprint,
+        pages.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.jinja_env.globals["version"] = __version__
+    if settings.https_enabled:
+        app.after_request(_hsts)
+    return app
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _require_login() -> WerkzeugResponse | None:
+    endpoint = request.endpoint or ""
+    if endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not admin_exists():
+        if _wants_json():
+            return _json_error("Finish the setup wizard first.", 409)
+        return redirect("/setup")
+    if not current_user.is_authenticated:
+        if _wants_json():
+            return _json_error("Log in first.", 401)
+        return redirect("/login")
+    if not setup_complete() and not _wants_json() and endpoint != "auth.setup_page":
+        return redirect("/setup")
+    return None
+
+
+def _json_error(message: str, status: int) -> WerkzeugResponse:
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def _http_error(error: HTTPException) -> WerkzeugResponse:
+    if error.response is not None:
+        return cast(WerkzeugResponse, error.response)
+    if _wants_json():
+        return _json_error(error.description or error.name, error.code or 500)
+    return error.get_response()
+
+
+def _unexpected_error(error: Exception) -> WerkzeugResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    message = "Something went wrong on the server; the details are in the server log."
+    if _wants_json():
+        return _json_error(message, 500)
+    return WerkzeugResponse(message, status=500, mimetype="text/plain")
+
+
+def _hsts(response: WerkzeugResponse) -> WerkzeugResponse:
+    response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response

@@ -1,0 +1,144 @@
+"""Setup wizard, login, logout and password change."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
+
+from mackuper.models import Setting, User
+from mackuper.passwords import hash_password, password_problem, verify_password
+from mackuper.web.database import get_db
+from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.security import LoginLimiter, LoginUser, login_required
+from mackuper.web.setup_state import admin_exists, mark_setup_complete, setup_complete
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("auth", __name__)
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+SETUP_LOCK = "setup_admin_created"
+
+
+@blueprint.get("/setup")
+def setup_page() -> str | Response:
+    if setup_complete():
+        return redirect("/")
+    if admin_exists() and not current_user.is_authenticated:
+        return redirect("/login")
+    return render_template("setup.html")
+
+
+@blueprint.get("/api/setup/status")
+def setup_status() -> Response:
+    return jsonify(
+        admin_created=admin_exists(),
+        complete=setup_complete(),
+        logged_in=bool(current_user.is_authenticated),
+    )
+
+
+@blueprint.post("/api/setup/admin")
+def setup_admin() -> tuple[Response, int]:
+    """Step 1: create the administrator, only while none exists."""
+    payload = json_body()
+    if admin_exists():
+        fail("The administrator already exists; log in instead.", 409)
+    username = str(payload.get("username", "")).strip()
+    password = str(payload.get("password", ""))
+    errors: dict[str, str] = {}
+    if not USERNAME.match(username):
+        errors["username"] = "Use 3 to 64 letters, digits, or . _ @ -"
+    if problem := password_problem(password):
+        errors["password"] = problem
+    if payload.get("password_confirm") is not None and payload.get("password_confirm") != password:
+        errors["password_confirm"] = "The two passwords differ."  # noqa: S105
+    if errors:
+        field_errors(errors)
+    session = get_db()
+    # The lock row's primary key makes two racing requests create one admin at most.
+    session.add(Setting(key=SETUP_LOCK, value="1"))
+    user = User(username=username, password_hash=hash_password(password))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        fail("The administrator already exists; log in instead.", 409)
+    login_user(LoginUser(user))
+    logger.info("administrator %s created by the setup wizard", username)
+    return jsonify(ok=True, username=username), 201
+
+
+@blueprint.post("/api/setup/finish")
+@login_required
+def setup_finish() -> Response:
+    mark_setup_complete()
+    return jsonify(ok=True)
+
+
+@blueprint.get("/login")
+def login_page() -> str | Response:
+    if not admin_exists():
+        return redirect("/setup")
+    if current_user.is_authenticated:
+        return redirect("/")
+    return render_template("login.html")
+
+
+def _limiter() -> LoginLimiter:
+    limiter: LoginLimiter = current_app.extensions["login_limiter"]
+    return limiter
+
+
+@blueprint.post("/api/login")
+def login() -> Response | tuple[Response, int]:
+    payload = json_body()
+    username = str(payload.get("username", "")).strip()
+    password = str(payload.get("password", ""))
+    keys = [f"ip:{request.remote_addr}", f"user:{username.lower()}"]
+    wait = _limiter().retry_after(keys)
+    if wait:
+        minutes = max(1, round(wait / 60))
+        response = jsonify(error=f"Too many failed logins; try again in {minutes} minute(s).")
+        response.headers["Retry-After"] = str(wait)
+        return response, 429
+    user = get_db().scalar(select(User).where(User.username == username))
+    if user is None or not verify_password(user.password_hash, password):
+        _limiter().failed(keys)
+        logger.warning("failed login for %r from %s", username[:64], request.remote_addr)
+        return jsonify(error="Wrong user name or password."), 401
+    _limiter().succeeded(keys)
+    login_user(LoginUser(user), remember=bool(payload.get("remember")))
+    logger.info("user %s logged in from %s", username, request.remote_addr)
+    return jsonify(ok=True, setup_complete=setup_complete())
+
+
+@blueprint.post("/api/logout")
+def logout() -> Response:
+    logout_user()
+    return jsonify(ok=True)
+
+
+@blueprint.post("/api/account/password")
+@login_required
+def change_password() -> Response:
+    payload = json_body()
+    user: User = current_user.user
+    if not verify_password(user.password_hash, str(payload.get("current_password", ""))):
+        field_errors({"current_password": "The current password is wrong."}, 403)
+    new = str(payload.get("new_password", ""))
+    if problem := password_problem(new):
+        field_errors({"new_password": problem})
+    session = get_db()
+    stored = session.get_one(User, user.id)
+    stored.password_hash = hash_password(new)
+    session.commit()
+    login_user(LoginUser(stored))
+    logger.info("user %s changed the password", stored.username)
+    return jsonify(ok=True)

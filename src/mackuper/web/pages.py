@@ -1,0 +1,70 @@
+"""HTML pages (a server-rendered shell; Alpine components fill them) and /health."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+
+from flask import Blueprint, jsonify, render_template
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response
+
+from mackuper import __version__
+from mackuper.web.database import get_db, runtime
+from mackuper.web.security import login_required
+
+blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.get("/")
+@login_required
+def dashboard() -> str:
+    return render_template("dashboard.html", tab="dashboard")
+
+
+@blueprint.get("/jobs")
+@login_required
+def jobs() -> str:
+    return render_template("jobs.html", tab="jobs")
+
+
+@blueprint.get("/history")
+@login_required
+def history() -> str:
+    return render_template("history.html", tab="history")
+
+
+@blueprint.get("/runs/<int:run_id>")
+@login_required
+def run(run_id: int) -> str:
+    return render_template("run.html", tab="history", run_id=run_id)
+
+
+@blueprint.get("/settings")
+@login_required
+def settings() -> str:
+    return render_template("settings.html", tab="settings")
+
+
+@blueprint.get("/api/about")
+@login_required
+def about() -> Response:
+    settings = runtime().settings
+    usage = shutil.disk_usage(settings.data_dir)
+    return jsonify(
+        version=__version__,
+        python=platform.python_version(),
+        database="SQLite" if settings.is_sqlite else "PostgreSQL",
+        data_dir=str(settings.data_dir),
+        free_disk=usage.free,
+    )
+
+
+@blueprint.get("/health")
+def health() -> tuple[Response, int]:
+    try:
+        get_db().execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return jsonify(status="error", database="unreachable"), 503
+    return jsonify(status="ok", database="ok"), 200

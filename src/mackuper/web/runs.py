@@ -1,0 +1,184 @@
+"""Runs API: history with filters, one run, its log, cancel; the dashboard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import func, select, update
+from werkzeug.wrappers import Response
+
+from mackuper.db import changed_rows
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus, WorkerHeartbeat
+from mackuper.web.database import get_db
+from mackuper.web.forms import fail
+from mackuper.web.security import login_required
+from mackuper.web.serialize import iso, run_json
+
+blueprint = Blueprint("runs", __name__, url_prefix="/api")
+
+HEARTBEAT_FRESH = timedelta(seconds=30)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(f"{name} must be a whole number.")
+    return max(low, min(high, value))
+
+
+@blueprint.get("/runs")
+@login_required
+def list_runs() -> Response:
+    query = select(Run)
+    if status := request.args.get("status"):
+        if status not in {s.value for s in RunStatus}:
+            fail("Unknown status.")
+        query = query.where(Run.status == status)
+    if job_id := request.args.get("job_id"):
+        if not job_id.isdigit():
+            fail("job_id must be a number.")
+        query = query.where(Run.job_id == int(job_id))
+    for name, operator in (("since", ">="), ("until", "<")):
+        if raw := request.args.get(name):
+            try:
+                moment = datetime.fromisoformat(raw)
+            except ValueError:
+                fail(f"{name} must be an ISO date or time.")
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            query = query.where(
+                Run.created_at >= moment if operator == ">=" else Run.created_at < moment
+            )
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 25, 1, 200)
+    session = get_db()
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Run.created_at.desc(), Run.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return jsonify(runs=[run_json(run) for run in rows], total=total, page=page, per_page=per_page)
+
+
+def _get(run_id: int) -> Run:
+    run = get_db().get(Run, run_id)
+    if run is None:
+        fail("No such run.", 404)
+    return run
+
+
+@blueprint.get("/runs/<int:run_id>")
+@login_required
+def get_run(run_id: int) -> Response:
+    return jsonify(run=run_json(_get(run_id)))
+
+
+@blueprint.get("/runs/<int:run_id>/log")
+@login_required
+def run_log(run_id: int) -> Response:
+    """Log lines after id `after`, so a page can follow a running run."""
+    run = _get(run_id)
+    after = _int_arg("after", 0, 0, 2**62)
+    lines = (
+        get_db()
+        .scalars(
+            select(RunLog)
+            .where(RunLog.run_id == run_id, RunLog.id > after)
+            .order_by(RunLog.id)
+            .limit(1000)
+        )
+        .all()
+    )
+    return jsonify(
+        status=run.status,
+        lines=[
+            {"id": line.id, "at": iso(line.at), "level": line.level, "message": line.message}
+            for line in lines
+        ],
+    )
+
+
+@blueprint.post("/runs/<int:run_id>/cancel")
+@login_required
+def cancel_run(run_id: int) -> Response:
+    session = get_db()
+    run = _get(run_id)
+    queued = changed_rows(
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.CANCELLED.value,
+                finished_at=datetime.now(UTC),
+                error="cancelled by a user before it started",
+            )
+        )
+    )
+    if not queued:
+        if run.status != RunStatus.RUNNING.value:
+            session.rollback()
+            fail(f"The run has already ended ({run.status}).", 409)
+        session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+    session.commit()
+    session.refresh(run)
+    return jsonify(run=run_json(run))
+
+
+@blueprint.get("/dashboard")
+@login_required
+def dashboard() -> Response:
+    session = get_db()
+    now = datetime.now(UTC)
+    counts = dict(
+        session.execute(select(Run.status, func.count()).group_by(Run.status)).tuples().all()
+    )
+    finished = sum(
+        counts.get(s.value, 0) for s in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.FAILED)
+    )
+    good = counts.get(RunStatus.SUCCESS.value, 0) + counts.get(RunStatus.WARNING.value, 0)
+    last = session.scalars(
+        select(Run)
+        .where(Run.finished_at.is_not(None), Run.status != RunStatus.SKIPPED.value)
+        .order_by(Run.finished_at.desc())
+        .limit(1)
+    ).first()
+    beat = session.scalar(select(func.max(WorkerHeartbeat.seen_at)))
+    recent = session.scalars(
+        select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(10)
+    ).all()
+    running = session.scalars(
+        select(Run).where(Run.status == RunStatus.RUNNING.value).order_by(Run.started_at)
+    ).all()
+    stored = session.execute(
+        select(func.count(), func.coalesce(func.sum(Artifact.size), 0)).where(
+            Artifact.state == ArtifactState.STORED.value
+        )
+    ).one()
+    return jsonify(
+        total_jobs=session.scalar(select(func.count()).select_from(Job)) or 0,
+        active_jobs=session.scalar(
+            select(func.count()).select_from(Job).where(Job.enabled.is_(True))
+        )
+        or 0,
+        last_backup=(
+            {"run_id": last.id, "status": last.status, "finished_at": iso(last.finished_at)}
+            if last
+            else None
+        ),
+        scheduler={
+            "running": beat is not None and now - beat <= HEARTBEAT_FRESH,
+            "last_heartbeat": iso(beat),
+        },
+        success_rate=round(100 * good / finished, 1) if finished else None,
+        total_backups=good,
+        stored_archives=stored[0],
+        total_size=int(stored[1] or 0),
+        recent=[run_json(run) for run in recent],
+        running=[run_json(run) for run in running],
+    )

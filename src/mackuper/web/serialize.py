@@ -1,0 +1,88 @@
+"""Models as JSON for the API. Secrets never leave: only "set" or "not set"."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mackuper.destinations.registry import SECRET_FIELDS
+from mackuper.models import Destination, Job, Run
+from mackuper.runtime import Runtime
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def destination_json(destination: Destination, runtime: Runtime) -> dict[str, Any]:
+    stored = runtime.secrets.decrypt(destination.secrets_encrypted)
+    return {
+        "id": destination.id,
+        "name": destination.name,
+        "kind": destination.kind,
+        "config": destination.config,
+        "secrets": {
+            name: ("set" if stored.get(name) else "not set")
+            for name in SECRET_FIELDS.get(destination.kind, ())
+        },
+        "created_at": iso(destination.created_at),
+    }
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "name": job.name,
+        "slug": job.slug,
+        "enabled": job.enabled,
+        "source_kind": job.source_kind,
+        "source": job.source_config,
+        "archive_format": job.archive_format,
+        "compression_level": job.compression_level,
+        "schedule": job.schedule,
+        "timezone": job.timezone,
+        "retention": job.retention,
+        "destination_ids": [destination.id for destination in job.destinations],
+        "destinations": [
+            {"id": destination.id, "name": destination.name, "kind": destination.kind}
+            for destination in job.destinations
+        ],
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "job_name": run.job_name,
+        "kind": run.kind,
+        "trigger": run.trigger,
+        "status": run.status,
+        "scheduled_for": iso(run.scheduled_for),
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+        "archive_name": run.archive_name,
+        "bytes_read": run.bytes_read,
+        "bytes_written": run.bytes_written,
+        "files_done": run.files_done,
+        "current_file": run.current_file,
+        "sha256": run.sha256,
+        "error": run.error,
+        "cancel_requested": run.cancel_requested,
+        "artifacts": [
+            {
+                "id": artifact.id,
+                "destination_id": artifact.destination_id,
+                "destination": artifact.destination.name,
+                "key": artifact.key,
+                "state": artifact.state,
+                "size": artifact.size,
+                "sha256": artifact.sha256,
+            }
+            for artifact in run.artifacts
+        ],
+    }

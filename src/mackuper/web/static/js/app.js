@@ -1,0 +1,398 @@
+/* Mackuper's Alpine components. Loaded before Alpine (CSP build), registered on alpine:init.
+   Directive expressions in the templates stay simple: names, calls and comparisons. */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  async function api(method, url, body) {
+    var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") options.headers["X-CSRF-Token"] = csrfToken();
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    var response;
+    try {
+      response = await fetch(url, options);
+    } catch (networkError) {
+      return { ok: false, status: 0, data: { error: "Mackuper is not answering; check that the server is running." } };
+    }
+    var data = {};
+    try { data = await response.json(); } catch (parseError) {
+      data = { error: response.ok ? "" : "The server answered with an error (" + response.status + ")." };
+    }
+    if (response.status === 401 && url.indexOf("/api/login") === -1) { window.location.assign("/login"); }
+    return { ok: response.ok, status: response.status, data: data };
+  }
+
+  function formatBytes(bytes) {
+    if (bytes === null || bytes === undefined) return "–";
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var value = Number(bytes), unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
+  }
+
+  function formatDuration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    seconds = Math.round(seconds);
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min " + (seconds % 60) + " s";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function relativeTime(iso) {
+    if (!iso) return "never";
+    var delta = (Date.now() - new Date(iso).getTime()) / 1000;
+    var future = delta < 0;
+    delta = Math.abs(delta);
+    var text;
+    if (delta < 45) text = "a few seconds";
+    else if (delta < 3600) text = Math.round(delta / 60) + " min";
+    else if (delta < 86400) text = Math.round(delta / 3600) + " h";
+    else text = Math.round(delta / 86400) + " days";
+    return future ? "in " + text : text + " ago";
+  }
+
+  function absoluteTime(iso) {
+    return iso ? new Date(iso).toLocaleString() : "";
+  }
+
+  function lines(text) {
+    return String(text || "").split("\n").map(function (line) { return line.trim(); }).filter(Boolean);
+  }
+
+  var helpers = {
+    bytes: formatBytes,
+    duration: formatDuration,
+    ago: relativeTime,
+    when: absoluteTime,
+    badge: function (status) { return "badge badge-" + (status === "skipped" ? "cancelled" : status); },
+  };
+
+  function emptyDestination() {
+    return {
+      id: null, name: "", kind: "s3", bucket: "", region: "us-east-1", endpoint_url: "", prefix: "",
+      path_style: false, access_key_id: "", secret_access_key: "", path: "", storage_class: "",
+      server_side_encryption: "",
+    };
+  }
+
+  function destinationPayload(form) {
+    var payload = { name: form.name, kind: form.kind, id: form.id };
+    if (form.kind === "local") { payload.path = form.path; return payload; }
+    ["bucket", "region", "endpoint_url", "prefix", "access_key_id", "secret_access_key",
+      "storage_class", "server_side_encryption"].forEach(function (key) { payload[key] = form[key]; });
+    payload.path_style = !!form.path_style;
+    return payload;
+  }
+
+  /* A form mixin: busy flag, general message, field errors. */
+  function formState() {
+    return {
+      busy: false, error: "", notice: "", errors: {},
+      fieldError: function (name) { return this.errors[name] || ""; },
+      hasError: function (name) { return this.errors[name] ? "true" : "false"; },
+      takeResult: function (result) {
+        this.errors = (result.data && result.data.fields) || {};
+        this.error = result.ok ? "" : (result.data.error || "Something went wrong.");
+        return result.ok;
+      },
+    };
+  }
+
+  document.addEventListener("alpine:init", function () {
+    var Alpine = window.Alpine;
+
+    Alpine.data("setupWizard", function () {
+      return Object.assign(formState(), {
+        step: 1,
+        admin: { username: "admin", password: "", password_confirm: "" },
+        destination: Object.assign(emptyDestination(), { name: "Main storage" }),
+        tested: false,
+        async init() {
+          var result = await api("GET", "/api/setup/status");
+          if (result.ok && result.data.admin_created) this.step = 2;
+        },
+        isStep: function (n) { return this.step === n; },
+        isKind: function (kind) { return this.destination.kind === kind; },
+        async createAdmin() {
+          this.busy = true;
+          var result = await api("POST", "/api/setup/admin", this.admin);
+          this.busy = false;
+          if (result.status === 409) { window.location.assign("/login"); return; }
+          if (this.takeResult(result)) window.location.reload();
+        },
+        async testConnection() {
+          this.busy = true; this.notice = "";
+          var result = await api("POST", "/api/destinations/test", destinationPayload(this.destination));
+          this.busy = false;
+          this.tested = this.takeResult(result);
+          if (this.tested) this.notice = result.data.message;
+        },
+        async saveDestination() {
+          this.busy = true; this.notice = "";
+          var result = await api("POST", "/api/destinations", destinationPayload(this.destination));
+          if (this.takeResult(result)) {
+            await api("POST", "/api/setup/finish");
+            window.location.assign("/jobs");
+            return;
+          }
+          this.busy = false;
+        },
+        async skip() {
+          await api("POST", "/api/setup/finish");
+          window.location.assign("/");
+        },
+      });
+    });
+
+    Alpine.data("loginForm", function () {
+      return Object.assign(formState(), {
+        username: "", password: "",
+        async submit() {
+          this.busy = true;
+          var result = await api("POST", "/api/login", { username: this.username, password: this.password });
+          this.busy = false;
+          if (this.takeResult(result)) window.location.assign(result.data.setup_complete ? "/" : "/setup");
+        },
+      });
+    });
+
+    Alpine.data("logoutButton", function () {
+      return {
+        async logout() {
+          await api("POST", "/api/logout");
+          window.location.assign("/login");
+        },
+      };
+    });
+
+    Alpine.data("dashboard", function () {
+      return Object.assign({}, helpers, {
+        data: null, error: "", timer: null,
+        async init() {
+          await this.load();
+          var self = this;
+          this.timer = setInterval(function () { self.load(); }, 3000);
+        },
+        destroy() { clearInterval(this.timer); },
+        async load() {
+          var result = await api("GET", "/api/dashboard");
+          if (result.ok) { this.data = result.data; this.error = ""; } else { this.error = result.data.error; }
+        },
+        loaded() { return this.data !== null; },
+        schedulerText() { return this.data && this.data.scheduler.running ? "Running" : "Stopped"; },
+        lastText() {
+          if (!this.data || !this.data.last_backup) return "Never";
+          return relativeTime(this.data.last_backup.finished_at);
+        },
+        rateText() {
+          return this.data && this.data.success_rate !== null ? this.data.success_rate + " %" : "–";
+        },
+      });
+    });
+
+    Alpine.data("jobsPage", function () {
+      return Object.assign(formState(), helpers, {
+        jobs: [], destinations: [], loaded: false, editing: false, form: null, preview: [],
+        previewError: "", confirmDelete: null,
+        async init() {
+          await this.load();
+          var params = new URLSearchParams(window.location.search);
+          if (params.get("new") === "1") this.startCreate();
+        },
+        async load() {
+          var jobs = await api("GET", "/api/jobs");
+          var destinations = await api("GET", "/api/destinations");
+          if (jobs.ok) this.jobs = jobs.data.jobs;
+          if (destinations.ok) this.destinations = destinations.data.destinations;
+          this.loaded = true;
+        },
+        isEmpty() { return this.loaded && this.jobs.length === 0; },
+        blankForm() {
+          return {
+            id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz",
+            compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
+            destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
+          };
+        },
+        startCreate() { this.form = this.blankForm(); this.errors = {}; this.error = ""; this.editing = true; this.updatePreview(); },
+        startEdit(job) {
+          this.form = {
+            id: job.id, name: job.name, source_kind: job.source_kind,
+            paths: (job.source.paths || []).join("\n"), excludes: (job.source.excludes || []).join("\n"),
+            archive_format: job.archive_format,
+            compression_level: job.compression_level === null ? "" : String(job.compression_level),
+            schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
+            destination_ids: job.destination_ids.slice(),
+          };
+          this.errors = {}; this.error = ""; this.editing = true; this.updatePreview();
+        },
+        cancelEdit() { this.editing = false; this.form = null; },
+        hasDestination(id) { return this.form.destination_ids.indexOf(id) !== -1; },
+        toggleDestination(id) {
+          var index = this.form.destination_ids.indexOf(id);
+          if (index === -1) this.form.destination_ids.push(id); else this.form.destination_ids.splice(index, 1);
+        },
+        setPreset(cron) { this.form.schedule = cron; this.updatePreview(); },
+        async updatePreview() {
+          if (!this.form || !this.form.schedule) { this.preview = []; this.previewError = ""; return; }
+          var query = "?cron=" + encodeURIComponent(this.form.schedule) + "&timezone=" + encodeURIComponent(this.form.timezone || "");
+          var result = await api("GET", "/api/schedule/preview" + query);
+          this.preview = result.ok ? result.data.next.map(absoluteTime) : [];
+          this.previewError = result.ok ? "" : result.data.error;
+        },
+        payload() {
+          var level = this.form.compression_level === "" ? null : parseInt(this.form.compression_level, 10);
+          return {
+            name: this.form.name, source_kind: this.form.source_kind,
+            source: { paths: lines(this.form.paths), excludes: lines(this.form.excludes) },
+            archive_format: this.form.archive_format, compression_level: level,
+            schedule: this.form.schedule, timezone: this.form.timezone, enabled: this.form.enabled,
+            destination_ids: this.form.destination_ids,
+          };
+        },
+        async save() {
+          this.busy = true;
+          var result = this.form.id
+            ? await api("PUT", "/api/jobs/" + this.form.id, this.payload())
+            : await api("POST", "/api/jobs", this.payload());
+          this.busy = false;
+          if (this.takeResult(result)) { this.editing = false; this.notice = "Job saved."; await this.load(); }
+        },
+        async runNow(job) {
+          var result = await api("POST", "/api/jobs/" + job.id + "/run");
+          if (result.ok) window.location.assign("/runs/" + result.data.run.id);
+          else this.error = result.data.error;
+        },
+        async toggleEnabled(job) {
+          var result = await api("POST", "/api/jobs/" + job.id + "/enabled", { enabled: !job.enabled });
+          if (result.ok) await this.load(); else this.error = result.data.error;
+        },
+        askDelete(job) { this.confirmDelete = job; },
+        keepJob() { this.confirmDelete = null; },
+        async deleteJob() {
+          var result = await api("DELETE", "/api/jobs/" + this.confirmDelete.id);
+          this.confirmDelete = null;
+          if (result.ok) { this.notice = "Job deleted; its stored backups were kept."; await this.load(); }
+          else this.error = result.data.error;
+        },
+        destinationNames(job) { return job.destinations.map(function (d) { return d.name; }).join(", "); },
+        scheduleText(job) { return job.enabled ? (job.schedule || "manual only") : "disabled"; },
+      });
+    });
+
+    Alpine.data("historyPage", function () {
+      return Object.assign({}, helpers, {
+        runs: [], total: 0, page: 1, perPage: 25, status: "", jobId: "", jobs: [], loaded: false, error: "",
+        async init() {
+          var jobs = await api("GET", "/api/jobs");
+          if (jobs.ok) this.jobs = jobs.data.jobs;
+          await this.load();
+        },
+        async load() {
+          var query = "?page=" + this.page + "&per_page=" + this.perPage;
+          if (this.status) query += "&status=" + encodeURIComponent(this.status);
+          if (this.jobId) query += "&job_id=" + encodeURIComponent(this.jobId);
+          var result = await api("GET", "/api/runs" + query);
+          if (result.ok) { this.runs = result.data.runs; this.total = result.data.total; this.error = ""; }
+          else this.error = result.data.error;
+          this.loaded = true;
+        },
+        filter() { this.page = 1; this.load(); },
+        pages() { return Math.max(1, Math.ceil(this.total / this.perPage)); },
+        hasPrevious() { return this.page > 1; },
+        hasNext() { return this.page < this.pages(); },
+        previous() { if (this.hasPrevious()) { this.page -= 1; this.load(); } },
+        next() { if (this.hasNext()) { this.page += 1; this.load(); } },
+        isEmpty() { return this.loaded && this.runs.length === 0; },
+      });
+    });
+
+    Alpine.data("runPage", function (runId) {
+      return Object.assign({}, helpers, {
+        runId: runId, run: null, log: [], lastLine: 0, timer: null, error: "",
+        async init() {
+          await this.refresh();
+          var self = this;
+          this.timer = setInterval(function () { self.refresh(); }, 1000);
+        },
+        destroy() { clearInterval(this.timer); },
+        async refresh() {
+          var run = await api("GET", "/api/runs/" + this.runId);
+          if (!run.ok) { this.error = run.data.error; clearInterval(this.timer); return; }
+          this.run = run.data.run;
+          var log = await api("GET", "/api/runs/" + this.runId + "/log?after=" + this.lastLine);
+          if (log.ok && log.data.lines.length) {
+            this.log = this.log.concat(log.data.lines);
+            this.lastLine = log.data.lines[log.data.lines.length - 1].id;
+          }
+          if (this.isFinal()) clearInterval(this.timer);
+        },
+        isFinal() { return this.run && ["queued", "running"].indexOf(this.run.status) === -1; },
+        isActive() { return this.run && !this.isFinal(); },
+        async cancel() {
+          var result = await api("POST", "/api/runs/" + this.runId + "/cancel");
+          if (!result.ok) this.error = result.data.error;
+          await this.refresh();
+        },
+        levelClass(line) { return line.level === "error" ? "text-red-600 dark:text-red-400" : (line.level === "warning" ? "text-amber-600 dark:text-amber-400" : ""); },
+      });
+    });
+
+    Alpine.data("settingsPage", function () {
+      return Object.assign(formState(), helpers, {
+        destinations: [], about: null, form: null, password: { current_password: "", new_password: "" },
+        passwordMessage: "", passwordError: "", confirmDelete: null,
+        async init() { await this.load(); },
+        async load() {
+          var destinations = await api("GET", "/api/destinations");
+          if (destinations.ok) this.destinations = destinations.data.destinations;
+          var about = await api("GET", "/api/about");
+          if (about.ok) this.about = about.data;
+        },
+        startCreate() { this.form = emptyDestination(); this.errors = {}; this.error = ""; this.notice = ""; },
+        startEdit(destination) {
+          this.form = Object.assign(emptyDestination(), destination.config, { id: destination.id, name: destination.name, kind: destination.kind, secrets: destination.secrets });
+          this.errors = {}; this.error = ""; this.notice = "";
+        },
+        cancelEdit() { this.form = null; },
+        isKind(kind) { return this.form && this.form.kind === kind; },
+        secretState(name) { return this.form && this.form.secrets ? this.form.secrets[name] : "not set"; },
+        async test() {
+          this.busy = true; this.notice = "";
+          var result = await api("POST", "/api/destinations/test", destinationPayload(this.form));
+          this.busy = false;
+          if (this.takeResult(result)) this.notice = result.data.message;
+        },
+        async save() {
+          this.busy = true; this.notice = "";
+          var result = this.form.id
+            ? await api("PUT", "/api/destinations/" + this.form.id, destinationPayload(this.form))
+            : await api("POST", "/api/destinations", destinationPayload(this.form));
+          this.busy = false;
+          if (this.takeResult(result)) { this.form = null; this.notice = "Destination saved."; await this.load(); }
+        },
+        askDelete(destination) { this.confirmDelete = destination; },
+        keepDestination() { this.confirmDelete = null; },
+        async deleteDestination() {
+          var result = await api("DELETE", "/api/destinations/" + this.confirmDelete.id);
+          this.confirmDelete = null;
+          if (result.ok) await this.load(); else this.error = result.data.error;
+        },
+        async changePassword() {
+          var result = await api("POST", "/api/account/password", this.password);
+          this.passwordError = result.ok ? "" : result.data.error;
+          this.passwordMessage = result.ok ? "Password changed." : "";
+          if (result.ok) this.password = { current_password: "", new_password: "" };
+        },
+      });
+    });
+  });
+})();

@@ -1,0 +1,1 @@
+"""The worker: owns schedules and executes runs (web processes never do)."""

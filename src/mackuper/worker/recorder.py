@@ -1,0 +1,102 @@
+"""Records a run as it goes: log lines, throttled progress, artifacts, cancel checks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mackuper.models import Artifact, ArtifactState, Run, RunLog
+from mackuper.pipeline.errors import Cancelled, Interrupted
+
+LOG_MESSAGE_LIMIT = 4000
+
+
+class RunRecorder:
+    """The pipeline's `RunHooks`, writing to the database with its own session."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        run_id: int,
+        stopping: threading.Event,
+        interval: float = 1.0,
+    ) -> None:
+        self.sessions = sessions
+        self.run_id = run_id
+        self.stopping = stopping
+        self.interval = interval
+        self._last_report = 0.0
+
+    def log(self, level: str, message: str) -> None:
+        with self.sessions.begin() as session:
+            session.add(
+                RunLog(run_id=self.run_id, level=level, message=message[:LOG_MESSAGE_LIMIT])
+            )
+
+    def check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise Interrupted("the worker is shutting down")
+        with self.sessions() as session:
+            wanted = session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
+        if wanted:
+            raise Cancelled("cancelled by a user")
+
+    def progress(
+        self, *, bytes_read: int, bytes_written: int, files_done: int, current: str
+    ) -> None:
+        if self.stopping.is_set():
+            raise Interrupted("the worker is shutting down")
+        now = time.monotonic()
+        if now - self._last_report < self.interval:
+            return
+        self._last_report = now
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == self.run_id)
+                .values(
+                    bytes_read=bytes_read,
+                    bytes_written=bytes_written,
+                    files_done=files_done,
+                    current_file=current[:1000],
+                )
+            )
+        self.check_stop()
+
+    def artifact_opened(self, destination_id: int, key: str) -> int:
+        with self.sessions.begin() as session:
+            run = session.get_one(Run, self.run_id)
+            artifact = Artifact(
+                run_id=self.run_id, job_id=run.job_id, destination_id=destination_id, key=key
+            )
+            session.add(artifact)
+            session.flush()
+            return artifact.id
+
+    def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Artifact).where(Artifact.id == artifact_id).values(upload_id=upload_id)
+            )
+
+    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Artifact)
+                .where(Artifact.id == artifact_id)
+                .values(state=ArtifactState.STORED.value, size=size, sha256=sha256, upload_id=None)
+            )
+
+    def artifact_discarded(self, artifact_id: int) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Artifact)
+                .where(Artifact.id == artifact_id, Artifact.state == ArtifactState.PENDING.value)
+                .values(
+                    state=ArtifactState.DELETED.value, deleted_at=datetime.now(UTC), upload_id=None
+                )
+            )

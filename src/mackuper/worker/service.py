@@ -1,0 +1,319 @@
+"""The worker loop: heartbeat, recovery, schedule ticks, claiming and running.
+
+Safety does not depend on there being one worker: a run is claimed with a
+conditional UPDATE (exactly one row changes, or another worker has it) and a
+schedule tick becomes a run through a unique (job, tick) row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from mackuper.core import schedule
+from mackuper.db import changed_rows
+from mackuper.destinations import registry as destinations
+from mackuper.destinations.base import DestinationError
+from mackuper.models import (
+    Artifact,
+    ArtifactState,
+    Job,
+    Run,
+    RunLog,
+    RunStatus,
+    Setting,
+    WorkerHeartbeat,
+)
+from mackuper.runtime import Runtime
+from mackuper.worker.execute import execute_run
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_STALE = timedelta(seconds=30)
+MISSED_TICK_GRACE = timedelta(minutes=30)
+
+
+def installation_timezone(session: Session) -> str:
+    setting = session.get(Setting, "timezone")
+    return setting.value if setting else "UTC"
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+        self.runtime = runtime
+        self.hostname = socket.gethostname()
+        self.worker_id = worker_id or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stopping = threading.Event()
+        self.limit = runtime.settings.max_concurrent_runs
+        self.pool = ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix="run")
+        self.active: dict[int, Future[object]] = {}
+
+    # --- lifecycle -------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            logger.info("signal %s: stopping; running backups are aborted", signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def run_forever(self) -> None:
+        logger.info("worker %s started", self.worker_id)
+        self.heartbeat()
+        self.recover()
+        cycles = 0
+        while not self.stopping.is_set():
+            try:
+                self.step(recover=cycles % 10 == 0)
+            except Exception:
+                logger.exception("worker step failed; retrying")
+            cycles += 1
+            self.stopping.wait(self.runtime.settings.worker_poll_seconds)
+        self.shutdown()
+
+    def step(self, recover: bool = False) -> None:
+        self.heartbeat()
+        if recover:
+            self.recover()
+        self.fire_due_ticks(datetime.now(UTC))
+        self.claim_and_start()
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.runtime.sessions.begin() as session:
+            session.execute(
+                update(Run)
+                .where(Run.worker_id == self.worker_id, Run.status == RunStatus.RUNNING.value)
+                .values(status=RunStatus.INTERRUPTED.value, finished_at=datetime.now(UTC))
+            )
+            heartbeat = session.get(WorkerHeartbeat, self.worker_id)
+            if heartbeat is not None:
+                session.delete(heartbeat)
+        logger.info("worker %s stopped", self.worker_id)
+
+    def heartbeat(self) -> None:
+        now = datetime.now(UTC)
+        with self.runtime.sessions.begin() as session:
+            beat = session.get(WorkerHeartbeat, self.worker_id)
+            if beat is None:
+                session.add(
+                    WorkerHeartbeat(
+                        worker_id=self.worker_id,
+                        hostname=self.hostname,
+                        pid=os.getpid(),
+                        started_at=now,
+                        seen_at=now,
+                    )
+                )
+            else:
+                beat.seen_at = now
+
+    # --- recovery --------------------------------------------------------
+
+    def _is_dead(self, worker_id: str | None, beats: dict[str, WorkerHeartbeat]) -> bool:
+        if worker_id is None or worker_id == self.worker_id:
+            return False
+        beat = beats.get(worker_id)
+        if beat is None or datetime.now(UTC) - beat.seen_at > HEARTBEAT_STALE:
+            return True
+        if beat.hostname == self.hostname:
+            try:
+                os.kill(beat.pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    def recover(self) -> None:
+        """Mark runs of dead workers interrupted and abort their unfinished uploads."""
+        with self.runtime.sessions() as session:
+            beats = {beat.worker_id: beat for beat in session.scalars(select(WorkerHeartbeat))}
+            orphans = [
+                run
+                for run in session.scalars(select(Run).where(Run.status == RunStatus.RUNNING.value))
+                if self._is_dead(run.worker_id, beats)
+            ]
+            for run in orphans:
+                changed = changed_rows(
+                    session.execute(
+                        update(Run)
+                        .where(Run.id == run.id, Run.status == RunStatus.RUNNING.value)
+                        .values(
+                            status=RunStatus.INTERRUPTED.value,
+                            finished_at=datetime.now(UTC),
+                            error="the worker running this backup stopped; nothing was published",
+                        )
+                    )
+                )
+                if changed:
+                    session.add(
+                        RunLog(
+                            run_id=run.id,
+                            level="error",
+                            message=f"interrupted: worker {run.worker_id} stopped unexpectedly",
+                        )
+                    )
+            session.commit()
+            for worker_id, beat in beats.items():
+                if self._is_dead(worker_id, beats):
+                    session.delete(beat)
+            session.commit()
+            self.abort_orphaned_uploads(session)
+
+    def abort_orphaned_uploads(self, session: Session) -> None:
+        pending = session.scalars(
+            select(Artifact)
+            .join(Run, Run.id == Artifact.run_id)
+            .where(
+                Artifact.state == ArtifactState.PENDING.value,
+                Run.status != RunStatus.RUNNING.value,
+                Run.status != RunStatus.QUEUED.value,
+            )
+        ).all()
+        for artifact in pending:
+            if artifact.upload_id:
+                try:
+                    destination = destinations.build(
+                        artifact.destination.kind,
+                        artifact.destination.config,
+                        self.runtime.secrets.decrypt(artifact.destination.secrets_encrypted),
+                    )
+                    destination.abort_upload(artifact.key, artifact.upload_id)
+                except DestinationError as error:
+                    logger.warning("could not abort upload of %s: %s", artifact.key, error)
+                    continue
+            artifact.state = ArtifactState.DELETED.value
+            artifact.deleted_at = datetime.now(UTC)
+            artifact.upload_id = None
+            session.add(
+                RunLog(
+                    run_id=artifact.run_id,
+                    level="info",
+                    message=f"aborted the unfinished upload of {artifact.key}",
+                )
+            )
+        session.commit()
+
+    # --- schedules -------------------------------------------------------
+
+    def fire_due_ticks(self, now: datetime) -> None:
+        with self.runtime.sessions() as session:
+            default_zone = installation_timezone(session)
+            jobs = session.scalars(
+                select(Job).where(Job.enabled.is_(True), Job.schedule.is_not(None))
+            ).all()
+            for job in jobs:
+                self._fire_job(session, job, now, default_zone)
+
+    def _fire_job(self, session: Session, job: Job, now: datetime, default_zone: str) -> None:
+        if job.schedule is None:
+            return
+        anchor = job.schedule_anchor or job.created_at
+        try:
+            tick, new_anchor = schedule.due_tick(
+                job.schedule, job.timezone or default_zone, anchor, now, MISSED_TICK_GRACE
+            )
+        except schedule.ScheduleError as error:
+            logger.warning("job %s has an unusable schedule: %s", job.name, error)
+            return
+        if new_anchor != anchor:
+            # Only the worker that moves the anchor from the value it read fires the tick.
+            unchanged = (
+                Job.schedule_anchor.is_(None)
+                if job.schedule_anchor is None
+                else Job.schedule_anchor == job.schedule_anchor
+            )
+            moved = changed_rows(
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, unchanged)
+                    .values(schedule_anchor=new_anchor)
+                )
+            )
+            session.commit()
+            if not moved:
+                return
+        if tick is None:
+            return
+        self.enqueue_tick(session, job, tick)
+
+    def enqueue_tick(self, session: Session, job: Job, tick: datetime) -> None:
+        busy = session.scalar(
+            select(Run.id).where(
+                Run.job_id == job.id,
+                Run.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
+            )
+        )
+        run = Run(
+            job_id=job.id,
+            job_name=job.name,
+            trigger="schedule",
+            scheduled_for=tick,
+            status=RunStatus.SKIPPED.value if busy else RunStatus.QUEUED.value,
+            error=f"skipped: run {busy} of this job was still going" if busy else None,
+            finished_at=datetime.now(UTC) if busy else None,
+        )
+        session.add(run)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # another worker made this tick's run
+
+    # --- claiming --------------------------------------------------------
+
+    def claim_and_start(self) -> None:
+        self.active = {run_id: f for run_id, f in self.active.items() if not f.done()}
+        free = self.limit - len(self.active)
+        if free <= 0 or self.stopping.is_set():
+            return
+        with self.runtime.sessions() as session:
+            candidates = session.scalars(
+                select(Run.id)
+                .where(Run.status == RunStatus.QUEUED.value)
+                .order_by(Run.created_at, Run.id)
+                .limit(free * 4)
+            ).all()
+            for run_id in candidates:
+                if free <= 0:
+                    break
+                if self.claim(session, run_id):
+                    self.active[run_id] = self.pool.submit(
+                        execute_run, self.runtime, run_id, self.stopping
+                    )
+                    free -= 1
+
+    def claim(self, session: Session, run_id: int) -> bool:
+        """Take a queued run; False when another worker has it or its job is running."""
+        other = aliased(Run)
+        running = (
+            select(other.id)
+            .where(other.status == RunStatus.RUNNING.value, other.job_id == Run.job_id)
+            .exists()
+        )
+        changed = changed_rows(
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, ~running)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=self.worker_id,
+                    started_at=datetime.now(UTC),
+                )
+            )
+        )
+        session.commit()
+        return changed == 1

@@ -1,0 +1,1 @@
+"""Mackuper's test suite."""
