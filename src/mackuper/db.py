@@ -86,4 +86,4 @@ def upgrade(settings: Settings, engine: Engine) -> None:
     with _migration_lock(settings, engine), engine.begin() as connection:
         config = _alembic_config(settings.database_url)
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")

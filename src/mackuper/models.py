@@ -130,6 +130,13 @@ class Job(Base):
     schedule: Mapped[str | None] = mapped_column(String(100), default=None)
     timezone: Mapped[str | None] = mapped_column(String(64), default=None)
     retention: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    encryption: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Public encryption settings (mode, recipients); secrets live in encryption_secrets."""
+    encryption_secrets_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hooks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Further per-job settings that need no column of their own."""
     schedule_anchor: Mapped[datetime | None] = mapped_column(default=None)
     """Fire times are counted from here (last tick handled, or creation)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -169,6 +176,8 @@ class Run(Base):
     current_file: Mapped[str | None] = mapped_column(Text, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Kind-specific parameters and results (a restore's target, a verify's artifact)."""
 
     job: Mapped[Job | None] = relationship(lazy="joined")
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="run", lazy="selectin")
@@ -208,6 +217,9 @@ class Artifact(Base):
     """An S3 multipart upload in progress, kept so recovery can abort it."""
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    verify_status: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -223,3 +235,28 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NotificationChannel(Base):
+    """An installation-wide alert channel (an Apprise URL, encrypted)."""
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url_encrypted: Mapped[str] = mapped_column(Text)
+    events: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A token for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 16:03:02.263509
+Create Date: 2026-11-26 16:14:26.637629
 """
 
 from __future__ import annotations
@@ -17,6 +17,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "api_tokens",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_used_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_hash"),
+    )
     op.create_table(
         "destinations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -42,12 +52,28 @@ def upgrade() -> None:
         sa.Column("schedule", sa.String(length=100), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("retention", sa.JSON(), nullable=False),
+        sa.Column("encryption", sa.JSON(), nullable=False),
+        sa.Column("encryption_secrets_encrypted", sa.Text(), nullable=True),
+        sa.Column("notifications", sa.JSON(), nullable=False),
+        sa.Column("hooks", sa.JSON(), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
         sa.Column("schedule_anchor", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("slug"),
+    )
+    op.create_table(
+        "notification_channels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("url_encrypted", sa.Text(), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
     )
     op.create_table(
         "settings",
@@ -102,6 +128,7 @@ def upgrade() -> None:
         sa.Column("current_file", sa.Text(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("job_id", "scheduled_for", name="uq_runs_job_tick"),
@@ -122,6 +149,9 @@ def upgrade() -> None:
         sa.Column("upload_id", sa.Text(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("encrypted", sa.Boolean(), nullable=False),
+        sa.Column("verified_at", sa.DateTime(), nullable=True),
+        sa.Column("verify_status", sa.String(length=16), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("deleted_at", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -168,5 +198,7 @@ def downgrade() -> None:
     op.drop_table("worker_heartbeats")
     op.drop_table("users")
     op.drop_table("settings")
+    op.drop_table("notification_channels")
     op.drop_table("jobs")
     op.drop_table("destinations")
+    op.drop_table("api_tokens")

@@ -1,0 +1,36 @@
+"""Source trees for backup tests, and how to compare an extracted tree with one."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_small_tree(root: Path) -> Path:
+    """A small tree with nested folders, an empty folder, odd names and a symlink."""
+    (root / "docs" / "deep" / "er").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "docs" / "readme.txt").write_text("hello backup\n")
+    (root / "docs" / "deep" / "er" / "data.bin").write_bytes(os.urandom(200_000))
+    (root / "name with spaces é.txt").write_text("unicode and spaces\n")
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (root / "link-to-readme").symlink_to("docs/readme.txt")
+    return root
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every regular file (links not followed)."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            result[path.relative_to(root).as_posix()] = sha256_file(path)
+    return result
