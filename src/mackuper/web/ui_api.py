@@ -1,0 +1,153 @@
+"""Read-only helpers for the pages: schedules in words, next runs, a 30-day chart, ETAs.
+
+Kept apart from the CRUD APIs so the pages can grow without touching them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, jsonify
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from mackuper.core import schedule
+from mackuper.models import Job, Run, RunStatus
+from mackuper.web.database import get_db
+from mackuper.web.security import login_required
+from mackuper.worker.service import installation_timezone
+
+blueprint = Blueprint("ui_api", __name__, url_prefix="/api/ui")
+
+CHART_DAYS = 30
+GOOD = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
+WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def describe_cron(expression: str) -> str:
+    """Common cron shapes in words ("every day at 02:00"); the expression itself otherwise."""
+    text = ALIASES.get(expression.strip().lower(), expression.strip())
+    fields = text.split()
+    if len(fields) != 5:
+        return expression
+    minute, hour, day, month, weekday = fields
+    if not minute.isdigit():
+        if minute.startswith("*/") and minute[2:].isdigit() and fields[1:] == ["*"] * 4:
+            return f"every {minute[2:]} minutes"
+        return f"cron {text}"
+    if hour == "*" and [day, month, weekday] == ["*"] * 3:
+        return f"every hour at minute {int(minute)}"
+    if hour.startswith("*/") and hour[2:].isdigit() and [day, month, weekday] == ["*"] * 3:
+        return f"every {hour[2:]} hours at minute {int(minute)}"
+    if not hour.isdigit():
+        return f"cron {text}"
+    at = f"{int(hour):02d}:{int(minute):02d}"
+    if [day, month, weekday] == ["*"] * 3:
+        return f"every day at {at}"
+    if day == "*" and month == "*" and weekday.isdigit() and int(weekday) <= 7:
+        return f"every {WEEKDAYS[int(weekday) % 7]} at {at}"
+    if day == "*" and month == "*" and weekday in ("1-5", "mon-fri"):
+        return f"every weekday at {at}"
+    if day.isdigit() and month == "*" and weekday == "*":
+        return f"on the {_ordinal(int(day))} of every month at {at}"
+    return f"cron {text}"
+
+
+@blueprint.get("/jobs")
+@login_required
+def jobs_overview() -> Response:
+    """Per job: the schedule in words with its time zone, the next run, the last run."""
+    session = get_db()
+    default_zone = installation_timezone(session)
+    now = datetime.now(UTC)
+    result = {}
+    for job in session.scalars(select(Job)):
+        zone = job.timezone or default_zone
+        next_run = None
+        words = "manual only"
+        if job.schedule:
+            words = f"{describe_cron(job.schedule)}, {zone}"
+            if job.enabled:
+                try:
+                    times = schedule.next_fire_times(job.schedule, zone, now, 1)
+                except schedule.ScheduleError:
+                    times = []
+                next_run = times[0].isoformat() if times else None
+        last = session.scalars(
+            select(Run).where(Run.job_id == job.id).order_by(Run.created_at.desc()).limit(1)
+        ).first()
+        result[str(job.id)] = {
+            "schedule_text": words,
+            "next_run": next_run,
+            "last_status": last.status if last else None,
+            "last_run_id": last.id if last else None,
+            "last_at": (last.finished_at or last.created_at).isoformat() if last else None,
+        }
+    return jsonify(jobs=result)
+
+
+def _aware(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@blueprint.get("/chart")
+@login_required
+def chart() -> Response:
+    """Size written and time spent per day by successful runs over the last 30 days."""
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=CHART_DAYS - 1)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    rows = get_db().execute(
+        select(Run.started_at, Run.finished_at, Run.bytes_written).where(
+            Run.status.in_(GOOD), Run.finished_at.is_not(None), Run.finished_at >= start
+        )
+    )
+    days: dict[date, list[float]] = {first + timedelta(days=i): [0, 0] for i in range(CHART_DAYS)}
+    for started_at, finished_at, written in rows:
+        if finished_at is None:
+            continue
+        moment = _aware(finished_at)
+        bucket = days.get(moment.date())
+        if bucket is not None:
+            bucket[0] += written or 0
+            bucket[1] += (moment - _aware(started_at)).total_seconds() if started_at else 0
+    return jsonify(
+        days=[
+            {"date": day.isoformat(), "bytes": int(size), "seconds": round(seconds)}
+            for day, (size, seconds) in days.items()
+        ]
+    )
+
+
+@blueprint.get("/runs/<int:run_id>/estimate")
+@login_required
+def estimate(run_id: int) -> Response:
+    """What the job's last good run read, so a running run can show a percentage and ETA."""
+    session = get_db()
+    run = session.get(Run, run_id)
+    previous = None
+    if run is not None and run.job_id is not None:
+        previous = session.scalars(
+            select(Run)
+            .where(Run.job_id == run.job_id, Run.status.in_(GOOD), Run.id != run.id)
+            .order_by(Run.finished_at.desc())
+            .limit(1)
+        ).first()
+    return jsonify(
+        expected_bytes=previous.bytes_read if previous else None,
+        expected_seconds=previous.duration_seconds if previous else None,
+    )
