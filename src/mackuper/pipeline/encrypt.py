@@ -1,0 +1,265 @@
+"""Streaming age encryption for the pipeline and streaming decryption for restore.
+
+    archive -> compressor -> AgeEncryptStage -> meter -> fan-out
+
+`AgeEncryptStage` is a Sink: it buffers at most one 64 KiB chunk (plus the write
+in hand), so memory stays bounded whatever the archive size. The result is a
+standard age v1 file that `age -d` opens.
+
+Restore and verify read with `open_decrypting_reader(readable, identities=[...],
+passphrase=...)`: it reads and checks the header at once (wrong key -> WrongKeyError,
+before any byte is returned, so a caller writes nothing) and then returns a
+readable of plaintext that raises TamperedError at the first modified or truncated
+chunk. Small documents (the manifest's file list) use `encrypt_bytes` /
+`decrypt_bytes`, which also speak age's ASCII armor.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from collections.abc import Iterable
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from mackuper.pipeline.age import (
+    CHUNK_SIZE,
+    HEADER_LIMIT,
+    TAG_SIZE,
+    AgeError,
+    Identity,
+    NotAgeError,
+    Recipient,
+    ScryptIdentity,
+    TamperedError,
+    WrongKeyError,
+    build_header,
+    hkdf,
+    parse_header,
+    parse_identities,
+    unwrap_file_key,
+)
+
+__all__ = [
+    "AgeEncryptStage",
+    "AgeError",
+    "DecryptingReader",
+    "NotAgeError",
+    "TamperedError",
+    "WrongKeyError",
+    "decrypt_bytes",
+    "encrypt_bytes",
+    "open_decrypting_reader",
+]
+
+_SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE
+_ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
+_ARMOR_END = "-----END AGE ENCRYPTED FILE-----"
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _nonce(counter: int, last: bool) -> bytes:
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+class AgeEncryptStage:
+    """Encrypts everything written to it for `recipients` and writes age v1 downstream."""
+
+    def __init__(self, downstream: Sink, recipients: list[Recipient]) -> None:
+        self.downstream = downstream
+        file_key = os.urandom(16)
+        nonce = os.urandom(16)
+        self._preamble: bytes | None = build_header(recipients, file_key) + nonce
+        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+        self._counter = 0
+        self._buffer = bytearray()
+
+    def _start(self) -> None:
+        if self._preamble is not None:
+            preamble, self._preamble = self._preamble, None
+            self.downstream.write(preamble)
+
+    def _seal(self, plaintext: bytes | memoryview, last: bool) -> bytes:
+        sealed = self._aead.encrypt(_nonce(self._counter, last), plaintext, None)
+        self._counter += 1
+        return sealed
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._buffer += data
+        # A full chunk waits until more data arrives: only then is it known not to be last.
+        if len(self._buffer) <= CHUNK_SIZE:
+            return
+        self._start()
+        offset = 0
+        with memoryview(self._buffer) as view:
+            while len(self._buffer) - offset > CHUNK_SIZE:
+                self.downstream.write(self._seal(view[offset : offset + CHUNK_SIZE], False))
+                offset += CHUNK_SIZE
+        del self._buffer[:offset]
+
+    def close(self) -> None:
+        self._start()
+        self.downstream.write(self._seal(bytes(self._buffer), True))
+        self._buffer.clear()
+        self.downstream.close()
+
+
+def _identities(identities: Iterable[str | Identity], passphrase: str | None) -> list[Identity]:
+    parsed: list[Identity] = []
+    for identity in identities:
+        parsed.extend(parse_identities(identity) if isinstance(identity, str) else [identity])
+    if passphrase:
+        parsed.append(ScryptIdentity(passphrase))
+    if not parsed:
+        raise WrongKeyError("this backup is encrypted; give its identity or passphrase")
+    return parsed
+
+
+class DecryptingReader(io.RawIOBase):
+    """Plaintext of an age stream; build it with `open_decrypting_reader`.
+
+    Holds at most two sealed chunks. Closing it does not close the source.
+    """
+
+    def __init__(self, source: Readable, identities: list[Identity]) -> None:
+        super().__init__()
+        self._source = source
+        self._pending = bytearray()
+        self._eof = False
+        self._plain = memoryview(b"")
+        self._counter = 0
+        self._done = False
+        header = parse_header(self._read_header_lines())
+        file_key = unwrap_file_key(header, identities)
+        self._fill(16)
+        if len(self._pending) < 16:
+            raise TamperedError(TamperedError.__doc__)
+        nonce = bytes(self._pending[:16])
+        del self._pending[:16]
+        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+
+    def _fill(self, size: int) -> None:
+        while len(self._pending) < size and not self._eof:
+            data = self._source.read(max(size - len(self._pending), CHUNK_SIZE))
+            if not data:
+                self._eof = True
+            else:
+                self._pending += data
+
+    def _read_header_lines(self) -> list[bytes]:
+        lines: list[bytes] = []
+        start = 0
+        while True:
+            end = self._pending.find(b"\n", start)
+            if end < 0:
+                if len(self._pending) > HEADER_LIMIT or self._eof:
+                    raise NotAgeError(NotAgeError.__doc__)
+                self._fill(len(self._pending) + 1)
+                continue
+            line = bytes(self._pending[start : end + 1])
+            lines.append(line)
+            start = end + 1
+            if not lines[0].startswith(b"age-encryption.org/"):
+                raise NotAgeError(NotAgeError.__doc__)
+            if line.startswith(b"---"):
+                del self._pending[:start]
+                return lines
+
+    def _next_chunk(self) -> None:
+        self._fill(_SEALED_CHUNK + 1)
+        last = len(self._pending) <= _SEALED_CHUNK
+        size = min(len(self._pending), _SEALED_CHUNK)
+        if size < TAG_SIZE or (last and size == TAG_SIZE and self._counter > 0):
+            raise TamperedError(TamperedError.__doc__)
+        try:
+            plain = self._aead.decrypt(
+                _nonce(self._counter, last), bytes(self._pending[:size]), None
+            )
+        except InvalidTag:
+            raise TamperedError(TamperedError.__doc__) from None
+        del self._pending[:size]
+        self._counter += 1
+        self._done = last
+        self._plain = memoryview(plain)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        while not self._plain and not self._done:
+            self._next_chunk()
+        count = min(len(buffer), len(self._plain))
+        buffer[:count] = self._plain[:count]
+        self._plain = self._plain[count:]
+        return count
+
+
+def open_decrypting_reader(
+    readable: Readable,
+    identities: Iterable[str | Identity] = (),
+    passphrase: str | None = None,
+) -> DecryptingReader:
+    """A readable of the plaintext of the age stream `readable`.
+
+    `identities` are strings as a user pastes them: age identity files
+    (`AGE-SECRET-KEY-1...`, comments allowed) or unencrypted OpenSSH private keys.
+    Raises at once, before returning any byte: WrongKeyError (nothing given opens it),
+    NotAgeError (not age data), TamperedError (header MAC wrong), KeyFormatError (an
+    identity string is malformed). Reading later raises TamperedError when a chunk was
+    modified, reordered or the stream was truncated.
+    """
+    return DecryptingReader(readable, _identities(identities, passphrase))
+
+
+def encrypt_bytes(data: bytes, recipients: list[Recipient], armored: bool = False) -> bytes:
+    """`data` as an age file (ASCII-armored when asked)."""
+    out = _Collect()
+    stage = AgeEncryptStage(out, recipients)
+    stage.write(data)
+    stage.close()
+    sealed = bytes(out.data)
+    if not armored:
+        return sealed
+    text = base64.b64encode(sealed).decode()
+    lines = [text[start : start + 64] for start in range(0, len(text), 64)]
+    return "\n".join([_ARMOR_BEGIN, *lines, _ARMOR_END, ""]).encode()
+
+
+def decrypt_bytes(
+    data: bytes, identities: Iterable[str | Identity] = (), passphrase: str | None = None
+) -> bytes:
+    """The plaintext of a small age file, armored or not; raises like the reader."""
+    text = data.strip()
+    if text.startswith(_ARMOR_BEGIN.encode()):
+        if not text.endswith(_ARMOR_END.encode()):
+            raise NotAgeError(NotAgeError.__doc__)
+        inner = text[len(_ARMOR_BEGIN) : -len(_ARMOR_END)]
+        try:
+            data = base64.b64decode(b"".join(inner.split()), validate=True)
+        except ValueError:
+            raise NotAgeError(NotAgeError.__doc__) from None
+    reader = open_decrypting_reader(io.BytesIO(data), identities, passphrase)
+    return reader.readall()
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        return None
