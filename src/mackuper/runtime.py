@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper import db
 from mackuper.config import Settings, load_settings
-from mackuper.secretbox import SecretBox, open_secret_box
+from mackuper.secretbox import SecretBox, check_master_key, record_master_key
 
 
 @dataclass
@@ -28,9 +28,14 @@ def open_runtime(settings: Settings | None = None, migrate: bool = True) -> Runt
     """
     settings = settings or load_settings()
     engine = db.make_engine(settings.database_url)
-    if migrate:
-        db.upgrade(settings, engine)
-    sessions = db.make_session_factory(engine)
-    with sessions() as session:
-        box = open_secret_box(settings, session)
+    try:
+        box = check_master_key(settings, engine)
+        if migrate:
+            db.upgrade(settings, engine)
+        sessions = db.make_session_factory(engine)
+        with sessions() as session:
+            record_master_key(box, session)
+    except BaseException:
+        engine.dispose()
+        raise
     return Runtime(settings=settings, engine=engine, sessions=sessions, secrets=box)

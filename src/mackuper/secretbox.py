@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Engine, inspect, select
 from sqlalchemy.orm import Session
 
 from mackuper.config import ConfigError, Settings, write_private_file
@@ -63,27 +64,41 @@ def _parse_key(raw: str, origin: str) -> bytes:
     return raw.encode()
 
 
-def load_master_key(settings: Settings) -> bytes:
-    """The master key from the environment, or the key file (created if absent)."""
+def load_master_key(settings: Settings, create: bool) -> bytes:
+    """The master key from the environment, or the key file (created if allowed)."""
     if settings.master_key is not None:
         return _parse_key(settings.master_key, "MACKUPER_MASTER_KEY")
     path = settings.master_key_file
     if not path.exists():
+        if not create:
+            raise ConfigError(
+                f"the master key file {path} is missing but the database holds secrets"
+                " encrypted with it; restore the file or set MACKUPER_MASTER_KEY"
+                " (nothing was changed)"
+            )
         write_private_file(path, Fernet.generate_key().decode())
     return _parse_key(path.read_text().strip(), f"the master key file {path}")
 
 
-def open_secret_box(settings: Settings, session: Session) -> SecretBox:
+def _stored_check(engine: Engine) -> str | None:
+    if not inspect(engine).has_table(Setting.__tablename__):
+        return None
+    with engine.connect() as connection:
+        value: str | None = connection.execute(
+            select(Setting.value).where(Setting.key == _CHECK_KEY)
+        ).scalar_one_or_none()
+    return value
+
+
+def check_master_key(settings: Settings, engine: Engine) -> SecretBox:
     """Load the master key and prove it is the one this database was made with.
 
-    Raises ConfigError (and changes nothing) when the key does not match.
+    Runs before migrations and writes nothing to the database; raises ConfigError
+    when the key is missing or wrong.
     """
-    box = SecretBox(load_master_key(settings))
-    check = session.get(Setting, _CHECK_KEY)
-    if check is None:
-        session.add(Setting(key=_CHECK_KEY, value=box.check_token()))
-        session.commit()
-    elif not box.matches(check.value):
+    stored = _stored_check(engine)
+    box = SecretBox(load_master_key(settings, create=stored is None))
+    if stored is not None and not box.matches(stored):
         origin = (
             "MACKUPER_MASTER_KEY"
             if settings.master_key
@@ -94,3 +109,10 @@ def open_secret_box(settings: Settings, session: Session) -> SecretBox:
             " start with the original key (nothing was changed)"
         )
     return box
+
+
+def record_master_key(box: SecretBox, session: Session) -> None:
+    """Store the key check on first start (after migrations created the table)."""
+    if session.get(Setting, _CHECK_KEY) is None:
+        session.add(Setting(key=_CHECK_KEY, value=box.check_token()))
+        session.commit()

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from mackuper.core.globs import is_excluded, validate
+from mackuper.core.naming import archive_key, manifest_key, normalize_prefix, slugify
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Home documents", "home-documents"),
+        ("Fotos de Élodie & Zoë", "fotos-de-elodie-zoe"),
+        ("  --Web//Server--  ", "web-server"),
+        ("日本語", "job"),
+    ],
+)
+def test_slugify_makes_storage_safe_names(name: str, slug: str) -> None:
+    assert slugify(name) == slug
+
+
+@pytest.mark.parametrize(
+    ("prefix", "normalized"),
+    [("", ""), ("/", ""), ("backups", "backups/"), ("/a//b/", "a/b/"), ("./a", "a/")],
+)
+def test_prefix_is_normalized(prefix: str, normalized: str) -> None:
+    assert normalize_prefix(prefix) == normalized
+
+
+def test_prefix_with_parent_reference_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"\.\."):
+        normalize_prefix("a/../b")
+
+
+def test_archive_key_follows_the_layout_in_utc() -> None:
+    paris_summer = timezone(timedelta(hours=2))
+    started = datetime(2025, 1, 1, 3, 0, 0, tzinfo=paris_summer)
+    key = archive_key("backups/", "web", started, "tar.gz")
+    assert key == "backups/web/2025/01/backup_20250101_010000.tar.gz"
+    assert manifest_key(key) == key + ".manifest.json"
+    assert archive_key("", "web", datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), "tar.zst") == (
+        "web/2025/12/backup_20251231_235959.tar.zst"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "patterns", "excluded"),
+    [
+        ("a/b/c.log", ["*.log"], True),
+        ("a/b/c.txt", ["*.log"], False),
+        ("node_modules", ["node_modules"], True),
+        ("x/node_modules", ["node_modules"], True),
+        ("cache/deep/file", ["cache/**"], True),
+        ("other/cache/file", ["cache/**"], False),
+        ("deep/tmp/x.bin", ["**/tmp/*.bin"], True),
+        ("tmp/x.bin", ["**/tmp/*.bin"], True),
+        ("tmp/sub/x.bin", ["**/tmp/*.bin"], False),
+        ("a/file1", ["a/file[0-9]"], True),
+        ("a/filex", ["a/file[!0-9]"], True),
+    ],
+)
+def test_exclude_globs(path: str, patterns: list[str], excluded: bool) -> None:
+    assert is_excluded(path, patterns) is excluded
+
+
+def test_empty_exclude_pattern_is_reported() -> None:
+    assert validate("  ") == "an exclude pattern is empty"
+    assert validate("*.log") is None
