@@ -1,0 +1,128 @@
+"""Retention: which backups to keep and which to delete, and why.
+
+A pure function over a list of backups and a policy. Rules combine: a backup is
+kept when any rule keeps it. Two protections hold whatever the policy says: the
+newest successful backup is never deleted, nor a backup a running task uses.
+An empty policy keeps everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+PERIODS: dict[str, Callable[[datetime], Hashable]] = {
+    "daily": lambda moment: moment.date(),
+    "weekly": lambda moment: moment.isocalendar()[:2],
+    "monthly": lambda moment: (moment.year, moment.month),
+    "yearly": lambda moment: moment.year,
+}
+"""GFS period name -> the key of the period a local time falls in."""
+
+FIELDS = ("keep_days", "keep_last", *(f"keep_{name}" for name in PERIODS))
+LIMIT = 100_000
+
+
+class RetentionError(ValueError):
+    """The retention policy is not valid."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_days: int | None = None
+    """Keep backups younger than this many days (the original Mackuper rule)."""
+    keep_last: int | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    keep_yearly: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Policy:
+        """The policy in a job's `retention` JSON; RetentionError naming the bad field."""
+        data = data or {}
+        values: dict[str, int | None] = {}
+        for name in FIELDS:
+            raw = data.get(name)
+            if raw in (None, ""):
+                values[name] = None
+                continue
+            if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= LIMIT:
+                raise RetentionError(
+                    f"{name}: use a whole number from 1 to {LIMIT}, or leave empty"
+                )
+            values[name] = raw
+        return cls(**values)
+
+    def to_json(self) -> dict[str, int]:
+        return {name: value for name in FIELDS if (value := getattr(self, name)) is not None}
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.to_json()
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: int
+    """The run that made it; its artifacts at every destination go together."""
+    finished_at: datetime
+    successful: bool
+    """Ended as `success` (a `warning` backup may miss files)."""
+    in_use: bool = False
+    """A running task (restore, verify) reads it."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    backup: Backup
+    keep: bool
+    reasons: tuple[str, ...] = field(default=())
+
+
+def plan_retention(
+    backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo = UTC
+) -> list[Decision]:
+    """One decision per backup, newest first; GFS periods are counted in `zone`."""
+    ordered = sorted(backups, key=lambda backup: (backup.finished_at, backup.id), reverse=True)
+    reasons: dict[int, list[str]] = {backup.id: [] for backup in ordered}
+    if policy.is_empty:
+        for backup in ordered:
+            reasons[backup.id].append("no retention policy")
+    newest_success = next((backup for backup in ordered if backup.successful), None)
+    if newest_success is not None:
+        reasons[newest_success.id].append("newest successful backup")
+    for backup in ordered:
+        if backup.in_use:
+            reasons[backup.id].append("in use by a running task")
+    if policy.keep_days is not None:
+        cutoff = now - timedelta(days=policy.keep_days)
+        for backup in ordered:
+            if backup.finished_at > cutoff:
+                reasons[backup.id].append(f"younger than {policy.keep_days} days")
+    if policy.keep_last is not None:
+        for backup in ordered[: policy.keep_last]:
+            reasons[backup.id].append(f"one of the last {policy.keep_last}")
+    for name, period_of in PERIODS.items():
+        count = getattr(policy, f"keep_{name}")
+        if count is None:
+            continue
+        seen: set[Hashable] = set()
+        for backup in ordered:
+            period = period_of(backup.finished_at.astimezone(zone))
+            if period in seen:
+                continue
+            seen.add(period)
+            if len(seen) > count:
+                break
+            reasons[backup.id].append(f"{name} ({len(seen)} of {count})")
+    return [
+        Decision(backup=backup, keep=bool(reasons[backup.id]), reasons=tuple(reasons[backup.id]))
+        for backup in ordered
+    ]
+
+
+def to_delete(decisions: Sequence[Decision]) -> list[Backup]:
+    return [decision.backup for decision in decisions if not decision.keep]

@@ -1,0 +1,132 @@
+"""Cron fire times, including both DST changes in a non-UTC zone, and due ticks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mackuper.core.schedule import ScheduleError, due_tick, next_fire_times
+
+PARIS = "Europe/Paris"
+GRACE = timedelta(minutes=30)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+def isos(expression: str, after: datetime, count: int, zone: str = PARIS) -> list[str]:
+    return [time.isoformat() for time in next_fire_times(expression, zone, after, count)]
+
+
+def test_daily_time_skipped_by_spring_forward_fires_once_when_the_clock_jumps() -> None:
+    # 2026-03-29 02:00 CET jumps to 03:00 CEST: 02:30 does not exist that day.
+    assert isos("30 2 * * *", utc(2026, 3, 27), 4) == [
+        "2026-03-27T02:30:00+01:00",
+        "2026-03-28T02:30:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-30T02:30:00+02:00",
+    ]
+
+
+def test_every_quarter_hour_in_the_skipped_hour_collapses_into_one_fire() -> None:
+    assert isos("*/15 * * * *", utc(2026, 3, 29, 0, 40), 4) == [
+        "2026-03-29T01:45:00+01:00",
+        "2026-03-29T03:00:00+02:00",
+        "2026-03-29T03:15:00+02:00",
+        "2026-03-29T03:30:00+02:00",
+    ]
+
+
+def test_daily_time_in_the_repeated_autumn_hour_fires_once() -> None:
+    # 2026-10-25 03:00 CEST goes back to 02:00 CET: 02:30 happens twice.
+    assert isos("30 2 * * *", utc(2026, 10, 24), 3) == [
+        "2026-10-24T02:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
+    ]
+
+
+def test_hourly_schedule_does_not_repeat_the_autumn_hour() -> None:
+    assert isos("30 * * * *", utc(2026, 10, 24, 23, 0), 4) == [
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T03:30:00+01:00",
+        "2026-10-25T04:30:00+01:00",
+    ]
+
+
+def test_fire_times_are_strictly_after_the_given_instant_during_the_repeated_hour() -> None:
+    # 01:10 UTC is 02:10 CET, the second pass of the repeated hour; 02:30 already fired.
+    assert isos("30 2 * * *", utc(2026, 10, 25, 1, 10), 1) == ["2026-10-26T02:30:00+01:00"]
+
+
+@pytest.mark.parametrize(
+    ("alias", "expected"),
+    [
+        ("@hourly", "2026-01-01T11:00:00+00:00"),
+        ("@daily", "2026-01-02T00:00:00+00:00"),
+        ("@weekly", "2026-01-04T00:00:00+00:00"),
+        ("@monthly", "2026-02-01T00:00:00+00:00"),
+    ],
+)
+def test_aliases(alias: str, expected: str) -> None:
+    assert isos(alias, utc(2026, 1, 1, 10, 5), 1, "UTC") == [expected]
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "message"),
+    [
+        ("* * *", "UTC", "5 fields"),
+        ("61 * * * *", "UTC", "invalid cron expression"),
+        ("@sometimes", "UTC", "5 fields"),
+        ("0 0 31 2 *", "UTC", "never fires"),
+        ("0 * * * *", "Mars/Olympus", "unknown time zone"),
+    ],
+)
+def test_invalid_schedules_are_refused_with_a_message(
+    expression: str, zone: str, message: str
+) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        next_fire_times(expression, zone, utc(2026, 1, 1), 1)
+
+
+def test_due_tick_runs_the_tick_that_just_passed() -> None:
+    tick, anchor = due_tick(
+        "*/5 * * * *", "UTC", utc(2026, 1, 1, 10, 0), utc(2026, 1, 1, 10, 5, 1), GRACE
+    )
+    assert tick == anchor == utc(2026, 1, 1, 10, 5)
+
+
+def test_due_tick_is_none_before_the_next_tick() -> None:
+    anchor = utc(2026, 1, 1, 10, 5)
+    assert due_tick("*/5 * * * *", "UTC", anchor, utc(2026, 1, 1, 10, 9, 59), GRACE) == (
+        None,
+        anchor,
+    )
+
+
+def test_missed_ticks_after_downtime_run_once_as_the_latest() -> None:
+    tick, _ = due_tick("*/5 * * * *", "UTC", utc(2026, 1, 1, 8, 0), utc(2026, 1, 1, 10, 7), GRACE)
+    assert tick == utc(2026, 1, 1, 10, 5)
+
+
+def test_missed_ticks_older_than_the_grace_window_do_not_run() -> None:
+    anchor = utc(2026, 1, 1, 0, 0)
+    assert due_tick("0 2 * * *", "UTC", anchor, utc(2026, 1, 1, 9, 0), GRACE) == (None, anchor)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("0 0 * * 0", "2026-01-04T00:00:00+00:00"),  # Sunday
+        ("0 0 * * 7", "2026-01-04T00:00:00+00:00"),  # Sunday too
+        ("0 0 * * 1-5", "2026-01-02T00:00:00+00:00"),  # Friday, the next weekday
+        ("0 0 * * 6", "2026-01-03T00:00:00+00:00"),  # Saturday
+        ("0 0 * * mon", "2026-01-05T00:00:00+00:00"),
+    ],
+)
+def test_weekdays_count_from_sunday_like_cron(expression: str, expected: str) -> None:
+    # 2026-01-01 is a Thursday.
+    assert isos(expression, utc(2026, 1, 1, 10, 5), 1, "UTC") == [expected]
