@@ -45,18 +45,13 @@ def command_worker(_args: argparse.Namespace) -> int:
 
 
 def gunicorn_options(runtime: Runtime, host: str) -> dict[str, Any]:
-    return {
-        "bind": f"{host}:{runtime.settings.port}",
-        "workers": int(os.environ.get("WEB_CONCURRENCY", "2")),
-        "worker_class": "gthread",
-        "threads": 4,
-        "timeout": 120,
-        "graceful_timeout": 10,
-        "accesslog": None,
-        "errorlog": "-",
-        "forwarded_allow_ips": "*" if runtime.settings.https_enabled else "127.0.0.1",
-        "proxy_allow_ips": "127.0.0.1",
-    }
+    from mackuper.gunicorn_conf import options
+
+    try:
+        return options(runtime.settings, host)
+    except ConfigError as error:
+        print(f"mackuper: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def command_web(args: argparse.Namespace) -> int:

@@ -2,13 +2,53 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import logging.handlers
+import os
 import sys
 
 from mackuper.config import Settings
 
 FORMAT = "[%(asctime)s] %(levelname)s [%(name)s.%(funcName)s:%(lineno)d] %(message)s"
+MAX_BYTES = 10 * 1024 * 1024
+BACKUP_COUNT = 10
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file that several processes (serve, web, worker) append to.
+
+    Rotation happens under a file lock, and a process whose file was rotated by
+    another one reopens the new file instead of rotating a second time.
+    """
+
+    def _rotated_elsewhere(self) -> bool:
+        if self.stream is None:
+            return False
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            return True
+        ours = os.fstat(self.stream.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) != (ours.st_dev, ours.st_ino)
+
+    def _reopen(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = self._open()
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802
+        if self._rotated_elsewhere():
+            self._reopen()
+        return bool(super().shouldRollover(record))
+
+    def doRollover(self) -> None:  # noqa: N802
+        with open(self.baseFilename + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._rotated_elsewhere():
+                self._reopen()
+                return
+            super().doRollover()
 
 
 def configure_logging(settings: Settings | None, process: str) -> None:
@@ -16,15 +56,18 @@ def configure_logging(settings: Settings | None, process: str) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(logging.DEBUG if settings and settings.development else logging.INFO)
-    formatter = logging.Formatter(FORMAT.replace("] %(levelname)s", f"] %(levelname)s {process}"))
+    formatter = logging.Formatter(FORMAT.replace("] %(message)s", f"] {process}: %(message)s"))
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
     root.addHandler(console)
     if settings is not None:
         directory = settings.data_dir / "logs"
         directory.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
-            directory / "mackuper.log", maxBytes=10 * 1024 * 1024, backupCount=10, encoding="utf-8"
+        file_handler = SharedRotatingFileHandler(
+            directory / "mackuper.log",
+            maxBytes=MAX_BYTES,
+            backupCount=BACKUP_COUNT,
+            encoding="utf-8",
         )
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
