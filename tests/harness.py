@@ -124,6 +124,22 @@ def running_mackuper(
             process.kill_all()
 
 
+def disk_bytes_written(pid: int) -> int:
+    """Bytes process `pid` has caused to be written to storage (/proc/PID/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise RuntimeError("no write_bytes in /proc/PID/io")
+
+
+def peak_rss(pid: int) -> int:
+    """The peak resident set size of process `pid` so far, in bytes (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/PID/status")
+
+
 class BrowserClient:
     """An HTTP client that behaves like Mackuper's pages."""
 
