@@ -21,6 +21,7 @@ ARCHIVE_FORMATS: dict[str, str] = {
 """Format name -> file extension."""
 
 MANIFEST_SUFFIX = ".manifest.json"
+ENCRYPTED_SUFFIX = ".age"
 
 
 def slugify(name: str) -> str:
@@ -38,13 +39,18 @@ def normalize_prefix(prefix: str) -> str:
     return "/".join(parts) + "/" if parts else ""
 
 
-def archive_key(prefix: str, slug: str, started_at: datetime, archive_format: str) -> str:
-    """The object key of a backup started at `started_at` (an aware datetime)."""
+def archive_key(
+    prefix: str, slug: str, started_at: datetime, archive_format: str, encrypted: bool = False
+) -> str:
+    """The object key of a backup started at `started_at` (an aware datetime).
+
+    An age-encrypted archive gets ENCRYPTED_SUFFIX after the format's extension.
+    """
     when = started_at.astimezone(UTC)
     extension = ARCHIVE_FORMATS[archive_format]
     return (
         f"{normalize_prefix(prefix)}{slug}/{when:%Y}/{when:%m}/"
-        f"backup_{when:%Y%m%d_%H%M%S}.{extension}"
+        f"backup_{when:%Y%m%d_%H%M%S}.{extension}{ENCRYPTED_SUFFIX if encrypted else ''}"
     )
 
 

@@ -10,17 +10,29 @@ Restore and verify read with `open_decrypting_reader(readable, identities=[...],
 passphrase=...)`: it reads and checks the header at once (wrong key -> WrongKeyError,
 before any byte is returned, so a caller writes nothing) and then returns a
 readable of plaintext that raises TamperedError at the first modified or truncated
-chunk. Small documents (the manifest's file list) use `encrypt_bytes` /
-`decrypt_bytes`, which also speak age's ASCII armor.
+chunk. Small documents use `encrypt_bytes` / `decrypt_bytes`, which also speak
+age's ASCII armor.
+
+The manifest of an encrypted backup is split, not encrypted whole
+(`seal_manifest` / `unseal_manifest`). The public header keeps what the system needs
+without any key: job, run, times, format, archive size and SHA-256, file count, and
+the recipient TYPES (never a key or passphrase). So retention, catalog rebuild from
+the bucket and integrity verification (hash of the stored ciphertext) work for
+encrypted backups too, and a lost key still leaves a readable label. The sensitive
+part, the file list (names, sizes, hashes) and the source description (host, user,
+paths), is encrypted to the same recipients as ASCII-armored age in `sealed_age`, so
+anyone with the key can browse without downloading the archive, with the standard
+tool: `jq -r .sealed_age x.manifest.json | age -d -i key.txt`.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -40,6 +52,7 @@ from mackuper.pipeline.age import (
     hkdf,
     parse_header,
     parse_identities,
+    recipient_types,
     unwrap_file_key,
 )
 
@@ -53,7 +66,12 @@ __all__ = [
     "decrypt_bytes",
     "encrypt_bytes",
     "open_decrypting_reader",
+    "seal_manifest",
+    "unseal_manifest",
 ]
+
+SEALED_KEYS = ("source", "files")
+"""Manifest keys that are encrypted in an encrypted backup's manifest."""
 
 _SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE
 _ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
@@ -252,6 +270,39 @@ def decrypt_bytes(
             raise NotAgeError(NotAgeError.__doc__) from None
     reader = open_decrypting_reader(io.BytesIO(data), identities, passphrase)
     return reader.readall()
+
+
+def seal_manifest(manifest: dict[str, Any], recipients: list[Recipient]) -> dict[str, Any]:
+    """The manifest with SEALED_KEYS moved into `sealed_age` (armored age JSON)."""
+    private = {key: manifest[key] for key in SEALED_KEYS if key in manifest}
+    public = {key: value for key, value in manifest.items() if key not in SEALED_KEYS}
+    public["encryption"] = {
+        "scheme": "age-encryption.org/v1",
+        "recipient_types": recipient_types(recipients),
+        "sealed": list(private),
+    }
+    public["file_count"] = len(manifest.get("files") or [])
+    sealed = encrypt_bytes(json.dumps(private).encode(), recipients, armored=True)
+    public["sealed_age"] = sealed.decode()
+    return public
+
+
+def unseal_manifest(
+    manifest: dict[str, Any],
+    identities: Iterable[str | Identity] = (),
+    passphrase: str | None = None,
+) -> dict[str, Any]:
+    """The whole manifest (files and source back in place); unchanged when not sealed.
+
+    Raises like `open_decrypting_reader`.
+    """
+    sealed = manifest.get("sealed_age")
+    if not isinstance(sealed, str):
+        return manifest
+    private = json.loads(decrypt_bytes(sealed.encode(), identities, passphrase))
+    whole = {key: value for key, value in manifest.items() if key != "sealed_age"}
+    whole.update(private)
+    return whole
 
 
 class _Collect:

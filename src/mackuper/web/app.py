@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
-from mackuper.web import auth, destinations, jobs, pages, runs, ui_api
+from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
 from mackuper.web.database import close_db
 from mackuper.web.security import init_security
 from mackuper.web.setup_state import admin_exists, setup_complete
@@ -57,6 +57,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         auth.blueprint,
         destinations.blueprint,
         jobs.blueprint,
+        encryption.blueprint,
         runs.blueprint,
         pages.blueprint,
         ui_api.blueprint,

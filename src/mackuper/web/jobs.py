@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
+from mackuper import encryption as encryption_settings
 from mackuper.core import schedule
 from mackuper.core.naming import ARCHIVE_FORMATS, slugify
 from mackuper.models import Destination, Job, Run, RunStatus
@@ -82,6 +83,8 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
         chosen = list(get_db().scalars(select(Destination).where(Destination.id.in_(ids))))
         if len(chosen) != len(set(ids)):
             errors["destination_ids"] = "A chosen destination does not exist."
+    encryption = _encryption(job, payload)
+    errors.update(encryption.errors)
     if errors:
         field_errors(errors)
     if cron != job.schedule:
@@ -97,6 +100,19 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     job.timezone = timezone
     job.enabled = bool(payload.get("enabled", True))
     job.destinations = chosen
+    job.encryption = encryption.public
+    job.encryption_secrets_encrypted = (
+        runtime().secrets.encrypt(encryption.secrets) if encryption.secrets else None
+    )
+
+
+def _encryption(job: Job, payload: dict[str, Any]) -> encryption_settings.Validated:
+    """The job's new encryption settings; a payload without `encryption` keeps them."""
+    stored = runtime().secrets.decrypt(job.encryption_secrets_encrypted)
+    current = job.encryption or {}
+    if "encryption" not in payload:
+        return encryption_settings.Validated(current, stored, {})
+    return encryption_settings.validate(payload["encryption"], current, stored)
 
 
 def _get(job_id: int) -> Job:

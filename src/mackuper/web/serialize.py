@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from mackuper import encryption
 from mackuper.destinations.registry import SECRET_FIELDS
 from mackuper.models import Destination, Job, Run
 from mackuper.runtime import Runtime
@@ -42,6 +43,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "schedule": job.schedule,
         "timezone": job.timezone,
         "retention": job.retention,
+        "encryption": encryption.describe(job.encryption or {}),
         "destination_ids": [destination.id for destination in job.destinations],
         "destinations": [
             {"id": destination.id, "name": destination.name, "kind": destination.kind}
