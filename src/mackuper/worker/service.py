@@ -13,14 +13,16 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from mackuper import installation
 from mackuper.core import schedule
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
@@ -36,27 +38,45 @@ from mackuper.models import (
     WorkerHeartbeat,
 )
 from mackuper.runtime import Runtime
+from mackuper.worker import retention
 from mackuper.worker.execute import execute_run
+from mackuper.worker.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE = timedelta(seconds=30)
-MISSED_TICK_GRACE = timedelta(minutes=30)
+POOL_THREADS = installation.CONCURRENCY_RANGE[1]
+"""Threads are started on demand; the limit in force is the concurrency setting."""
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def installation_timezone(session: Session) -> str:
-    setting = session.get(Setting, "timezone")
-    return setting.value if setting else "UTC"
+    return installation.timezone(session)
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, worker_id: str | None = None) -> None:
+    """One worker process's loop; `clock` is injectable so tests drive time."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        worker_id: str | None = None,
+        clock: Clock = system_clock,
+        execute: Callable[[Runtime, int, threading.Event], Outcome] = execute_run,
+    ) -> None:
         self.runtime = runtime
         self.hostname = socket.gethostname()
         self.worker_id = worker_id or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
+        self.clock = clock
+        self.execute = execute
         self.limit = runtime.settings.max_concurrent_runs
-        self.pool = ThreadPoolExecutor(max_workers=self.limit, thread_name_prefix="run")
+        self.pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="run")
         self.active: dict[int, Future[object]] = {}
 
     # --- lifecycle -------------------------------------------------------
@@ -71,6 +91,7 @@ class Worker:
 
     def run_forever(self) -> None:
         logger.info("worker %s started", self.worker_id)
+        installation.remember_timezone(self.runtime.sessions)
         self.heartbeat()
         self.recover()
         cycles = 0
@@ -83,12 +104,14 @@ class Worker:
             self.stopping.wait(self.runtime.settings.worker_poll_seconds)
         self.shutdown()
 
-    def step(self, recover: bool = False) -> None:
+    def step(self, recover: bool = False, now: datetime | None = None) -> None:
+        now = now or self.clock()
         self.heartbeat()
         if recover:
             self.recover()
-        self.fire_due_ticks(datetime.now(UTC))
+        self.fire_due_ticks(now)
         self.claim_and_start()
+        self.daily_maintenance(now)
 
     def shutdown(self) -> None:
         self.stopping.set()
@@ -213,19 +236,22 @@ class Worker:
     def fire_due_ticks(self, now: datetime) -> None:
         with self.runtime.sessions() as session:
             default_zone = installation_timezone(session)
+            grace = installation.missed_tick_grace(session)
             jobs = session.scalars(
                 select(Job).where(Job.enabled.is_(True), Job.schedule.is_not(None))
             ).all()
             for job in jobs:
-                self._fire_job(session, job, now, default_zone)
+                self._fire_job(session, job, now, default_zone, grace)
 
-    def _fire_job(self, session: Session, job: Job, now: datetime, default_zone: str) -> None:
+    def _fire_job(
+        self, session: Session, job: Job, now: datetime, default_zone: str, grace: timedelta
+    ) -> None:
         if job.schedule is None:
             return
         anchor = job.schedule_anchor or job.created_at
         try:
             tick, new_anchor = schedule.due_tick(
-                job.schedule, job.timezone or default_zone, anchor, now, MISSED_TICK_GRACE
+                job.schedule, job.timezone or default_zone, anchor, now, grace
             )
         except schedule.ScheduleError as error:
             logger.warning("job %s has an unusable schedule: %s", job.name, error)
@@ -249,9 +275,12 @@ class Worker:
                 return
         if tick is None:
             return
-        self.enqueue_tick(session, job, tick)
+        self.enqueue_tick(session, job, tick, now)
 
-    def enqueue_tick(self, session: Session, job: Job, tick: datetime) -> None:
+    def enqueue_tick(
+        self, session: Session, job: Job, tick: datetime, now: datetime | None = None
+    ) -> None:
+        """Queue the tick's run, or record it skipped while the job's last run still goes."""
         busy = session.scalar(
             select(Run.id).where(
                 Run.job_id == job.id,
@@ -265,7 +294,8 @@ class Worker:
             scheduled_for=tick,
             status=RunStatus.SKIPPED.value if busy else RunStatus.QUEUED.value,
             error=f"skipped: run {busy} of this job was still going" if busy else None,
-            finished_at=datetime.now(UTC) if busy else None,
+            created_at=now or self.clock(),
+            finished_at=(now or self.clock()) if busy else None,
         )
         session.add(run)
         try:
@@ -276,11 +306,19 @@ class Worker:
     # --- claiming --------------------------------------------------------
 
     def claim_and_start(self) -> None:
+        """Start queued runs while the installation's concurrency limit allows."""
         self.active = {run_id: f for run_id, f in self.active.items() if not f.done()}
-        free = self.limit - len(self.active)
-        if free <= 0 or self.stopping.is_set():
+        if self.stopping.is_set():
             return
         with self.runtime.sessions() as session:
+            limit = installation.max_concurrent_runs(session, self.limit)
+            # Counted over every worker: the limit is the installation's, not this process's.
+            running = session.scalar(
+                select(func.count()).where(Run.status == RunStatus.RUNNING.value)
+            )
+            free = limit - (running or 0)
+            if free <= 0:
+                return
             candidates = session.scalars(
                 select(Run.id)
                 .where(Run.status == RunStatus.QUEUED.value)
@@ -291,9 +329,7 @@ class Worker:
                 if free <= 0:
                     break
                 if self.claim(session, run_id):
-                    self.active[run_id] = self.pool.submit(
-                        execute_run, self.runtime, run_id, self.stopping
-                    )
+                    self.active[run_id] = self.pool.submit(self.run_and_retain, run_id)
                     free -= 1
 
     def claim(self, session: Session, run_id: int) -> bool:
@@ -317,3 +353,56 @@ class Worker:
         )
         session.commit()
         return changed == 1
+
+    # --- after a run, and once a day ---------------------------------------
+
+    def run_and_retain(self, run_id: int) -> Outcome:
+        """Execute a claimed run; after a good backup, apply its job's retention."""
+        outcome = self.execute(self.runtime, run_id, self.stopping)
+        if outcome.status in {RunStatus.SUCCESS, RunStatus.WARNING}:
+            try:
+                with self.runtime.sessions() as session:
+                    run = session.get(Run, run_id)
+                    job_id = run.job_id if run is not None and run.kind == "backup" else None
+                if job_id is not None:
+                    retention.apply_retention(
+                        self.runtime.sessions, self.runtime.secrets, job_id, self.clock(), run_id
+                    )
+            except Exception:
+                logger.exception("retention after run %s failed", run_id)
+        return outcome
+
+    def daily_maintenance(self, now: datetime) -> None:
+        """Once a UTC day, by one worker: retention for every job and history cleanup."""
+        today = now.astimezone(UTC).date().isoformat()
+        with self.runtime.sessions() as session:
+            last = installation.read(session, installation.RETENTION_SWEPT)
+            if last is not None and last >= today:
+                return
+            if last is None:
+                session.add(Setting(key=installation.RETENTION_SWEPT, value=today))
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    return
+            else:
+                taken = changed_rows(
+                    session.execute(
+                        update(Setting)
+                        .where(Setting.key == installation.RETENTION_SWEPT, Setting.value == last)
+                        .values(value=today)
+                    )
+                )
+                session.commit()
+                if not taken:
+                    return
+            days = installation.history_keep_days(session)
+            if days is not None:
+                removed = retention.clean_history(session, now, days)
+                session.commit()
+                if removed:
+                    logger.info("history cleanup removed %s runs older than %s days", removed, days)
+        deleted = retention.apply_all(self.runtime.sessions, self.runtime.secrets, now)
+        if deleted:
+            logger.info("daily retention deleted %s archives", deleted)

@@ -1,0 +1,194 @@
+"""Apply retention at every destination, and clean old history.
+
+The decision is core.retention's pure function; this module gathers its input
+from the database and carries it out: it deletes each archive and its manifest
+at each destination, marks the artifacts deleted and logs it on the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mackuper import installation
+from mackuper.core import retention, schedule
+from mackuper.core.naming import manifest_key
+from mackuper.db import changed_rows
+from mackuper.destinations import registry as destinations
+from mackuper.destinations.base import DestinationError
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus
+from mackuper.secretbox import SecretBox
+
+logger = logging.getLogger(__name__)
+
+_REFERENCE_KEYS = ("run_id", "source_run_id", "backup_run_id", "artifact_id", "artifact_ids")
+"""Keys in a running task's `details` that name the backup it reads."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    decisions: list[retention.Decision]
+    artifacts: dict[int, list[Artifact]]
+    """Run id -> its stored artifacts."""
+
+
+def _in_use(session: Session) -> tuple[set[int], set[int]]:
+    """Run ids and artifact ids that running or queued non-backup tasks read."""
+    runs: set[int] = set()
+    artifacts: set[int] = set()
+    active = session.scalars(
+        select(Run).where(
+            Run.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
+            Run.kind != "backup",
+        )
+    )
+    for run in active:
+        for key in _REFERENCE_KEYS:
+            value = (run.details or {}).get(key)
+            values = value if isinstance(value, list) else [value]
+            numbers = {item for item in values if isinstance(item, int)}
+            (artifacts if key.startswith("artifact") else runs).update(numbers)
+    return runs, artifacts
+
+
+def preview(session: Session, job: Job, now: datetime) -> Preview:
+    """What the job's retention policy would keep and delete now, and why."""
+    policy = retention.Policy.from_json(job.retention)
+    stored = session.scalars(
+        select(Artifact)
+        .join(Run, Run.id == Artifact.run_id)
+        .where(Artifact.job_id == job.id, Artifact.state == ArtifactState.STORED.value)
+    ).all()
+    by_run: dict[int, list[Artifact]] = {}
+    for artifact in stored:
+        by_run.setdefault(artifact.run_id, []).append(artifact)
+    used_runs, used_artifacts = _in_use(session)
+    backups = []
+    for run_id, artifacts in by_run.items():
+        run = artifacts[0].run
+        backups.append(
+            retention.Backup(
+                id=run_id,
+                finished_at=run.finished_at or run.created_at,
+                successful=run.status == RunStatus.SUCCESS.value,
+                in_use=run_id in used_runs or any(a.id in used_artifacts for a in artifacts),
+            )
+        )
+    zone = schedule.zone(job.timezone or installation.timezone(session))
+    return Preview(retention.plan_retention(backups, policy, now, zone), by_run)
+
+
+def apply_retention(
+    sessions: sessionmaker[Session],
+    secrets: SecretBox,
+    job_id: int,
+    now: datetime,
+    triggered_by: int | None = None,
+) -> int:
+    """Delete what the job's policy does not keep; the number of artifacts deleted.
+
+    Destination errors are logged and leave the artifact stored (tried again next
+    time); they are never raised.
+    """
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return 0
+        try:
+            plan = preview(session, job, now)
+        except (retention.RetentionError, schedule.ScheduleError) as error:
+            logger.warning("retention of job %s skipped: %s", job.name, error)
+            return 0
+        deleted = 0
+        for decision in plan.decisions:
+            if decision.keep:
+                continue
+            for artifact in plan.artifacts[decision.backup.id]:
+                deleted += _delete_artifact(session, secrets, artifact, now, triggered_by)
+        return deleted
+
+
+def _delete_artifact(
+    session: Session,
+    secrets: SecretBox,
+    artifact: Artifact,
+    now: datetime,
+    triggered_by: int | None,
+) -> int:
+    # Claim the artifact first, so two workers never both delete (and log) it.
+    claimed = changed_rows(
+        session.execute(
+            update(Artifact)
+            .where(Artifact.id == artifact.id, Artifact.state == ArtifactState.STORED.value)
+            .values(state=ArtifactState.DELETED.value, deleted_at=now)
+        )
+    )
+    session.commit()
+    if not claimed:
+        return 0
+    where = artifact.destination.name
+    try:
+        target = destinations.build(
+            artifact.destination.kind,
+            artifact.destination.config,
+            secrets.decrypt(artifact.destination.secrets_encrypted),
+        )
+        target.delete(artifact.key)
+        target.delete(manifest_key(artifact.key))
+    except DestinationError as error:
+        session.execute(
+            update(Artifact)
+            .where(Artifact.id == artifact.id)
+            .values(state=ArtifactState.STORED.value, deleted_at=None)
+        )
+        message = f"retention could not delete {artifact.key} at {where}: {error}"
+        session.add(RunLog(run_id=artifact.run_id, level="warning", message=message))
+        session.commit()
+        logger.warning("%s", message)
+        return 0
+    message = f"retention deleted {artifact.key} and its manifest at {where}"
+    session.add(RunLog(run_id=artifact.run_id, level="info", message=message))
+    if triggered_by is not None and triggered_by != artifact.run_id:
+        session.add(RunLog(run_id=triggered_by, level="info", message=message))
+    session.commit()
+    logger.info("%s", message)
+    return 1
+
+
+def apply_all(sessions: sessionmaker[Session], secrets: SecretBox, now: datetime) -> int:
+    """The daily sweep: retention for every job that has a policy."""
+    with sessions() as session:
+        job_ids = [job.id for job in session.scalars(select(Job)) if job.retention]
+    return sum(apply_retention(sessions, secrets, job_id, now) for job_id in job_ids)
+
+
+def clean_history(session: Session, now: datetime, days: int) -> int:
+    """Remove finished runs older than `days` (at least 30) that no stored archive needs.
+
+    A run whose artifact is still stored (or pending) stays: it is that archive's
+    record. Returns the number of runs removed; the caller commits.
+    """
+    if days < installation.MIN_HISTORY_DAYS:
+        raise ValueError(f"history is kept at least {installation.MIN_HISTORY_DAYS} days")
+    cutoff = now - timedelta(days=days)
+    needed = exists().where(
+        Artifact.run_id == Run.id,
+        Artifact.state.in_([ArtifactState.STORED.value, ArtifactState.PENDING.value]),
+    )
+    doomed = select(Run.id).where(
+        Run.created_at < cutoff,
+        Run.status.not_in([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
+        ~needed,
+    )
+    ids = list(session.scalars(doomed))
+    removed = 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        session.execute(delete(RunLog).where(RunLog.run_id.in_(chunk)))
+        session.execute(delete(Artifact).where(Artifact.run_id.in_(chunk)))
+        removed += changed_rows(session.execute(delete(Run).where(Run.id.in_(chunk))))
+    return removed
