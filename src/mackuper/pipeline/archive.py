@@ -1,17 +1,19 @@
 """Archive writers: entries in, archive bytes out to a `Sink`.
 
-The tar writer builds headers with `tarfile` (POSIX pax format, so long and UTF-8
-names, large files and sub-second mtimes survive) and copies file bytes itself in
-1 MiB reads. A file that shrinks while it is read is padded with zeros to the size
-its header announced, and reported: the archive stays valid and the run ends as
-`warning` rather than publishing a corrupt archive.
+The tar writer writes POSIX pax archives: plain ustar headers built directly for
+the common case (short ASCII names, sizes under 8 GiB), and `tarfile`'s pax
+headers for long or UTF-8 names, large files and odd ids. Sub-second mtimes are
+kept in a small pax record. File bytes are copied in 1 MiB reads. A file that
+shrinks while it is read is padded with zeros to the size its header announced,
+and reported: the archive stays valid and the run ends as `warning` rather than
+publishing a corrupt archive.
 """
 
 from __future__ import annotations
 
 import tarfile
 from collections.abc import Callable
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mackuper.pipeline.streams import Sink
 from mackuper.sources.base import Entry, EntryType, Reporter
@@ -19,6 +21,7 @@ from mackuper.sources.base import Entry, EntryType, Reporter
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 CHUNK = 1 << 20
+_ZEROS = bytes(CHUNK)
 
 _TYPES = {
     EntryType.FILE: tarfile.REGTYPE,
@@ -26,6 +29,8 @@ _TYPES = {
     EntryType.SYMLINK: tarfile.SYMTYPE,
     EntryType.HARDLINK: tarfile.LNKTYPE,
 }
+_OCTAL_8 = 8**7
+_OCTAL_12 = 8**11
 
 
 class ArchiveWriter(Protocol):
@@ -38,6 +43,153 @@ class ArchiveWriter(Protocol):
         ...
 
 
+def open_entry(entry: Entry, reporter: Reporter) -> BinaryIO | None:
+    """The entry's bytes, or None (reported) when the file vanished or is unreadable."""
+    if entry.open is None:
+        raise TypeError(f"file entry {entry.name} has no opener")
+    try:
+        return entry.open()
+    except FileNotFoundError:
+        reporter.problem(f"/{entry.name} vanished before it was read")
+    except OSError as error:
+        reporter.problem(f"cannot read /{entry.name}: {error.strerror}")
+    return None
+
+
+def copy_entry(
+    entry: Entry,
+    handle: BinaryIO,
+    reporter: Reporter,
+    emit: Callable[[bytes | memoryview], None],
+    on_file_bytes: Callable[[int], None],
+) -> None:
+    """Send exactly `entry.size` bytes of `handle` to `emit`.
+
+    A file that shrank is completed with zeros, one that grew is cut at its
+    announced size; both are reported. The first read asks for one byte more than
+    the size so growth is seen without another system call.
+    """
+    remaining = entry.size
+    buffer = bytearray(min(CHUNK, remaining + 1))
+    view = memoryview(buffer)
+    grew = False
+    try:
+        while remaining > 0:
+            count = handle.readinto(view[: min(CHUNK, remaining + 1)])  # type: ignore[attr-defined]
+            if not count:
+                break
+            if count > remaining:
+                grew = True
+                count = remaining
+            emit(view[:count])
+            on_file_bytes(count)
+            remaining -= count
+        if remaining == 0 and not grew and entry.size >= CHUNK:
+            grew = bool(handle.read(1))
+        if remaining == 0 and entry.size == 0:
+            grew = bool(handle.read(1))
+    except OSError as error:
+        reporter.problem(f"reading /{entry.name} failed part-way: {error.strerror}")
+    if remaining > 0:
+        reporter.problem(
+            f"/{entry.name} shrank while it was read;"
+            f" {remaining} missing bytes were stored as zeros"
+        )
+        emit_zeros(remaining, emit)
+    elif grew:
+        reporter.problem(
+            f"/{entry.name} grew while it was read; stored its first {entry.size} bytes"
+        )
+
+
+def emit_zeros(count: int, emit: Callable[[bytes | memoryview], None]) -> None:
+    while count > 0:
+        step = min(count, CHUNK)
+        emit(_ZEROS[:step])
+        count -= step
+
+
+def _pax_record(keyword: str, value: str) -> bytes:
+    payload = f" {keyword}={value}\n".encode()
+    length = len(payload)
+    while len(str(length)) + len(payload) != length:
+        length = len(str(length)) + len(payload)
+    return str(length).encode() + payload
+
+
+def _ustar(
+    name: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    kind: bytes,
+    link: bytes,
+) -> bytes:
+    header = bytearray(BLOCK)
+    header[0 : len(name)] = name
+    header[100:108] = b"%07o\0" % mode
+    header[108:116] = b"%07o\0" % uid
+    header[116:124] = b"%07o\0" % gid
+    header[124:136] = b"%011o\0" % size
+    header[136:148] = b"%011o\0" % mtime
+    header[148:156] = b"        "
+    header[156:157] = kind
+    header[157 : 157 + len(link)] = link
+    header[257:265] = b"ustar\x0000"
+    header[329:345] = b"0000000\x000000000\x00"
+    header[148:155] = b"%06o\0" % sum(header)
+    return bytes(header)
+
+
+def tar_header(entry: Entry) -> bytes:
+    """The header block(s) of one entry, as `tarfile` would write them in pax format."""
+    name = entry.name + ("/" if entry.type is EntryType.DIRECTORY else "")
+    size = entry.size if entry.type is EntryType.FILE else 0
+    mode = entry.mode & 0o7777
+    whole = int(entry.mtime)
+    simple = (
+        name.isascii()
+        and len(name) <= 100
+        and entry.link_target.isascii()
+        and len(entry.link_target) <= 100
+        and 0 <= size < _OCTAL_12
+        and 0 <= entry.uid < _OCTAL_8
+        and 0 <= entry.gid < _OCTAL_8
+        and 0 <= whole < _OCTAL_12
+    )
+    if not simple:
+        return _tarfile_header(entry, name, size)
+    header = _ustar(
+        name.encode(),
+        mode,
+        entry.uid,
+        entry.gid,
+        size,
+        whole,
+        _TYPES[entry.type],
+        entry.link_target.encode(),
+    )
+    if whole == entry.mtime:
+        return header
+    records = _pax_record("mtime", str(entry.mtime))
+    pax = _ustar(b"././@PaxHeader", 0o644, 0, 0, len(records), whole, tarfile.XHDTYPE, b"")
+    return pax + records + bytes(-len(records) % BLOCK) + header
+
+
+def _tarfile_header(entry: Entry, name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type = _TYPES[entry.type]
+    info.size = size
+    info.mode = entry.mode & 0o7777
+    info.mtime = entry.mtime
+    info.uid = entry.uid
+    info.gid = entry.gid
+    info.linkname = entry.link_target
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
 class TarWriter:
     def __init__(self, sink: Sink, on_file_bytes: Callable[[int], None]) -> None:
         self.sink = sink
@@ -48,67 +200,20 @@ class TarWriter:
         self.sink.write(data)
         self.offset += len(data)
 
-    def _header(self, entry: Entry) -> bytes:
-        info = tarfile.TarInfo(entry.name + ("/" if entry.type is EntryType.DIRECTORY else ""))
-        info.type = _TYPES[entry.type]
-        info.size = entry.size if entry.type is EntryType.FILE else 0
-        info.mode = entry.mode
-        info.mtime = entry.mtime
-        info.uid = entry.uid
-        info.gid = entry.gid
-        info.linkname = entry.link_target
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
     def add(self, entry: Entry, reporter: Reporter) -> bool:
         if entry.type is not EntryType.FILE:
-            self._write(self._header(entry))
+            self._write(tar_header(entry))
             return True
-        if entry.open is None:
-            raise TypeError(f"file entry {entry.name} has no opener")
-        try:
-            handle = entry.open()
-        except FileNotFoundError:
-            reporter.problem(f"/{entry.name} vanished before it was read")
-            return False
-        except OSError as error:
-            reporter.problem(f"cannot read /{entry.name}: {error.strerror}")
+        handle = open_entry(entry, reporter)
+        if handle is None:
             return False
         with handle:
-            self._write(self._header(entry))
-            remaining = entry.size
-            buffer = bytearray(CHUNK)
-            view = memoryview(buffer)
-            try:
-                while remaining > 0:
-                    count = handle.readinto(view[: min(CHUNK, remaining)])  # type: ignore[attr-defined]
-                    if not count:
-                        break
-                    self._write(view[:count])
-                    self.on_file_bytes(count)
-                    remaining -= count
-            except OSError as error:
-                reporter.problem(f"reading /{entry.name} failed part-way: {error.strerror}")
-            if remaining > 0:
-                reporter.problem(
-                    f"/{entry.name} shrank while it was read;"
-                    f" {remaining} missing bytes were stored as zeros"
-                )
-                self._pad(remaining)
-            elif handle.read(1):
-                reporter.problem(
-                    f"/{entry.name} grew while it was read; stored its first {entry.size} bytes"
-                )
-        self._pad(-entry.size % BLOCK)
+            self._write(tar_header(entry))
+            copy_entry(entry, handle, reporter, self._write, self.on_file_bytes)
+        self._write(_ZEROS[: -entry.size % BLOCK])
         return True
-
-    def _pad(self, count: int) -> None:
-        zeros = bytes(min(count, CHUNK))
-        while count > 0:
-            step = min(count, len(zeros))
-            self._write(zeros[:step])
-            count -= step
 
     def close(self) -> None:
         self._write(bytes(2 * BLOCK))
-        self._pad(-self.offset % RECORD)
+        self._write(bytes(-self.offset % RECORD))
         self.sink.close()

@@ -4,6 +4,9 @@ Open a writer at every destination, wrap them in meter, compressor and archive
 writer, feed the source's entries, then commit each destination and write the
 manifest beside each archive. Any error aborts every writer still open, so no
 partial archive is ever published.
+
+An encrypted job adds an age stage after the compressor; its manifest keeps a
+public header and seals the file list and source (see pipeline/encrypt.py for why).
 """
 
 from __future__ import annotations
@@ -19,9 +22,19 @@ from typing import Any, Protocol
 from mackuper import __version__
 from mackuper.core.naming import archive_key, manifest_key
 from mackuper.destinations.base import ArtifactWriter, Destination, DestinationError
-from mackuper.pipeline.archive import TarWriter
+from mackuper.pipeline.age import Recipient
+from mackuper.pipeline.archive import ArchiveWriter, TarWriter
+from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
 from mackuper.pipeline.errors import PipelineError
-from mackuper.pipeline.streams import DEFAULT_LEVELS, FanOut, Meter, compress_stage
+from mackuper.pipeline.streams import (
+    DEFAULT_LEVELS,
+    BackgroundStage,
+    FanOut,
+    Meter,
+    Sink,
+    compress_stage,
+)
+from mackuper.pipeline.zipwriter import ZipWriter
 from mackuper.sources.base import Entry, EntryType, Source
 
 MANIFEST_VERSION = 1
@@ -58,6 +71,8 @@ class BackupPlan:
     source: Source
     destinations: dict[int, Destination]
     started_at: datetime
+    encryption: list[Recipient] | None = None
+    """age recipients; the archive is encrypted (and named `.age`) when set."""
 
 
 @dataclass
@@ -131,7 +146,13 @@ def _open_writers(
     keys: dict[int, str] = {}
     metadata = {"mackuper-job": plan.job_slug, "mackuper-run": str(plan.run_id)}
     for destination_id, destination in plan.destinations.items():
-        key = archive_key(destination.prefix, plan.job_slug, plan.started_at, plan.archive_format)
+        key = archive_key(
+            destination.prefix,
+            plan.job_slug,
+            plan.started_at,
+            plan.archive_format,
+            encrypted=plan.encryption is not None,
+        )
         artifact_id = hooks.artifact_opened(destination_id, key)
 
         def started(upload_id: str, artifact_id: int = artifact_id) -> None:
@@ -167,7 +188,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     reporter = _Reporter(hooks)
     meter = Meter(fan_out, progress.written)
     level = plan.compression_level
-    archive = TarWriter(compress_stage(plan.archive_format, level, meter), progress.read)
+    archive, background = _build_stages(plan, meter, progress.read)
     files: list[dict[str, Any]] = []
     started = time.monotonic()
     hooks.log(
@@ -186,6 +207,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         archive.close()
         stored = _commit(plan, hooks, fan_out, artifact_ids, meter)
     except BaseException:
+        background.stop()
         for destination_id, writer in fan_out.writers.items():
             writer.abort()
             hooks.artifact_discarded(artifact_ids[destination_id])
@@ -216,6 +238,8 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         "source": plan.source.describe(),
         "files": files,
     }
+    if plan.encryption is not None:
+        manifest = seal_manifest(manifest, plan.encryption)
     document = json.dumps(manifest, indent=1).encode()
     for destination_id in stored:
         destination = plan.destinations[destination_id]
@@ -237,6 +261,27 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         problems=reporter.problems,
         failed_destinations={key: str(value) for key, value in failed.items()},
     )
+
+
+def _build_stages(
+    plan: BackupPlan, meter: Meter, on_file_bytes: Callable[[int], None]
+) -> tuple[ArchiveWriter, BackgroundStage]:
+    """The stage order, in one place: archive | thread | compressor -> [age] -> meter.
+
+    The archive writer runs in the calling thread; everything after the
+    `BackgroundStage` (compression, hashing, uploads) runs in its thread.
+    """
+    level = plan.compression_level
+    encrypted: Sink = meter if plan.encryption is None else AgeEncryptStage(meter, plan.encryption)
+    compressed: Sink = compress_stage(plan.archive_format, level, encrypted)
+    background = BackgroundStage(compressed)
+    archive: ArchiveWriter
+    if plan.archive_format == "zip":
+        zip_level = DEFAULT_LEVELS["zip"] if level is None else level
+        archive = ZipWriter(background, on_file_bytes, zip_level)
+    else:
+        archive = TarWriter(background, on_file_bytes)
+    return archive, background
 
 
 def _commit(

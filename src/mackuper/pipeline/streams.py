@@ -5,8 +5,15 @@ from __future__ import annotations
 import bz2
 import hashlib
 import lzma
+import os
+import queue
+import struct
+import threading
+import time
 import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import zstandard
@@ -55,13 +62,82 @@ class ZstdStage:
         self.compressor = context.compressobj()
 
     def write(self, data: bytes | memoryview) -> None:
-        out = self.compressor.compress(bytes(data))
+        out = self.compressor.compress(data)
         if out:
             self.downstream.write(out)
 
     def close(self) -> None:
         self.downstream.write(self.compressor.flush())
         self.downstream.close()
+
+
+GZIP_BLOCK = 1 << 20
+_DEFLATE_WINDOW = 32 * 1024
+
+
+def _deflate_block(block: bytes | bytearray, dictionary: bytes | None, level: int) -> bytes:
+    if dictionary:
+        compressor = zlib.compressobj(
+            level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary
+        )
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+class ParallelGzipStage:
+    """gzip on several cores, the way pigz does it.
+
+    The stream is cut into 1 MiB blocks, each deflated by a pool thread with the
+    previous block's last 32 KiB as dictionary and ended with a sync flush, so the
+    concatenation is one ordinary deflate stream inside one gzip member. zlib
+    releases the GIL while it compresses.
+    """
+
+    def __init__(self, downstream: Sink, level: int, threads: int) -> None:
+        self.downstream = downstream
+        self.level = level
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="gzip")
+        self.pending: deque[Future[bytes]] = deque()
+        self.buffer = bytearray()
+        self.previous: bytes | None = None
+        self.crc = 0
+        self.length = 0
+        self.downstream.write(
+            b"\x1f\x8b\x08\x00" + struct.pack("<I", int(time.time())) + b"\x00\x03"
+        )
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.buffer += data
+        while len(self.buffer) >= GZIP_BLOCK:
+            block = bytes(self.buffer[:GZIP_BLOCK])
+            del self.buffer[:GZIP_BLOCK]
+            self._submit(block)
+
+    def _submit(self, block: bytes) -> None:
+        self.crc = zlib.crc32(block, self.crc)
+        self.length += len(block)
+        self.pending.append(self.pool.submit(_deflate_block, block, self.previous, self.level))
+        self.previous = block[-_DEFLATE_WINDOW:]
+        while len(self.pending) > 2 * self.threads:
+            self.downstream.write(self.pending.popleft().result())
+
+    def close(self) -> None:
+        try:
+            if self.buffer:
+                self._submit(bytes(self.buffer))
+                self.buffer.clear()
+            while self.pending:
+                self.downstream.write(self.pending.popleft().result())
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        # An empty final fixed-Huffman block ends the deflate stream.
+        self.downstream.write(b"\x03\x00" + struct.pack("<II", self.crc, self.length & 0xFFFFFFFF))
+        self.downstream.close()
+
+    def abort(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 DEFAULT_LEVELS = {"tar.gz": 6, "tar.bz2": 9, "tar.xz": 3, "tar.zst": 3, "zip": 6}
@@ -74,18 +150,94 @@ LEVEL_RANGES = {
 }
 
 
+def compressor_threads() -> int:
+    """Threads for compressors that can use several cores: every core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def compress_stage(archive_format: str, level: int | None, downstream: Sink) -> Sink:
     """The compressor for a tar format (plain `tar` and `zip` need none)."""
     chosen = DEFAULT_LEVELS.get(archive_format) if level is None else level
     if archive_format == "tar.gz":
-        return CompressStage(downstream, zlib.compressobj(chosen or 6, zlib.DEFLATED, 31))
+        return ParallelGzipStage(downstream, 6 if chosen is None else chosen, compressor_threads())
     if archive_format == "tar.bz2":
         return CompressStage(downstream, bz2.BZ2Compressor(chosen or 9))
     if archive_format == "tar.xz":
         return CompressStage(downstream, lzma.LZMACompressor(preset=chosen))
     if archive_format == "tar.zst":
-        return ZstdStage(downstream, chosen or 3, threads=-1)
+        threads = compressor_threads()
+        return ZstdStage(downstream, chosen or 3, threads=threads if threads > 1 else 0)
     return downstream
+
+
+HANDOFF_SIZE = 1 << 20
+HANDOFF_DEPTH = 4
+
+
+class BackgroundStage:
+    """Hands the bytes to a thread that runs everything downstream.
+
+    The archive writer (reading files, building headers) keeps one core busy while
+    compression, hashing and uploads run in this thread. Writes are gathered into
+    1 MiB pieces; at most `HANDOFF_DEPTH` pieces wait, so memory stays bounded. An
+    error downstream is raised from the next `write` or from `close`.
+    """
+
+    def __init__(self, downstream: Sink) -> None:
+        self.downstream = downstream
+        self.buffer = bytearray()
+        self.queue: queue.Queue[bytearray | None] = queue.Queue(HANDOFF_DEPTH)
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            piece = self.queue.get()
+            if piece is None:
+                break
+            if self.error is not None or self.stopped:
+                continue
+            try:
+                self.downstream.write(memoryview(piece))
+            except BaseException as error:  # noqa: BLE001 - handed to the writing thread
+                self.error = error
+        if self.error is None and not self.stopped:
+            try:
+                self.downstream.close()
+            except BaseException as error:  # noqa: BLE001 - handed to the writing thread
+                self.error = error
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._check()
+        self.buffer += data
+        if len(self.buffer) >= HANDOFF_SIZE:
+            piece, self.buffer = self.buffer, bytearray()
+            self.queue.put(piece)
+
+    def close(self) -> None:
+        """Flush everything downstream and close it; raises what went wrong there."""
+        self._check()
+        if self.buffer:
+            piece, self.buffer = self.buffer, bytearray()
+            self.queue.put(piece)
+        self.queue.put(None)
+        self.thread.join()
+        self._check()
+
+    def stop(self) -> None:
+        """Drop what is queued and wait for the thread to end; never raises."""
+        if not self.thread.is_alive():
+            return
+        self.stopped = True
+        self.buffer = bytearray()
+        self.queue.put(None)
+        self.thread.join()
 
 
 class Meter:

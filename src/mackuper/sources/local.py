@@ -6,7 +6,6 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from pathlib import PurePosixPath
 from typing import BinaryIO
 
 from mackuper.core.globs import is_excluded
@@ -57,9 +56,10 @@ class LocalSource:
         reporter: Reporter,
         seen_inodes: dict[tuple[int, int], str],
     ) -> Iterator[Entry]:
-        relative = str(PurePosixPath(path).relative_to(root)) if path != root else ""
-        if relative and is_excluded(relative, self.excludes):
-            return
+        if self.excludes and path != root:
+            relative = path[len(root) :].lstrip("/") if root != "/" else path.lstrip("/")
+            if is_excluded(relative, self.excludes):
+                return
         entry = self._entry(path, info, reporter, seen_inodes)
         if entry is not None:
             yield entry
@@ -119,7 +119,13 @@ class LocalSource:
                 inode = (info.st_dev, info.st_ino)
                 first = seen_inodes.get(inode)
                 if first is not None:
-                    return make(EntryType.HARDLINK, link=first)
+                    # ZIP has no hard links and stores the bytes again, so keep an opener.
+                    return make(
+                        EntryType.HARDLINK,
+                        size=info.st_size,
+                        link=first,
+                        opener=partial(_open_file, path),
+                    )
                 seen_inodes[inode] = name
             return make(EntryType.FILE, size=info.st_size, opener=partial(_open_file, path))
         reporter.note(f"skipped {path}: sockets, fifos and devices are not backed up")
