@@ -26,7 +26,7 @@ from mackuper.worker.service import installation_timezone
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__, url_prefix="/api")
 
-SUPPORTED_FORMATS = tuple(name for name in ARCHIVE_FORMATS if name != "zip")
+SUPPORTED_FORMATS = tuple(ARCHIVE_FORMATS)
 
 
 def _unique_slug(name: str) -> str:
