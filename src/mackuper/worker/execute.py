@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination
+from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
@@ -37,6 +38,9 @@ def _plan(runtime: Runtime, run: Run, job: Job) -> BackupPlan:
         source=sources.build(job.source_kind, job.source_config, source_secrets),
         destinations=built,
         started_at=run.started_at or datetime.now(UTC),
+        encryption=backup_recipients(
+            job.encryption or {}, runtime.secrets.decrypt(job.encryption_secrets_encrypted)
+        ),
     )
 
 
