@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mackuper.core.naming import ENCRYPTED_SUFFIX
 from mackuper.models import Artifact, ArtifactState, Run, RunLog
 from mackuper.pipeline.errors import Cancelled, Interrupted
 
@@ -71,7 +72,11 @@ class RunRecorder:
         with self.sessions.begin() as session:
             run = session.get_one(Run, self.run_id)
             artifact = Artifact(
-                run_id=self.run_id, job_id=run.job_id, destination_id=destination_id, key=key
+                run_id=self.run_id,
+                job_id=run.job_id,
+                destination_id=destination_id,
+                key=key,
+                encrypted=key.endswith(ENCRYPTED_SUFFIX),
             )
             session.add(artifact)
             session.flush()
