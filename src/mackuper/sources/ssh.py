@@ -1,0 +1,94 @@
+"""Files on a remote host over SSH: a remote `tar` stream when possible, else SFTP.
+
+`transfer` is "auto" (tar when the OpenSSH client is here and the server has GNU
+tar, else SFTP), "tar" or "sftp". Either way the host key must match the pinned
+one before any credential is sent, and nothing is staged on local disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from mackuper.core.globs import is_excluded
+from mackuper.sources.base import Entry, Reporter
+from mackuper.sources.ssh_connect import SSHError, SSHTarget
+from mackuper.sources.ssh_sftp import SFTPWalk
+from mackuper.sources.ssh_tar import NoRemoteTar, TarStream, openssh_available
+
+TRANSFER_MODES = ("auto", "tar", "sftp")
+
+
+class SSHSource:
+    def __init__(
+        self,
+        target: SSHTarget,
+        paths: Sequence[str],
+        excludes: Sequence[str] = (),
+        transfer: str = "auto",
+    ) -> None:
+        if not paths:
+            raise SSHError("no remote path is set")
+        if transfer not in TRANSFER_MODES:
+            raise SSHError(f"unknown transfer mode {transfer!r}")
+        self.target = target
+        self.paths = [path.rstrip("/") or "/" for path in paths]
+        self.excludes = list(excludes)
+        self.transfer = transfer
+        self.stream: TarStream | SFTPWalk | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SSHSource:
+        return cls(
+            SSHTarget.from_config(config, secrets),
+            config.get("paths", []),
+            config.get("excludes", []),
+            str(config.get("transfer") or "auto"),
+        )
+
+    def describe(self) -> str:
+        return f"ssh: {self.target.address} " + ", ".join(self.paths)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        if self.transfer == "tar" or (self.transfer == "auto" and openssh_available()):
+            stream = TarStream(self.target, self.paths)
+            self.stream = stream
+            yielded = False
+            try:
+                for entry in self._filtered(stream.entries(reporter)):
+                    yielded = True
+                    yield entry
+                return
+            except NoRemoteTar as error:
+                if self.transfer == "tar" or yielded:
+                    raise
+                reporter.note(f"remote tar unavailable ({error}); reading files over SFTP")
+                self.close()
+        elif self.transfer == "auto":
+            reporter.note("the OpenSSH client is not installed; reading files over SFTP")
+        walk = SFTPWalk(self.target, self.paths, self.excludes)
+        self.stream = walk
+        yield from walk.entries(reporter)
+
+    def _filtered(self, entries: Iterator[Entry]) -> Iterator[Entry]:
+        """Apply excludes to tar members (relative to their root); skip excluded dirs whole."""
+        if not self.excludes:
+            yield from entries
+            return
+        roots = sorted((path.lstrip("/") for path in self.paths), key=len, reverse=True)
+        skipped: str | None = None
+        for entry in entries:
+            if skipped is not None and entry.name.startswith(skipped):
+                continue
+            skipped = None
+            root = next((r for r in roots if entry.name == r or entry.name.startswith(r + "/")), "")
+            relative = entry.name[len(root) :].lstrip("/") if root else entry.name
+            if relative and is_excluded(relative, self.excludes):
+                skipped = entry.name + "/"
+                continue
+            yield entry

@@ -1,0 +1,248 @@
+"""SSH connection settings, pinned host keys and paramiko sessions, with plain errors.
+
+The host key is checked right after the key exchange and before any credential is
+sent: a server whose key differs from the pinned one never sees a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import paramiko
+
+from mackuper.sources.base import SourceError
+
+CONNECT_TIMEOUT = 15.0
+KEEPALIVE_SECONDS = 10
+IO_TIMEOUT = 60.0
+KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
+    paramiko.Ed25519Key,
+    paramiko.ECDSAKey,
+    paramiko.RSAKey,
+)
+# What paramiko negotiates for each pinned key type, so the server shows that key.
+HOST_KEY_ALGORITHMS = {
+    "ssh-ed25519": ("ssh-ed25519",),
+    "ecdsa-sha2-nistp256": ("ecdsa-sha2-nistp256",),
+    "ecdsa-sha2-nistp384": ("ecdsa-sha2-nistp384",),
+    "ecdsa-sha2-nistp521": ("ecdsa-sha2-nistp521",),
+    "ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"),
+}
+
+
+class SSHError(SourceError):
+    """The SSH server could not be used."""
+
+
+class HostKeyMismatch(SSHError):
+    """The server's host key is not the pinned one."""
+
+
+class HostKeyNotTrusted(SSHError):
+    """No host key is pinned yet."""
+
+
+def fingerprint(blob: bytes) -> str:
+    """The `SHA256:...` fingerprint OpenSSH prints for a public key blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class HostKey:
+    type: str
+    blob: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> HostKey:
+        """A key from `type base64 [comment]`; raises ValueError when it is not one."""
+        parts = text.split()
+        if len(parts) < 2 or parts[0] not in HOST_KEY_ALGORITHMS:
+            raise ValueError("not an OpenSSH public key line")
+        blob = base64.b64decode(parts[1], validate=True)
+        if paramiko.Message(blob).get_text() != parts[0]:
+            raise ValueError("the key's type does not match its data")
+        return cls(parts[0], blob)
+
+    @classmethod
+    def of(cls, key: paramiko.PKey) -> HostKey:
+        return cls(key.get_name().replace("-cert-v01@openssh.com", ""), key.asbytes())
+
+    @property
+    def line(self) -> str:
+        return f"{self.type} {base64.b64encode(self.blob).decode()}"
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.blob)
+
+
+@dataclass
+class SSHTarget:
+    """Where and how to log in; secrets live only in memory."""
+
+    host: str
+    port: int
+    username: str
+    auth: str
+    host_key: HostKey | None
+    password: str = field(default="", repr=False)
+    private_key: str = field(default="", repr=False)
+    passphrase: str = field(default="", repr=False)
+    connect_timeout: float = CONNECT_TIMEOUT
+    io_timeout: float = IO_TIMEOUT
+    keepalive: int = KEEPALIVE_SECONDS
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SSHTarget:
+        pinned = str(config.get("host_key") or "")
+        return cls(
+            host=str(config.get("host", "")),
+            port=int(config.get("port") or 22),
+            username=str(config.get("username", "")),
+            auth=str(config.get("auth", "password")),
+            host_key=HostKey.parse(pinned) if pinned else None,
+            password=str(secrets.get("password") or ""),
+            private_key=str(secrets.get("private_key") or ""),
+            passphrase=str(secrets.get("passphrase") or ""),
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}"
+
+
+def load_private_key(text: str, passphrase: str) -> paramiko.PKey:
+    """The key in `text` (OpenSSH or PEM; Ed25519, ECDSA or RSA); raises SSHError."""
+    text = normalize_key_text(text)
+    needs_passphrase = False
+    for key_class in KEY_CLASSES:
+        try:
+            return key_class.from_private_key(io.StringIO(text), password=passphrase or None)
+        except paramiko.PasswordRequiredException:
+            needs_passphrase = True
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    if needs_passphrase and not passphrase:
+        raise SSHError("the private key is protected by a passphrase; enter it")
+    if needs_passphrase or "ENCRYPTED" in text or "aes256-ctr" in _openssh_header(text):
+        raise SSHError("the private key could not be unlocked: wrong passphrase")
+    raise SSHError("the private key is not an OpenSSH or PEM Ed25519, ECDSA or RSA key")
+
+
+def _openssh_header(text: str) -> str:
+    body = "".join(line for line in text.splitlines() if not line.startswith("-----"))
+    try:
+        return base64.b64decode(body)[:64].decode("latin-1")
+    except ValueError:
+        return ""
+
+
+def normalize_key_text(text: str) -> str:
+    """Key text as OpenSSH reads it: LF line ends and a final newline."""
+    return text.replace("\r\n", "\n").strip() + "\n"
+
+
+def _socket(target: SSHTarget) -> socket.socket:
+    try:
+        return socket.create_connection((target.host, target.port), timeout=target.connect_timeout)
+    except socket.gaierror:
+        raise SSHError(f"the host name {target.host} could not be resolved") from None
+    except ConnectionRefusedError:
+        raise SSHError(
+            f"{target.host} refused the connection on port {target.port} (is sshd running?)"
+        ) from None
+    except TimeoutError:
+        raise SSHError(
+            f"connecting to {target.host}:{target.port} timed out"
+            f" after {target.connect_timeout:.0f} s"
+        ) from None
+    except OSError as error:
+        raise SSHError(
+            f"cannot connect to {target.host}:{target.port}: {error.strerror or error}"
+        ) from None
+
+
+def mismatch_message(target: SSHTarget, offered: HostKey) -> str:
+    pinned = target.host_key
+    trusted = f"{pinned.type} {pinned.fingerprint}" if pinned else "another key"
+    return (
+        f"the host key of {target.host}:{target.port} changed: the server sent"
+        f" {offered.type} {offered.fingerprint}, but {trusted}"
+        " is trusted; nothing was sent. If the change is expected, test the connection"
+        " and trust the new key."
+    )
+
+
+def open_transport(target: SSHTarget) -> tuple[paramiko.Transport, HostKey]:
+    """A transport after key exchange, not yet authenticated, and the server's key."""
+    sock = _socket(target)
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = target.connect_timeout
+    transport.handshake_timeout = target.connect_timeout
+    if target.host_key is not None:
+        preferred = HOST_KEY_ALGORITHMS[target.host_key.type]
+        options = transport.get_security_options()
+        options.key_types = tuple(preferred) + tuple(
+            name for name in options.key_types if name not in preferred
+        )
+    try:
+        transport.start_client(timeout=target.connect_timeout)
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        transport.close()
+        raise SSHError(
+            f"{target.host}:{target.port} did not complete the SSH handshake ({error})"
+        ) from None
+    offered = HostKey.of(transport.get_remote_server_key())
+    return transport, offered
+
+
+def connect(target: SSHTarget) -> paramiko.Transport:
+    """An authenticated transport to a server whose key is the pinned one; raises SSHError."""
+    if target.host_key is None:
+        raise HostKeyNotTrusted(
+            f"no host key is trusted for {target.host}; test the connection and trust its key"
+        )
+    transport, offered = open_transport(target)
+    try:
+        if offered != target.host_key:
+            raise HostKeyMismatch(mismatch_message(target, offered))
+        authenticate(transport, target)
+    except BaseException:
+        transport.close()
+        raise
+    transport.set_keepalive(target.keepalive)
+    return transport
+
+
+def authenticate(transport: paramiko.Transport, target: SSHTarget) -> None:
+    failed = SSHError(f"authentication failed for {target.address} ({target.auth})")
+    try:
+        if target.auth == "key":
+            key = load_private_key(target.private_key, target.passphrase)
+            transport.auth_publickey(target.username, key)
+        else:
+            transport.auth_password(target.username, target.password)
+    except paramiko.AuthenticationException:
+        raise failed from None
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        raise SSHError(
+            f"the connection to {target.host} broke while logging in ({error})"
+        ) from None
+    if not transport.is_authenticated():
+        raise failed
+
+
+def open_sftp(transport: paramiko.Transport, target: SSHTarget) -> paramiko.SFTPClient:
+    try:
+        sftp = paramiko.SFTPClient.from_transport(transport, window_size=1 << 26)
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        raise SSHError(f"{target.host} does not offer SFTP ({error})") from None
+    if sftp is None:
+        raise SSHError(f"{target.host} does not offer SFTP")
+    sftp.get_channel().settimeout(target.io_timeout)  # type: ignore[union-attr]
+    return sftp

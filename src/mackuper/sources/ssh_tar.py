@@ -1,0 +1,352 @@
+"""A remote GNU `tar` streamed over the OpenSSH client, re-emitted entry by entry.
+
+The OpenSSH client moves bytes about 2.5 times faster than paramiko here (see
+docs/benchmarks.md), so tar mode runs `ssh` as a child process. Its settings all
+come from the command line (`-F /dev/null`): the pinned host key in a private
+known_hosts file under an alias, the private key in a 0600 file, and the password
+or passphrase handed to `ssh` through SSH_ASKPASS from its environment, never on
+disk. Everything lives in a 0700 directory removed on close.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import IO, BinaryIO
+
+from mackuper.sources.base import Entry, EntryType, Reporter
+from mackuper.sources.ssh_connect import (
+    HostKey,
+    HostKeyMismatch,
+    HostKeyNotTrusted,
+    SSHError,
+    SSHTarget,
+    normalize_key_text,
+)
+
+SSH = "ssh"
+PIPE_BUFFER = 1 << 20
+ALIAS = "mackuper-pinned-host"
+EXIT_MISSING, EXIT_UNREADABLE, EXIT_NO_TAR = 97, 98, 99
+_ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$MACKUPER_SSH_SECRET"\n'
+_OFFERED = re.compile(
+    r"(?:sent by the remote host is|key fingerprint is)\s+(SHA256:[A-Za-z0-9+/]+)"
+)
+
+
+class NoRemoteTar(SSHError):
+    """The server has no GNU tar (or runs no commands); SFTP can still work."""
+
+
+def openssh_available() -> bool:
+    return shutil.which(SSH) is not None
+
+
+def remote_script(paths: Sequence[str]) -> str:
+    """A POSIX shell command: check every path, then stream them with GNU tar."""
+    quoted = " ".join(shlex.quote(path) for path in paths)
+    relative = " ".join(shlex.quote(path.lstrip("/") or ".") for path in paths)
+    return (
+        f"for p in {quoted}; do"
+        f' if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "mackuper-missing: $p" >&2;'
+        f" exit {EXIT_MISSING}; fi;"
+        f' if [ ! -r "$p" ]; then echo "mackuper-unreadable: $p" >&2; exit {EXIT_UNREADABLE};'
+        " fi; done;"
+        " if ! tar --version 2>/dev/null | grep -q 'GNU tar'; then"
+        f' echo "mackuper-no-gnu-tar" >&2; exit {EXIT_NO_TAR}; fi;'
+        f" exec tar --format=posix --numeric-owner -cf - -C / -- {relative}"
+    )
+
+
+class _Session:
+    """A private directory holding what `ssh` reads; removed on close."""
+
+    def __init__(self, target: SSHTarget) -> None:
+        if target.host_key is None:
+            raise HostKeyNotTrusted(
+                f"no host key is trusted for {target.host}; test the connection and trust its key"
+            )
+        self.directory = tempfile.mkdtemp(prefix="mackuper-ssh-")
+        self.target = target
+        self.env = {key: value for key, value in os.environ.items() if key != "SSH_AUTH_SOCK"}
+        self.argv = [SSH, "-F", "/dev/null", "-T", "-p", str(target.port)]
+        self._pin(target.host_key)
+        self._credentials()
+        self.argv += [
+            "-o", f"ConnectTimeout={int(target.connect_timeout)}",
+            "-o", f"ServerAliveInterval={target.keepalive}",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "LogLevel=ERROR",
+            "-o", "IdentityAgent=none",
+            "-o", "ForwardAgent=no",
+            "-o", "ClearAllForwardings=yes",
+            "-o", "Compression=no",
+            "-l", target.username,
+            "--", target.host,
+        ]  # fmt: skip
+
+    def _write(self, name: str, text: str, mode: int = 0o600) -> str:
+        path = os.path.join(self.directory, name)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        return path
+
+    def _pin(self, key: HostKey) -> None:
+        known_hosts = self._write("known_hosts", f"{ALIAS} {key.line}\n")
+        self.argv += [
+            "-o", f"HostKeyAlias={ALIAS}",
+            "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "UpdateHostKeys=no",
+            "-o", "CheckHostIP=no",
+        ]  # fmt: skip
+
+    def _credentials(self) -> None:
+        target = self.target
+        secret = target.password if target.auth != "key" else target.passphrase
+        if target.auth == "key":
+            key_file = self._write("identity", normalize_key_text(target.private_key))
+            self.argv += [
+                "-i", key_file,
+                "-o", "IdentitiesOnly=yes",
+                "-o", "PreferredAuthentications=publickey",
+                "-o", "PasswordAuthentication=no",
+                "-o", "KbdInteractiveAuthentication=no",
+            ]  # fmt: skip
+        else:
+            self.argv += [
+                "-o", "PubkeyAuthentication=no",
+                "-o", "PreferredAuthentications=password,keyboard-interactive",
+            ]  # fmt: skip
+        self.argv += ["-o", "NumberOfPasswordPrompts=1"]
+        if secret:
+            askpass = self._write("askpass", _ASKPASS, 0o700)
+            self.argv += ["-o", "BatchMode=no"]
+            self.env.update(
+                SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", MACKUPER_SSH_SECRET=secret
+            )
+            self.env.pop("DISPLAY", None)
+        else:
+            self.argv += ["-o", "BatchMode=yes"]
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def connection_error(target: SSHTarget, stderr: str) -> SSHError:
+    """The plain message for an `ssh` exit 255, from what the client printed."""
+    text = " ".join(stderr.split())
+    where = f"{target.host}:{target.port}"
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key verification failed" in text:
+        offered = _OFFERED.search(stderr)
+        pinned = target.host_key
+        trusted = f"{pinned.type} {pinned.fingerprint}" if pinned else "another key"
+        sent = offered.group(1) if offered else "a different key"
+        return HostKeyMismatch(
+            f"the host key of {where} changed: the server sent {sent}, but"
+            f" {trusted} is trusted; nothing was sent. If the change"
+            " is expected, test the connection and trust the new key."
+        )
+    if "Could not resolve hostname" in text:
+        return SSHError(f"the host name {target.host} could not be resolved")
+    if "Connection refused" in text:
+        return SSHError(f"{target.host} refused the connection on port {target.port}")
+    if "timed out" in text or "Timeout" in text:
+        return SSHError(f"the connection to {where} timed out")
+    if "Permission denied" in text or "Too many authentication failures" in text:
+        return SSHError(f"authentication failed for {target.address} ({target.auth})")
+    if "incorrect passphrase" in text or "Load key" in text:
+        return SSHError("the private key could not be unlocked: wrong passphrase")
+    if "Connection closed" in text or "Connection reset" in text or "Broken pipe" in text:
+        return SSHError(f"{where} closed the connection")
+    if not text:
+        return SSHError(f"the connection to {where} was lost")
+    return SSHError(f"ssh to {where} failed: {text[:300]}")
+
+
+class _Member:
+    """Reads one member's bytes from the tar stream; stream errors become SSHError."""
+
+    def __init__(self, stream: tarfile.TarFile, member: tarfile.TarInfo, lost: SSHError) -> None:
+        handle = stream.extractfile(member)
+        if handle is None:
+            raise lost
+        self.handle = handle
+        self.lost = lost
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            return self.handle.readinto(buffer)  # type: ignore[attr-defined, no-any-return]
+        except (tarfile.TarError, OSError):
+            raise self.lost from None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.handle.read(size)
+        except (tarfile.TarError, OSError):
+            raise self.lost from None
+
+    def __enter__(self) -> _Member:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class TarStream:
+    """Runs the remote tar and yields its members as entries, strictly in order."""
+
+    def __init__(self, target: SSHTarget, paths: Sequence[str]) -> None:
+        self.target = target
+        self.paths = list(paths)
+        self.session: _Session | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.stderr_lines: list[str] = []
+        self.stderr_reader: threading.Thread | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self.session = _Session(self.target)
+        argv = [*self.session.argv, remote_script(self.paths)]
+        process = subprocess.Popen(  # noqa: S603 - argv built above, no shell
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.session.env,
+            bufsize=PIPE_BUFFER,
+            start_new_session=True,
+        )
+        self.process = process
+        self.stderr_reader = threading.Thread(
+            target=self._drain, args=(process.stderr,), name="ssh-stderr", daemon=True
+        )
+        self.stderr_reader.start()
+        return process
+
+    def _drain(self, pipe: IO[bytes] | None) -> None:
+        if pipe is None:
+            return
+        for raw in pipe:
+            self.stderr_lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def _finish(self) -> int:
+        if self.process is None:
+            return 255
+        code = self.process.wait()
+        if self.stderr_reader is not None:
+            self.stderr_reader.join(timeout=5)
+        return code
+
+    def _failure(self, code: int) -> SSHError:
+        stderr = "\n".join(self.stderr_lines)
+        for line in self.stderr_lines:
+            if line.startswith("mackuper-missing: "):
+                return SSHError(f"remote path {line.split(': ', 1)[1]} does not exist")
+            if line.startswith("mackuper-unreadable: "):
+                path = line.split(": ", 1)[1]
+                return SSHError(f"remote path {path} is not readable (permission denied)")
+        if "mackuper-no-gnu-tar" in stderr:
+            return NoRemoteTar(f"{self.target.host} has no GNU tar; use SFTP transfer")
+        if code == 255:
+            return connection_error(self.target, stderr)
+        return NoRemoteTar(f"{self.target.host} did not run tar (exit {code}): {stderr[:200]}")
+
+    def entries(self, reporter: Reporter) -> Iterator[Entry]:
+        """Entries of the remote tar; raises NoRemoteTar before the first one if unusable."""
+        process = self._start()
+        lost = SSHError(f"the connection to {self.target.host} was lost during the transfer")
+        try:
+            stream = tarfile.open(  # noqa: SIM115 - entries read it lazily; close() ends it
+                fileobj=process.stdout, mode="r|", bufsize=PIPE_BUFFER
+            )
+        except tarfile.ReadError:
+            raise self._failure(self._finish()) from None
+        count = 0
+        while True:
+            try:
+                member = stream.next()
+            except (tarfile.TarError, OSError):
+                raise self._failure_or(lost) from None
+            if member is None:
+                break
+            entry = _entry(stream, member, lost, reporter)
+            count += 1
+            if entry is not None:
+                yield entry
+        code = self._finish()
+        if code == 255 or (code not in (0, 1, 2)):
+            raise self._failure(code)
+        for line in self.stderr_lines:
+            if "socket ignored" in line:
+                reporter.note(f"{self.target.host}: {line}")
+            elif line.startswith("tar: "):
+                reporter.problem(f"{self.target.host}: {line[5:]}")
+        if code != 0 and not any(line.startswith("tar: ") for line in self.stderr_lines):
+            raise self._failure(code)
+        if count == 0:
+            raise self._failure(code)
+
+    def _failure_or(self, lost: SSHError) -> SSHError:
+        if self.process is None:
+            return lost
+        try:
+            code = self.process.wait(timeout=self.target.keepalive * 4)
+        except subprocess.TimeoutExpired:
+            return lost
+        failure = self._failure(code)
+        return failure if code == 255 else lost
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def _entry(
+    stream: tarfile.TarFile, member: tarfile.TarInfo, lost: SSHError, reporter: Reporter
+) -> Entry | None:
+    name = member.name.removeprefix("./").rstrip("/")
+    if not name or name == ".":
+        return None
+    entry = Entry(
+        name=name,
+        type=EntryType.DIRECTORY,
+        size=0,
+        mode=member.mode & 0o7777,
+        mtime=float(member.pax_headers.get("mtime", member.mtime)),
+        uid=member.uid,
+        gid=member.gid,
+    )
+    if member.isdir():
+        return entry
+    if member.issym():
+        return replace(entry, type=EntryType.SYMLINK, link_target=member.linkname)
+    if member.islnk():
+        target = member.linkname.removeprefix("./")
+        return replace(entry, type=EntryType.HARDLINK, link_target=target)
+    if member.isreg():
+
+        def opener() -> BinaryIO:
+            return _Member(stream, member, lost)  # type: ignore[return-value]
+
+        return replace(entry, type=EntryType.FILE, size=member.size, open=opener)
+    reporter.note(f"skipped /{name}: fifos and devices are not backed up")
+    return None

@@ -1,0 +1,62 @@
+"""Helpers for the SSH source tests: remote trees the test users own, and backups of them."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mackuper.destinations.local import LocalDestination
+from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
+from mackuper.sources.ssh import SSHSource
+from mackuper.sources.ssh_connect import HostKey, SSHTarget
+from tests.integration.engine_support import RecordingHooks, make_every_kind_tree
+from tests.servers.sshd import SSHServer, chown_tree
+
+
+def every_kind_remote_tree(server: SSHServer, username: str) -> Path:
+    """make_every_kind_tree in a directory the user owns and sshd's users can reach."""
+    root = Path(tempfile.mkdtemp(prefix="every-", dir=server.work_dir / "trees"))
+    root.chmod(0o755)
+    make_every_kind_tree(root / "tree")
+    chown_tree(root, username)
+    return root / "tree"
+
+
+def target_for(server: SSHServer, role: str, **overrides: Any) -> SSHTarget:
+    user = server.users[role]
+    values: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "username": user.username,
+        "auth": "password" if role == "password" else "key",
+        "host_key": HostKey.parse(server.host_public_key),
+        "password": user.password or "",
+        "private_key": user.private_key or "",
+        "passphrase": user.passphrase or "",
+    }
+    values.update(overrides)
+    return SSHTarget(**values)
+
+
+def ssh_backup(
+    source: SSHSource, output: Path, hooks: RecordingHooks | None = None
+) -> tuple[BackupResult, RecordingHooks, Path]:
+    """Back up `source` as plain tar into `output`; return the result and the archive path."""
+    hooks = hooks or RecordingHooks()
+    output.mkdir(parents=True, exist_ok=True)
+    plan = BackupPlan(
+        job_id=3,
+        job_slug="ssh-test",
+        job_name="SSH test",
+        run_id=5,
+        archive_format="tar",
+        compression_level=None,
+        source=source,
+        destinations={1: LocalDestination(str(output))},
+        started_at=datetime.now(UTC),
+    )
+    result = run_backup(plan, hooks)
+    archives = [path for path in output.rglob("*.tar")]
+    return result, hooks, archives[0]
