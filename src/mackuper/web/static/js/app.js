@@ -23,10 +23,40 @@
     }
     var data = {};
     try { data = await response.json(); } catch (parseError) {
-      data = { error: response.ok ? "" : "The server answered with an error (" + response.status + ")." };
+      data = { error: response.ok ? "" : serverErrorText(response.status) };
     }
+    if (!response.ok && !data.error) data.error = serverErrorText(response.status);
     if (response.status === 401 && url.indexOf("/api/login") === -1) { window.location.assign("/login"); }
     return { ok: response.ok, status: response.status, data: data };
+  }
+
+  function serverErrorText(status) {
+    if (status >= 500) {
+      return "The server ran into a problem (error " + status + "). Try again; if it keeps happening, the details are in Mackuper's log.";
+    }
+    return "The request was refused (error " + status + "). Reload the page and try again.";
+  }
+
+  /* Average speed since the run started, in bytes per second (0 before it starts). */
+  function runRate(run) {
+    if (!run || !run.started_at) return 0;
+    var end = run.finished_at ? new Date(run.finished_at).getTime() : Date.now();
+    var seconds = (end - new Date(run.started_at).getTime()) / 1000;
+    return seconds > 0.5 ? run.bytes_read / seconds : 0;
+  }
+
+  /* Percent done against what the job's last good run read; null when unknown. */
+  function runPercent(run, expected) {
+    if (!run || !expected) return null;
+    return Math.min(99, Math.floor((100 * run.bytes_read) / expected));
+  }
+
+  function runEta(run, expected) {
+    var rate = runRate(run);
+    if (!expected) return "no estimate on a job's first run";
+    if (rate <= 0) return "estimating…";
+    var left = (expected - run.bytes_read) / rate;
+    return left <= 1 ? "almost done" : "about " + formatDuration(left) + " left";
   }
 
   function formatBytes(bytes) {
@@ -73,6 +103,9 @@
     ago: relativeTime,
     when: absoluteTime,
     badge: function (status) { return "badge badge-" + (status === "skipped" ? "cancelled" : status); },
+    rateText: function (run) { return formatBytes(runRate(run)) + "/s"; },
+    percentOf: runPercent,
+    etaText: runEta,
   };
 
   function emptyDestination() {
@@ -175,9 +208,10 @@
 
     Alpine.data("dashboard", function () {
       return Object.assign({}, helpers, {
-        data: null, error: "", timer: null,
+        data: null, error: "", timer: null, chart: [], chartTotals: { bytes: 0, seconds: 0 }, estimates: {},
         async init() {
           await this.load();
+          await this.loadChart();
           var self = this;
           this.timer = setInterval(function () { self.load(); }, 3000);
         },
@@ -185,7 +219,45 @@
         async load() {
           var result = await api("GET", "/api/dashboard");
           if (result.ok) { this.data = result.data; this.error = ""; } else { this.error = result.data.error; }
+          if (result.ok) await this.loadEstimates(result.data.running);
         },
+        async loadEstimates(running) {
+          for (var i = 0; i < running.length; i++) {
+            var id = String(running[i].id);
+            if (this.estimates[id] !== undefined) continue;
+            var estimate = await api("GET", "/api/ui/runs/" + id + "/estimate");
+            this.estimates[id] = estimate.ok ? estimate.data.expected_bytes : null;
+          }
+        },
+        async loadChart() {
+          var result = await api("GET", "/api/ui/chart");
+          if (!result.ok) return;
+          var days = result.data.days;
+          var maxBytes = 1, maxSeconds = 1, totals = { bytes: 0, seconds: 0 };
+          days.forEach(function (day) {
+            maxBytes = Math.max(maxBytes, day.bytes); maxSeconds = Math.max(maxSeconds, day.seconds);
+            totals.bytes += day.bytes; totals.seconds += day.seconds;
+          });
+          this.chartTotals = totals;
+          this.chart = days.map(function (day) {
+            var label = new Date(day.date + "T12:00:00Z").toLocaleDateString(undefined, { month: "short", day: "numeric" });
+            return {
+              date: day.date,
+              sizeStyle: { height: (day.bytes ? Math.max(3, (100 * day.bytes) / maxBytes) : 0) + "%" },
+              timeStyle: { height: (day.seconds ? Math.max(3, (100 * day.seconds) / maxSeconds) : 0) + "%" },
+              sizeTitle: label + ": " + formatBytes(day.bytes),
+              timeTitle: label + ": " + formatDuration(day.seconds),
+            };
+          });
+        },
+        expectedFor(run) { var value = this.estimates[String(run.id)]; return value === undefined ? null : value; },
+        barStyle(run) {
+          var percent = runPercent(run, this.expectedFor(run));
+          return { width: (percent === null ? 100 : percent) + "%" };
+        },
+        hasEstimate(run) { return this.expectedFor(run) !== null; },
+        sizeSummary() { return "Backup size per day over the last 30 days; " + formatBytes(this.chartTotals.bytes) + " in total"; },
+        timeSummary() { return "Backup duration per day over the last 30 days; " + formatDuration(this.chartTotals.seconds) + " in total"; },
         loaded() { return this.data !== null; },
         schedulerText() { return this.data && this.data.scheduler.running ? "Running" : "Stopped"; },
         lastText() {
@@ -207,13 +279,25 @@
           var params = new URLSearchParams(window.location.search);
           if (params.get("new") === "1") this.startCreate();
         },
+        overview: {},
         async load() {
           var jobs = await api("GET", "/api/jobs");
           var destinations = await api("GET", "/api/destinations");
-          if (jobs.ok) this.jobs = jobs.data.jobs;
+          var overview = await api("GET", "/api/ui/jobs");
+          if (jobs.ok) this.jobs = jobs.data.jobs; else this.error = jobs.data.error;
           if (destinations.ok) this.destinations = destinations.data.destinations;
+          if (overview.ok) this.overview = overview.data.jobs;
           this.loaded = true;
         },
+        info(job) { return this.overview[String(job.id)] || {}; },
+        nextRunText(job) {
+          if (!job.enabled) return "–";
+          var next = this.info(job).next_run;
+          return next ? relativeTime(next) : "–";
+        },
+        nextRunTitle(job) { return absoluteTime(this.info(job).next_run); },
+        lastStatus(job) { return this.info(job).last_status || ""; },
+        lastRunHref(job) { return "/runs/" + this.info(job).last_run_id; },
         isEmpty() { return this.loaded && this.jobs.length === 0; },
         blankForm() {
           return {
@@ -284,7 +368,10 @@
           else this.error = result.data.error;
         },
         destinationNames(job) { return job.destinations.map(function (d) { return d.name; }).join(", "); },
-        scheduleText(job) { return job.enabled ? (job.schedule || "manual only") : "disabled"; },
+        scheduleText(job) {
+          var words = this.info(job).schedule_text;
+          return words || (job.schedule ? job.schedule : "manual only");
+        },
       });
     });
 
@@ -317,8 +404,10 @@
 
     Alpine.data("runPage", function (runId) {
       return Object.assign({}, helpers, {
-        runId: runId, run: null, log: [], lastLine: 0, timer: null, error: "",
+        runId: runId, run: null, log: [], lastLine: 0, timer: null, error: "", expected: null,
         async init() {
+          var estimate = await api("GET", "/api/ui/runs/" + this.runId + "/estimate");
+          if (estimate.ok) this.expected = estimate.data.expected_bytes;
           await this.refresh();
           var self = this;
           this.timer = setInterval(function () { self.refresh(); }, 1000);
@@ -337,6 +426,10 @@
         },
         isFinal() { return this.run && ["queued", "running"].indexOf(this.run.status) === -1; },
         isActive() { return this.run && !this.isFinal(); },
+        isRunning() { return this.run && this.run.status === "running"; },
+        percent() { return runPercent(this.run, this.expected); },
+        hasPercent() { return this.percent() !== null; },
+        barStyle() { return { width: (this.hasPercent() ? this.percent() : 100) + "%" }; },
         async cancel() {
           var result = await api("POST", "/api/runs/" + this.runId + "/cancel");
           if (!result.ok) this.error = result.data.error;
