@@ -32,6 +32,16 @@ class Settings:
     master_key_file: Path
     worker_poll_seconds: float = 1.0
     max_concurrent_runs: int = 2
+    base_url: str = ""
+    """MACKUPER_BASE_URL: how people reach the web pages (links in alerts); "" = localhost."""
+    metrics_token: str | None = None
+    """MACKUPER_METRICS_TOKEN: bearer token for /metrics; None keeps /metrics disabled."""
+    worker_alert_seconds: int = 120
+    """MACKUPER_WORKER_ALERT_SECONDS: alert when no worker heartbeat for this long (0: off)."""
+
+    @property
+    def public_url(self) -> str:
+        return self.base_url or f"http://localhost:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -150,4 +160,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         master_key_file=data_dir / "master.key",
         worker_poll_seconds=_float(env, "MACKUPER_WORKER_POLL_SECONDS", 1.0, 0.05, 60.0),
         max_concurrent_runs=_int(env, "MACKUPER_MAX_CONCURRENT_RUNS", 2, 1, 64),
+        base_url=_base_url(env),
+        metrics_token=_metrics_token(env),
+        worker_alert_seconds=_int(env, "MACKUPER_WORKER_ALERT_SECONDS", 120, 0, 7 * 86400),
     )
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    raw = env.get("MACKUPER_BASE_URL", "").strip().rstrip("/")
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"MACKUPER_BASE_URL={raw!r} must start with http:// or https://")
+    return raw
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = env.get("MACKUPER_METRICS_TOKEN", "").strip()
+    if raw and len(raw) < 16:
+        raise ConfigError("MACKUPER_METRICS_TOKEN is shorter than 16 characters")
+    return raw or None

@@ -134,6 +134,8 @@ class Job(Base):
     """Public encryption settings (mode, recipients); secrets live in encryption_secrets."""
     encryption_secrets_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     notifications: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notify_secrets_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    """The job's own alert and ping URLs (they hold tokens), encrypted."""
     hooks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Further per-job settings that need no column of their own."""

@@ -16,6 +16,7 @@ from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runtime import Runtime
 from mackuper.sources import registry as sources
+from mackuper.worker.alerts import RunEdges
 from mackuper.worker.outcome import Outcome, from_exception, from_result, is_unexpected
 from mackuper.worker.recorder import RunRecorder
 
@@ -48,19 +49,23 @@ def execute_run(runtime: Runtime, run_id: int, stopping: threading.Event) -> Out
     """Run a claimed backup to its end and store the outcome; never raises."""
     recorder = RunRecorder(runtime.sessions, run_id, stopping)
     values: dict[str, object] = {}
+    edges: RunEdges | None = None
     try:
         with runtime.sessions() as session:
             run = session.get_one(Run, run_id)
             job = session.get(Job, run.job_id) if run.job_id is not None else None
+            edges = RunEdges.load(runtime, recorder, run, job)
             if job is None:
                 raise PipelineError("the job of this run was deleted")
             if not job.destinations:
                 raise PipelineError("the job has no destination")
             plan = _plan(runtime, run, job)
         recorder.log("info", f"run {run_id} of job {job.name!r} started")
+        edges.announce_start(plan.started_at)
+        edges.run_pre_hook(stopping)
         recorder.check_stop()
         result = run_backup(plan, recorder)
-        outcome = from_result(result)
+        outcome = edges.with_pre_problem(from_result(result))
         values = {
             "archive_name": result.archive_name,
             "bytes_read": result.bytes_read,
@@ -89,4 +94,6 @@ def execute_run(runtime: Runtime, run_id: int, stopping: threading.Event) -> Out
                 **values,
             )
         )
+    if edges is not None:
+        outcome = edges.finish(outcome, stopping)
     return outcome

@@ -1,0 +1,1 @@
+"""Alerts and pings: Apprise channels, healthchecks-style pings, the worker watch."""
