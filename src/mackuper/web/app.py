@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
+from mackuper.web import restore as restore_pages
 from mackuper.web.database import close_db
 from mackuper.web.security import init_security
 from mackuper.web.setup_state import admin_exists, setup_complete
@@ -61,6 +62,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         runs.blueprint,
         pages.blueprint,
         ui_api.blueprint,
+        restore_pages.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)

@@ -6,7 +6,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination
@@ -14,6 +14,7 @@ from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
+from mackuper.restore import runs as restore_runs
 from mackuper.runtime import Runtime
 from mackuper.sources import registry as sources
 from mackuper.worker.alerts import RunEdges
@@ -47,6 +48,10 @@ def _plan(runtime: Runtime, run: Run, job: Job) -> BackupPlan:
 
 def execute_run(runtime: Runtime, run_id: int, stopping: threading.Event) -> Outcome:
     """Run a claimed backup to its end and store the outcome; never raises."""
+    with runtime.sessions() as session:
+        kind = session.scalar(select(Run.kind).where(Run.id == run_id))
+    if kind in restore_runs.KINDS:
+        return restore_runs.execute_other_run(runtime, run_id, str(kind), stopping)
     recorder = RunRecorder(runtime.sessions, run_id, stopping)
     values: dict[str, object] = {}
     edges: RunEdges | None = None

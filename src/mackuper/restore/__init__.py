@@ -1,0 +1,1 @@
+"""Restore, verify, browse, download and import: reading back what backups stored."""

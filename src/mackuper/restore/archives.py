@@ -1,0 +1,91 @@
+"""A stored archive, opened as members whatever its format and encryption."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, cast
+
+from mackuper.destinations.base import Destination
+from mackuper.restore.errors import EncryptedRestoreUnavailable, RestoreError
+from mackuper.restore.formats import (
+    Member,
+    Opener,
+    decompressed,
+    format_of_key,
+    iter_tar_members,
+    iter_zip_members,
+)
+from mackuper.restore.storage import open_seekable, open_stream
+
+
+@dataclass(frozen=True)
+class DecryptionKeys:
+    identities: list[str] = field(default_factory=list)
+    passphrase: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.identities or self.passphrase)
+
+
+@dataclass
+class StoredArchive:
+    destination: Destination
+    key: str
+    keys: DecryptionKeys = field(default_factory=DecryptionKeys)
+
+    @property
+    def archive_format(self) -> str:
+        return format_of_key(self.key)[0]
+
+    @property
+    def encrypted(self) -> bool:
+        return format_of_key(self.key)[1]
+
+
+def decrypting(raw: BinaryIO, keys: DecryptionKeys) -> BinaryIO:
+    """The plaintext of an age stream; raises RestoreError when it cannot be opened."""
+    try:
+        from mackuper.pipeline.encrypt import open_decrypting_reader
+    except ImportError:
+        raise EncryptedRestoreUnavailable() from None
+    if not keys:
+        raise RestoreError(
+            "this backup is encrypted: give its age identity or passphrase to restore it"
+        )
+    reader = open_decrypting_reader(raw, keys.identities, keys.passphrase)
+    return cast(BinaryIO, reader)
+
+
+@contextlib.contextmanager
+def open_members(
+    archive: StoredArchive,
+    on_bytes: Callable[[bytes], None] | None = None,
+    drain: bool = False,
+) -> Iterator[Iterator[tuple[Member, Opener | None]]]:
+    """Members of the archive; `on_bytes` sees the stored bytes of tar formats as read.
+
+    With `drain`, the rest of the stored object (after the tar trailer) is read at
+    the end too, so `on_bytes` has seen every byte.
+    """
+    with contextlib.ExitStack() as stack:
+        if archive.archive_format == "zip":
+            if archive.encrypted:
+                # ZIP needs random access and age gives none: spool the plaintext.
+                spool = stack.enter_context(tempfile.TemporaryFile())
+                raw = stack.enter_context(open_stream(archive.destination, archive.key, on_bytes))
+                shutil.copyfileobj(decrypting(raw, archive.keys), spool, 1 << 20)
+                spool.seek(0)
+                yield iter_zip_members(cast(BinaryIO, spool))
+                return
+            seekable = stack.enter_context(open_seekable(archive.destination, archive.key))
+            yield iter_zip_members(seekable)
+            return
+        raw = stack.enter_context(open_stream(archive.destination, archive.key, on_bytes))
+        plain = decrypting(raw, archive.keys) if archive.encrypted else raw
+        yield iter_tar_members(decompressed(plain, archive.archive_format))
+        while drain and raw.read(1 << 20):
+            pass

@@ -1,0 +1,342 @@
+"""Where a restore writes: a local directory or a directory on an SSH host.
+
+Both refuse to follow symbolic links while writing: a local target walks the
+path one directory descriptor at a time with O_NOFOLLOW, an SSH target checks
+every parent with lstat. Files are written to a hidden temporary name and
+renamed into place, so a cancelled restore leaves no half-written file, and
+replacing a symbolic link replaces the link, never what it points to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from typing import IO, Protocol, cast
+
+import paramiko
+
+from mackuper.restore.errors import Refused, TargetError
+
+CHUNK = 1 << 20
+
+
+class Existing:
+    NONE = "none"
+    FILE = "file"
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    OTHER = "other"
+
+
+def _kind_of_mode(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return Existing.SYMLINK
+    if stat.S_ISDIR(mode):
+        return Existing.DIRECTORY
+    if stat.S_ISREG(mode):
+        return Existing.FILE
+    return Existing.OTHER
+
+
+def _temporary_name(name: str) -> str:
+    return f".{name[:200]}.mackuper-{secrets.token_hex(4)}"
+
+
+class Target(Protocol):
+    def describe(self) -> str: ...
+
+    def prepare(self) -> None:
+        """Create the root directory; raises TargetError when that is impossible."""
+        ...
+
+    def existing(self, parts: tuple[str, ...]) -> str:
+        """What is at `parts` now (an Existing value); Refused if a parent is a link."""
+        ...
+
+    def make_directory(self, parts: tuple[str, ...], mode: int) -> None: ...
+
+    def write_file(
+        self, parts: tuple[str, ...], data: IO[bytes], mode: int, mtime: float, on_bytes: _OnBytes
+    ) -> int:
+        """Write a file (replacing what is there); returns the bytes written."""
+        ...
+
+    def make_symlink(self, parts: tuple[str, ...], link: str) -> None: ...
+
+    def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _OnBytes(Protocol):
+    def __call__(self, count: int) -> None: ...
+
+
+class LocalTarget:
+    """A directory on the Mackuper host."""
+
+    def __init__(self, root: str) -> None:
+        if not root or not os.path.isabs(root):
+            raise TargetError("the restore directory must be an absolute path")
+        self.root = os.path.normpath(root)
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
+
+    def prepare(self) -> None:
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            if not os.path.isdir(self.root):
+                raise TargetError(f"{self.root} is not a directory")
+        except OSError as error:
+            raise TargetError(f"cannot create {self.root}: {error.strerror}") from None
+
+    def _parent(self, parts: tuple[str, ...], create: bool) -> int:
+        """A descriptor of the directory holding `parts`, never through a link."""
+        descriptor = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in parts[:-1]:
+                try:
+                    child = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor
+                    )
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(part, 0o755, dir_fd=descriptor)
+                    child = os.open(
+                        part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=descriptor
+                    )
+                except OSError as error:
+                    if error.errno in {errno.ELOOP, errno.ENOTDIR}:
+                        raise Refused(
+                            f"{part!r} on its path is a symbolic link or not a directory"
+                        ) from None
+                    raise
+                os.close(descriptor)
+                descriptor = child
+        except BaseException:
+            os.close(descriptor)
+            raise
+        return descriptor
+
+    def existing(self, parts: tuple[str, ...]) -> str:
+        try:
+            descriptor = self._parent(parts, create=False)
+        except FileNotFoundError:
+            return Existing.NONE
+        try:
+            return _kind_of_mode(
+                os.stat(parts[-1], dir_fd=descriptor, follow_symlinks=False).st_mode
+            )
+        except FileNotFoundError:
+            return Existing.NONE
+        finally:
+            os.close(descriptor)
+
+    def make_directory(self, parts: tuple[str, ...], mode: int) -> None:
+        descriptor = self._parent(parts, create=True)
+        try:
+            os.mkdir(parts[-1], (mode & 0o777) | 0o700, dir_fd=descriptor)
+        except FileExistsError:
+            kind = _kind_of_mode(
+                os.stat(parts[-1], dir_fd=descriptor, follow_symlinks=False).st_mode
+            )
+            if kind != Existing.DIRECTORY:
+                raise Refused("something that is not a directory is in the way") from None
+        finally:
+            os.close(descriptor)
+
+    def write_file(
+        self, parts: tuple[str, ...], data: IO[bytes], mode: int, mtime: float, on_bytes: _OnBytes
+    ) -> int:
+        descriptor = self._parent(parts, create=True)
+        temporary = _temporary_name(parts[-1])
+        written = 0
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            handle = os.open(temporary, flags, 0o600, dir_fd=descriptor)
+            try:
+                with os.fdopen(handle, "wb", closefd=False) as output:
+                    while chunk := data.read(CHUNK):
+                        output.write(chunk)
+                        written += len(chunk)
+                        on_bytes(len(chunk))
+                os.fchmod(handle, mode & 0o777)
+                os.utime(handle, (mtime, mtime))
+            finally:
+                os.close(handle)
+            os.rename(temporary, parts[-1], src_dir_fd=descriptor, dst_dir_fd=descriptor)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=descriptor)
+            raise
+        finally:
+            os.close(descriptor)
+        return written
+
+    def make_symlink(self, parts: tuple[str, ...], link: str) -> None:
+        descriptor = self._parent(parts, create=True)
+        temporary = _temporary_name(parts[-1])
+        try:
+            os.symlink(link, temporary, dir_fd=descriptor)
+            os.rename(temporary, parts[-1], src_dir_fd=descriptor, dst_dir_fd=descriptor)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=descriptor)
+            raise
+        finally:
+            os.close(descriptor)
+
+    def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None:
+        source = self._parent(existing, create=False)
+        descriptor = self._parent(parts, create=True)
+        temporary = _temporary_name(parts[-1])
+        try:
+            os.link(
+                existing[-1],
+                temporary,
+                src_dir_fd=source,
+                dst_dir_fd=descriptor,
+                follow_symlinks=False,
+            )
+            os.rename(temporary, parts[-1], src_dir_fd=descriptor, dst_dir_fd=descriptor)
+        finally:
+            os.close(source)
+            os.close(descriptor)
+
+    def close(self) -> None:
+        return None
+
+
+class SftpTarget:
+    """A directory on an SSH host, written over SFTP."""
+
+    def __init__(
+        self, transport: paramiko.Transport | None, sftp: paramiko.SFTPClient, root: str, label: str
+    ) -> None:
+        if not root.startswith("/"):
+            raise TargetError("the restore directory on the SSH host must be an absolute path")
+        self.transport = transport
+        self.sftp = sftp
+        self.root = "/" + "/".join(part for part in root.split("/") if part)
+        self.label = label
+        self.checked: set[tuple[str, ...]] = set()
+
+    def describe(self) -> str:
+        return f"{self.root} on {self.label}"
+
+    def _path(self, parts: tuple[str, ...]) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def _lstat_kind(self, path: str) -> str:
+        try:
+            attributes = self.sftp.lstat(path)
+        except FileNotFoundError:
+            return Existing.NONE
+        except OSError as error:
+            if error.errno == errno.ENOENT:
+                return Existing.NONE
+            raise
+        return _kind_of_mode(attributes.st_mode or 0)
+
+    def prepare(self) -> None:
+        built = ""
+        for part in [part for part in self.root.split("/") if part]:
+            built += "/" + part
+            kind = self._lstat_kind(built)
+            if kind == Existing.NONE:
+                try:
+                    self.sftp.mkdir(built, 0o755)
+                except OSError as error:
+                    raise TargetError(f"cannot create {built} on {self.label}: {error}") from None
+            elif kind not in {Existing.DIRECTORY, Existing.SYMLINK}:
+                raise TargetError(f"{built} on {self.label} is not a directory")
+
+    def _parents(self, parts: tuple[str, ...], create: bool) -> bool:
+        """True when every parent exists as a real directory (made when `create`)."""
+        for index in range(1, len(parts)):
+            prefix = parts[:index]
+            if prefix in self.checked:
+                continue
+            kind = self._lstat_kind(self._path(prefix))
+            if kind == Existing.NONE:
+                if not create:
+                    return False
+                self.sftp.mkdir(self._path(prefix), 0o755)
+            elif kind != Existing.DIRECTORY:
+                raise Refused(f"{prefix[-1]!r} on its path is a symbolic link or not a directory")
+            self.checked.add(prefix)
+        return True
+
+    def existing(self, parts: tuple[str, ...]) -> str:
+        if not self._parents(parts, create=False):
+            return Existing.NONE
+        return self._lstat_kind(self._path(parts))
+
+    def make_directory(self, parts: tuple[str, ...], mode: int) -> None:
+        self._parents(parts, create=True)
+        kind = self._lstat_kind(self._path(parts))
+        if kind == Existing.NONE:
+            self.sftp.mkdir(self._path(parts), (mode & 0o777) | 0o700)
+        elif kind != Existing.DIRECTORY:
+            raise Refused("something that is not a directory is in the way")
+        self.checked.add(parts)
+
+    def _replace(self, temporary: str, final: str) -> None:
+        try:
+            self.sftp.posix_rename(temporary, final)
+        except OSError:
+            with contextlib.suppress(OSError):
+                self.sftp.remove(temporary)
+            raise
+
+    def write_file(
+        self, parts: tuple[str, ...], data: IO[bytes], mode: int, mtime: float, on_bytes: _OnBytes
+    ) -> int:
+        self._parents(parts, create=True)
+        temporary = self._path((*parts[:-1], _temporary_name(parts[-1])))
+        written = 0
+        try:
+            with self.sftp.open(temporary, "wbx") as output:
+                output.set_pipelined(True)
+                while chunk := data.read(CHUNK):
+                    output.write(chunk)
+                    written += len(chunk)
+                    on_bytes(len(chunk))
+            self.sftp.chmod(temporary, mode & 0o777)
+            self.sftp.utime(temporary, (mtime, mtime))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.sftp.remove(temporary)
+            raise
+        self._replace(temporary, self._path(parts))
+        return written
+
+    def make_symlink(self, parts: tuple[str, ...], link: str) -> None:
+        self._parents(parts, create=True)
+        temporary = self._path((*parts[:-1], _temporary_name(parts[-1])))
+        self.sftp.symlink(link, temporary)
+        self._replace(temporary, self._path(parts))
+
+    def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None:
+        # SFTP has no portable hard link: the second name gets a copy of the bytes.
+        with self.sftp.open(self._path(existing), "rb") as source:
+            info = source.stat()
+            self.write_file(
+                parts,
+                cast(IO[bytes], source),
+                info.st_mode or 0o644,
+                float(info.st_mtime or 0),
+                lambda count: None,
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.sftp.close()
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.close()

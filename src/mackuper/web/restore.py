@@ -1,0 +1,226 @@
+"""Restore tab and its API: stored backups, their file trees, downloads, restore,
+verify and import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from mackuper.destinations.base import DestinationError
+from mackuper.models import Artifact, ArtifactState
+from mackuper.models import Destination as DestinationRow
+from mackuper.restore import runs as restore_runs
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.catalog import import_backups
+from mackuper.restore.download import Download, download_filename, extract_path, whole_archive
+from mackuper.restore.errors import RestoreError
+from mackuper.restore.formats import format_of_key
+from mackuper.restore.manifest import children, manifest_files, read_manifest, search
+from mackuper.restore.storage import content_disposition, presigned_url
+from mackuper.web.database import get_db, runtime
+from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.security import login_required
+from mackuper.web.serialize import iso, run_json
+
+blueprint = Blueprint("restore", __name__)
+
+PRESIGNED_SECONDS = 900
+
+
+@blueprint.get("/restore")
+@login_required
+def page() -> str:
+    return render_template("restore.html", tab="restore")
+
+
+def backup_json(artifact: Artifact) -> dict[str, Any]:
+    try:
+        archive_format, encrypted = format_of_key(artifact.key)
+    except RestoreError:
+        archive_format, encrypted = "unknown", artifact.encrypted
+    return {
+        "id": artifact.id,
+        "run_id": artifact.run_id,
+        "job_id": artifact.job_id,
+        "job_name": artifact.run.job_name,
+        "destination_id": artifact.destination_id,
+        "destination": artifact.destination.name,
+        "destination_kind": artifact.destination.kind,
+        "key": artifact.key,
+        "name": artifact.key.rsplit("/", 1)[-1],
+        "created_at": iso(artifact.created_at),
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+        "format": archive_format,
+        "encrypted": encrypted or artifact.encrypted,
+        "verified_at": iso(artifact.verified_at),
+        "verify_status": artifact.verify_status,
+    }
+
+
+def _artifact(artifact_id: int) -> Artifact:
+    artifact = get_db().get(Artifact, artifact_id)
+    if artifact is None or artifact.state != ArtifactState.STORED.value:
+        fail("No such stored backup.", 404)
+    return artifact
+
+
+def _archive(artifact: Artifact) -> StoredArchive:
+    try:
+        return restore_runs.stored_archive(runtime(), get_db(), artifact, {})
+    except (RestoreError, DestinationError) as error:
+        fail(f"{error}.".capitalize(), 409)
+
+
+@blueprint.get("/api/backups")
+@login_required
+def list_backups() -> Response:
+    query = select(Artifact).where(Artifact.state == ArtifactState.STORED.value)
+    if job_id := request.args.get("job_id"):
+        if not job_id.isdigit():
+            fail("job_id must be a number.")
+        query = query.where(Artifact.job_id == int(job_id))
+    if destination_id := request.args.get("destination_id"):
+        if not destination_id.isdigit():
+            fail("destination_id must be a number.")
+        query = query.where(Artifact.destination_id == int(destination_id))
+    rows = get_db().scalars(
+        query.order_by(Artifact.created_at.desc(), Artifact.id.desc()).limit(500)
+    )
+    return jsonify(backups=[backup_json(artifact) for artifact in rows])
+
+
+def _manifest(artifact: Artifact) -> dict[str, Any]:
+    try:
+        return read_manifest(_archive(artifact).destination, artifact.key)
+    except RestoreError as error:
+        fail(f"{error}.".capitalize(), 409)
+
+
+@blueprint.get("/api/backups/<int:artifact_id>")
+@login_required
+def get_backup(artifact_id: int) -> Response:
+    artifact = _artifact(artifact_id)
+    manifest = _manifest(artifact)
+    files = manifest_files(manifest)
+    return jsonify(
+        backup=backup_json(artifact),
+        manifest={
+            "started_at": manifest.get("started_at"),
+            "finished_at": manifest.get("finished_at"),
+            "format": manifest.get("format"),
+            "source": manifest.get("source"),
+            "archive": manifest.get("archive"),
+            "entries": len(files),
+            "file_list": "available" if files else "not available",
+        },
+    )
+
+
+@blueprint.get("/api/backups/<int:artifact_id>/tree")
+@login_required
+def backup_tree(artifact_id: int) -> Response:
+    files = manifest_files(_manifest(_artifact(artifact_id)))
+    text = request.args.get("q", "").strip()
+    if text:
+        matches, cut = search(files, text)
+        return jsonify(entries=[node.as_dict() for node in matches], truncated=cut, query=text)
+    folder = request.args.get("path", "").strip("/")
+    nodes = children(files, folder)
+    return jsonify(path=folder, entries=[node.as_dict() for node in nodes], truncated=False)
+
+
+def _send(download: Download) -> Response:
+    headers = {"Content-Disposition": content_disposition(download.filename)}
+    if download.size is not None:
+        headers["Content-Length"] = str(download.size)
+    return Response(
+        download.body,
+        mimetype=download.content_type,
+        headers=headers,
+        direct_passthrough=True,
+    )
+
+
+@blueprint.get("/api/backups/<int:artifact_id>/download")
+@login_required
+def download_backup(artifact_id: int) -> Response:
+    artifact = _artifact(artifact_id)
+    archive = _archive(artifact)
+    try:
+        download = whole_archive(archive, download_filename(artifact.run.job_name, artifact.key))
+    except DestinationError as error:
+        fail(f"{error}.".capitalize(), 409)
+    return _send(download)
+
+
+@blueprint.get("/api/backups/<int:artifact_id>/download-url")
+@login_required
+def download_url(artifact_id: int) -> Response:
+    artifact = _artifact(artifact_id)
+    archive = _archive(artifact)
+    filename = download_filename(artifact.run.job_name, artifact.key)
+    url = presigned_url(archive.destination, artifact.key, filename, PRESIGNED_SECONDS)
+    if url is None:
+        fail("Only S3 backups have direct download links; use the download instead.", 409)
+    return jsonify(url=url, expires_in=PRESIGNED_SECONDS, filename=filename)
+
+
+@blueprint.get("/api/backups/<int:artifact_id>/extract")
+@login_required
+def extract_from_backup(artifact_id: int) -> Response:
+    path = request.args.get("path", "")
+    if not path.strip("/"):
+        fail("Choose a file or folder to download.")
+    archive = _archive(_artifact(artifact_id))
+    try:
+        download = extract_path(archive, path)
+    except (RestoreError, DestinationError) as error:
+        fail(f"{error}.".capitalize(), 404 if "not in this backup" in str(error) else 409)
+    return _send(download)
+
+
+@blueprint.post("/api/restore")
+@login_required
+def start_restore() -> tuple[Response, int]:
+    payload = json_body()
+    artifact_id = payload.get("artifact_id")
+    if not isinstance(artifact_id, int):
+        field_errors({"artifact_id": "Choose the backup to restore."})
+    artifact = _artifact(artifact_id)
+    parsed = restore_runs.parse_restore(payload)
+    if isinstance(parsed, dict):
+        field_errors(parsed)
+    run = restore_runs.queue_restore(get_db(), runtime(), artifact, parsed, "manual")
+    return jsonify(run=run_json(run)), 202
+
+
+@blueprint.post("/api/verify")
+@login_required
+def start_verify() -> tuple[Response, int]:
+    payload = json_body()
+    artifact_id = payload.get("artifact_id")
+    if not isinstance(artifact_id, int):
+        field_errors({"artifact_id": "Choose the backup to verify."})
+    artifact = _artifact(artifact_id)
+    run = restore_runs.queue_verify(get_db(), artifact, bool(payload.get("deep")), "manual")
+    return jsonify(run=run_json(run)), 202
+
+
+@blueprint.post("/api/import")
+@login_required
+def import_from_destination() -> Response:
+    payload = json_body()
+    destination_id = payload.get("destination_id")
+    row = get_db().get(DestinationRow, destination_id) if isinstance(destination_id, int) else None
+    if row is None:
+        field_errors({"destination_id": "Choose the destination to scan."})
+    try:
+        destination = restore_runs.build_destination(runtime(), row)
+    except DestinationError as error:
+        fail(f"{error}.".capitalize(), 409)
+    report = import_backups(get_db(), row, destination)
+    return jsonify(report=report.as_dict())
