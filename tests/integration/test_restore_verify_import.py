@@ -1,0 +1,114 @@
+"""Done when 3 and 4: verification catches one flipped byte; the catalog comes back
+from the bucket alone after the database is lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mackuper.config import load_settings
+from mackuper.runtime import Runtime, open_runtime
+from mackuper.web import create_app
+from tests.conftest import ADMIN_PASSWORD, ApiClient
+from tests.integration.restore_support import (
+    backed_up,
+    finished_run,
+    local_destination,
+    ok,
+    restore,
+    run_log,
+)
+from tests.servers.s3 import S3Bucket
+from tests.trees import file_hashes, make_small_tree
+
+pytestmark = pytest.mark.integration
+
+
+def _verify(api: ApiClient, runtime: Runtime, backup_id: int, deep: bool) -> dict[str, Any]:
+    run = ok(api, "POST", "/api/verify", {"artifact_id": backup_id, "deep": deep})["run"]
+    assert run["kind"] == "verify"
+    return finished_run(api, runtime, run)
+
+
+@pytest.mark.parametrize("archive_format", ["tar.gz", "zip"])
+def test_verify_passes_intact_archive_and_fails_after_one_byte_is_flipped(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, archive_format: str
+) -> None:
+    source = make_small_tree(tmp_path / "source")
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    backup = backed_up(api, runtime, source, destination["id"], archive_format)
+
+    intact = _verify(api, runtime, backup["id"], deep=True)
+    assert intact["status"] == "success", intact["error"]
+    assert any("matches its manifest" in line for line in run_log(api, intact["id"]))
+    (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
+    assert listed["verify_status"] == "ok" and listed["verified_at"]
+
+    stored = storage / backup["key"]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+
+    damaged = _verify(api, runtime, backup["id"], deep=False)
+    assert damaged["status"] == "failed"
+    assert "SHA-256" in damaged["error"]
+    assert "changed or damaged" in damaged["error"]
+    (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
+    assert listed["verify_status"] == "failed"
+
+
+def _fresh_api(data_dir: Path) -> tuple[Runtime, ApiClient]:
+    runtime = open_runtime(load_settings({"MACKUPER_DATA_DIR": str(data_dir)}))
+    api = ApiClient(create_app(runtime, {"TESTING": True}).test_client())
+    api.refresh_csrf("/setup")
+    body = {"username": "admin", "password": ADMIN_PASSWORD}
+    assert api.call("POST", "/api/setup/admin", body).status_code == 201
+    assert api.call("POST", "/api/setup/finish").status_code == 200
+    return runtime, api
+
+
+def test_import_after_database_loss_restores_a_backup_made_before(
+    tmp_path: Path, s3_bucket: S3Bucket
+) -> None:
+    server, bucket = s3_bucket
+    destination_form = {
+        "name": "Bucket",
+        "kind": "s3",
+        "bucket": bucket,
+        "region": server.region,
+        "endpoint_url": server.endpoint_url,
+        "path_style": True,
+        "access_key_id": server.access_key,
+        "secret_access_key": server.secret_key,
+    }
+    source = make_small_tree(tmp_path / "source")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    runtime, api = _fresh_api(data_dir)
+    destination = ok(api, "POST", "/api/destinations", destination_form)["destination"]
+    before = backed_up(api, runtime, source, destination["id"], "tar.xz", "Fotos de Élodie")
+    runtime.engine.dispose()
+
+    for database in data_dir.glob("mackuper.db*"):
+        database.unlink()
+    runtime, api = _fresh_api(data_dir)
+    assert ok(api, "GET", "/api/backups")["backups"] == []
+    destination = ok(api, "POST", "/api/destinations", destination_form)["destination"]
+
+    report = ok(api, "POST", "/api/import", {"destination_id": destination["id"]})["report"]
+    assert report["imported"] == 1 and report["jobs_created"] == ["Fotos de Élodie"]
+    again = ok(api, "POST", "/api/import", {"destination_id": destination["id"]})["report"]
+    assert again["imported"] == 0 and again["already_known"] == 1
+    (job,) = ok(api, "GET", "/api/jobs")["jobs"]
+    assert job["slug"] == "fotos-de-elodie" and job["enabled"] is False
+    (backup,) = ok(api, "GET", "/api/backups")["backups"]
+    assert (backup["key"], backup["sha256"]) == (before["key"], before["sha256"])
+
+    target = tmp_path / "restored"
+    run = restore(api, runtime, backup["id"], {"kind": "local", "path": str(target)})
+    assert run["status"] == "success", run["error"]
+    assert file_hashes(target / str(source).lstrip("/")) == file_hashes(source)
+    runtime.engine.dispose()
