@@ -15,9 +15,12 @@ from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
 from mackuper.web import restore as restore_pages
+from mackuper.web import ssh as ssh_api
+from mackuper.web import tokens as api_tokens
 from mackuper.web.database import close_db
-from mackuper.web.security import init_security
+from mackuper.web.security import init_security, session_user_id
 from mackuper.web.setup_state import admin_exists, setup_complete
+from mackuper.web.tokens import bearer_token
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         pages.blueprint,
         ui_api.blueprint,
         restore_pages.blueprint,
+        ssh_api.blueprint,
+        api_tokens.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)
@@ -85,6 +90,10 @@ def _require_login() -> WerkzeugResponse | None:
         if _wants_json():
             return _json_error("Finish the setup wizard first.", 409)
         return redirect("/setup")
+    if bearer_token() is not None:
+        if not current_user.is_authenticated or session_user_id() is not None:
+            return _json_error("The API token is not valid (revoked or mistyped).", 401)
+        return None
     if not current_user.is_authenticated:
         if _wants_json():
             return _json_error("Log in first.", 401)

@@ -61,6 +61,18 @@ def load_user(identifier: str) -> LoginUser | None:
     return LoginUser(user)
 
 
+def session_user_id() -> str | None:
+    """The user id a session cookie logged in, if any (Flask-Login's key)."""
+    value = session.get("_user_id")
+    return value if isinstance(value, str) else None
+
+
+def _load_bearer_user(_request: object) -> LoginUser | None:
+    from mackuper.web.tokens import user_for_bearer
+
+    return user_for_bearer()
+
+
 def csrf_token() -> str:
     token = session.get(CSRF_FIELD)
     if not isinstance(token, str):
@@ -72,6 +84,8 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     if request.method in SAFE_METHODS:
         return
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return  # authenticated by the token alone; browsers cannot forge the header
     expected = session.get(CSRF_FIELD)
     given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD, "")
     if not isinstance(expected, str) or not given or not hmac.compare_digest(expected, given):
@@ -134,6 +148,7 @@ def init_security(app: Flask) -> LoginManager:
     manager = LoginManager()
     manager.init_app(app)
     manager.user_loader(load_user)
+    manager.request_loader(_load_bearer_user)
     manager.session_protection = "basic"
     app.extensions["login_limiter"] = LoginLimiter()
     app.before_request(check_csrf)

@@ -1,0 +1,104 @@
+"""API tokens for scripts: `Authorization: Bearer mkp_...`; only their SHA-256 is stored.
+
+A request that carries a bearer token is authenticated by it alone (never by the
+session cookie), and needs no CSRF token: a cross-site page cannot add the header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user
+from sqlalchemy import select, update
+from werkzeug.wrappers import Response
+
+from mackuper.models import ApiToken, User
+from mackuper.web.database import get_db
+from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.security import LoginUser, login_required
+from mackuper.web.serialize import iso
+
+logger = logging.getLogger(__name__)
+blueprint = Blueprint("tokens", __name__, url_prefix="/api/tokens")
+
+PREFIX = "mkp_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer_token() -> str | None:
+    """The bearer token of this request, or None when it carries none."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip()
+
+
+def user_for_bearer() -> LoginUser | None:
+    """Flask-Login's request loader: the administrator, for a valid token."""
+    token = bearer_token()
+    if not token or not token.startswith(PREFIX):
+        return None
+    session = get_db()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
+        return None
+    now = datetime.now(UTC)
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        session.commit()
+    user = session.scalar(select(User).order_by(User.id).limit(1))
+    return LoginUser(user) if user is not None else None
+
+
+def _json(token: ApiToken) -> dict[str, object]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_at": iso(token.created_at),
+        "last_used_at": iso(token.last_used_at),
+    }
+
+
+@blueprint.get("")
+@login_required
+def list_tokens() -> Response:
+    rows = get_db().scalars(select(ApiToken).order_by(ApiToken.created_at)).all()
+    return jsonify(tokens=[_json(row) for row in rows])
+
+
+@blueprint.post("")
+@login_required
+def create_token() -> tuple[Response, int]:
+    name = str(json_body().get("name", "")).strip()
+    if not name or len(name) > 100:
+        field_errors({"name": "Name the token (at most 100 characters), e.g. after the script."})
+    token = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, token_hash=hash_token(token))
+    session = get_db()
+    session.add(row)
+    session.commit()
+    logger.info("API token %r created by %s", name, current_user.user.username)
+    return jsonify(token=token, shown_once=True, **_json(row)), 201
+
+
+@blueprint.delete("/<int:token_id>")
+@login_required
+def revoke_token(token_id: int) -> Response:
+    session = get_db()
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        fail("No such token.", 404)
+    session.delete(row)
+    session.commit()
+    logger.info("API token %r revoked", row.name)
+    return jsonify(ok=True)
