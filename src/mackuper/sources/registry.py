@@ -8,8 +8,14 @@ from typing import Any
 from mackuper.core.globs import validate as validate_glob
 from mackuper.sources.base import Source, SourceError
 from mackuper.sources.local import LocalSource
+from mackuper.sources.ssh import SSHSource
+from mackuper.sources.ssh_validate import validate_ssh
 
-SOURCE_KINDS = ("local",)
+SOURCE_KINDS = ("local", "ssh")
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "local": (),
+    "ssh": ("password", "private_key", "passphrase"),
+}
 
 
 def _lines(value: Any) -> list[str]:
@@ -21,12 +27,17 @@ def _lines(value: Any) -> list[str]:
 
 
 def validate(
-    kind: str, payload: dict[str, Any]
+    kind: str, payload: dict[str, Any], existing: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
-    """(config, secrets, errors) for a job's source form."""
+    """(config, secrets, errors) for a job's source form.
+
+    `existing` holds the secrets stored for the job: a blank secret field keeps them.
+    """
     errors: dict[str, str] = {}
     if kind not in SOURCE_KINDS:
         return {}, {}, {"source_kind": "Choose a source type."}
+    if kind == "ssh":
+        return validate_ssh(payload, existing or {}, _lines)
     paths = _lines(payload.get("paths"))
     excludes = _lines(payload.get("excludes"))
     if not paths:
@@ -44,4 +55,6 @@ def validate(
 def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Source:
     if kind == "local":
         return LocalSource(config.get("paths", []), config.get("excludes", []))
+    if kind == "ssh":
+        return SSHSource.from_config(config, secrets)
     raise SourceError(f"unknown source kind {kind!r}")

@@ -313,8 +313,11 @@ class TarStream:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        if self.process is not None and self.process.stdout is not None:
-            self.process.stdout.close()
+        if self.stderr_reader is not None:
+            self.stderr_reader.join(timeout=5)
+        for pipe in (self.process.stdout, self.process.stderr) if self.process else ():
+            if pipe is not None:
+                pipe.close()
         if self.session is not None:
             self.session.close()
             self.session = None

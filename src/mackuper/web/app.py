@@ -16,6 +16,7 @@ from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
 from mackuper.web import restore as restore_pages
 from mackuper.web import ssh as ssh_api
+from mackuper.web import ssh as ssh_api
 from mackuper.web import tokens as api_tokens
 from mackuper.web.database import close_db
 from mackuper.web.security import init_security, session_user_id
@@ -66,6 +67,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         pages.blueprint,
         ui_api.blueprint,
         restore_pages.blueprint,
+        ssh_api.blueprint,
         ssh_api.blueprint,
         api_tokens.blueprint,
     ):

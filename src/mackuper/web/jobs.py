@@ -49,7 +49,14 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     source_kind = str(payload.get("source_kind", "local"))
     raw_source = payload.get("source")
     source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
-    source_config, source_secrets, source_errors = sources.validate(source_kind, source)
+    stored_secrets = (
+        runtime().secrets.decrypt(job.source_secrets_encrypted)
+        if job.source_secrets_encrypted and job.source_kind == source_kind
+        else {}
+    )
+    source_config, source_secrets, source_errors = sources.validate(
+        source_kind, source, stored_secrets
+    )
     errors.update(source_errors)
     archive_format = str(payload.get("archive_format", "tar.gz"))
     if archive_format not in SUPPORTED_FORMATS:
@@ -92,8 +99,9 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     job.name = name
     job.source_kind = source_kind
     job.source_config = source_config
-    if source_secrets:
-        job.source_secrets_encrypted = runtime().secrets.encrypt(source_secrets)
+    job.source_secrets_encrypted = (
+        runtime().secrets.encrypt(source_secrets) if source_secrets else None
+    )
     job.archive_format = archive_format
     job.compression_level = level
     job.schedule = cron

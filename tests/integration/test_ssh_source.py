@@ -1,0 +1,177 @@
+"""The SSH source against a real OpenSSH sshd: both transfer modes, every auth kind, failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from mackuper.sources.ssh import SSHSource
+from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
+from tests.integration.engine_support import RecordingHooks, describe_tree, extract
+from tests.integration.ssh_support import every_kind_remote_tree, ssh_backup, target_for
+from tests.servers.sshd import SSHServer, chown_tree, generate_key
+
+pytestmark = pytest.mark.integration
+
+MODES = ["tar", "sftp"]
+ROLES = ["password", "key", "key_passphrase"]
+
+
+def _log_since(server: SSHServer, offset: int) -> str:
+    return (server.work_dir / "sshd.log").read_bytes()[offset:].decode(errors="replace")
+
+
+def _log_size(server: SSHServer) -> int:
+    return (server.work_dir / "sshd.log").stat().st_size
+
+
+def _other_host_key(tmp_path: Path) -> HostKey:
+    generate_key(tmp_path / "other", "ed25519")
+    return HostKey.parse((tmp_path / "other.pub").read_text())
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("mode", MODES)
+def test_remote_tree_with_every_entry_kind_extracts_identically(
+    sshd: SSHServer, tmp_path: Path, mode: str, role: str
+) -> None:
+    tree = every_kind_remote_tree(sshd, sshd.users[role].username)
+    source = SSHSource(target_for(sshd, role), [str(tree)], transfer=mode)
+
+    result, hooks, archive = ssh_backup(source, tmp_path / "dest")
+
+    assert result.problems == [], hooks.messages()
+    extract(archive, "tar", tmp_path / "out")
+    restored = tmp_path / "out" / str(tree).lstrip("/")
+    assert describe_tree(restored) == describe_tree(tree)
+    listing = subprocess.run(
+        ["tar", "-tvf", str(archive)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "link-to-readme -> docs/readme.txt" in listing
+    if mode == "tar":  # SFTP v3 cannot see inodes, so only tar keeps hard links
+        assert "hard-b.txt link to" in listing or "hard-a.txt link to" in listing
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unreadable_remote_file_ends_as_warning_and_the_rest_is_stored(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    tree = every_kind_remote_tree(sshd, sshd.users["key"].username)
+    (tree / "docs" / "readme.txt").chmod(0)
+    source = SSHSource(target_for(sshd, "key"), [str(tree)], transfer=mode)
+
+    result, _hooks, archive = ssh_backup(source, tmp_path / "dest")
+
+    assert any("readme.txt" in problem for problem in result.problems), result.problems
+    extract(archive, "tar", tmp_path / "out")
+    restored = tmp_path / "out" / str(tree).lstrip("/")
+    assert (restored / "medium.bin").read_bytes() == (tree / "medium.bin").read_bytes()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_excludes_skip_matching_remote_files_and_whole_directories(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    tree = every_kind_remote_tree(sshd, sshd.users["key"].username)
+    source = SSHSource(target_for(sshd, "key"), [str(tree)], ["docs", "*.bin"], transfer=mode)
+
+    _result, _hooks, archive = ssh_backup(source, tmp_path / "dest")
+
+    extract(archive, "tar", tmp_path / "out")
+    restored = tmp_path / "out" / str(tree).lstrip("/")
+    kept = describe_tree(restored)
+    assert not any(name.startswith("docs") or name.endswith(".bin") for name in kept)
+    assert kept["name with spaces é.txt"] == describe_tree(tree)["name with spaces é.txt"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_changed_host_key_fails_before_login_with_both_fingerprints(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    tree = sshd.make_remote_tree(sshd.users["password"].username, {"a.txt": "a"})
+    pinned = _other_host_key(tmp_path)
+    source = SSHSource(target_for(sshd, "password", host_key=pinned), [str(tree)], transfer=mode)
+    log_start = _log_size(sshd)
+
+    with pytest.raises(HostKeyMismatch) as raised:
+        ssh_backup(source, tmp_path / "dest")
+
+    message = str(raised.value)
+    assert sshd.host_key_fingerprint in message
+    assert pinned.fingerprint in message
+    assert not list((tmp_path / "dest").rglob("*.tar*"))
+    server_log = _log_since(sshd, log_start)
+    assert "Accepted" not in server_log
+    assert "Failed password" not in server_log
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wrong_password_fails_as_authentication_error(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    tree = sshd.make_remote_tree(sshd.users["password"].username, {"a.txt": "a"})
+    target = target_for(sshd, "password", password="not-the-password")
+    source = SSHSource(target, [str(tree)], transfer=mode)
+
+    with pytest.raises(SSHError, match="authentication failed for mkp_pw@"):
+        ssh_backup(source, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_key_the_server_does_not_know_fails_as_authentication_error(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    generate_key(tmp_path / "stranger", "ed25519")
+    stranger = (tmp_path / "stranger").read_text()
+    tree = sshd.make_remote_tree(sshd.users["key"].username, {"a.txt": "a"})
+    source = SSHSource(target_for(sshd, "key", private_key=stranger), [str(tree)], transfer=mode)
+
+    with pytest.raises(SSHError, match="authentication failed for mkp_key@"):
+        ssh_backup(source, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_missing_remote_path_fails_with_its_name(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    source = SSHSource(target_for(sshd, "key"), ["/srv/no-such-dir"], transfer=mode)
+
+    with pytest.raises(SSHError, match="remote path /srv/no-such-dir does not exist"):
+        ssh_backup(source, tmp_path / "dest")
+
+
+def test_refused_connection_fails_with_a_plain_message(tmp_path: Path, sshd: SSHServer) -> None:
+    target = target_for(sshd, "key", port=1)
+    source = SSHSource(target, ["/tmp"], transfer="tar")  # noqa: S108 - never read
+
+    with pytest.raises(SSHError, match="refused the connection"):
+        ssh_backup(source, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sshd_stopped_mid_run_fails_the_run_quickly(
+    sshd: SSHServer, tmp_path: Path, mode: str
+) -> None:
+    root = Path(tempfile.mkdtemp(prefix="big-", dir=sshd.work_dir / "trees"))
+    for index in range(24):
+        (root / f"part-{index:02d}.bin").write_bytes(os.urandom(2 << 20))
+    chown_tree(root, sshd.users["key"].username)
+    source = SSHSource(target_for(sshd, "key"), [str(root)], transfer=mode)
+    hooks = RecordingHooks()
+
+    def stop_server(bytes_read: int) -> None:
+        if bytes_read > 4 << 20 and sshd.is_running():
+            sshd.stop()
+
+    hooks.stop_when = stop_server
+    started = time.monotonic()
+    with pytest.raises(SSHError, match="lost|closed"):
+        ssh_backup(source, tmp_path / "dest", hooks)
+
+    assert time.monotonic() - started < 30
+    assert not list((tmp_path / "dest").rglob("*.tar"))
