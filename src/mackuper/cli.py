@@ -14,7 +14,7 @@ from typing import Any
 
 from mackuper import __version__
 from mackuper.config import ConfigError, load_settings
-from mackuper.logs import configure_logging
+from mackuper.logs import configure_logging, flush_and_exit
 from mackuper.runtime import Runtime, open_runtime
 
 logger = logging.getLogger("mackuper")
@@ -41,7 +41,7 @@ def command_worker(_args: argparse.Namespace) -> int:
     worker = Worker(_start("worker"))
     worker.install_signal_handlers()
     worker.run_forever()
-    return 0
+    flush_and_exit(0)
 
 
 def gunicorn_options(runtime: Runtime, host: str) -> dict[str, Any]:
@@ -72,7 +72,10 @@ def command_web(args: argparse.Namespace) -> int:
             return app
 
     logger.info("web listening on http://%s", options["bind"])
-    Server().run()
+    try:
+        Server().run()
+    except SystemExit as stop:
+        flush_and_exit(stop.code if isinstance(stop.code, int) else 1)
     return 0
 
 
@@ -111,7 +114,7 @@ def command_serve(args: argparse.Namespace) -> int:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    return 0
+    flush_and_exit(0)
 
 
 def command_db_upgrade(_args: argparse.Namespace) -> int:
@@ -137,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     database_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = database_commands.add_parser("upgrade", help="apply migrations")
     upgrade.set_defaults(handler=command_db_upgrade)
+    from mackuper.restore.cli import add_commands as add_restore_commands
+
+    add_restore_commands(commands, _start)
     return parser
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from gunicorn import glogging
 
 from mackuper.config import ConfigError, Settings
+from mackuper.logs import flush_and_exit
 
 
 class RootLogger(glogging.Logger):
@@ -34,6 +35,12 @@ class RootLogger(glogging.Logger):
             for handler in list(log.handlers):
                 log.removeHandler(handler)
             log.propagate = True
+
+
+def worker_exit(_server: Any, worker: Any) -> None:
+    """A web worker that was asked to stop and has finished its requests exits now."""
+    if worker.booted and not worker.alive:
+        flush_and_exit(0)
 
 
 def web_concurrency(env: dict[str, str] | None = None) -> int:
@@ -64,4 +71,5 @@ def options(settings: Settings, host: str, workers: int | None = None) -> dict[s
         "proxy_allow_ips": trusted,
         "proxy_protocol": False,
         "control_socket_disable": True,
+        "worker_exit": worker_exit,
     }

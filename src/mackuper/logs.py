@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import logging.handlers
 import os
 import sys
+from typing import NoReturn
 
 from mackuper.config import Settings
 
@@ -49,6 +51,20 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
                 self._reopen()
                 return
             super().doRollover()
+
+
+def flush_and_exit(status: int) -> NoReturn:
+    """Flush logs and output, then exit without interpreter teardown.
+
+    Used once a process has finished stopping: tearing down the interpreter
+    (boto3, SQLAlchemy, ...) takes seconds on a busy machine and would eat into
+    a container's stop timeout.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def configure_logging(settings: Settings | None, process: str) -> None:
