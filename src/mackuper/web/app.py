@@ -14,6 +14,9 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
+from mackuper.web import health as health_check
+from mackuper.web import metrics as metrics_api
+from mackuper.web import notifications as notifications_api
 from mackuper.web import restore as restore_pages
 from mackuper.web import ssh as ssh_api
 from mackuper.web import ssh as ssh_api
@@ -28,6 +31,8 @@ logger = logging.getLogger(__name__)
 PUBLIC_ENDPOINTS = {
     "static",
     "pages.health",
+    "pages.liveness",
+    "metrics.metrics",
     "auth.login_page",
     "auth.login",
     "auth.setup_page",
@@ -70,11 +75,14 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ssh_api.blueprint,
         ssh_api.blueprint,
         api_tokens.blueprint,
+        notifications_api.blueprint,
+        metrics_api.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     app.jinja_env.globals["version"] = __version__
+    health_check.install(app)
     if settings.https_enabled:
         app.after_request(_hsts)
     return app

@@ -6,11 +6,10 @@ import platform
 import shutil
 
 from flask import Blueprint, jsonify, render_template
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from mackuper import __version__
+from mackuper.web import health as health_check
 from mackuper.web.database import get_db, runtime
 from mackuper.web.security import login_required
 
@@ -63,8 +62,14 @@ def about() -> Response:
 
 @blueprint.get("/health")
 def health() -> tuple[Response, int]:
-    try:
-        get_db().execute(text("SELECT 1"))
-    except SQLAlchemyError:
+    """The database answers and a worker heartbeat is fresh; else 503 with a reason."""
+    answer, healthy = health_check.report(get_db())
+    return jsonify(answer), 200 if healthy else 503
+
+
+@blueprint.get("/health/live")
+def liveness() -> tuple[Response, int]:
+    """This web process and its database answer (for web-only containers)."""
+    if not health_check.database_ok(get_db()):
         return jsonify(status="error", database="unreachable"), 503
     return jsonify(status="ok", database="ok"), 200
