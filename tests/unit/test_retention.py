@@ -93,11 +93,11 @@ def test_retention_counts_days_in_the_installation_zone() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"keep_days": 0}, "keep_days"),
-        ({"keep_last": -1}, "keep_last"),
-        ({"keep_daily": "7"}, "keep_daily"),
-        ({"keep_weekly": True}, "keep_weekly"),
-        ({"keep_yearly": 10**9}, "keep_yearly"),
+        ({"keep_days": 0}, "Days to keep"),
+        ({"keep_last": -1}, "Backups to keep"),
+        ({"keep_daily": "7"}, "Daily backups"),
+        ({"keep_weekly": True}, "Weekly backups"),
+        ({"keep_yearly": 10**9}, "Yearly backups"),
     ],
 )
 def test_retention_policy_rejects_bad_numbers(data: dict[str, object], message: str) -> None:

@@ -22,11 +22,23 @@ PERIODS: dict[str, Callable[[datetime], Hashable]] = {
 """GFS period name -> the key of the period a local time falls in."""
 
 FIELDS = ("keep_days", "keep_last", *(f"keep_{name}" for name in PERIODS))
+LABELS = {
+    "keep_days": "Days to keep",
+    "keep_last": "Backups to keep",
+    "keep_daily": "Daily backups to keep",
+    "keep_weekly": "Weekly backups to keep",
+    "keep_monthly": "Monthly backups to keep",
+    "keep_yearly": "Yearly backups to keep",
+}
 LIMIT = 100_000
 
 
 class RetentionError(ValueError):
     """The retention policy is not valid."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class Policy:
                 continue
             if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= LIMIT:
                 raise RetentionError(
-                    f"{name}: use a whole number from 1 to {LIMIT}, or leave empty"
+                    name, f"{LABELS[name]} must be a whole number from 1 to {LIMIT}, or empty"
                 )
             values[name] = raw
         return cls(**values)

@@ -18,7 +18,7 @@ from mackuper.web import health as health_check
 from mackuper.web import metrics as metrics_api
 from mackuper.web import notifications as notifications_api
 from mackuper.web import restore as restore_pages
-from mackuper.web import ssh as ssh_api
+from mackuper.web import settings as installation_settings
 from mackuper.web import ssh as ssh_api
 from mackuper.web import tokens as api_tokens
 from mackuper.web.database import close_db
@@ -73,10 +73,10 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ui_api.blueprint,
         restore_pages.blueprint,
         ssh_api.blueprint,
-        ssh_api.blueprint,
         api_tokens.blueprint,
         notifications_api.blueprint,
         metrics_api.blueprint,
+        installation_settings.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)

@@ -14,13 +14,17 @@ from werkzeug.wrappers import Response
 from mackuper import encryption as encryption_settings
 from mackuper.core import schedule
 from mackuper.core.naming import ARCHIVE_FORMATS, slugify
+from mackuper.core.retention import FIELDS as RETENTION_FIELDS
+from mackuper.core.retention import Policy, RetentionError
 from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.sources import registry as sources
 from mackuper.web.database import get_db, runtime
+from mackuper.web import job_alerts
 from mackuper.web.forms import fail, field_errors, json_body
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
+from mackuper.worker.retention import preview as retention_preview
 from mackuper.worker.service import installation_timezone
 
 logger = logging.getLogger(__name__)
@@ -82,6 +86,13 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
             schedule.parse(cron, timezone or installation_timezone(get_db()))
         except schedule.ScheduleError as error:
             errors["schedule"] = str(error).capitalize() + "."
+    policy: Policy | None = None
+    if "retention" in payload:
+        raw_retention = payload.get("retention")
+        try:
+            policy = Policy.from_json(raw_retention if isinstance(raw_retention, dict) else None)
+        except RetentionError as error:
+            errors["retention"] = errors[f"retention.{error.field}"] = f"{error}."
     ids = payload.get("destination_ids")
     chosen: list[Destination] = []
     if not isinstance(ids, list) or not ids or not all(isinstance(i, int) for i in ids):
@@ -92,6 +103,8 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
             errors["destination_ids"] = "A chosen destination does not exist."
     encryption = _encryption(job, payload)
     errors.update(encryption.errors)
+    alerts = job_alerts.validate(job, payload)
+    errors.update(alerts.errors)
     if errors:
         field_errors(errors)
     if cron != job.schedule:
@@ -106,9 +119,12 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     job.compression_level = level
     job.schedule = cron
     job.timezone = timezone
+    if policy is not None:
+        job.retention = policy.to_json()
     job.enabled = bool(payload.get("enabled", True))
     job.destinations = chosen
     job.encryption = encryption.public
+    job_alerts.apply(job, alerts)
     job.encryption_secrets_encrypted = (
         runtime().secrets.encrypt(encryption.secrets) if encryption.secrets else None
     )
@@ -224,3 +240,49 @@ def preview_schedule() -> Response:
     except schedule.ScheduleError as error:
         fail(str(error).capitalize() + ".", 422)
     return jsonify(timezone=timezone, next=[time.isoformat() for time in times])
+
+
+@blueprint.get("/jobs/<int:job_id>/retention/preview")
+@login_required
+def preview_retention(job_id: int) -> Response:
+    """What retention would delete and keep now, and why.
+
+    Query arguments keep_days, keep_last, keep_daily... preview an unsaved policy;
+    without them the job's saved policy is used.
+    """
+    job = _get(job_id)
+    asked = {name: request.args[name] for name in RETENTION_FIELDS if request.args.get(name)}
+    if asked:
+        try:
+            numbers = {name: int(value) for name, value in asked.items()}
+        except ValueError:
+            fail("Retention counts are whole numbers.", 422)
+        job.retention = numbers
+    try:
+        plan = retention_preview(get_db(), job, datetime.now(UTC))
+    except (RetentionError, schedule.ScheduleError) as error:
+        text = str(error)
+        fail(text[:1].upper() + text[1:] + ".", 422)
+    finally:
+        get_db().rollback()  # a previewed policy is never saved
+    items = [
+        {
+            "run_id": decision.backup.id,
+            "finished_at": decision.backup.finished_at.isoformat(),
+            "successful": decision.backup.successful,
+            "keep": decision.keep,
+            "reasons": list(decision.reasons),
+            "artifacts": [
+                {"id": a.id, "destination": a.destination.name, "key": a.key, "size": a.size}
+                for a in plan.artifacts[decision.backup.id]
+            ],
+        }
+        for decision in plan.decisions
+    ]
+    deleted = sum(1 for item in items if not item["keep"])
+    return jsonify(
+        policy=Policy.from_json(job.retention).to_json() if not asked else numbers,
+        delete_count=deleted,
+        keep_count=len(items) - deleted,
+        backups=items,
+    )

@@ -8,12 +8,14 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select, update
 from werkzeug.wrappers import Response
 
+from mackuper import installation
 from mackuper.db import changed_rows
 from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus, WorkerHeartbeat
 from mackuper.web.database import get_db
-from mackuper.web.forms import fail
+from mackuper.web.forms import fail, json_body
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
+from mackuper.worker import retention
 
 blueprint = Blueprint("runs", __name__, url_prefix="/api")
 
@@ -135,9 +137,10 @@ def cancel_run(run_id: int) -> Response:
 def dashboard() -> Response:
     session = get_db()
     now = datetime.now(UTC)
-    counts = dict(
-        session.execute(select(Run.status, func.count()).group_by(Run.status)).tuples().all()
-    )
+    counts: dict[str, int] = {
+        status: count
+        for status, count in session.execute(select(Run.status, func.count()).group_by(Run.status))
+    }
     finished = sum(
         counts.get(s.value, 0) for s in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.FAILED)
     )
@@ -179,6 +182,21 @@ def dashboard() -> Response:
         total_backups=good,
         stored_archives=stored[0],
         total_size=int(stored[1] or 0),
+        timezone=installation.timezone(session),
         recent=[run_json(run) for run in recent],
         running=[run_json(run) for run in running],
     )
+
+
+@blueprint.post("/runs/cleanup")
+@login_required
+def clean_history() -> Response:
+    """Remove runs older than `days` (30 or more); runs of stored archives stay."""
+    days = json_body().get("days")
+    low, high = installation.MIN_HISTORY_DAYS, installation.MAX_HISTORY_DAYS
+    if isinstance(days, bool) or not isinstance(days, int) or not low <= days <= high:
+        fail(f"Give days as a whole number from {low} to {high}.", 422)
+    session = get_db()
+    removed = retention.clean_history(session, datetime.now(UTC), days)
+    session.commit()
+    return jsonify(removed=removed, days=days)
