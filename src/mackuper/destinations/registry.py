@@ -54,6 +54,12 @@ def _validate_s3(payload: dict[str, Any], existing: dict[str, str]) -> Validated
         "server_side_encryption": _text(payload, "server_side_encryption"),
         "kms_key_id": _text(payload, "kms_key_id"),
     }
+    parts_in_flight = payload.get("parts_in_flight")
+    if parts_in_flight not in (None, ""):
+        if isinstance(parts_in_flight, int) and 1 <= parts_in_flight <= 16:
+            config["parts_in_flight"] = parts_in_flight
+        else:
+            errors["parts_in_flight"] = "Upload between 1 and 16 parts at once."
     if not config["bucket"]:
         errors["bucket"] = "Enter the bucket name."
     elif not 3 <= len(config["bucket"]) <= 63 or " " in config["bucket"]:
@@ -115,6 +121,7 @@ def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Destina
         storage_class=config.get("storage_class") or None,
         server_side_encryption=config.get("server_side_encryption") or None,
         kms_key_id=config.get("kms_key_id") or None,
+        parts_in_flight=int(config.get("parts_in_flight") or 3),
         access_key_id=str(secrets.get("access_key_id", "")),
         secret_access_key=str(secrets.get("secret_access_key", "")),
     )

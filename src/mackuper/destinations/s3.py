@@ -13,6 +13,7 @@ import base64
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,13 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 1_000
+PART_ATTEMPTS = 4
+RETRY_BASE_DELAY = 1.0
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based) of a part: 1, 2, 4, ..."""
+    return RETRY_BASE_DELAY * (1 << (attempt - 1))
 
 
 def part_size_for(part_number: int, base: int = DEFAULT_PART_SIZE) -> int:
@@ -147,16 +155,30 @@ class S3Writer:
 
     def _upload_part(self, upload_id: str, number: int, chunk: bytes) -> str:
         try:
+            # Content-MD5 is the per-part checksum every S3 server verifies.
             digest = base64.b64encode(hashlib.md5(chunk, usedforsecurity=False).digest()).decode()
-            response = self.destination.client.upload_part(
-                Bucket=self.destination.bucket,
-                Key=self.key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=chunk,
-                ContentMD5=digest,
-            )
-            return response["ETag"]
+            attempt = 1
+            while True:
+                try:
+                    response = self.destination.client.upload_part(
+                        Bucket=self.destination.bucket,
+                        Key=self.key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=chunk,
+                        ContentMD5=digest,
+                    )
+                    return response["ETag"]
+                except (BotoCoreError, ClientError) as error:
+                    if (
+                        attempt >= PART_ATTEMPTS
+                        or self.failed is not None
+                        or not self._error(error).retryable
+                    ):
+                        raise
+                # botocore already retried quickly; wait longer before the next round.
+                time.sleep(retry_delay(attempt))
+                attempt += 1
         except BaseException as error:
             self.failed = error
             raise

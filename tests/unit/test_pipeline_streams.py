@@ -1,0 +1,64 @@
+"""Stages of the pipeline, fed with in-memory bytes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+
+import pytest
+
+from mackuper.pipeline.streams import GZIP_BLOCK, BackgroundStage, ParallelGzipStage
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Exploding(Collect):
+    def write(self, data: bytes | memoryview) -> None:
+        raise OSError("disk on fire")
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, GZIP_BLOCK - 1, GZIP_BLOCK, 3 * GZIP_BLOCK + 12345], ids=str
+)
+def test_parallel_gzip_is_one_gzip_member_that_gunzip_reads(size: int) -> None:
+    text = (b"the quick brown fox jumps over the lazy dog %d\n" * (size // 40 + 1))[: size // 2]
+    payload = text + os.urandom(size - len(text))
+    sink = Collect()
+    stage = ParallelGzipStage(sink, level=6, threads=3)
+    for start in range(0, len(payload), 300_000):
+        stage.write(payload[start : start + 300_000])
+    stage.close()
+    assert sink.closed
+    assert gzip.decompress(bytes(sink.data)) == payload
+    gunzip = subprocess.run(["gzip", "-dc"], input=bytes(sink.data), capture_output=True)
+    assert gunzip.returncode == 0 and gunzip.stdout == payload
+
+
+def test_background_stage_delivers_in_order_and_closes_downstream() -> None:
+    sink = Collect()
+    stage = BackgroundStage(sink)
+    pieces = [os.urandom(n) for n in (10, 700_000, 2_000_000, 3)]
+    for piece in pieces:
+        stage.write(piece)
+    stage.close()
+    assert sink.data == b"".join(pieces) and sink.closed
+
+
+def test_background_stage_raises_the_downstream_error_in_the_writer() -> None:
+    stage = BackgroundStage(Exploding())
+    with pytest.raises(OSError, match="disk on fire"):
+        for _ in range(20):
+            stage.write(bytes(1 << 20))
+        stage.close()
+    stage.stop()
