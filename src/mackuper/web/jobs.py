@@ -19,6 +19,7 @@ from mackuper.core.retention import Policy, RetentionError
 from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.sources import registry as sources
+from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
 from mackuper.web import job_alerts
 from mackuper.web.forms import fail, field_errors, json_body
@@ -105,6 +106,8 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     errors.update(encryption.errors)
     alerts = job_alerts.validate(job, payload)
     errors.update(alerts.errors)
+    alerts = job_alerts.validate(job, payload)
+    errors.update(alerts.errors)
     if errors:
         field_errors(errors)
     if cron != job.schedule:
@@ -124,6 +127,7 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     job.enabled = bool(payload.get("enabled", True))
     job.destinations = chosen
     job.encryption = encryption.public
+    job_alerts.apply(job, alerts)
     job_alerts.apply(job, alerts)
     job.encryption_secrets_encrypted = (
         runtime().secrets.encrypt(encryption.secrets) if encryption.secrets else None

@@ -43,6 +43,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "schedule": job.schedule,
         "timezone": job.timezone,
         "retention": job.retention,
+        "notifications": job.notifications,
+        "hooks": job.hooks,
         "encryption": encryption.describe(job.encryption or {}),
         "destination_ids": [destination.id for destination in job.destinations],
         "destinations": [
