@@ -109,23 +109,30 @@ class AgeEncryptStage:
             preamble, self._preamble = self._preamble, None
             self.downstream.write(preamble)
 
-    def _seal(self, plaintext: bytes | memoryview, last: bool) -> bytes:
+    def _seal(self, plaintext: bytes | bytearray | memoryview, last: bool) -> bytes:
         sealed = self._aead.encrypt(_nonce(self._counter, last), plaintext, None)
         self._counter += 1
         return sealed
 
     def write(self, data: bytes | memoryview) -> None:
-        self._buffer += data
         # A full chunk waits until more data arrives: only then is it known not to be last.
-        if len(self._buffer) <= CHUNK_SIZE:
+        if len(self._buffer) + len(data) <= CHUNK_SIZE:
+            self._buffer += data
             return
         self._start()
+        view = memoryview(data)
+        if self._buffer:
+            missing = CHUNK_SIZE - len(self._buffer)
+            self._buffer += view[:missing]
+            view = view[missing:]
+            self.downstream.write(self._seal(self._buffer, False))
+            self._buffer.clear()
+        # Whole chunks are sealed straight from the caller's buffer, without a copy.
         offset = 0
-        with memoryview(self._buffer) as view:
-            while len(self._buffer) - offset > CHUNK_SIZE:
-                self.downstream.write(self._seal(view[offset : offset + CHUNK_SIZE], False))
-                offset += CHUNK_SIZE
-        del self._buffer[:offset]
+        while len(view) - offset > CHUNK_SIZE:
+            self.downstream.write(self._seal(view[offset : offset + CHUNK_SIZE], False))
+            offset += CHUNK_SIZE
+        self._buffer += view[offset:]
 
     def close(self) -> None:
         self._start()
