@@ -1,0 +1,126 @@
+"""Start-up migrations are safe when several processes start at the same moment.
+
+Four processes import Mackuper, wait at a barrier (a file appearing), then all
+open the runtime (which migrates) together on an empty database: all succeed,
+and the schema is at the migration heads exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+pytestmark = pytest.mark.integration
+
+PROCESSES = 4
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from mackuper.config import load_settings
+from mackuper.runtime import open_runtime
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.005)
+runtime = open_runtime(load_settings())
+runtime.engine.dispose()
+print("migrated")
+"""
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> Iterator[str]:
+    url = make_url(postgres_url)
+    name = f"mkp_race_{uuid.uuid4().hex[:10]}"
+    options = {"host": url.host, "port": url.port, "user": url.username, "autocommit": True}
+    with psycopg.connect(dbname="postgres", **options) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(dbname="postgres", **options) as connection:
+        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def race(tmp_path: Path, database_url: str | None) -> str:
+    """Run PROCESSES migrating processes from one barrier; return the database URL."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MACKUPER_")},
+        "MACKUPER_DATA_DIR": str(data_dir),
+        "MACKUPER_MASTER_KEY": Fernet.generate_key().decode(),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    url = database_url or f"sqlite:///{data_dir / 'mackuper.db'}"
+    env["DATABASE_URL"] = url
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{index}" for index in range(PROCESSES)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(flag), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for flag in ready
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(flag.exists() for flag in ready):
+            assert time.monotonic() < deadline, "children never reached the barrier"
+            assert all(child.poll() is None for child in children)
+            time.sleep(0.05)
+        go.touch()
+        outputs = [child.communicate(timeout=120)[0] for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    assert [child.returncode for child in children] == [0] * PROCESSES, "\n".join(outputs)
+    assert all("migrated" in output for output in outputs)
+    return url
+
+
+def heads() -> set[str]:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "src" / "mackuper" / "migrations"))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+def assert_migrated_once(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert sorted(row[0] for row in versions) == sorted(heads())
+            assert connection.execute(text("SELECT count(*) FROM runs")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_four_processes_migrating_an_empty_postgresql_database_at_once_all_start(
+    tmp_path: Path, empty_postgres: str
+) -> None:
+    assert_migrated_once(race(tmp_path, empty_postgres))
+
+
+def test_four_processes_migrating_an_empty_sqlite_database_at_once_all_start(
+    tmp_path: Path,
+) -> None:
+    assert_migrated_once(race(tmp_path, None))
