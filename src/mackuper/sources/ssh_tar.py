@@ -10,7 +10,10 @@ disk. Everything lives in a 0700 directory removed on close.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import queue
 import re
 import shlex
 import shutil
@@ -34,6 +37,11 @@ from mackuper.sources.ssh_connect import (
 
 SSH = "ssh"
 PIPE_BUFFER = 1 << 20
+# tarfile's stream mode copies its whole buffer on every header read, so it gets
+# small reads; the reader thread keeps `ssh` flowing while the archive is written.
+TAR_BUFFER = 64 << 10
+READ_AHEAD_CHUNKS = 256  # 16 MiB of read-ahead at most
+F_SETPIPE_SZ = 1031
 ALIAS = "mackuper-pinned-host"
 EXIT_MISSING, EXIT_UNREADABLE, EXIT_NO_TAR = 97, 98, 99
 _ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$MACKUPER_SSH_SECRET"\n'
@@ -174,6 +182,57 @@ def connection_error(target: SSHTarget, stderr: str) -> SSHError:
     return SSHError(f"ssh to {where} failed: {text[:300]}")
 
 
+class _ReadAhead:
+    """Reads a pipe in a thread into a bounded queue, so the sender never waits on us."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self.fd = pipe.fileno()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self.fd, F_SETPIPE_SZ, PIPE_BUFFER)
+        self.chunks: queue.Queue[bytes] = queue.Queue(READ_AHEAD_CHUNKS)
+        self.current = b""
+        self.offset = 0
+        self.ended = False
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._pump, name="ssh-read-ahead", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                data = os.read(self.fd, TAR_BUFFER)
+            except OSError:
+                data = b""
+            while not self.stopped.is_set():
+                try:
+                    self.chunks.put(data, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if not data:
+                return
+
+    def read(self, size: int = -1) -> bytes:
+        if self.offset >= len(self.current):
+            if self.ended:
+                return b""
+            self.current = self.chunks.get()
+            self.offset = 0
+            if not self.current:
+                self.ended = True
+                return b""
+        if size < 0 or (self.offset == 0 and size >= len(self.current)):
+            data = self.current[self.offset :]
+        else:
+            data = self.current[self.offset : self.offset + size]
+        self.offset += len(data)
+        return data
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+
 class _Member:
     """Reads one member's bytes from the tar stream; stream errors become SSHError."""
 
@@ -216,6 +275,7 @@ class TarStream:
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
         self.stderr_reader: threading.Thread | None = None
+        self.read_ahead: _ReadAhead | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         self.session = _Session(self.target)
@@ -267,10 +327,13 @@ class TarStream:
     def entries(self, reporter: Reporter) -> Iterator[Entry]:
         """Entries of the remote tar; raises NoRemoteTar before the first one if unusable."""
         process = self._start()
+        if process.stdout is None:
+            raise SSHError("ssh could not be started")
+        self.read_ahead = _ReadAhead(process.stdout)
         lost = SSHError(f"the connection to {self.target.host} was lost during the transfer")
         try:
-            stream = tarfile.open(  # noqa: SIM115 - entries read it lazily; close() ends it
-                fileobj=process.stdout, mode="r|", bufsize=PIPE_BUFFER
+            stream = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115 - read lazily
+                fileobj=self.read_ahead, mode="r|", bufsize=TAR_BUFFER
             )
         except tarfile.ReadError:
             raise self._failure(self._finish()) from None
@@ -313,6 +376,9 @@ class TarStream:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.read_ahead is not None:
+            self.read_ahead.close()
+            self.read_ahead = None
         if self.stderr_reader is not None:
             self.stderr_reader.join(timeout=5)
         for pipe in (self.process.stdout, self.process.stderr) if self.process else ():

@@ -93,6 +93,23 @@
     return iso ? new Date(iso).toLocaleString() : "";
   }
 
+  function blankSSH() {
+    return {
+      host: "", port: "22", username: "", auth: "password", transfer: "auto", host_key: "",
+      password: "", private_key: "", passphrase: "", secrets: {},
+    };
+  }
+
+  function sshForm(source) {
+    var form = blankSSH();
+    ["host", "username", "auth", "transfer", "host_key"].forEach(function (name) {
+      if (source[name]) form[name] = source[name];
+    });
+    if (source.port) form.port = String(source.port);
+    form.secrets = source.secrets || {};
+    return form;
+  }
+
   function lines(text) {
     return String(text || "").split("\n").map(function (line) { return line.trim(); }).filter(Boolean);
   }
@@ -273,7 +290,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", confirmDelete: null,
+        previewError: "", confirmDelete: null, sshResult: null, sshBusy: false,
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -301,7 +318,7 @@
         isEmpty() { return this.loaded && this.jobs.length === 0; },
         blankForm() {
           return {
-            id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz",
+            id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz", ssh: blankSSH(),
             compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
           };
@@ -309,7 +326,7 @@
         startCreate() { this.form = this.blankForm(); this.errors = {}; this.error = ""; this.editing = true; this.updatePreview(); },
         startEdit(job) {
           this.form = {
-            id: job.id, name: job.name, source_kind: job.source_kind,
+            id: job.id, name: job.name, source_kind: job.source_kind, ssh: sshForm(job.source),
             paths: (job.source.paths || []).join("\n"), excludes: (job.source.excludes || []).join("\n"),
             archive_format: job.archive_format,
             compression_level: job.compression_level === null ? "" : String(job.compression_level),
@@ -336,7 +353,7 @@
           var level = this.form.compression_level === "" ? null : parseInt(this.form.compression_level, 10);
           return {
             name: this.form.name, source_kind: this.form.source_kind,
-            source: { paths: lines(this.form.paths), excludes: lines(this.form.excludes) },
+            source: this.sourcePayload(),
             archive_format: this.form.archive_format, compression_level: level,
             schedule: this.form.schedule, timezone: this.form.timezone, enabled: this.form.enabled,
             destination_ids: this.form.destination_ids,
@@ -350,6 +367,39 @@
           this.busy = false;
           if (this.takeResult(result)) { this.editing = false; this.notice = "Job saved."; await this.load(); }
         },
+        isSSH() { return this.form.source_kind === "ssh"; },
+        usesKey() { return this.form.ssh.auth === "key"; },
+        secretHint(name) {
+          return this.form.ssh.secrets[name] === "set" ? "(set; leave blank to keep)" : "";
+        },
+        sourcePayload() {
+          var source = { paths: lines(this.form.paths), excludes: lines(this.form.excludes) };
+          if (!this.isSSH()) return source;
+          var ssh = this.form.ssh;
+          ["host", "port", "username", "auth", "transfer", "host_key", "password", "private_key", "passphrase"].forEach(function (name) {
+            source[name] = ssh[name];
+          });
+          return source;
+        },
+        async testSSH() {
+          this.sshBusy = true; this.sshResult = null; this.errors = {};
+          var result = await api("POST", "/api/ssh/test", { source: this.sourcePayload(), job_id: this.form.id });
+          this.sshBusy = false;
+          if (result.ok) this.sshResult = result.data; else this.takeResult(result);
+        },
+        sshMessage() { return this.sshResult ? this.sshResult.message : ""; },
+        sshFingerprint() {
+          var r = this.sshResult;
+          return r && r.fingerprint ? r.key_type + " " + r.fingerprint : "";
+        },
+        sshPaths() { return this.sshResult ? this.sshResult.paths : []; },
+        pathText(item) { return (item.ok ? "ok  " : "FAIL ") + item.path + ": " + item.message; },
+        canTrust() {
+          var r = this.sshResult;
+          return Boolean(r && r.host_key && (r.status === "untrusted" || r.status === "mismatch"));
+        },
+        trustKey() { this.form.ssh.host_key = this.sshResult.host_key; this.testSSH(); },
+        trustedKeyText() { return "Trusted host key: " + this.form.ssh.host_key.split(" ")[0]; },
         async runNow(job) {
           var result = await api("POST", "/api/jobs/" + job.id + "/run");
           if (result.ok) window.location.assign("/runs/" + result.data.run.id);
