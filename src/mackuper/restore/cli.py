@@ -1,0 +1,139 @@
+"""`mackuper backups|restore|verify|import`: the Restore tab for people without a browser.
+
+Restores and verifications run in this process (no worker needed) but are
+recorded as runs like any other, so they show up in the history with their log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from mackuper.db import changed_rows
+from mackuper.models import Artifact, ArtifactState, Destination, Run, RunLog, RunStatus
+from mackuper.restore import runs as restore_runs
+from mackuper.restore.catalog import import_backups
+from mackuper.restore.extract import Policy
+from mackuper.runtime import Runtime
+
+Start = Callable[[str], Runtime]
+
+
+def add_commands(commands: Any, start: Start) -> None:
+    """Register the subcommands on the `mackuper` parser's subparsers."""
+    listing = commands.add_parser("backups", help="list stored backups (their ids)")
+    listing.add_argument("--job", type=int, help="only this job id")
+    listing.set_defaults(handler=lambda args: _list(start("cli"), args))
+    restore = commands.add_parser("restore", help="restore a stored backup to a directory")
+    restore.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
+    restore.add_argument("--to", required=True, help="absolute directory to restore into")
+    restore.add_argument(
+        "--path", action="append", default=[], help="restore only this path (repeatable)"
+    )
+    restore.add_argument(
+        "--policy", choices=[item.value for item in Policy], default=Policy.SKIP.value
+    )
+    restore.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
+    restore.set_defaults(handler=lambda args: _restore(start("cli"), args))
+    verify = commands.add_parser("verify", help="re-read a stored backup and check its SHA-256")
+    verify.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
+    verify.add_argument("--deep", action="store_true", help="also open and read every entry")
+    verify.set_defaults(handler=lambda args: _verify(start("cli"), args))
+    importing = commands.add_parser("import", help="rebuild the catalog from a destination")
+    importing.add_argument("destination", type=int, help="destination id")
+    importing.set_defaults(handler=lambda args: _import(start("cli"), args))
+
+
+def _list(runtime: Runtime, args: argparse.Namespace) -> int:
+    with runtime.sessions() as session:
+        query = select(Artifact).where(Artifact.state == ArtifactState.STORED.value)
+        if args.job is not None:
+            query = query.where(Artifact.job_id == args.job)
+        for artifact in session.scalars(query.order_by(Artifact.created_at)):
+            verified = artifact.verify_status or "never verified"
+            print(
+                f"{artifact.id:>6}  {artifact.created_at:%Y-%m-%d %H:%M}  {artifact.run.job_name}"
+                f"  {artifact.destination.name}:{artifact.key}  {artifact.size or 0} bytes"
+                f"  ({verified})"
+            )
+    return 0
+
+
+def _execute(runtime: Runtime, run_id: int, kind: str) -> int:
+    with runtime.sessions.begin() as session:
+        claimed = changed_rows(
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id="cli",
+                    started_at=datetime.now(UTC),
+                )
+            )
+        )
+    if not claimed:
+        print("mackuper: a worker took this run first; follow it in the history")
+        return 1
+    outcome = restore_runs.execute_other_run(runtime, run_id, kind, threading.Event())
+    with runtime.sessions() as session:
+        for line in session.scalars(
+            select(RunLog).where(RunLog.run_id == run_id).order_by(RunLog.id)
+        ):
+            print(f"{line.level:>7}  {line.message}")
+    print(f"run {run_id}: {outcome.status.value}")
+    return 0 if outcome.status is RunStatus.SUCCESS else 1
+
+
+def _restore(runtime: Runtime, args: argparse.Namespace) -> int:
+    parsed = restore_runs.parse_restore(
+        {
+            "paths": args.path,
+            "policy": args.policy,
+            "dry_run": args.dry_run,
+            "target": {"kind": "local", "path": args.to},
+        }
+    )
+    if isinstance(parsed, dict):
+        for message in parsed.values():
+            print(f"mackuper: {message}")
+        return 2
+    with runtime.sessions() as session:
+        artifact = session.get(Artifact, args.backup)
+        if artifact is None or artifact.state != ArtifactState.STORED.value:
+            print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
+            return 2
+        run = restore_runs.queue_restore(session, runtime, artifact, parsed, "cli")
+        run_id = run.id
+    return _execute(runtime, run_id, restore_runs.RESTORE)
+
+
+def _verify(runtime: Runtime, args: argparse.Namespace) -> int:
+    with runtime.sessions() as session:
+        artifact = session.get(Artifact, args.backup)
+        if artifact is None or artifact.state != ArtifactState.STORED.value:
+            print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
+            return 2
+        run_id = restore_runs.queue_verify(session, artifact, args.deep, "cli").id
+    return _execute(runtime, run_id, restore_runs.VERIFY)
+
+
+def _import(runtime: Runtime, args: argparse.Namespace) -> int:
+    with runtime.sessions() as session:
+        row = session.get(Destination, args.destination)
+        if row is None:
+            print(f"mackuper: there is no destination {args.destination}")
+            return 2
+        report = import_backups(session, row, restore_runs.build_destination(runtime, row))
+    print(
+        f"found {report.manifests} manifest(s): imported {report.imported},"
+        f" already known {report.already_known}"
+    )
+    for problem in report.problems:
+        print(f"problem: {problem}")
+    return 0 if not report.problems else 1

@@ -1,0 +1,154 @@
+/* The Restore tab (CSP build rules: see frontend/README.md). Registered on alpine:init. */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  async function api(method, url, body) {
+    var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") options.headers["X-CSRF-Token"] = csrfToken();
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    var response;
+    try {
+      response = await fetch(url, options);
+    } catch (networkError) {
+      return { ok: false, status: 0, data: { error: "Mackuper is not answering; check that the server is running." } };
+    }
+    var data = {};
+    try { data = await response.json(); } catch (parseError) {
+      data = { error: response.ok ? "" : "The server answered with an error (" + response.status + ")." };
+    }
+    if (response.status === 401) { window.location.assign("/login"); }
+    return { ok: response.ok, status: response.status, data: data };
+  }
+
+  function formatBytes(bytes) {
+    if (bytes === null || bytes === undefined) return "–";
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    var value = Number(bytes), unit = 0;
+    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+    return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
+  }
+
+  function emptyForm() {
+    return {
+      kind: "local", path: "", host: "", port: "22", username: "", host_key_fingerprint: "",
+      password: "", private_key: "", policy: "skip", dry_run: false,
+    };
+  }
+
+  document.addEventListener("alpine:init", function () {
+    window.Alpine.data("restorePage", function () {
+      return {
+        jobs: [], backups: [], destinations: [], jobId: "", loaded: false,
+        selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
+        form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
+        importId: "", importReport: "",
+
+        async init() {
+          var params = new URLSearchParams(window.location.search);
+          this.jobId = params.get("job_id") || "";
+          var jobs = await api("GET", "/api/jobs");
+          if (jobs.ok) this.jobs = jobs.data.jobs;
+          var destinations = await api("GET", "/api/destinations");
+          if (destinations.ok) {
+            this.destinations = destinations.data.destinations;
+            if (this.destinations.length) this.importId = String(this.destinations[0].id);
+          }
+          await this.loadBackups();
+        },
+        async loadBackups() {
+          var url = "/api/backups" + (this.jobId ? "?job_id=" + encodeURIComponent(this.jobId) : "");
+          var result = await api("GET", url);
+          this.loaded = true;
+          if (result.ok) { this.backups = result.data.backups; this.error = ""; } else { this.error = result.data.error; }
+        },
+        isEmpty() { return this.loaded && this.backups.length === 0; },
+        bytes: formatBytes,
+        when: function (iso) { return iso ? new Date(iso).toLocaleString() : ""; },
+        verifiedText(backup) {
+          if (!backup.verified_at) return "never";
+          return (backup.verify_status === "ok" ? "ok, " : "FAILED, ") + new Date(backup.verified_at).toLocaleString();
+        },
+        downloadUrl(backup) { return "/api/backups/" + backup.id + "/download"; },
+        downloadLabel(backup) { return "Download " + backup.name; },
+        extractUrl(entry) {
+          return "/api/backups/" + this.selected.id + "/extract?path=" + encodeURIComponent(entry.path);
+        },
+        selectedTitle() { return this.selected ? this.selected.job_name + " · " + this.when(this.selected.created_at) : ""; },
+        restoreTitle() {
+          return this.picked.length ? "Restore " + this.picked.length + " selected item(s)" : "Restore everything in this backup";
+        },
+        async browse(backup) {
+          this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
+          await this.openFolder("");
+        },
+        async openFolder(path) {
+          this.folder = path; this.searching = false;
+          var result = await api("GET", "/api/backups/" + this.selected.id + "/tree?path=" + encodeURIComponent(path));
+          if (result.ok) { this.entries = result.data.entries; this.error = ""; } else { this.entries = []; this.error = result.data.error; }
+        },
+        async runSearch() {
+          if (!this.query) { await this.openFolder(this.folder); return; }
+          var result = await api("GET", "/api/backups/" + this.selected.id + "/tree?q=" + encodeURIComponent(this.query));
+          this.searching = true;
+          if (result.ok) {
+            this.entries = result.data.entries;
+            this.notice = result.data.truncated ? "Only the first matches are shown; refine the search." : "";
+          } else { this.error = result.data.error; }
+        },
+        crumbs() {
+          var parts = this.folder ? this.folder.split("/") : [];
+          return parts.map(function (name, index) { return { name: name, path: parts.slice(0, index + 1).join("/") }; });
+        },
+        isPicked(entry) { return this.picked.indexOf(entry.path) !== -1; },
+        togglePick(entry) {
+          var index = this.picked.indexOf(entry.path);
+          if (index === -1) this.picked.push(entry.path); else this.picked.splice(index, 1);
+        },
+        fieldError(name) { return this.errors[name] || ""; },
+        async startRestore() {
+          var form = this.form;
+          var target = { kind: form.kind, path: form.path };
+          if (form.kind === "ssh") {
+            target.host = form.host; target.port = parseInt(form.port, 10) || 22; target.username = form.username;
+            target.host_key_fingerprint = form.host_key_fingerprint;
+            if (form.password) target.password = form.password;
+            if (form.private_key) target.private_key = form.private_key;
+          }
+          this.busy = true;
+          var result = await api("POST", "/api/restore", {
+            artifact_id: this.selected.id, paths: this.picked, policy: form.policy, dry_run: form.dry_run, target: target,
+          });
+          this.busy = false;
+          this.errors = (result.data && result.data.fields) || {};
+          if (!result.ok) { this.error = result.data.error; return; }
+          window.location.assign("/runs/" + result.data.run.id);
+        },
+        async startVerify(backup, deep) {
+          var result = await api("POST", "/api/verify", { artifact_id: backup.id, deep: deep });
+          if (!result.ok) { this.error = result.data.error; return; }
+          window.location.assign("/runs/" + result.data.run.id);
+        },
+        async verify(backup) { await this.startVerify(backup, false); },
+        async verifyDeep(backup) { await this.startVerify(backup, true); },
+        async importBackups() {
+          this.busy = true;
+          var result = await api("POST", "/api/import", { destination_id: parseInt(this.importId, 10) });
+          this.busy = false;
+          if (!result.ok) { this.error = result.data.error; return; }
+          var report = result.data.report;
+          this.importReport = "Found " + report.manifests + " manifest(s): imported " + report.imported +
+            ", already known " + report.already_known + (report.problems.length ? ", problems: " + report.problems.join("; ") : "") + ".";
+          await this.loadBackups();
+        },
+      };
+    });
+  });
+})();

@@ -1,0 +1,78 @@
+"""`mackuper verify` and `mackuper restore` without a browser, with each overwrite policy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mackuper.runtime import Runtime
+from tests.conftest import ApiClient
+from tests.integration.restore_support import backed_up, local_destination, ok
+from tests.trees import file_hashes, make_small_tree
+
+pytestmark = pytest.mark.integration
+
+
+def _mackuper(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MACKUPER_")}
+    env["MACKUPER_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "mackuper", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_verifies_and_restores_with_skip_keep_both_and_overwrite(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, data_dir: Path
+) -> None:
+    source = make_small_tree(tmp_path / "source")
+    destination = local_destination(api, tmp_path / "storage")
+    backup = backed_up(api, runtime, source, destination["id"], "tar.zst")
+    backup_id = str(backup["id"])
+
+    verified = _mackuper(data_dir, "verify", backup_id, "--deep")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "matches its manifest" in verified.stdout
+
+    target = tmp_path / "target"
+    inside = target / str(source).lstrip("/")
+    docs = str(source / "docs").lstrip("/")
+    dry = _mackuper(data_dir, "restore", backup_id, "--to", str(target), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would restore 4 file(s), 1 link(s)" in dry.stdout and not target.exists()
+
+    first = _mackuper(data_dir, "restore", backup_id, "--to", str(target), "--path", docs)
+    assert first.returncode == 0, first.stdout + first.stderr
+    readme = inside / "docs" / "readme.txt"
+    readme.write_text("changed after the backup\n")
+
+    skip = _mackuper(data_dir, "restore", backup_id, "--to", str(target), "--path", docs)
+    assert skip.returncode == 0 and "kept 2 existing" in skip.stdout
+    assert readme.read_text() == "changed after the backup\n"
+
+    both = _mackuper(
+        data_dir, "restore", backup_id, "--to", str(target), "--path", docs, "--policy", "keep-both"
+    )
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert readme.read_text() == "changed after the backup\n"
+    assert (readme.parent / "readme (restored).txt").read_text() == "hello backup\n"
+
+    overwrite = _mackuper(
+        data_dir, "restore", backup_id, "--to", str(target), "--path", docs, "--policy", "overwrite"
+    )
+    assert overwrite.returncode == 0, overwrite.stdout + overwrite.stderr
+    assert readme.read_text() == "hello backup\n"
+    restored = file_hashes(inside / "docs")
+    expected = file_hashes(source / "docs")
+    assert {k: v for k, v in restored.items() if "(restored" not in k} == expected
+
+    history = ok(api, "GET", "/api/runs?per_page=50")["runs"]
+    assert sorted(run["kind"] for run in history) == ["backup", *["restore"] * 5, "verify"]
