@@ -1,0 +1,94 @@
+/* Settings > Alerts: global notification channels (Apprise URLs). Loaded before Alpine.
+   URLs hold tokens: the API only says "set", and a blank URL on edit keeps the stored one. */
+(function () {
+  "use strict";
+
+  var EVENTS = [
+    { name: "failure", label: "Failure" },
+    { name: "warning", label: "Warning" },
+    { name: "success", label: "Success" },
+    { name: "start", label: "Start" },
+    { name: "worker", label: "Worker stopped" }
+  ];
+
+  async function call(method, url, body) {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") options.headers["X-CSRF-Token"] = meta ? meta.getAttribute("content") : "";
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    var response;
+    try {
+      response = await fetch(url, options);
+    } catch (networkError) {
+      return { ok: false, data: { error: "Mackuper is not answering; check that the server is running." } };
+    }
+    var data = {};
+    try { data = await response.json(); } catch (parseError) { data = {}; }
+    if (!response.ok && !data.error) data.error = "The request failed (error " + response.status + ").";
+    return { ok: response.ok, data: data };
+  }
+
+  function emptyChannel() {
+    return { id: null, name: "", url: "", enabled: true,
+      events: { failure: true, warning: true, success: false, start: false, worker: true } };
+  }
+
+  document.addEventListener("alpine:init", function () {
+    window.Alpine.data("notificationChannels", function () {
+      return {
+        channels: [], events: EVENTS, form: null, fields: {}, error: "", notice: "", busy: false,
+        async init() { await this.load(); },
+        async load() {
+          var result = await call("GET", "/api/notifications/channels");
+          if (result.ok) this.channels = result.data.channels; else this.error = result.data.error;
+        },
+        eventList(channel) {
+          return EVENTS.filter(function (event) { return channel.events[event.name]; })
+            .map(function (event) { return event.label; }).join(", ") || "none";
+        },
+        startCreate() { this.form = emptyChannel(); this.fields = {}; this.error = ""; this.notice = ""; },
+        startEdit(channel) {
+          this.form = { id: channel.id, name: channel.name, url: "", enabled: channel.enabled,
+            events: Object.assign({}, channel.events) };
+          this.fields = {}; this.error = ""; this.notice = "";
+        },
+        cancelEdit() { this.form = null; },
+        fieldError(name) { return this.fields[name] || ""; },
+        take(result) {
+          this.fields = (result.data && result.data.fields) || {};
+          if (!result.ok) { this.error = result.data.error; return false; }
+          this.error = "";
+          return true;
+        },
+        async save() {
+          this.busy = true; this.notice = "";
+          var body = { name: this.form.name, url: this.form.url, enabled: this.form.enabled, events: this.form.events };
+          var result = this.form.id
+            ? await call("PUT", "/api/notifications/channels/" + this.form.id, body)
+            : await call("POST", "/api/notifications/channels", body);
+          this.busy = false;
+          if (this.take(result)) { this.form = null; this.notice = "Channel saved."; await this.load(); }
+        },
+        async testForm() {
+          this.busy = true; this.notice = "";
+          var result = await call("POST", "/api/notifications/test", { id: this.form.id, url: this.form.url });
+          this.busy = false;
+          if (this.take(result)) this.notice = result.data.message;
+        },
+        async testChannel(channel) {
+          this.busy = true; this.notice = "";
+          var result = await call("POST", "/api/notifications/channels/" + channel.id + "/test");
+          this.busy = false;
+          if (this.take(result)) this.notice = result.data.message + " (" + channel.name + ")";
+        },
+        async remove(channel) {
+          var result = await call("DELETE", "/api/notifications/channels/" + channel.id);
+          if (this.take(result)) { this.notice = "Channel removed."; await this.load(); }
+        }
+      };
+    });
+  });
+})();
