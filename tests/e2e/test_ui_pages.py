@@ -1,0 +1,170 @@
+"""Every page of a seeded Mackuper in Chromium: axe-core finds no serious or critical
+problem, and failures show a readable message where the user is looking."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.browser import PageWatch, mackuper_server, run_axe
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient
+from tests.servers.ports import free_port
+from tests.trees import make_small_tree
+
+pytestmark = pytest.mark.e2e
+
+
+class Seeded:
+    def __init__(self, url: str, run_id: int) -> None:
+        self.url = url
+        self.run_id = run_id
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    """A set-up instance with a local destination, a job and one successful run."""
+    root = tmp_path_factory.mktemp("ui-pages")
+    source = make_small_tree(root / "source")
+    with mackuper_server(root / "data") as mackuper:
+        client = BrowserClient(mackuper.url)
+        destination = client.complete_setup(
+            {"name": "Local disk", "kind": "local", "path": str(root / "backups")}
+        )
+        job = client.ok(
+            "POST",
+            "/api/jobs",
+            {
+                "name": "Documents",
+                "source_kind": "local",
+                "source": {"paths": [str(source)], "excludes": ["*.tmp"]},
+                "archive_format": "tar.gz",
+                "schedule": "30 1 * * *",
+                "destination_ids": [destination["id"]],
+            },
+        )["job"]
+        run = client.ok("POST", f"/api/jobs/{job['id']}/run")["run"]
+        assert client.wait_run(run["id"])["status"] == "success"
+        yield Seeded(mackuper.url, run["id"])
+
+
+def log_in(ui: Any, url: str, **options: Any) -> tuple[Page, PageWatch]:
+    page, watch = ui(url, **options)
+    page.goto("/login")
+    page.get_by_label("User name").fill(ADMIN_USER)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    return page, watch
+
+
+def open_settled(page: Page, path: str) -> None:
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any, scheme: str) -> None:
+    anonymous, anonymous_watch = ui(seeded.url, color_scheme=scheme)
+    open_settled(anonymous, "/login")
+    problems = {"/login": run_axe(anonymous)}
+
+    page, watch = log_in(ui, seeded.url, color_scheme=scheme)
+    tabs = page.get_by_role("navigation", name="Main").get_by_role("link")
+    paths = [href for href in tabs.evaluate_all("links => links.map(a => a.getAttribute('href'))")]
+    assert {"/", "/jobs", "/history", "/settings"} <= set(paths)
+    for path in [*paths, f"/runs/{seeded.run_id}", "/jobs?new=1"]:
+        open_settled(page, path)
+        problems[path] = run_axe(page)
+        watch.assert_clean()
+    anonymous_watch.assert_clean()
+    found = {path: issues for path, issues in problems.items() if issues}
+    assert found == {}, json.dumps(found, indent=1)
+
+
+def test_invalid_cron_is_explained_next_to_the_schedule_field(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded.url)
+    open_settled(page, "/jobs")
+    page.get_by_role("button", name="New job").click()
+    page.locator("#job-schedule").fill("61 25 * * *")
+    message = page.locator("#job-schedule").locator("xpath=..").locator(".field-error")
+    expect(message).to_contain_text(re.compile("cron", re.IGNORECASE))
+    expect(page.get_by_role("list", name="Next runs").locator("li")).to_have_count(0)
+    page.locator("#job-schedule").fill("15 4 * * 1")
+    expect(message).to_be_hidden()
+    expect(page.get_by_role("list", name="Next runs").locator("li")).to_have_count(5)
+    watch.assert_clean()
+
+
+def test_unreachable_s3_endpoint_says_so_when_testing_the_connection(
+    seeded: Seeded, ui: Any
+) -> None:
+    page, watch = log_in(ui, seeded.url)
+    open_settled(page, "/settings")
+    page.get_by_role("button", name="Add destination").click()
+    page.locator("#dest-name").fill("Nowhere")
+    page.locator("#dest-kind").select_option("s3")
+    page.locator("#dest-bucket").fill("backups")
+    page.locator("#dest-access").fill("AKIAEXAMPLE")
+    page.locator("#dest-secret").fill("not-a-real-secret")
+    page.locator("#dest-endpoint").fill(f"http://127.0.0.1:{free_port()}")
+    page.get_by_role("button", name="Test connection").click()
+    alert = page.get_by_role("alert").filter(has_text=re.compile(r"\S"))
+    expect(alert).to_contain_text(re.compile("reach|connect", re.IGNORECASE), timeout=60_000)
+    expect(alert).not_to_contain_text("Traceback")
+    expect(alert).not_to_contain_text("not-a-real-secret")
+    watch.assert_clean()
+
+
+def test_duplicate_job_name_is_reported_on_the_name_field(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded.url)
+    open_settled(page, "/jobs")
+    page.get_by_role("button", name="New job").click()
+    page.locator("#job-name").fill("Documents")
+    page.locator("#job-paths").fill("/tmp")
+    page.get_by_role("button", name="Save job").click()
+    message = page.locator("#job-name").locator("xpath=..").locator(".field-error")
+    expect(message).to_have_text("A job named 'Documents' already exists.")
+    expect(page.locator("#job-name")).to_have_attribute("aria-invalid", "true")
+    watch.assert_clean()
+
+
+def test_server_error_shows_what_to_do_instead_of_a_raw_page(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded.url)
+    watch.allow_server_errors = True
+    open_settled(page, "/jobs")
+    # A proxy in front of Mackuper answering 500 with its own HTML page.
+    page.route(
+        re.compile(r"/api/jobs/\d+/run$"),
+        lambda route: route.fulfill(
+            status=500, content_type="text/html", body="<h1>Internal Server Error</h1>"
+        ),
+    )
+    page.get_by_role("row").filter(has_text="Documents").get_by_role(
+        "button", name="Run now"
+    ).click()
+    alert = page.get_by_role("alert").filter(has_text=re.compile(r"\S"))
+    expect(alert).to_have_text(
+        "The server ran into a problem (error 500). Try again; if it keeps happening,"
+        " the details are in Mackuper's log."
+    )
+    expect(page).to_have_url(re.compile("/jobs$"))
+    watch.assert_clean()
+
+
+def test_history_links_each_run_to_its_log(seeded: Seeded, ui: Any, tmp_path: Path) -> None:
+    page, watch = log_in(ui, seeded.url)
+    open_settled(page, "/history")
+    page.get_by_label("Status").select_option("failed")
+    expect(page.get_by_text("No runs match.")).to_be_visible()
+    page.get_by_label("Status").select_option("success")
+    row = page.get_by_role("row").filter(has_text="Documents")
+    expect(row).to_have_count(1)
+    row.get_by_role("link", name=f"#{seeded.run_id}").click()
+    expect(page.get_by_role("list", name="Log")).to_contain_text("finished: success")
+    watch.assert_clean()
