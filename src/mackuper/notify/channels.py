@@ -6,27 +6,38 @@ Apprise URLs hold tokens, so neither a URL nor Apprise's own description of it
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import warnings
-
-import apprise
-from apprise.manager_plugins import NotificationManager
+from types import ModuleType
+from typing import Any
 
 
 class NotifyError(Exception):
     """A notification or ping could not be delivered."""
 
 
-def _load_plugins() -> None:
-    # Apprise's e-mail plugin imports the deprecated `imghdr`; load every plugin
-    # once here so the warning is not raised later inside a running backup.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        NotificationManager().load_modules()  # type: ignore[no-untyped-call]
+_loading = threading.Lock()
+_loaded: ModuleType | None = None
 
 
-_load_plugins()
+def _apprise() -> ModuleType:
+    """Apprise with every plugin loaded, imported on first use (it takes seconds).
+
+    Its e-mail plugin imports the deprecated `imghdr`; loading all plugins here,
+    once, keeps that warning out of running backups.
+    """
+    global _loaded
+    with _loading:
+        if _loaded is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = importlib.import_module("apprise")
+                plugins = importlib.import_module("apprise.manager_plugins")
+                plugins.NotificationManager().load_modules()
+            _loaded = module
+        return _loaded
 
 
 class _ThreadCapture(logging.Handler):
@@ -42,7 +53,9 @@ class _ThreadCapture(logging.Handler):
             self.messages.append(record.getMessage())
 
 
-def _instantiate(url: str) -> apprise.plugins.NotifyBase | None:
+def _instantiate(url: str) -> Any:
+    """Apprise's plugin object for `url`, or None when the URL is not usable."""
+    apprise = _apprise()
     instance = apprise.Apprise.instantiate(url)
     return instance if isinstance(instance, apprise.plugins.NotifyBase) else None
 
