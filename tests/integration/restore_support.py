@@ -56,6 +56,7 @@ def backed_up(
     destination_id: int,
     archive_format: str = "tar.gz",
     name: str = "Documents",
+    **extra: Any,
 ) -> dict[str, Any]:
     """Create a job, run it, and return its one stored backup (from /api/backups)."""
     job = ok(
@@ -69,6 +70,7 @@ def backed_up(
             "archive_format": archive_format,
             "schedule": "",
             "destination_ids": [destination_id],
+            **extra,
         },
     )["job"]
     run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])

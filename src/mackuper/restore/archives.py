@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from mackuper.destinations.base import Destination
 from mackuper.restore.errors import EncryptedRestoreUnavailable, RestoreError
@@ -24,7 +24,8 @@ from mackuper.restore.storage import open_seekable, open_stream
 
 @dataclass(frozen=True)
 class DecryptionKeys:
-    identities: list[str] = field(default_factory=list)
+    identities: list[Any] = field(default_factory=list)
+    """Identity strings or parsed age identities."""
     passphrase: str | None = None
 
     def __bool__(self) -> bool:

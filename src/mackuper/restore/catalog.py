@@ -152,7 +152,7 @@ def _import_one(
         finished_at=finished,
         archive_name=archive_key.rsplit("/", 1)[-1],
         bytes_written=size,
-        files_done=len(files) if isinstance(files, list) else 0,
+        files_done=len(files) if isinstance(files, list) else int(manifest.get("file_count") or 0),
         sha256=sha256,
         details={"imported": True, "original_run_id": manifest.get("run_id")},
     )

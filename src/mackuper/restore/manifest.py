@@ -8,6 +8,8 @@ from typing import Any
 
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import Destination, DestinationError
+from mackuper.pipeline.errors import PipelineError
+from mackuper.restore.archives import DecryptionKeys
 from mackuper.restore.errors import RestoreError
 
 SEARCH_LIMIT = 500
@@ -26,6 +28,18 @@ def read_manifest(destination: Destination, archive_key: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "mackuper_manifest" not in manifest:
         raise RestoreError("the manifest of this backup is not a Mackuper manifest")
     return manifest
+
+
+def unsealed(manifest: dict[str, Any], keys: DecryptionKeys) -> dict[str, Any]:
+    """The manifest with its sealed file list opened when the keys allow; else as is."""
+    if not isinstance(manifest.get("sealed_age"), str) or not keys:
+        return manifest
+    try:
+        from mackuper.pipeline.encrypt import unseal_manifest
+
+        return unseal_manifest(manifest, keys.identities, keys.passphrase)
+    except (ImportError, PipelineError, ValueError):
+        return manifest
 
 
 def manifest_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:

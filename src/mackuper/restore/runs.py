@@ -19,12 +19,14 @@ from sqlalchemy.orm import Session
 
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination
+from mackuper.encryption import restore_keys
 from mackuper.models import Artifact, ArtifactState, Job, Run, RunStatus
 from mackuper.models import Destination as DestinationRow
+from mackuper.pipeline.age import KeyFormatError
 from mackuper.restore.archives import DecryptionKeys, StoredArchive, open_members
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
-from mackuper.restore.manifest import manifest_files, read_manifest
+from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.paths import normalize_selection
 from mackuper.restore.ssh import SshSettings, open_sftp
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
@@ -148,21 +150,14 @@ def build_destination(runtime: Runtime, row: DestinationRow) -> Destination:
 
 
 def decryption_keys(runtime: Runtime, job: Job | None, given: dict[str, str]) -> DecryptionKeys:
-    """Keys given for this restore first, then the job's stored identities."""
-    identities: list[str] = []
-    passphrase = given.get("key_passphrase") or None
-    if given.get("key_identity"):
-        identities.append(given["key_identity"])
-    if job is not None and job.encryption_secrets_encrypted:
-        stored = runtime.secrets.decrypt(job.encryption_secrets_encrypted)
-        for name in ("identity", "identities", "private_key", "secret_key"):
-            value = stored.get(name)
-            if isinstance(value, str) and value:
-                identities.append(value)
-            elif isinstance(value, list):
-                identities.extend(str(item) for item in value if item)
-        passphrase = passphrase or stored.get("passphrase") or None
-    return DecryptionKeys(identities, passphrase)
+    """A key or passphrase given for this restore first, then what the job stores."""
+    stored = runtime.secrets.decrypt(job.encryption_secrets_encrypted) if job else {}
+    pasted = given.get("key_identity") or given.get("key_passphrase")
+    try:
+        identities, passphrase = restore_keys(job.encryption if job else {}, stored, pasted)
+    except KeyFormatError as error:
+        raise RestoreError(f"the decryption key cannot be read ({error})") from None
+    return DecryptionKeys(list(identities), passphrase)
 
 
 def stored_archive(
@@ -266,7 +261,7 @@ def _verify(runtime: Runtime, run_id: int, recorder: RunRecorder) -> tuple[Outco
     file_hashes: dict[str, str] = {}
     expected = known_sha
     try:
-        manifest = read_manifest(archive.destination, archive.key)
+        manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
         section = manifest.get("archive")
         if isinstance(section, dict) and section.get("sha256"):
             expected = str(section["sha256"])

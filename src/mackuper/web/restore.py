@@ -18,7 +18,13 @@ from mackuper.restore.catalog import import_backups
 from mackuper.restore.download import Download, download_filename, extract_path, whole_archive
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.formats import format_of_key
-from mackuper.restore.manifest import children, manifest_files, read_manifest, search
+from mackuper.restore.manifest import (
+    children,
+    manifest_files,
+    read_manifest,
+    search,
+    unsealed,
+)
 from mackuper.restore.storage import content_disposition, presigned_url
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body
@@ -94,8 +100,9 @@ def list_backups() -> Response:
 
 
 def _manifest(artifact: Artifact) -> dict[str, Any]:
+    archive = _archive(artifact)
     try:
-        return read_manifest(_archive(artifact).destination, artifact.key)
+        return unsealed(read_manifest(archive.destination, artifact.key), archive.keys)
     except RestoreError as error:
         fail(f"{error}.".capitalize(), 409)
 
@@ -115,7 +122,9 @@ def get_backup(artifact_id: int) -> Response:
             "source": manifest.get("source"),
             "archive": manifest.get("archive"),
             "entries": len(files),
-            "file_list": "available" if files else "not available",
+            "file_list": "available"
+            if files
+            else ("sealed" if manifest.get("sealed_age") else "not available"),
         },
     )
 
