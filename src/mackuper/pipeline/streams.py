@@ -165,8 +165,10 @@ def compress_stage(archive_format: str, level: int | None, downstream: Sink) -> 
     if archive_format == "tar.xz":
         return CompressStage(downstream, lzma.LZMACompressor(preset=chosen))
     if archive_format == "tar.zst":
-        threads = compressor_threads()
-        return ZstdStage(downstream, chosen or 3, threads=threads if threads > 1 else 0)
+        # The pipeline already overlaps reading and compressing on two cores; zstd's
+        # own workers only pay beyond that, and each costs ~25 MiB of buffers.
+        threads = 2 if compressor_threads() >= 4 else 0
+        return ZstdStage(downstream, chosen or 3, threads=threads)
     return downstream
 
 
