@@ -8,7 +8,14 @@ import pytest
 
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
-from tests.integration.restore_support import backed_up, local_destination, ok, restore, run_log
+from tests.integration.restore_support import (
+    backed_up,
+    finished_run,
+    local_destination,
+    ok,
+    restore,
+    run_log,
+)
 from tests.servers.s3 import S3Bucket
 from tests.servers.sshd import SSHServer
 from tests.trees import file_hashes, make_small_tree
@@ -115,3 +122,48 @@ def test_restore_to_an_ssh_host_writes_the_files_over_sftp(
     run = restore(api, runtime, backup["id"], wrong_key)
     assert run["status"] == "failed"
     assert "host key" in run["error"] and "nothing was sent" in run["error"]
+
+
+def test_restore_to_the_original_ssh_host_uses_the_jobs_pinned_key_and_login(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, sshd: SSHServer
+) -> None:
+    user = sshd.users["key"]
+    tree = sshd.make_remote_tree(user.username, {"docs/a.txt": "alpha\n", "b.bin": b"\x01" * 9000})
+    destination = local_destination(api, tmp_path / "storage")
+    job = ok(
+        api,
+        "POST",
+        "/api/jobs",
+        {
+            "name": "Remote docs",
+            "source_kind": "ssh",
+            "source": {
+                "host": sshd.host,
+                "port": sshd.port,
+                "username": user.username,
+                "auth": "key",
+                "private_key": user.private_key,
+                "passphrase": "",
+                "host_key": sshd.host_public_key,
+                "paths": [str(tree)],
+                "excludes": [],
+            },
+            "archive_format": "tar.xz",
+            "schedule": "",
+            "destination_ids": [destination["id"]],
+        },
+    )["job"]
+    backup_run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert backup_run["status"] == "success", backup_run["error"]
+    (backup,) = ok(api, "GET", f"/api/backups?job_id={job['id']}")["backups"]
+    back_home = sshd.make_remote_tree(user.username, {})
+
+    run = restore(
+        api,
+        runtime,
+        backup["id"],
+        {"kind": "ssh", "same_as_source": True, "path": str(back_home)},
+    )
+
+    assert run["status"] == "success", run["error"]
+    assert file_hashes(back_home / str(tree).lstrip("/")) == file_hashes(tree)

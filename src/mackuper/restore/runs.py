@@ -28,7 +28,7 @@ from mackuper.restore.errors import RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.paths import normalize_selection
-from mackuper.restore.ssh import SshSettings, open_sftp
+from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
 from mackuper.restore.verify import verify_archive
 from mackuper.runtime import Runtime
@@ -76,13 +76,16 @@ def parse_restore(payload: dict[str, Any]) -> RestoreRequest | dict[str, str]:
     stored_target: dict[str, Any] = {"kind": kind, "path": path}
     if not path.startswith("/"):
         errors["target.path"] = "Give the absolute path of the directory to restore into."
-    if kind == "ssh":
+    if kind == "ssh" and target.get("same_as_source"):
+        stored_target["same_as_source"] = True
+    elif kind == "ssh":
         port = target.get("port") or 22
         stored_target.update(
             host=str(target.get("host") or "").strip(),
             port=port if isinstance(port, int) else 0,
             username=str(target.get("username") or "").strip(),
             host_key_fingerprint=str(target.get("host_key_fingerprint") or "").strip(),
+            host_key=str(target.get("host_key") or "").strip(),
         )
         if not stored_target["host"]:
             errors["target.host"] = "Enter the SSH host."
@@ -90,7 +93,8 @@ def parse_restore(payload: dict[str, Any]) -> RestoreRequest | dict[str, str]:
             errors["target.port"] = "The port is a number from 1 to 65535."
         if not stored_target["username"]:
             errors["target.username"] = "Enter the SSH user name."
-        if not stored_target["host_key_fingerprint"].startswith("SHA256:"):
+        fingerprint = str(stored_target["host_key_fingerprint"])
+        if not (stored_target["host_key"] or fingerprint.startswith("SHA256:")):
             errors["target.host_key_fingerprint"] = (
                 "Pin the host key: paste its SHA256 fingerprint (ssh-keygen -lf)."
             )
@@ -170,20 +174,30 @@ def stored_archive(
     return StoredArchive(destination, artifact.key, decryption_keys(runtime, job, given))
 
 
-def _build_target(target: dict[str, Any], secrets: dict[str, str]) -> Target:
-    if target.get("kind") == "ssh":
+def _build_target(
+    runtime: Runtime, job: Job | None, target: dict[str, Any], secrets: dict[str, str]
+) -> Target:
+    if target.get("kind") != "ssh":
+        return LocalTarget(str(target["path"]))
+    if target.get("same_as_source"):
+        if job is None or job.source_kind != "ssh":
+            raise RestoreError("the job of this backup no longer backs up an SSH host")
+        settings = SshSettings.from_source(
+            job.source_config, runtime.secrets.decrypt(job.source_secrets_encrypted)
+        )
+    else:
         settings = SshSettings(
             host=str(target["host"]),
             port=int(target["port"]),
             username=str(target["username"]),
-            host_key_fingerprint=str(target["host_key_fingerprint"]),
+            host_key_fingerprint=str(target.get("host_key_fingerprint") or ""),
+            host_key=str(target.get("host_key") or ""),
             password=secrets.get("password", ""),
             private_key=secrets.get("private_key", ""),
             passphrase=secrets.get("passphrase", ""),
         )
-        transport, sftp = open_sftp(settings)
-        return SftpTarget(transport, sftp, str(target["path"]), settings.label())
-    return LocalTarget(str(target["path"]))
+    transport, sftp = open_restore_sftp(settings)
+    return SftpTarget(transport, sftp, str(target["path"]), settings.label())
 
 
 class _ByteCount:
@@ -208,12 +222,13 @@ def _restore(
             raise RestoreError("the backup to restore is no longer in the catalog")
         secrets = runtime.secrets.decrypt(details.get("secrets_encrypted"))
         archive = stored_archive(runtime, session, artifact, secrets)
+        job = session.get(Job, artifact.job_id) if artifact.job_id is not None else None
     options = ExtractOptions(
         policy=Policy(details["policy"]),
         dry_run=bool(details["dry_run"]),
         selection=normalize_selection(list(details["paths"])),
     )
-    target = _build_target(details["target"], secrets)
+    target = _build_target(runtime, job, details["target"], secrets)
     what = f"{len(options.selection)} selected path(s)" if options.selection else "everything"
     recorder.log(
         "info",

@@ -1,23 +1,29 @@
-"""An SFTP connection for restoring to an SSH host, with the host key pinned.
+"""An SFTP session for restoring to an SSH host, through the SSH source's connect code.
 
-The pinned fingerprint (`SHA256:...`, as `ssh-keygen -lf` prints it) is checked
-before any credential is sent; a mismatch ends the connection at once.
+The host key is pinned exactly as for backups (sources/ssh_connect.py): either the
+whole public key line the job stores, or the `SHA256:...` fingerprint typed in the
+restore form. It is checked before any credential is sent; a mismatch ends the
+connection at once.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import io
-import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import paramiko
 
 from mackuper.restore.errors import TargetError
-
-CONNECT_TIMEOUT = 15.0
+from mackuper.sources.base import SourceError
+from mackuper.sources.ssh_connect import (
+    HostKey,
+    SSHTarget,
+    authenticate,
+    connect,
+    open_sftp,
+    open_transport,
+)
 
 
 @dataclass(frozen=True)
@@ -25,67 +31,81 @@ class SshSettings:
     host: str
     port: int
     username: str
-    host_key_fingerprint: str
-    password: str = ""
-    private_key: str = ""
-    passphrase: str = ""
+    host_key_fingerprint: str = ""
+    host_key: str = ""
+    """The pinned public key line (`ssh-ed25519 AAAA...`), as an SSH source stores it."""
+    password: str = field(default="", repr=False)
+    private_key: str = field(default="", repr=False)
+    passphrase: str = field(default="", repr=False)
+
+    @classmethod
+    def from_source(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SshSettings:
+        """The settings of a job's SSH source: restore to the host it backs up."""
+        return cls(
+            host=str(config.get("host", "")),
+            port=int(config.get("port") or 22),
+            username=str(config.get("username", "")),
+            host_key=str(config.get("host_key") or ""),
+            password=str(secrets.get("password") or ""),
+            private_key=str(secrets.get("private_key") or ""),
+            passphrase=str(secrets.get("passphrase") or ""),
+        )
 
     def label(self) -> str:
         return f"{self.username}@{self.host}:{self.port}"
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def _load_key(text: str, passphrase: str) -> paramiko.PKey:
-    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return kind.from_private_key(io.StringIO(text), passphrase or None)
-        except paramiko.PasswordRequiredException:
-            raise TargetError("the private key needs its passphrase") from None
-        except (paramiko.SSHException, ValueError):
-            continue
-    raise TargetError("the private key could not be read (wrong passphrase or unknown format)")
-
-
-def open_sftp(settings: SshSettings) -> tuple[paramiko.Transport, paramiko.SFTPClient]:
-    """A logged-in SFTP session; raises TargetError with one plain sentence."""
-    if not settings.host_key_fingerprint:
-        raise TargetError("the SSH host key is not pinned; test the connection and accept it")
+def _target(settings: SshSettings) -> SSHTarget:
     try:
-        sock = socket.create_connection((settings.host, settings.port), timeout=CONNECT_TIMEOUT)
-    except OSError as error:
-        raise TargetError(
-            f"cannot connect to {settings.host}:{settings.port} ({error.strerror or error})"
-        ) from None
-    transport = paramiko.Transport(sock)
+        pinned = HostKey.parse(settings.host_key) if settings.host_key else None
+    except ValueError:
+        raise TargetError("the pinned SSH host key is not a valid public key line") from None
+    return SSHTarget(
+        host=settings.host,
+        port=settings.port,
+        username=settings.username,
+        auth="key" if settings.private_key else "password",
+        host_key=pinned,
+        password=settings.password,
+        private_key=settings.private_key,
+        passphrase=settings.passphrase,
+    )
+
+
+def _connect_by_fingerprint(target: SSHTarget, pinned: str) -> paramiko.Transport:
+    transport, offered = open_transport(target)
     try:
-        transport.start_client(timeout=CONNECT_TIMEOUT)
-        seen = fingerprint(transport.get_remote_server_key())
-        if seen != settings.host_key_fingerprint:
+        if offered.fingerprint != pinned:
             raise TargetError(
-                f"the SSH host key of {settings.host} changed ({seen}, pinned"
-                f" {settings.host_key_fingerprint}); nothing was sent"
+                f"the SSH host key of {target.host} changed ({offered.fingerprint}, pinned"
+                f" {pinned}); nothing was sent"
             )
-        if settings.private_key:
-            transport.auth_publickey(
-                settings.username, _load_key(settings.private_key, settings.passphrase)
-            )
-        else:
-            transport.auth_password(settings.username, settings.password)
-        sftp = paramiko.SFTPClient.from_transport(transport)
-        if sftp is None:
-            raise TargetError("the SSH host refused an SFTP session")
-    except paramiko.AuthenticationException:
-        transport.close()
-        raise TargetError(f"the SSH host refused the login of {settings.username}") from None
-    except (paramiko.SSHException, OSError) as error:
-        transport.close()
-        raise TargetError(f"SSH connection to {settings.host} failed ({error})") from None
+        authenticate(transport, target)
     except BaseException:
-        with contextlib.suppress(Exception):
-            transport.close()
+        transport.close()
         raise
+    return transport
+
+
+def open_restore_sftp(settings: SshSettings) -> tuple[paramiko.Transport, paramiko.SFTPClient]:
+    """A logged-in SFTP session; raises TargetError with one plain sentence."""
+    if not settings.host_key and not settings.host_key_fingerprint:
+        raise TargetError("the SSH host key is not pinned; test the connection and accept it")
+    target = _target(settings)
+    try:
+        if target.host_key is not None:
+            transport = connect(target)
+        else:
+            transport = _connect_by_fingerprint(target, settings.host_key_fingerprint)
+        try:
+            sftp = open_sftp(transport, target)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                transport.close()
+            raise
+    except SourceError as error:
+        message = str(error)
+        if "host key" in message.lower() and "nothing was sent" not in message:
+            message += "; nothing was sent"
+        raise TargetError(message) from None
     return transport, sftp
