@@ -156,6 +156,8 @@ class Run(Base):
         Index("ix_runs_status", "status"),
         Index("ix_runs_job_created", "job_id", "created_at"),
         Index("ix_runs_created", "created_at"),
+        Index("ix_runs_status_created", "status", "created_at"),
+        Index("ix_runs_finished", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -207,7 +209,11 @@ class Artifact(Base):
     """One archive stored at one destination by one run."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (Index("ix_artifacts_job_state", "job_id", "state"),)
+    __table_args__ = (
+        Index("ix_artifacts_job_state", "job_id", "state"),
+        Index("ix_artifacts_state_size", "state", "size"),
+        Index("ix_artifacts_run", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

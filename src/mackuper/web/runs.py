@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import lazyload
 from werkzeug.wrappers import Response
 
 from mackuper import installation
@@ -20,6 +21,9 @@ from mackuper.worker import retention
 blueprint = Blueprint("runs", __name__, url_prefix="/api")
 
 HEARTBEAT_FRESH = timedelta(seconds=30)
+SUCCESS_RATE_WINDOW = timedelta(days=30)
+_LISTED = lazyload(Run.job)
+"""Lists serialize runs without their job (run_json uses job_name): skip the join."""
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
@@ -36,7 +40,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @blueprint.get("/runs")
 @login_required
 def list_runs() -> Response:
-    query = select(Run)
+    query = select(Run).options(_LISTED)
     if status := request.args.get("status"):
         if status not in {s.value for s in RunStatus}:
             fail("Unknown status.")
@@ -137,26 +141,39 @@ def cancel_run(run_id: int) -> Response:
 def dashboard() -> Response:
     session = get_db()
     now = datetime.now(UTC)
+    good_statuses = [RunStatus.SUCCESS.value, RunStatus.WARNING.value]
+    # The rate covers recent runs only: it says how things go now, and it reads a
+    # small index range instead of every run ever made.
     counts: dict[str, int] = {
         status: count
-        for status, count in session.execute(select(Run.status, func.count()).group_by(Run.status))
+        for status, count in session.execute(
+            select(Run.status, func.count())
+            .where(
+                Run.status.in_([*good_statuses, RunStatus.FAILED.value]),
+                Run.created_at >= now - SUCCESS_RATE_WINDOW,
+            )
+            .group_by(Run.status)
+        )
     }
-    finished = sum(
-        counts.get(s.value, 0) for s in (RunStatus.SUCCESS, RunStatus.WARNING, RunStatus.FAILED)
-    )
-    good = counts.get(RunStatus.SUCCESS.value, 0) + counts.get(RunStatus.WARNING.value, 0)
+    finished = sum(counts.values())
+    recent_good = sum(counts.get(status, 0) for status in good_statuses)
+    good = session.scalar(select(func.count()).where(Run.status.in_(good_statuses))) or 0
     last = session.scalars(
         select(Run)
+        .options(_LISTED)
         .where(Run.finished_at.is_not(None), Run.status != RunStatus.SKIPPED.value)
         .order_by(Run.finished_at.desc())
         .limit(1)
     ).first()
     beat = session.scalar(select(func.max(WorkerHeartbeat.seen_at)))
     recent = session.scalars(
-        select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(10)
+        select(Run).options(_LISTED).order_by(Run.created_at.desc(), Run.id.desc()).limit(10)
     ).all()
     running = session.scalars(
-        select(Run).where(Run.status == RunStatus.RUNNING.value).order_by(Run.started_at)
+        select(Run)
+        .options(_LISTED)
+        .where(Run.status == RunStatus.RUNNING.value)
+        .order_by(Run.started_at)
     ).all()
     stored = session.execute(
         select(func.count(), func.coalesce(func.sum(Artifact.size), 0)).where(
@@ -178,7 +195,8 @@ def dashboard() -> Response:
             "running": beat is not None and now - beat <= HEARTBEAT_FRESH,
             "last_heartbeat": iso(beat),
         },
-        success_rate=round(100 * good / finished, 1) if finished else None,
+        success_rate=round(100 * recent_good / finished, 1) if finished else None,
+        success_rate_days=SUCCESS_RATE_WINDOW.days,
         total_backups=good,
         stored_archives=stored[0],
         total_size=int(stored[1] or 0),

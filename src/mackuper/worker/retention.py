@@ -1,4 +1,4 @@
-"""Apply retention at every destination, and clean old history.
+"""Apply retention at every destination, clean old history, keep query statistics.
 
 The decision is core.retention's pure function; this module gathers its input
 from the database and carries it out: it deletes each archive and its manifest
@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper import installation
@@ -192,3 +192,15 @@ def clean_history(session: Session, now: datetime, days: int) -> int:
         session.execute(delete(Artifact).where(Artifact.run_id.in_(chunk)))
         removed += changed_rows(session.execute(delete(Run).where(Run.id.in_(chunk))))
     return removed
+
+
+def refresh_statistics(session: Session) -> None:
+    """Let SQLite's planner know the table sizes (PostgreSQL's autovacuum does this itself).
+
+    Without statistics SQLite may walk the status index for a job's history instead of
+    the job's own index: 250 ms instead of 1 ms on 100,000 runs.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.execute(text("PRAGMA analysis_limit=1000"))
+    session.execute(text("ANALYZE"))

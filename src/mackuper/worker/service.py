@@ -39,6 +39,7 @@ from mackuper.models import (
 )
 from mackuper.runtime import Runtime
 from mackuper.worker import retention
+from mackuper.worker.alerts import announce_interrupted
 from mackuper.worker.execute import execute_run
 from mackuper.worker.outcome import Outcome
 
@@ -170,6 +171,7 @@ class Worker:
                 for run in session.scalars(select(Run).where(Run.status == RunStatus.RUNNING.value))
                 if self._is_dead(run.worker_id, beats)
             ]
+            interrupted: list[int] = []
             for run in orphans:
                 changed = changed_rows(
                     session.execute(
@@ -183,6 +185,7 @@ class Worker:
                     )
                 )
                 if changed:
+                    interrupted.append(run.id)
                     session.add(
                         RunLog(
                             run_id=run.id,
@@ -191,6 +194,8 @@ class Worker:
                         )
                     )
             session.commit()
+            for run_id in interrupted:
+                announce_interrupted(self.runtime, run_id)
             for worker_id, beat in beats.items():
                 if self._is_dead(worker_id, beats):
                     session.delete(beat)
@@ -403,6 +408,8 @@ class Worker:
                 session.commit()
                 if removed:
                     logger.info("history cleanup removed %s runs older than %s days", removed, days)
+            retention.refresh_statistics(session)
+            session.commit()
         deleted = retention.apply_all(self.runtime.sessions, self.runtime.secrets, now)
         if deleted:
             logger.info("daily retention deleted %s archives", deleted)
