@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from mackuper.models import Run
 from mackuper.runtime import Runtime
+from mackuper.worker.service import Worker
 from tests.integration.notify_helpers import (  # noqa: F401 - fixtures
     HttpReceiver,
     add_channel,
@@ -128,3 +131,34 @@ def test_job_events_choose_which_outcomes_reach_the_jobs_own_urls(
     assert run.status == "success"
     assert_archive_matches(tmp_path / "out", source, tmp_path / "extracted")
     assert receiver.wait_for(1, timeout=1) == []
+
+
+def test_a_run_left_by_a_dead_worker_is_alerted_as_interrupted(
+    linked: Runtime, receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    add_channel(linked, "ops", f"json://{receiver.url}/hook")
+    job_id = make_job(linked, tmp_path, [tmp_path / "out"], secrets=_pings(receiver))
+    with linked.sessions.begin() as session:
+        run = Run(
+            job_id=job_id,
+            job_name="Home files",
+            status="running",
+            worker_id="gone:1:abc",
+            started_at=datetime.now(UTC),
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    worker = Worker(linked, "survivor")
+    try:
+        worker.recover()
+    finally:
+        worker.pool.shutdown()
+
+    receiver.wait_for(2)
+    (hook,) = receiver.webhooks()
+    assert hook["type"] == "failure"
+    assert hook["title"] == "Mackuper: Backup 'Home files' failed"
+    assert "Status: interrupted" in hook["message"]
+    assert f"Details: {BASE_URL}/runs/{run_id}" in hook["message"]
+    assert "/ping/fail" in receiver.paths()

@@ -125,7 +125,7 @@ class RunEdges:
         """Post command, then the outcome alerts and pings; returns the final outcome."""
         try:
             outcome = self._run_post_hook(outcome, stopping)
-            self._announce_end(outcome)
+            self.announce_end(outcome)
         except Exception:  # noqa: BLE001 - the backup is stored; its edges must not undo that
             logger.exception("run %s: post command or alerts failed", self.run_id)
             self.recorder.log("warning", "post command or alerts failed; see the server log")
@@ -172,7 +172,7 @@ class RunEdges:
             )
         return changed
 
-    def _announce_end(self, outcome: Outcome) -> None:
+    def announce_end(self, outcome: Outcome) -> None:
         event = event_for_status(outcome.status.value)
         if event is None:
             return
@@ -190,6 +190,26 @@ class RunEdges:
                 size=run.bytes_written or None,
                 files=run.files_done or None,
                 error=outcome.error,
-                could_not_start=event == "failure" and not began,
+                could_not_start=outcome.status is RunStatus.FAILED and not began,
             )
         )
+
+
+def announce_interrupted(runtime: Runtime, run_id: int) -> None:
+    """Alert, in the background, that a dead worker's run was marked interrupted."""
+
+    def send() -> None:
+        recorder = RunRecorder(runtime.sessions, run_id, threading.Event())
+        try:
+            with runtime.sessions() as session:
+                run = session.get_one(Run, run_id)
+                if run.kind != "backup":
+                    return
+                job = session.get(Job, run.job_id) if run.job_id is not None else None
+                edges = RunEdges.load(runtime, recorder, run, job)
+                outcome = Outcome(RunStatus(run.status), run.error)
+            edges.announce_end(outcome)
+        except Exception:  # noqa: BLE001 - recovery goes on whatever alerts do
+            logger.exception("could not alert about interrupted run %s", run_id)
+
+    threading.Thread(target=send, daemon=True, name="notify").start()
