@@ -32,6 +32,7 @@ from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
 from mackuper.restore.verify import verify_archive
 from mackuper.runtime import Runtime
+from mackuper.worker.alerts import RunEdges
 from mackuper.worker.outcome import Outcome, from_exception, is_unexpected
 from mackuper.worker.recorder import RunRecorder
 
@@ -360,4 +361,19 @@ def execute_other_run(
                 **values,
             )
         )
+    if kind == VERIFY and outcome.status is RunStatus.FAILED:
+        _alert(runtime, recorder, run_id)
     return outcome
+
+
+def _alert(runtime: Runtime, recorder: RunRecorder, run_id: int) -> None:
+    """A failed verification alerts like a failed backup (the job's alert settings)."""
+    try:
+        with runtime.sessions() as session:
+            run = session.get_one(Run, run_id)
+            job = session.get(Job, run.job_id) if run.job_id is not None else None
+            edges = RunEdges.load(runtime, recorder, run, job)
+            outcome = Outcome(RunStatus(run.status), run.error)
+        edges.announce_end(outcome)
+    except Exception:  # noqa: BLE001 - the result is recorded; an alert failure must not hide it
+        logger.exception("run %s: the verification alert failed", run_id)

@@ -3,12 +3,15 @@ verify and import."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from mackuper import installation
+from mackuper.core import schedule
 from mackuper.destinations.base import DestinationError
 from mackuper.models import Artifact, ArtifactState
 from mackuper.models import Destination as DestinationRow
@@ -25,6 +28,7 @@ from mackuper.restore.manifest import (
     search,
     unsealed,
 )
+from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition, presigned_url
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body
@@ -233,3 +237,23 @@ def import_from_destination() -> Response:
         fail(f"{error}.".capitalize(), 409)
     report = import_backups(get_db(), row, destination)
     return jsonify(report=report.as_dict())
+
+
+@blueprint.get("/api/verify/schedule")
+@login_required
+def get_verify_schedule() -> Response:
+    return jsonify(schedule=read_schedule(get_db()))
+
+
+@blueprint.put("/api/verify/schedule")
+@login_required
+def set_verify_schedule() -> Response:
+    payload = json_body()
+    cron = str(payload.get("cron") or "").strip() or None
+    if cron:
+        try:
+            schedule.parse(cron, installation.timezone(get_db()))
+        except schedule.ScheduleError as error:
+            field_errors({"cron": str(error).capitalize() + "."})
+    save_schedule(get_db(), cron, bool(payload.get("deep")), datetime.now(UTC))
+    return jsonify(schedule=read_schedule(get_db()))

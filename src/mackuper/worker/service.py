@@ -37,6 +37,7 @@ from mackuper.models import (
     Setting,
     WorkerHeartbeat,
 )
+from mackuper.restore.schedule import enqueue_due_verifications
 from mackuper.runtime import Runtime
 from mackuper.worker import retention
 from mackuper.worker.alerts import announce_interrupted
@@ -111,6 +112,7 @@ class Worker:
         if recover:
             self.recover()
         self.fire_due_ticks(now)
+        enqueue_due_verifications(self.runtime, now)
         self.claim_and_start()
         self.daily_maintenance(now)
 
