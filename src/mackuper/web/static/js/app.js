@@ -93,6 +93,25 @@
     return iso ? new Date(iso).toLocaleString() : "";
   }
 
+  var RETENTION_FIELDS = ["keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"];
+
+  function retentionForm(policy) {
+    var form = {};
+    RETENTION_FIELDS.forEach(function (name) {
+      form[name] = policy && policy[name] ? String(policy[name]) : "";
+    });
+    return form;
+  }
+
+  function retentionPayload(form) {
+    var policy = {};
+    RETENTION_FIELDS.forEach(function (name) {
+      var text = String(form[name] || "").trim();
+      if (text !== "") policy[name] = /^[0-9]+$/.test(text) ? parseInt(text, 10) : text;
+    });
+    return policy;
+  }
+
   function blankSSH() {
     return {
       host: "", port: "22", username: "", auth: "password", transfer: "auto", host_key: "",
@@ -290,7 +309,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", confirmDelete: null, sshResult: null, sshBusy: false,
+        previewError: "", confirmDelete: null, sshResult: null, sshBusy: false, retentionPreview: null,
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -320,6 +339,7 @@
           return {
             id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz", ssh: blankSSH(),
             compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
+            retention: retentionForm(null),
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
           };
         },
@@ -331,8 +351,10 @@
             archive_format: job.archive_format,
             compression_level: job.compression_level === null ? "" : String(job.compression_level),
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
+            retention: retentionForm(job.retention),
             destination_ids: job.destination_ids.slice(),
           };
+          this.retentionPreview = null;
           this.errors = {}; this.error = ""; this.editing = true; this.updatePreview();
         },
         cancelEdit() { this.editing = false; this.form = null; },
@@ -356,8 +378,28 @@
             source: this.sourcePayload(),
             archive_format: this.form.archive_format, compression_level: level,
             schedule: this.form.schedule, timezone: this.form.timezone, enabled: this.form.enabled,
+            retention: retentionPayload(this.form.retention),
             destination_ids: this.form.destination_ids,
           };
+        },
+        async previewRetention() {
+          var policy = retentionPayload(this.form.retention);
+          var query = Object.keys(policy).map(function (name) {
+            return encodeURIComponent(name) + "=" + encodeURIComponent(policy[name]);
+          }).join("&");
+          var result = await api("GET", "/api/jobs/" + this.form.id + "/retention/preview?" + query);
+          if (!result.ok) { this.retentionPreview = null; this.errors = { retention: result.data.error }; return; }
+          this.retentionPreview = result.data;
+        },
+        retentionSummary() {
+          var data = this.retentionPreview;
+          if (!data) return "";
+          if (!data.backups.length) return "No stored backup yet.";
+          return data.delete_count + " would be deleted, " + data.keep_count + " kept.";
+        },
+        retentionItems() { return this.retentionPreview ? this.retentionPreview.backups : []; },
+        retentionLine(item) {
+          return absoluteTime(item.finished_at) + ": " + (item.keep ? "keep (" + item.reasons.join(", ") + ")" : "delete");
         },
         async save() {
           this.busy = true;
