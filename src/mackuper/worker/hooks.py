@@ -116,7 +116,7 @@ def run_hook(
     stopping: threading.Event | None = None,
 ) -> HookResult:
     """Run `hook` to its end (or its timeout) and log its output; never raises."""
-    log("info", f"{hook.name}-backup command started: {hook.command[:200]}")
+    log("info", f"{hook.name}-backup command started (timeout {hook.timeout:g} s)")
     started = time.monotonic()
     try:
         process = subprocess.Popen(  # noqa: S603 - running the user's own command is the feature
