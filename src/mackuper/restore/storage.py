@@ -72,10 +72,14 @@ def open_stream(
 class RangedReader(io.RawIOBase):
     """A seekable view of an S3 object that fetches blocks by range requests."""
 
-    def __init__(self, destination: S3Destination, key: str, size: int) -> None:
+    def __init__(
+        self, destination: S3Destination, key: str, size: int, block_size: int = BLOCK_SIZE
+    ) -> None:
         self.destination = destination
         self.key = key
         self.size = size
+        self.block_size = block_size
+        self.fetched = 0
         self.position = 0
         self.block_start = -1
         self.block = b""
@@ -96,7 +100,7 @@ class RangedReader(io.RawIOBase):
         return self.position
 
     def _fetch(self, start: int) -> None:
-        end = min(self.size, start + BLOCK_SIZE) - 1
+        end = min(self.size, start + self.block_size) - 1
         try:
             response = self.destination.client.get_object(
                 Bucket=self.destination.bucket, Key=self.key, Range=f"bytes={start}-{end}"
@@ -108,6 +112,7 @@ class RangedReader(io.RawIOBase):
             ) from None
         self.block_start = start
         self.requests += 1
+        self.fetched += len(self.block)
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self.position >= self.size or not len(buffer):
