@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.browser import PageWatch, mackuper_server, run_axe
 from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient
@@ -21,13 +21,14 @@ pytestmark = pytest.mark.e2e
 
 
 class Seeded:
-    def __init__(self, url: str, run_id: int) -> None:
+    def __init__(self, url: str, run_id: int, session: Any) -> None:
         self.url = url
         self.run_id = run_id
+        self.session = session  # a logged-in browser's cookies (Playwright storage state)
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+def seeded(tmp_path_factory: pytest.TempPathFactory, chromium: Browser) -> Iterator[Seeded]:
     """A set-up instance with a local destination, a job and one successful run."""
     root = tmp_path_factory.mktemp("ui-pages")
     source = make_small_tree(root / "source")
@@ -50,16 +51,21 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         )["job"]
         run = client.ok("POST", f"/api/jobs/{job['id']}/run")["run"]
         assert client.wait_run(run["id"])["status"] == "success"
-        yield Seeded(mackuper.url, run["id"])
+        context = chromium.new_context(base_url=mackuper.url)
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("User name").fill(ADMIN_USER)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        session = context.storage_state()
+        context.close()
+        yield Seeded(mackuper.url, run["id"], session)
 
 
-def log_in(ui: Any, url: str, **options: Any) -> tuple[Page, PageWatch]:
-    page, watch = ui(url, **options)
-    page.goto("/login")
-    page.get_by_label("User name").fill(ADMIN_USER)
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+def log_in(ui: Any, seeded: Seeded) -> tuple[Page, PageWatch]:
+    """A page in a browser already logged in (the login form is covered by the axe test)."""
+    page, watch = ui(seeded.url, storage_state=seeded.session)
     return page, watch
 
 
@@ -68,27 +74,36 @@ def open_settled(page: Page, path: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any, scheme: str) -> None:
-    anonymous, anonymous_watch = ui(seeded.url, color_scheme=scheme)
-    open_settled(anonymous, "/login")
-    problems = {"/login": run_axe(anonymous)}
+def audit(page: Page, path: str, problems: dict[str, Any]) -> None:
+    """axe in the light scheme, then in the dark one (prefers-color-scheme)."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.wait_for_timeout(400)  # let colour transitions (150 ms) finish first
+        problems[f"{path} ({scheme})"] = run_axe(page)
 
-    page, watch = log_in(ui, seeded.url, color_scheme=scheme)
+
+def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any) -> None:
+    problems: dict[str, Any] = {}
+    anonymous, anonymous_watch = ui(seeded.url)
+    open_settled(anonymous, "/login")
+    audit(anonymous, "/login", problems)
+    anonymous_watch.assert_clean()
+
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/")
     tabs = page.get_by_role("navigation", name="Main").get_by_role("link")
     paths = [href for href in tabs.evaluate_all("links => links.map(a => a.getAttribute('href'))")]
     assert {"/", "/jobs", "/history", "/settings"} <= set(paths)
     for path in [*paths, f"/runs/{seeded.run_id}", "/jobs?new=1"]:
         open_settled(page, path)
-        problems[path] = run_axe(page)
+        audit(page, path, problems)
         watch.assert_clean()
-    anonymous_watch.assert_clean()
     found = {path: issues for path, issues in problems.items() if issues}
     assert found == {}, json.dumps(found, indent=1)
 
 
 def test_invalid_cron_is_explained_next_to_the_schedule_field(seeded: Seeded, ui: Any) -> None:
-    page, watch = log_in(ui, seeded.url)
+    page, watch = log_in(ui, seeded)
     open_settled(page, "/jobs")
     page.get_by_role("button", name="New job").click()
     page.locator("#job-schedule").fill("61 25 * * *")
@@ -104,7 +119,7 @@ def test_invalid_cron_is_explained_next_to_the_schedule_field(seeded: Seeded, ui
 def test_unreachable_s3_endpoint_says_so_when_testing_the_connection(
     seeded: Seeded, ui: Any
 ) -> None:
-    page, watch = log_in(ui, seeded.url)
+    page, watch = log_in(ui, seeded)
     open_settled(page, "/settings")
     page.get_by_role("button", name="Add destination").click()
     page.locator("#dest-name").fill("Nowhere")
@@ -122,7 +137,7 @@ def test_unreachable_s3_endpoint_says_so_when_testing_the_connection(
 
 
 def test_duplicate_job_name_is_reported_on_the_name_field(seeded: Seeded, ui: Any) -> None:
-    page, watch = log_in(ui, seeded.url)
+    page, watch = log_in(ui, seeded)
     open_settled(page, "/jobs")
     page.get_by_role("button", name="New job").click()
     page.locator("#job-name").fill("Documents")
@@ -135,7 +150,7 @@ def test_duplicate_job_name_is_reported_on_the_name_field(seeded: Seeded, ui: An
 
 
 def test_server_error_shows_what_to_do_instead_of_a_raw_page(seeded: Seeded, ui: Any) -> None:
-    page, watch = log_in(ui, seeded.url)
+    page, watch = log_in(ui, seeded)
     watch.allow_server_errors = True
     open_settled(page, "/jobs")
     # A proxy in front of Mackuper answering 500 with its own HTML page.
@@ -158,7 +173,7 @@ def test_server_error_shows_what_to_do_instead_of_a_raw_page(seeded: Seeded, ui:
 
 
 def test_history_links_each_run_to_its_log(seeded: Seeded, ui: Any, tmp_path: Path) -> None:
-    page, watch = log_in(ui, seeded.url)
+    page, watch = log_in(ui, seeded)
     open_settled(page, "/history")
     page.get_by_label("Status").select_option("failed")
     expect(page.get_by_text("No runs match.")).to_be_visible()

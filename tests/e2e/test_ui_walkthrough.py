@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import PageWatch, mackuper_server
+from tests.e2e.browser import PageWatch, mackuper_server, run_axe
 from tests.e2e.slowlink import slow_link
 from tests.harness import ADMIN_PASSWORD
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
@@ -50,6 +50,15 @@ def visit(page: Page, watch: PageWatch, path: str) -> None:
     watch.assert_clean()
 
 
+def assert_accessible(page: Page, where: str) -> None:
+    """The wizard exists only before setup, so axe checks it here (other pages: test_ui_pages)."""
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.wait_for_timeout(400)
+        assert run_axe(page) == [], f"{where} ({scheme})"
+    page.emulate_media(color_scheme="light")
+
+
 def fill_s3_destination(page: Page, server: S3Server, bucket: str, endpoint: str) -> None:
     page.locator("#dest-name").fill("Main storage")
     page.locator("#dest-kind").select_option("s3")
@@ -79,11 +88,13 @@ def test_new_user_sets_up_backs_up_watches_progress_and_manages_the_job(
         # 1. The wizard: an administrator, then a destination tested before it is saved.
         visit(page, watch, "/")
         expect(page).to_have_url(re.compile("/setup$"))
+        assert_accessible(page, "setup, step 1")
         page.get_by_label("User name").fill("admin")
         page.get_by_label("Password", exact=True).fill(ADMIN_PASSWORD)
         page.get_by_label("Repeat the password").fill(ADMIN_PASSWORD)
         page.get_by_role("button", name="Create administrator").click()
         expect(page.locator("#dest-bucket")).to_be_visible()
+        assert_accessible(page, "setup, step 2")
         watch.assert_clean()
         fill_s3_destination(page, moto_s3, moto_bucket, endpoint)
         page.get_by_role("button", name="Test connection").click()

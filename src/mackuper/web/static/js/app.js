@@ -85,6 +85,7 @@
     if (delta < 45) text = "a few seconds";
     else if (delta < 3600) text = Math.round(delta / 60) + " min";
     else if (delta < 86400) text = Math.round(delta / 3600) + " h";
+    else if (delta < 1.5 * 86400) text = "1 day";
     else text = Math.round(delta / 86400) + " days";
     return future ? "in " + text : text + " ago";
   }
@@ -334,6 +335,11 @@
         nextRunTitle(job) { return absoluteTime(this.info(job).next_run); },
         lastStatus(job) { return this.info(job).last_status || ""; },
         lastRunHref(job) { return "/runs/" + this.info(job).last_run_id; },
+        sourceText(job) {
+          var paths = (job.source && job.source.paths) || [];
+          var where = job.source && job.source.host ? job.source.host + ":" : "";
+          return paths.length ? where + paths.join(", ") : job.source_kind;
+        },
         isEmpty() { return this.loaded && this.jobs.length === 0; },
         blankForm() {
           return {
