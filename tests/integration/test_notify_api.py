@@ -158,3 +158,39 @@ def test_job_form_rejects_bad_alert_urls_and_hook_settings(api: ApiClient, tmp_p
     assert fields["notifications.ping_fail"] == "A ping URL starts with http:// or https://."
     assert fields["hooks.post.timeout"].startswith("Use a whole number of seconds")
     assert fields["hooks.post.on_failure"] == "Choose abort or warn."
+
+
+def test_jobs_page_edits_a_jobs_alerts_and_commands_on_their_own(
+    api: ApiClient, runtime: Runtime, tmp_path: Path
+) -> None:
+    destination = api.call(
+        "POST", "/api/destinations", {"name": "here", "kind": "local", "path": str(tmp_path / "o")}
+    ).get_json()["destination"]
+    job = api.call("POST", "/api/jobs", _job_payload(destination["id"], tmp_path)).get_json()["job"]
+    page = api.client.get("/jobs").get_data(as_text=True)
+    assert 'x-data="jobAlerts"' in page and "$dispatch('job-alerts'" in page
+
+    saved = api.call(
+        "PUT",
+        f"/api/jobs/{job['id']}/alerts",
+        {
+            "notifications": {"urls": f"json://{LOOPBACK}:9/{TOKEN}", "global_channels": False},
+            "hooks": {"post": {"command": "echo done", "timeout": 30, "on_failure": "warn"}},
+        },
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    assert TOKEN not in saved.get_data(as_text=True)
+    shown = api.call("GET", f"/api/jobs/{job['id']}/alerts").get_json()
+    assert shown["notifications"]["urls"] == 1
+    assert shown["notifications"]["global_channels"] is False
+    assert shown["hooks"] == {"post": {"command": "echo done", "timeout": 30, "on_failure": "warn"}}
+    with runtime.sessions() as session:
+        row = session.get_one(Job, job["id"])
+        assert runtime.secrets.decrypt(row.notify_secrets_encrypted) == {
+            "urls": [f"json://{LOOPBACK}:9/{TOKEN}"]
+        }
+    refused = api.call(
+        "PUT", f"/api/jobs/{job['id']}/alerts", {"hooks": {"pre": {"command": "x", "timeout": -1}}}
+    )
+    assert refused.status_code == 422
+    assert "hooks.pre.timeout" in refused.get_json()["fields"]

@@ -15,6 +15,7 @@ from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
 from mackuper.web import health as health_check
+from mackuper.web import job_alerts as job_alerts_api
 from mackuper.web import metrics as metrics_api
 from mackuper.web import notifications as notifications_api
 from mackuper.web import restore as restore_pages
@@ -75,6 +76,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ssh_api.blueprint,
         api_tokens.blueprint,
         notifications_api.blueprint,
+        job_alerts_api.blueprint,
         metrics_api.blueprint,
         installation_settings.blueprint,
     ):

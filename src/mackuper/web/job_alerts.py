@@ -1,7 +1,8 @@
-"""The alert and command parts of the job form (notifications, pings, pre/post hooks).
+"""The alert and command parts of a job (notifications, pings, pre/post hooks).
 
-A payload without `notifications` or `hooks` keeps what the job has, so forms
-that do not show them never erase them.
+Sent with the job form (`notifications`, `hooks` in POST/PUT /api/jobs) or on
+their own with PUT /api/jobs/<id>/alerts. A payload without `notifications` or
+`hooks` keeps what the job has, so forms that do not show them never erase them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import InvalidToken
+from flask import Blueprint, jsonify
+from werkzeug.wrappers import Response
 
 from mackuper.models import Job
 from mackuper.notify import settings as alert_settings
-from mackuper.web.database import runtime
+from mackuper.web.database import get_db, runtime
+from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.security import login_required
 from mackuper.worker import hooks
+
+blueprint = Blueprint("job_alerts", __name__, url_prefix="/api/jobs")
 
 
 @dataclass
@@ -50,3 +57,32 @@ def apply(job: Job, form: JobAlertForm) -> None:
         )
     if form.hooks is not None:
         job.hooks = form.hooks
+
+
+def _json(job: Job) -> dict[str, Any]:
+    return {"job_id": job.id, "notifications": job.notifications, "hooks": job.hooks}
+
+
+def _job(job_id: int) -> Job:
+    job = get_db().get(Job, job_id)
+    if job is None:
+        fail("No such job.", 404)
+    return job
+
+
+@blueprint.get("/<int:job_id>/alerts")
+@login_required
+def get_alerts(job_id: int) -> Response:
+    return jsonify(_json(_job(job_id)))
+
+
+@blueprint.put("/<int:job_id>/alerts")
+@login_required
+def update_alerts(job_id: int) -> Response:
+    job = _job(job_id)
+    form = validate(job, json_body())
+    if form.errors:
+        field_errors(form.errors)
+    apply(job, form)
+    get_db().commit()
+    return jsonify(_json(job))

@@ -36,7 +36,66 @@
       events: { failure: true, warning: true, success: false, start: false, worker: true } };
   }
 
+  function hookForm(hooks, name) {
+    var hook = (hooks && hooks[name]) || {};
+    return { command: hook.command || "", timeout: hook.timeout ? String(hook.timeout) : "600",
+      on_failure: hook.on_failure || (name === "pre" ? "abort" : "warn") };
+  }
+
+  function hookPayload(hook) {
+    var seconds = parseInt(hook.timeout, 10);
+    return { command: hook.command, timeout: isNaN(seconds) ? hook.timeout : seconds, on_failure: hook.on_failure };
+  }
+
   document.addEventListener("alpine:init", function () {
+    /* Jobs page: one job's alerts, pings and pre/post commands, opened by a
+       `job-alerts` window event whose detail is { id, name }. */
+    window.Alpine.data("jobAlerts", function () {
+      return {
+        job: null, form: null, stored: null, fields: {}, error: "", notice: "", busy: false,
+        events: EVENTS.filter(function (event) { return event.name !== "worker"; }),
+        async open(detail) {
+          this.job = detail; this.form = null; this.fields = {}; this.error = ""; this.notice = "";
+          var result = await call("GET", "/api/jobs/" + detail.id + "/alerts");
+          if (!this.take(result)) return;
+          this.fill(result.data);
+        },
+        fill(data) {
+          var notifications = data.notifications || {};
+          var events = notifications.events || { failure: true, warning: true, success: false, start: false };
+          this.stored = { urls: notifications.urls || 0,
+            pings: notifications.pings || { start: "not set", success: "not set", fail: "not set" } };
+          this.form = { events: Object.assign({}, events),
+            global_channels: notifications.global_channels !== false,
+            urls: "", ping_start: "", ping_success: "", ping_fail: "", clear: [],
+            pre: hookForm(data.hooks, "pre"), post: hookForm(data.hooks, "post") };
+        },
+        close() { this.job = null; this.form = null; },
+        fieldError(name) { return this.fields[name] || ""; },
+        urlState() { return this.stored.urls ? this.stored.urls + " URL(s) set (new ones replace them)" : "none set"; },
+        pingState(kind) { return this.stored.pings[kind] === "set" ? "set (leave blank to keep)" : "not set"; },
+        clearAll() { this.form.clear = ["urls", "ping_start", "ping_success", "ping_fail"]; this.notice = "Stored URLs will be removed when you save."; },
+        take(result) {
+          this.fields = (result.data && result.data.fields) || {};
+          if (!result.ok) { this.error = result.data.error; return false; }
+          this.error = "";
+          return true;
+        },
+        async save() {
+          this.busy = true; this.notice = "";
+          var form = this.form;
+          var body = {
+            notifications: { events: form.events, global_channels: form.global_channels, urls: form.urls,
+              ping_start: form.ping_start, ping_success: form.ping_success, ping_fail: form.ping_fail, clear: form.clear },
+            hooks: { pre: hookPayload(form.pre), post: hookPayload(form.post) }
+          };
+          var result = await call("PUT", "/api/jobs/" + this.job.id + "/alerts", body);
+          this.busy = false;
+          if (this.take(result)) { this.fill(result.data); this.notice = "Alerts and commands saved."; }
+        }
+      };
+    });
+
     window.Alpine.data("notificationChannels", function () {
       return {
         channels: [], events: EVENTS, form: null, fields: {}, error: "", notice: "", busy: false,
