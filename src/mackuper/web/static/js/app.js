@@ -113,6 +113,27 @@
     return policy;
   }
 
+  function encryptionForm(settings) {
+    var current = settings || { mode: "none" };
+    return {
+      mode: current.mode || "none", passphrase: "", passphrase_set: current.passphrase === "set",
+      recipients: (current.recipients || []).join("\n"), identity: "", generated: false,
+      store_identity: current.identity === "stored", identity_stored: current.identity === "stored",
+    };
+  }
+
+  function encryptionPayload(form) {
+    var payload = { mode: form.mode };
+    if (form.mode === "passphrase") payload.passphrase = form.passphrase;
+    if (form.mode === "recipients") {
+      payload.recipients = form.recipients;
+      payload.store_identity = form.store_identity;
+      // The private key leaves the browser only when the user chose to store it.
+      if (form.store_identity && form.identity) payload.identity = form.identity;
+    }
+    return payload;
+  }
+
   function blankSSH() {
     return {
       host: "", port: "22", username: "", auth: "password", transfer: "auto", host_key: "",
@@ -345,7 +366,7 @@
           return {
             id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz", ssh: blankSSH(),
             compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
-            retention: retentionForm(null),
+            retention: retentionForm(null), encryption: encryptionForm(null),
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
           };
         },
@@ -357,7 +378,7 @@
             archive_format: job.archive_format,
             compression_level: job.compression_level === null ? "" : String(job.compression_level),
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
-            retention: retentionForm(job.retention),
+            retention: retentionForm(job.retention), encryption: encryptionForm(job.encryption),
             destination_ids: job.destination_ids.slice(),
           };
           this.retentionPreview = null;
@@ -384,7 +405,7 @@
             source: this.sourcePayload(),
             archive_format: this.form.archive_format, compression_level: level,
             schedule: this.form.schedule, timezone: this.form.timezone, enabled: this.form.enabled,
-            retention: retentionPayload(this.form.retention),
+            retention: retentionPayload(this.form.retention), encryption: encryptionPayload(this.form.encryption),
             destination_ids: this.form.destination_ids,
           };
         },
@@ -414,6 +435,18 @@
             : await api("POST", "/api/jobs", this.payload());
           this.busy = false;
           if (this.takeResult(result)) { this.editing = false; this.notice = "Job saved."; await this.load(); }
+        },
+        encryptionIs(mode) { return this.form.encryption.mode === mode; },
+        passphraseHint() { return this.form.encryption.passphrase_set ? "(set; leave blank to keep)" : "(at least 10 characters)"; },
+        identityHint() { return this.form.encryption.identity_stored ? "(stored; leave blank to keep)" : "(AGE-SECRET-KEY-1...)"; },
+        showIdentity() { return this.form.encryption.generated || this.form.encryption.store_identity; },
+        async generateKey() {
+          var result = await api("POST", "/api/encryption/identity");
+          if (!result.ok) { this.error = result.data.error; return; }
+          var form = this.form.encryption;
+          form.identity = result.data.identity;
+          form.generated = true;
+          form.recipients = (form.recipients.trim() ? form.recipients.trim() + "\n" : "") + result.data.recipient;
         },
         isSSH() { return this.form.source_kind === "ssh"; },
         usesKey() { return this.form.ssh.auth === "key"; },
