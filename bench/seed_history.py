@@ -7,7 +7,8 @@ Seeds a fresh SQLite database in a temporary data directory (or the given
 PostgreSQL database, which must be empty) with runs spread over two years, one
 stored or deleted artifact per good run, and a few running ones; then calls the
 API in-process through Flask's test client, logged in like a browser, and prints
-the median and 90th percentile of each call. The goal is a median under 50 ms.
+the median and 90th percentile of each call's wall time, and its median CPU time.
+The goal is a median under 50 ms; the exit status is 1 when a median misses it.
 """
 
 from __future__ import annotations
@@ -135,16 +136,22 @@ def log_in(client: FlaskClient, existing: bool) -> None:
     assert client.post("/api/setup/finish", headers=headers).status_code == 200
 
 
-def measure(client: FlaskClient, path: str, repeat: int) -> tuple[float, float]:
+def measure(client: FlaskClient, path: str, repeat: int) -> tuple[float, float, float]:
+    """Median and 90th percentile wall time, and median CPU time of this process, in ms.
+
+    On a shared, busy machine the wall time mostly measures waiting for a core; the
+    CPU time (the API runs in this process, SQLite included) is the work itself.
+    """
     client.get(path)  # warm caches
-    times = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         response = client.get(path)
-        times.append((time.perf_counter() - started) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+        walls.append((time.perf_counter() - wall) * 1000)
         assert response.status_code == 200, response.get_data(as_text=True)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.9) - 1]
+    walls.sort()
+    return statistics.median(walls), walls[int(len(walls) * 0.9) - 1], statistics.median(cpus)
 
 
 def main() -> None:
@@ -187,12 +194,12 @@ def main() -> None:
             f"/api/runs?since={since}",
             f"/api/runs?job_id={job_id}&status=success&since=2025-01-01",
         ]
-        print(f"{'call':<60} {'median ms':>10} {'p90 ms':>8}")
+        print(f"{'call':<60} {'median ms':>10} {'p90 ms':>8} {'CPU ms':>8}")
         worst = 0.0
         for path in paths:
-            median, p90 = measure(client, path, args.repeat)
+            median, p90, cpu = measure(client, path, args.repeat)
             worst = max(worst, median)
-            print(f"GET {path:<56} {median:>10.1f} {p90:>8.1f}")
+            print(f"GET {path:<56} {median:>10.1f} {p90:>8.1f} {cpu:>8.1f}")
         runtime.engine.dispose()
     sys.exit(0 if worst < 50 else 1)
 

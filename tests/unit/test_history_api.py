@@ -44,6 +44,10 @@ def test_history_cleanup_keeps_runs_of_stored_archives_and_refuses_under_30_days
         session.add(RunLog(run_id=runs["old-failed"].id, level="error", message="boom"))
         ids = {name: run.id for name, run in runs.items()}
 
+    dashboard = api.call("GET", "/api/dashboard").json
+    assert dashboard["total_backups"] == 2  # the two old successes
+    assert dashboard["success_rate"] == 0.0  # the last 30 days: one failure
+    assert dashboard["success_rate_days"] == 30
     refused = api.call("POST", "/api/runs/cleanup", {"days": 29})
     assert refused.status_code == 422
     assert "30" in refused.json["error"]
