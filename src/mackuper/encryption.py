@@ -128,6 +128,8 @@ def restore_keys(
         try:
             identities.extend(parse_identities(pasted))
         except KeyFormatError:
+            if "-----BEGIN" in pasted or "AGE-SECRET-KEY-" in pasted.upper():
+                raise  # a malformed key, not a passphrase: say so
             passphrase = pasted
     if secrets.get("identity"):
         identities.append(X25519Identity.parse(str(secrets["identity"])))
