@@ -234,12 +234,14 @@ class BackgroundStage:
 
     def stop(self) -> None:
         """Drop what is queued and wait for the thread to end; never raises."""
-        if not self.thread.is_alive():
-            return
-        self.stopped = True
-        self.buffer = bytearray()
-        self.queue.put(None)
-        self.thread.join()
+        if self.thread.is_alive():
+            self.stopped = True
+            self.buffer = bytearray()
+            self.queue.put(None)
+            self.thread.join()
+        abort = getattr(self.downstream, "abort", None)
+        if abort is not None:
+            abort()  # e.g. the parallel gzip stage's thread pool
 
 
 class Meter:
