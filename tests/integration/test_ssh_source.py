@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -14,6 +15,7 @@ from mackuper.sources.ssh import SSHSource
 from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import every_kind_remote_tree, ssh_backup, target_for
+from tests.servers.ports import LOOPBACK
 from tests.servers.sshd import SSHServer, chown_tree, generate_key
 
 pytestmark = pytest.mark.integration
@@ -175,3 +177,42 @@ def test_sshd_stopped_mid_run_fails_the_run_quickly(
 
     assert time.monotonic() - started < 30
     assert not list((tmp_path / "dest").rglob("*.tar"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unresolvable_host_name_fails_with_a_plain_message(
+    tmp_path: Path, sshd: SSHServer, mode: str
+) -> None:
+    target = target_for(sshd, "key", host="no-such-host.invalid")
+    source = SSHSource(target, ["/srv"], transfer=mode)
+
+    with pytest.raises(SSHError, match="no-such-host.invalid could not be resolved"):
+        ssh_backup(source, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_server_that_never_greets_times_out(tmp_path: Path, sshd: SSHServer, mode: str) -> None:
+    with socket.socket() as silent:
+        silent.bind((LOOPBACK, 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        target = target_for(sshd, "key", port=port, connect_timeout=2.0)
+        source = SSHSource(target, ["/srv"], transfer=mode)
+        started = time.monotonic()
+
+        with pytest.raises(SSHError, match="timed out"):
+            ssh_backup(source, tmp_path / "dest")
+
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_unreadable_remote_root_fails_as_permission_denied(
+    tmp_path: Path, sshd: SSHServer, mode: str
+) -> None:
+    tree = sshd.make_remote_tree(sshd.users["key"].username, {"secret/a.txt": "a"})
+    (tree / "secret").chmod(0)
+    source = SSHSource(target_for(sshd, "key"), [str(tree / "secret")], transfer=mode)
+
+    with pytest.raises(SSHError, match="not readable .permission denied."):
+        ssh_backup(source, tmp_path / "dest")

@@ -194,10 +194,22 @@ def open_transport(target: SSHTarget) -> tuple[paramiko.Transport, HostKey]:
         transport.start_client(timeout=target.connect_timeout)
     except (paramiko.SSHException, EOFError, OSError) as error:
         transport.close()
+        if "banner" in str(error):
+            raise SSHError(
+                f"the connection to {target.host}:{target.port} timed out: no SSH greeting"
+                f" within {target.connect_timeout:.0f} s"
+            ) from None
         raise SSHError(
             f"{target.host}:{target.port} did not complete the SSH handshake ({error})"
         ) from None
-    offered = HostKey.of(transport.get_remote_server_key())
+    try:
+        offered = HostKey.of(transport.get_remote_server_key())
+    except paramiko.SSHException:
+        transport.close()
+        raise SSHError(
+            f"the connection to {target.host}:{target.port} timed out during the SSH handshake"
+            f" ({target.connect_timeout:.0f} s)"
+        ) from None
     return transport, offered
 
 

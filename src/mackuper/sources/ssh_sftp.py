@@ -174,7 +174,22 @@ class SFTPWalk:
                 raise SSHError(f"remote path {root} is not readable (permission denied)") from None
             except (OSError, paramiko.SSHException) as error:
                 raise SSHError(f"cannot read remote path {root}: {error}") from None
+            self._check_readable(sftp, root, info)
             yield from self._walk(sftp, root, root, info, reporter)
+
+    def _check_readable(
+        self, sftp: paramiko.SFTPClient, root: str, info: paramiko.SFTPAttributes
+    ) -> None:
+        """Fail on a root path that cannot be read at all, as tar mode does."""
+        try:
+            if stat.S_ISDIR(info.st_mode or 0):
+                sftp.listdir(root)
+            elif stat.S_ISREG(info.st_mode or 0):
+                sftp.open(root, "rb").close()
+        except PermissionError:
+            raise SSHError(f"remote path {root} is not readable (permission denied)") from None
+        except (OSError, paramiko.SSHException) as error:
+            _check_lost(sftp, error)
 
     def _walk(
         self,
