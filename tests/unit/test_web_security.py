@@ -15,6 +15,7 @@ from mackuper.config import load_settings
 from mackuper.models import Destination, User
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import create_app
+from mackuper.web.app import PUBLIC_ENDPOINTS
 from tests.conftest import ApiClient
 
 ACCESS_KEY = "AKIAEXAMPLEACCESS1234"
@@ -22,6 +23,8 @@ SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY99"
 PUBLIC = {
     "static",
     "pages.health",
+    "pages.liveness",
+    "metrics.metrics",
     "auth.login_page",
     "auth.login",
     "auth.setup_page",
@@ -37,7 +40,7 @@ def _example_url(rule: str) -> str:
 def _protected_rules(app: Flask) -> list[tuple[str, str, str]]:
     rules = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in PUBLIC or rule.endpoint.startswith("metrics"):
+        if rule.endpoint in PUBLIC:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             rules.append((rule.endpoint, method, _example_url(rule.rule)))
@@ -61,6 +64,10 @@ def _s3_destination(api: ApiClient) -> dict[str, object]:
     assert response.status_code == 201, response.get_data(as_text=True)
     destination: dict[str, object] = response.get_json()["destination"]
     return destination
+
+
+def test_only_the_intended_routes_are_public() -> None:
+    assert PUBLIC_ENDPOINTS == PUBLIC
 
 
 def test_every_protected_route_refuses_an_anonymous_request(api: ApiClient, app: Flask) -> None:
