@@ -5,7 +5,8 @@ Revises: 0001
 
 History filtered by status is ordered by creation time; the dashboard looks up
 the last finished run, sums stored artifact sizes and loads each listed run's
-artifacts. Without these, each was a scan of every run or artifact (bench/seed_history.py, docs/benchmarks.md).
+artifacts. Without these, each was a scan of every run or artifact
+(bench/seed_history.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
