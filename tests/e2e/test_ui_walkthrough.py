@@ -151,6 +151,7 @@ def test_new_user_sets_up_backs_up_watches_progress_and_manages_the_job(
 
         # The dashboard shows the backup among the recent activity.
         visit(page, watch, "/")
+        expect(page.get_by_test_id("scheduler-status")).to_have_text("Scheduler running")
         expect(page.get_by_role("region", name="Recent activity")).to_contain_text("Family photos")
         expect(page.get_by_role("img", name=re.compile("Backup size"))).to_be_visible()
         visit(page, watch, "/settings")

@@ -8,12 +8,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, jsonify
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from mackuper.core import schedule
-from mackuper.models import Job, Run, RunStatus
+from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
 from mackuper.web.database import get_db
+from mackuper.web.runs import HEARTBEAT_FRESH
 from mackuper.web.security import login_required
 from mackuper.worker.service import installation_timezone
 
@@ -65,6 +66,19 @@ def describe_cron(expression: str) -> str:
     if day.isdigit() and month == "*" and weekday == "*":
         return f"on the {_ordinal(int(day))} of every month at {at}"
     return f"cron {text}"
+
+
+@blueprint.get("/status")
+@login_required
+def status() -> Response:
+    """For the header on every page: is a worker alive, and how many runs are going."""
+    session = get_db()
+    beat = session.scalar(select(func.max(WorkerHeartbeat.seen_at)))
+    alive = beat is not None and datetime.now(UTC) - _aware(beat) <= HEARTBEAT_FRESH
+    running = session.scalar(
+        select(func.count()).select_from(Run).where(Run.status == RunStatus.RUNNING.value)
+    )
+    return jsonify(scheduler_running=alive, running=running or 0)
 
 
 @blueprint.get("/jobs")

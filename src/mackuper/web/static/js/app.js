@@ -255,6 +255,34 @@
       });
     });
 
+    Alpine.data("headerStatus", function () {
+      return {
+        status: null, timer: null,
+        async init() {
+          await this.load();
+          var self = this;
+          this.timer = setInterval(function () { self.load(); }, 15000);
+        },
+        destroy() { clearInterval(this.timer); },
+        async load() {
+          var result = await api("GET", "/api/ui/status");
+          this.status = result.ok ? result.data : null;
+        },
+        known() { return this.status !== null; },
+        healthy() { return this.status !== null && this.status.scheduler_running; },
+        text() {
+          if (!this.status) return "";
+          var text = this.status.scheduler_running ? "Scheduler running" : "Scheduler stopped";
+          if (this.status.running) text += " · " + this.status.running + " backing up";
+          return text;
+        },
+        hint() {
+          return this.healthy() ? "A worker is alive and will start scheduled backups."
+            : "No worker has reported in the last 30 seconds: scheduled backups will not start. Check that `mackuper serve` or `mackuper worker` is running.";
+        },
+      };
+    });
+
     Alpine.data("logoutButton", function () {
       return {
         async logout() {
