@@ -12,8 +12,10 @@ PARIS = "Europe/Paris"
 GRACE = timedelta(minutes=30)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def isos(expression: str, after: datetime, count: int, zone: str = PARIS) -> list[str]:
