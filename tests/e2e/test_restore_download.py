@@ -82,6 +82,12 @@ def test_browser_downloads_backup_with_utf8_name_and_one_file_out_of_it(
         assert single.suggested_filename == wanted
         single_path = tmp_path / "single.txt"
         single.save_as(single_path)
+
+        page.get_by_label("Directory (absolute path)").fill(str(tmp_path / "from-the-page"))
+        page.get_by_role("button", name="Start restore").click()
+        page.wait_for_url("**/runs/*")
+        restore_id = int(page.url.rsplit("/", 1)[-1])
+        restored_run = client.wait_run(restore_id)
         watch.assert_clean()
 
     data = saved.read_bytes()
@@ -92,6 +98,9 @@ def test_browser_downloads_backup_with_utf8_name_and_one_file_out_of_it(
     subprocess.run(["tar", "-xzf", str(saved), "-C", str(extracted)], check=True)
     assert file_hashes(extracted / str(source).lstrip("/")) == file_hashes(source)
     assert single_path.read_bytes() == (source / wanted).read_bytes()
+    assert (restored_run["kind"], restored_run["status"]) == ("restore", "success")
+    restored = tmp_path / "from-the-page" / str(source).lstrip("/")
+    assert file_hashes(restored) == file_hashes(source)
 
 
 def _log_in(page: Any, watch: PageWatch) -> None:

@@ -39,7 +39,8 @@
   function emptyForm() {
     return {
       kind: "local", path: "", host: "", port: "22", username: "", host_key_fingerprint: "",
-      password: "", private_key: "", policy: "skip", dry_run: false,
+      password: "", private_key: "", policy: "skip", dry_run: false, same_as_source: false,
+      decryption: "",
     };
   }
 
@@ -49,7 +50,7 @@
         jobs: [], backups: [], destinations: [], jobId: "", loaded: false,
         selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
-        importId: "", importReport: "",
+        importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
         async init() {
           var params = new URLSearchParams(window.location.search);
@@ -61,8 +62,21 @@
             this.destinations = destinations.data.destinations;
             if (this.destinations.length) this.importId = String(this.destinations[0].id);
           }
+          var schedule = await api("GET", "/api/verify/schedule");
+          if (schedule.ok) { this.scheduleCron = schedule.data.schedule.cron || ""; this.scheduleDeep = schedule.data.schedule.deep; }
           await this.loadBackups();
         },
+        async saveSchedule() {
+          var result = await api("PUT", "/api/verify/schedule", { cron: this.scheduleCron, deep: this.scheduleDeep });
+          this.scheduleNotice = result.ok ? (this.scheduleCron ? "Verification schedule saved." : "Scheduled verification is off.") : result.data.error;
+        },
+        selectedEncrypted() { return !!(this.selected && this.selected.encrypted); },
+        isS3(backup) { return backup.destination_kind === "s3"; },
+        async directLink(backup) {
+          var result = await api("GET", "/api/backups/" + backup.id + "/download-url");
+          if (result.ok) window.location.assign(result.data.url); else this.error = result.data.error;
+        },
+        showSshFields() { return this.form.kind === "ssh" && !this.form.same_as_source; },
         async loadBackups() {
           var url = "/api/backups" + (this.jobId ? "?job_id=" + encodeURIComponent(this.jobId) : "");
           var result = await api("GET", url);
@@ -116,16 +130,18 @@
         async startRestore() {
           var form = this.form;
           var target = { kind: form.kind, path: form.path };
-          if (form.kind === "ssh") {
+          if (form.kind === "ssh" && form.same_as_source) {
+            target.same_as_source = true;
+          } else if (form.kind === "ssh") {
             target.host = form.host; target.port = parseInt(form.port, 10) || 22; target.username = form.username;
             target.host_key_fingerprint = form.host_key_fingerprint;
             if (form.password) target.password = form.password;
             if (form.private_key) target.private_key = form.private_key;
           }
           this.busy = true;
-          var result = await api("POST", "/api/restore", {
-            artifact_id: this.selected.id, paths: this.picked, policy: form.policy, dry_run: form.dry_run, target: target,
-          });
+          var body = { artifact_id: this.selected.id, paths: this.picked, policy: form.policy, dry_run: form.dry_run, target: target };
+          if (form.decryption) body.decryption = { identity: form.decryption };
+          var result = await api("POST", "/api/restore", body);
           this.busy = false;
           this.errors = (result.data && result.data.fields) || {};
           if (!result.ok) { this.error = result.data.error; return; }
