@@ -10,8 +10,10 @@ import pytest
 
 from mackuper import installation
 from mackuper.core import schedule
+from mackuper.models import Job
 from mackuper.restore.schedule import enqueue_due_verifications
 from mackuper.runtime import Runtime
+from mackuper.worker.service import Worker
 from tests.conftest import ApiClient
 from tests.integration.restore_support import (
     backed_up,
@@ -50,3 +52,24 @@ def test_scheduled_tick_verifies_each_jobs_newest_backup_once(
     assert run["status"] == "success", run["error"]
     (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
     assert listed["verify_status"] == "ok"
+
+
+def test_queued_verify_does_not_make_the_jobs_scheduled_backup_skip(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source = make_small_tree(tmp_path / "source")
+    destination = local_destination(api, tmp_path / "storage")
+    backup = backed_up(api, runtime, source, destination["id"], "tar")
+    ok(api, "POST", "/api/verify", {"artifact_id": backup["id"]})
+    worker = Worker(runtime)
+    try:
+        with runtime.sessions() as session:
+            job = session.get_one(Job, backup["job_id"])
+            worker.enqueue_tick(session, job, datetime.now(UTC).replace(microsecond=0))
+    finally:
+        worker.pool.shutdown()
+    runs = ok(api, "GET", f"/api/runs?job_id={backup['job_id']}&status=queued")["runs"]
+    assert sorted((run["kind"], run["trigger"]) for run in runs) == [
+        ("backup", "schedule"),
+        ("verify", "manual"),
+    ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from mackuper import installation
@@ -98,7 +99,9 @@ def list_backups() -> Response:
             fail("destination_id must be a number.")
         query = query.where(Artifact.destination_id == int(destination_id))
     rows = get_db().scalars(
-        query.order_by(Artifact.created_at.desc(), Artifact.id.desc()).limit(500)
+        query.options(selectinload(Artifact.run))
+        .order_by(Artifact.created_at.desc(), Artifact.id.desc())
+        .limit(500)
     )
     return jsonify(backups=[backup_json(artifact) for artifact in rows])
 

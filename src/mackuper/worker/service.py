@@ -291,6 +291,7 @@ class Worker:
         busy = session.scalar(
             select(Run.id).where(
                 Run.job_id == job.id,
+                Run.kind == "backup",  # a restore or verify of the job does not skip its backup
                 Run.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
             )
         )
