@@ -58,7 +58,7 @@ class MackuperProcess:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -114,9 +114,9 @@ class MackuperProcess:
 def running_mackuper(
     data_dir: Path, extra_env: dict[str, str] | None = None, command: str = "serve"
 ) -> Iterator[MackuperProcess]:
-    process = MackuperProcess(data_dir, extra_env).start(command)
+    process = MackuperProcess(data_dir, extra_env)
     try:
-        yield process
+        yield process.start(command)
     finally:
         try:
             process.stop()
