@@ -106,6 +106,8 @@ def command_serve(args: argparse.Namespace) -> int:
             if code is not None and not stopping:
                 logger.error("the %s process exited with %s; restarting it", name, code)
                 time.sleep(1)
+                if stopping:  # a stop signal came during the pause: start nothing new
+                    break
                 children[name] = subprocess.Popen(commands[name])  # noqa: S603
         time.sleep(0.5)
     deadline = time.monotonic() + 25
