@@ -240,7 +240,8 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     }
     if plan.encryption is not None:
         manifest = seal_manifest(manifest, plan.encryption)
-    document = json.dumps(manifest, indent=1).encode()
+    # No indent: with one, json falls back to its pure-Python encoder (seconds for 20,000 files).
+    document = json.dumps(manifest, separators=(",", ":")).encode()
     for destination_id in stored:
         destination = plan.destinations[destination_id]
         try:
