@@ -35,7 +35,7 @@ from typing import Any
 
 from bench.corpus import DEFAULT_TARGET, build, size_of
 
-OUT = Path(__file__).resolve().parent / "out" / "engine"
+OUT = Path(os.environ.get("BENCH_OUT", Path(__file__).resolve().parent / "out" / "engine"))
 MIB = 1024 * 1024
 
 
@@ -90,14 +90,17 @@ def _child(args: argparse.Namespace) -> None:
     result = run_backup(plan, RecordingHooks())
     seconds = time.perf_counter() - started
     written = disk_bytes_written(os.getpid()) - before
-    local_archive = 0 if args.endpoint else result.size
+    # What the destination holds (archive and manifest) is not staging; anything else is.
+    published = 0
+    if not args.endpoint:
+        published = sum(path.stat().st_size for path in args.target.rglob("*") if path.is_file())
     print(
         json.dumps(
             {
                 "seconds": seconds,
                 "peak_rss": peak_rss(os.getpid()),
                 "archive_bytes": result.size,
-                "staged_bytes": max(0, written - local_archive - 4 * MIB),
+                "staged_bytes": max(0, written - published),
                 "problems": result.problems,
             }
         )
