@@ -6,6 +6,7 @@ A bad value stops start-up with one line naming the variable and what is wrong
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -109,13 +110,32 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
         return given
     path = data_dir / "secret_key"
     if not path.exists():
-        write_private_file(path, secrets.token_hex(32))
+        # Another process starting at the same moment may create it first.
+        with contextlib.suppress(FileExistsError):
+            write_private_file(path, secrets.token_hex(32))
     return path.read_text().strip()
 
 
 def write_private_file(path: Path, text: str) -> None:
-    """Create `path` with mode 0600 and `text`; fails if it already exists."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Create `path` with mode 0600 and `text`; FileExistsError if it already exists.
+
+    The file appears complete or not at all (written aside, then hard-linked), so a
+    process starting at the same moment never reads it half-written.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_new(temp, text, os.O_TRUNC)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: create in place instead
+        _write_new(path, text, os.O_EXCL)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _write_new(path: Path, text: str, flag: int) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | flag, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text + "\n")
         handle.flush()

@@ -8,11 +8,13 @@ is noticed at start-up, before anything is read or written with it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mackuper.config import ConfigError, Settings, write_private_file
@@ -76,7 +78,9 @@ def load_master_key(settings: Settings, create: bool) -> bytes:
                 " encrypted with it; restore the file or set MACKUPER_MASTER_KEY"
                 " (nothing was changed)"
             )
-        write_private_file(path, Fernet.generate_key().decode())
+        # Another process starting at the same moment may create it first.
+        with contextlib.suppress(FileExistsError):
+            write_private_file(path, Fernet.generate_key().decode())
     return _parse_key(path.read_text().strip(), f"the master key file {path}")
 
 
@@ -112,7 +116,20 @@ def check_master_key(settings: Settings, engine: Engine) -> SecretBox:
 
 
 def record_master_key(box: SecretBox, session: Session) -> None:
-    """Store the key check on first start (after migrations created the table)."""
+    """Store the key check on first start (after migrations created the table).
+
+    Several processes may start on a new database at once: the one whose insert
+    loses only checks that the winner recorded the same key.
+    """
     if session.get(Setting, _CHECK_KEY) is None:
         session.add(Setting(key=_CHECK_KEY, value=box.check_token()))
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            stored = session.get(Setting, _CHECK_KEY)
+            if stored is None or not box.matches(stored.value):
+                raise ConfigError(
+                    "another process started this database with a different master key;"
+                    " give every process the same MACKUPER_MASTER_KEY (nothing was changed)"
+                ) from None

@@ -53,16 +53,24 @@ def empty_postgres(postgres_url: str) -> Iterator[str]:
         connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def race(tmp_path: Path, database_url: str | None) -> str:
-    """Run PROCESSES migrating processes from one barrier; return the database URL."""
+def race(tmp_path: Path, database_url: str | None, master_key: bool = True) -> str:
+    """Run PROCESSES migrating processes from one barrier; return the database URL.
+
+    Without `master_key` they also race to create the key files in the data directory.
+    """
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MACKUPER_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("MACKUPER_") and k not in {"SECRET_KEY", "DATABASE_URL"}
+        },
         "MACKUPER_DATA_DIR": str(data_dir),
-        "MACKUPER_MASTER_KEY": Fernet.generate_key().decode(),
         "PYTHONPATH": str(ROOT / "src"),
     }
+    if master_key:
+        env["MACKUPER_MASTER_KEY"] = Fernet.generate_key().decode()
     url = database_url or f"sqlite:///{data_dir / 'mackuper.db'}"
     env["DATABASE_URL"] = url
     go = tmp_path / "go"
@@ -120,7 +128,12 @@ def test_four_processes_migrating_an_empty_postgresql_database_at_once_all_start
     assert_migrated_once(race(tmp_path, empty_postgres))
 
 
-def test_four_processes_migrating_an_empty_sqlite_database_at_once_all_start(
+def test_four_processes_starting_on_an_empty_sqlite_data_dir_at_once_share_one_key(
     tmp_path: Path,
 ) -> None:
-    assert_migrated_once(race(tmp_path, None))
+    """No keys given: the four race to create master.key and secret_key too."""
+    assert_migrated_once(race(tmp_path, None, master_key=False))
+    data_dir = tmp_path / "data"
+    assert len((data_dir / "master.key").read_text().strip()) == 44
+    assert len((data_dir / "secret_key").read_text().strip()) == 64
+    assert sorted(path.name for path in data_dir.glob(".*.tmp")) == []
