@@ -136,6 +136,7 @@ def test_sigterm_to_serve_during_an_upload_interrupts_the_run_and_exits_within_1
     finally:
         mackuper.kill_all()
 
+    print(f"\nmackuper serve stopped {elapsed:.1f} s after SIGTERM")
     assert elapsed < STOP_BUDGET, f"serve took {elapsed:.1f} s to stop:\n{mackuper.log()}"
     assert mackuper.process is not None and mackuper.process.returncode == 0
     row = run_row(data_dir, run_id)
@@ -164,6 +165,7 @@ def test_sigterm_to_a_lone_worker_interrupts_its_run_while_the_web_keeps_serving
         run = browser.ok("GET", f"/api/runs/{run_id}")["run"]
         health = browser.api("GET", "/health").status_code
 
+    print(f"\nmackuper worker stopped {elapsed:.1f} s after SIGTERM")
     assert elapsed < STOP_BUDGET, f"the worker took {elapsed:.1f} s to stop:\n{worker.log()}"
     assert worker.process is not None and worker.process.returncode == 0
     assert run["status"] == "interrupted", run
