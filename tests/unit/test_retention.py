@@ -138,7 +138,7 @@ backup_lists = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(backups=backup_lists, policy=policies)
 def test_retention_never_deletes_the_newest_successful_backup(
     backups: list[Backup], policy: Policy
