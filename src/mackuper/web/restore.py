@@ -47,6 +47,12 @@ def page() -> str:
     return render_template("restore.html", tab="restore")
 
 
+def _sentence(error: Exception) -> str:
+    """An error as a sentence: first letter up, one final period (paths keep their case)."""
+    text = str(error).rstrip(".")
+    return text[:1].upper() + text[1:] + "."
+
+
 def backup_json(artifact: Artifact) -> dict[str, Any]:
     try:
         archive_format, encrypted = format_of_key(artifact.key)
@@ -83,7 +89,7 @@ def _archive(artifact: Artifact) -> StoredArchive:
     try:
         return restore_runs.stored_archive(runtime(), get_db(), artifact, {})
     except (RestoreError, DestinationError) as error:
-        fail(f"{error}.".capitalize(), 409)
+        fail(_sentence(error), 409)
 
 
 @blueprint.get("/api/backups")
@@ -111,7 +117,7 @@ def _manifest(artifact: Artifact) -> dict[str, Any]:
     try:
         return unsealed(read_manifest(archive.destination, artifact.key), archive.keys)
     except RestoreError as error:
-        fail(f"{error}.".capitalize(), 409)
+        fail(_sentence(error), 409)
 
 
 @blueprint.get("/api/backups/<int:artifact_id>")
@@ -169,7 +175,7 @@ def download_backup(artifact_id: int) -> Response:
     try:
         download = whole_archive(archive, download_filename(artifact.run.job_name, artifact.key))
     except DestinationError as error:
-        fail(f"{error}.".capitalize(), 409)
+        fail(_sentence(error), 409)
     return _send(download)
 
 
@@ -195,7 +201,7 @@ def extract_from_backup(artifact_id: int) -> Response:
     try:
         download = extract_path(archive, path)
     except (RestoreError, DestinationError) as error:
-        fail(f"{error}.".capitalize(), 404 if "not in this backup" in str(error) else 409)
+        fail(_sentence(error), 404 if "not in this backup" in str(error) else 409)
     return _send(download)
 
 
@@ -237,7 +243,7 @@ def import_from_destination() -> Response:
     try:
         destination = restore_runs.build_destination(runtime(), row)
     except DestinationError as error:
-        fail(f"{error}.".capitalize(), 409)
+        fail(_sentence(error), 409)
     report = import_backups(get_db(), row, destination)
     return jsonify(report=report.as_dict())
 
@@ -257,6 +263,6 @@ def set_verify_schedule() -> Response:
         try:
             schedule.parse(cron, installation.timezone(get_db()))
         except schedule.ScheduleError as error:
-            field_errors({"cron": str(error).capitalize() + "."})
+            field_errors({"cron": _sentence(error)})
     save_schedule(get_db(), cron, bool(payload.get("deep")), datetime.now(UTC))
     return jsonify(schedule=read_schedule(get_db()))
