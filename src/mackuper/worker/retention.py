@@ -195,12 +195,15 @@ def clean_history(session: Session, now: datetime, days: int) -> int:
 
 
 def refresh_statistics(session: Session) -> None:
-    """Let SQLite's planner know the table sizes (PostgreSQL's autovacuum does this itself).
+    """Let the query planner know the history's size and spread.
 
     Without statistics SQLite may walk the status index for a job's history instead of
-    the job's own index: 250 ms instead of 1 ms on 100,000 runs.
+    the job's own index: 250 ms instead of 1 ms on 100,000 runs. PostgreSQL's
+    autovacuum analyzes too, but only after enough changes; once a day is cheap.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    session.execute(text("PRAGMA analysis_limit=1000"))
-    session.execute(text("ANALYZE"))
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA analysis_limit=1000"))
+        session.execute(text("ANALYZE"))
+    else:
+        session.execute(text("ANALYZE runs"))
+        session.execute(text("ANALYZE artifacts"))
