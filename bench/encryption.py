@@ -207,7 +207,7 @@ def main() -> None:
         chosen = [run for run in runs if run["case"] == case]
         summary[case] = {
             "median_seconds": statistics.median(run["seconds"] for run in chosen),
-            "median_cpu_seconds": statistics.median(run["cpu_seconds"] for run in chosen),
+            "median_cpu_seconds": round(statistics.median(run["cpu_seconds"] for run in chosen), 2),
             "max_peak_rss_mib": max(run["peak_rss_mib"] for run in chosen),
         }
     plain, encrypted = summary["plain"]["median_seconds"], summary["age"]["median_seconds"]
