@@ -173,8 +173,9 @@ def _table(figures: list[Figure], baselines: dict[str, float]) -> str:
             else ""
         )
         staged = "" if figure.staged_bytes is None else str(figure.staged_bytes)
+        case = figure.case.replace("|", "\\|")
         lines.append(
-            f"| {figure.case} | {figure.seconds:.1f} | {ratio} | {figure.peak_rss / MIB:.0f}"
+            f"| {case} | {figure.seconds:.1f} | {ratio} | {figure.peak_rss / MIB:.0f}"
             f" | {staged} | {figure.archive_bytes / MIB:.0f} |"
         )
     return "\n".join(lines)
