@@ -7,6 +7,15 @@ from typing import Any, NoReturn
 from flask import abort, jsonify, request
 
 
+def sentence(text: str) -> str:
+    """`text` as a sentence: first letter upper case (the rest untouched), a final period."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def json_body() -> dict[str, Any]:
     """The request's JSON object; a 400 with a plain message otherwise."""
     payload = request.get_json(silent=True)

@@ -21,8 +21,7 @@ from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.sources import registry as sources
 from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
-from mackuper.web import job_alerts
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors, json_body, sentence
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
 from mackuper.worker.retention import preview as retention_preview
@@ -81,12 +80,12 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
         if timezone:
             schedule.zone(timezone)
     except schedule.ScheduleError as error:
-        errors["timezone"] = str(error).capitalize() + "."
+        errors["timezone"] = sentence(str(error))
     if cron and "timezone" not in errors:
         try:
             schedule.parse(cron, timezone or installation_timezone(get_db()))
         except schedule.ScheduleError as error:
-            errors["schedule"] = str(error).capitalize() + "."
+            errors["schedule"] = sentence(str(error))
     policy: Policy | None = None
     if "retention" in payload:
         raw_retention = payload.get("retention")
@@ -104,8 +103,6 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
             errors["destination_ids"] = "A chosen destination does not exist."
     encryption = _encryption(job, payload)
     errors.update(encryption.errors)
-    alerts = job_alerts.validate(job, payload)
-    errors.update(alerts.errors)
     alerts = job_alerts.validate(job, payload)
     errors.update(alerts.errors)
     if errors:
@@ -127,7 +124,6 @@ def _apply(job: Job, payload: dict[str, Any]) -> None:
     job.enabled = bool(payload.get("enabled", True))
     job.destinations = chosen
     job.encryption = encryption.public
-    job_alerts.apply(job, alerts)
     job_alerts.apply(job, alerts)
     job.encryption_secrets_encrypted = (
         runtime().secrets.encrypt(encryption.secrets) if encryption.secrets else None
@@ -242,7 +238,7 @@ def preview_schedule() -> Response:
     try:
         times = schedule.next_fire_times(expression, timezone, datetime.now(UTC), 5)
     except schedule.ScheduleError as error:
-        fail(str(error).capitalize() + ".", 422)
+        fail(sentence(str(error)), 422)
     return jsonify(timezone=timezone, next=[time.isoformat() for time in times])
 
 
