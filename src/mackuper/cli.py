@@ -20,6 +20,9 @@ from mackuper.runtime import Runtime, open_runtime
 logger = logging.getLogger("mackuper")
 
 
+_MIGRATED_BY_PARENT = "MACKUPER_MIGRATED_BY_SERVE"
+
+
 def _start(process: str) -> Runtime:
     """Settings, logging, migrations and the key check; exits with one line on error."""
     try:
@@ -28,8 +31,10 @@ def _start(process: str) -> Runtime:
         print(f"mackuper: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings, process)
+    # serve migrates once before it starts its children, which then skip it.
+    migrate = os.environ.get(_MIGRATED_BY_PARENT) != "1"
     try:
-        return open_runtime(settings)
+        return open_runtime(settings, migrate=migrate)
     except ConfigError as error:
         print(f"mackuper: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -85,7 +90,11 @@ def command_serve(args: argparse.Namespace) -> int:
     runtime.engine.dispose()
     base = [sys.executable, "-m", "mackuper"]
     commands = {"worker": [*base, "worker"], "web": [*base, "web", "--host", args.host]}
-    children = {name: subprocess.Popen(command) for name, command in commands.items()}  # noqa: S603
+    child_env = {**os.environ, _MIGRATED_BY_PARENT: "1"}
+    children = {
+        name: subprocess.Popen(command, env=child_env)  # noqa: S603
+        for name, command in commands.items()
+    }
     stopping = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -108,7 +117,7 @@ def command_serve(args: argparse.Namespace) -> int:
                 time.sleep(1)
                 if stopping:  # a stop signal came during the pause: start nothing new
                     break
-                children[name] = subprocess.Popen(commands[name])  # noqa: S603
+                children[name] = subprocess.Popen(commands[name], env=child_env)  # noqa: S603
         time.sleep(0.5)
     deadline = time.monotonic() + 25
     for child in children.values():

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -112,15 +112,21 @@ class S3Writer:
         self.failed: BaseException | None = None
 
     def write(self, data: bytes | memoryview) -> None:
+        """Fill the current part; a full part is handed to the uploaders as is.
+
+        No part is ever copied: memory is the parts in flight plus the one filling.
+        """
         if self.failed is not None:
             raise self._error(self.failed)
-        self.buffer += data
-        self.size += len(data)
-        while len(self.buffer) >= part_size_for(self.part_number, self.destination.part_size):
-            size = part_size_for(self.part_number, self.destination.part_size)
-            chunk = bytes(self.buffer[:size])
-            del self.buffer[:size]
-            self._submit(chunk)
+        view = memoryview(data)
+        self.size += len(view)
+        while view:
+            room = part_size_for(self.part_number, self.destination.part_size) - len(self.buffer)
+            self.buffer += view[:room]
+            view = view[room:]
+            if len(self.buffer) >= part_size_for(self.part_number, self.destination.part_size):
+                part, self.buffer = self.buffer, bytearray()
+                self._submit(part)
 
     def _start(self) -> str:
         if self.upload_id is None:
@@ -139,7 +145,7 @@ class S3Writer:
             )
         return self.upload_id
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit(self, chunk: bytes | bytearray) -> None:
         upload_id = self._start()
         if self.part_number > MAX_PARTS:
             raise DestinationError("the archive is larger than S3's 10,000-part limit allows")
@@ -153,7 +159,7 @@ class S3Writer:
         self.part_number += 1
         self.parts[number] = self.executor.submit(self._upload_part, upload_id, number, chunk)
 
-    def _upload_part(self, upload_id: str, number: int, chunk: bytes) -> str:
+    def _upload_part(self, upload_id: str, number: int, chunk: bytes | bytearray) -> str:
         try:
             # Content-MD5 is the per-part checksum every S3 server verifies.
             digest = base64.b64encode(hashlib.md5(chunk, usedforsecurity=False).digest()).decode()
@@ -165,7 +171,7 @@ class S3Writer:
                         Key=self.key,
                         UploadId=upload_id,
                         PartNumber=number,
-                        Body=chunk,
+                        Body=cast(bytes, chunk),  # botocore takes a bytearray; its stubs do not
                         ContentMD5=digest,
                     )
                     return response["ETag"]
@@ -208,8 +214,8 @@ class S3Writer:
                 self.buffer.clear()
                 return StoredObject(key=self.key, size=self.size)
             if self.buffer or self.part_number == 1:
-                self._submit(bytes(self.buffer))
-                self.buffer.clear()
+                part, self.buffer = self.buffer, bytearray()
+                self._submit(part)
             completed: list[CompletedPartTypeDef] = [
                 {"PartNumber": number, "ETag": future.result()}
                 for number, future in sorted(self.parts.items())
