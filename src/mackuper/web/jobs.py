@@ -24,6 +24,7 @@ from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body, sentence
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
+from mackuper.worker.retention import delete_stored_backups
 from mackuper.worker.retention import preview as retention_preview
 from mackuper.worker.service import installation_timezone
 
@@ -213,10 +214,21 @@ def delete_job(job_id: int) -> Response:
     )
     if running:
         fail("This job has a backup queued or running; cancel it first.", 409)
+    body = request.get_json(silent=True)
+    deleted = 0
+    if isinstance(body, dict) and body.get("delete_backups") is True:
+        deleted, failed = delete_stored_backups(session, runtime().secrets, job.id)
+        if failed:
+            fail(
+                f"{failed} stored backup(s) could not be deleted, so the job was kept;"
+                " their run logs say why.",
+                502,
+            )
     session.delete(job)
     session.commit()
-    logger.info("job %s deleted (stored backups kept)", job.name)
-    return jsonify(ok=True)
+    kept = "deleted" if deleted else "kept"
+    logger.info("job %s deleted (%d stored backups deleted, others %s)", job.name, deleted, kept)
+    return jsonify(ok=True, backups_deleted=deleted)
 
 
 @blueprint.post("/jobs/<int:job_id>/run")

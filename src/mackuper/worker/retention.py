@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, exists, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -157,6 +157,18 @@ def _delete_artifact(
     session.commit()
     logger.info("%s", message)
     return 1
+
+
+def delete_stored_backups(session: Session, secrets: SecretBox, job_id: int) -> tuple[int, int]:
+    """Delete every stored archive (and manifest) of a job: (deleted, failed)."""
+    stored = session.scalars(
+        select(Artifact).where(
+            Artifact.job_id == job_id, Artifact.state == ArtifactState.STORED.value
+        )
+    ).all()
+    now = datetime.now(UTC)
+    deleted = sum(_delete_artifact(session, secrets, artifact, now, None) for artifact in stored)
+    return deleted, len(stored) - deleted
 
 
 def apply_all(sessions: sessionmaker[Session], secrets: SecretBox, now: datetime) -> int:

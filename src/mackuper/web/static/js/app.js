@@ -359,7 +359,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", confirmDelete: null, sshResult: null, sshBusy: false, retentionPreview: null,
+        previewError: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null,
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -518,12 +518,18 @@
           var result = await api("POST", "/api/jobs/" + job.id + "/enabled", { enabled: !job.enabled });
           if (result.ok) await this.load(); else this.error = result.data.error;
         },
-        askDelete(job) { this.confirmDelete = job; },
+        askDelete(job) { this.confirmDelete = job; this.deleteBackups = false; },
         keepJob() { this.confirmDelete = null; },
         async deleteJob() {
-          var result = await api("DELETE", "/api/jobs/" + this.confirmDelete.id);
+          var body = { delete_backups: this.deleteBackups === true };
+          var result = await api("DELETE", "/api/jobs/" + this.confirmDelete.id, body);
           this.confirmDelete = null;
-          if (result.ok) { this.notice = "Job deleted; its stored backups were kept."; await this.load(); }
+          if (result.ok) {
+            this.notice = result.data.backups_deleted
+              ? "Job deleted, with its " + result.data.backups_deleted + " stored backup(s)."
+              : "Job deleted; its stored backups were kept.";
+            await this.load();
+          }
           else this.error = result.data.error;
         },
         destinationNames(job) { return job.destinations.map(function (d) { return d.name; }).join(", "); },
