@@ -197,6 +197,9 @@
     };
   }
 
+  /* Shared with the other page scripts (restore.js, notifications.js, installation.js). */
+  window.Mackuper = { api: api, csrfToken: csrfToken };
+
   document.addEventListener("alpine:init", function () {
     var Alpine = window.Alpine;
 

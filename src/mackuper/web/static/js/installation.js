@@ -3,25 +3,8 @@
 (function () {
   "use strict";
 
-  async function call(method, url, body) {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (method !== "GET") options.headers["X-CSRF-Token"] = meta ? meta.getAttribute("content") : "";
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    var response;
-    try {
-      response = await fetch(url, options);
-    } catch (networkError) {
-      return { ok: false, data: { error: "Mackuper is not answering; check that the server is running." } };
-    }
-    var data = {};
-    try { data = await response.json(); } catch (parseError) { data = {}; }
-    if (!response.ok && !data.error) data.error = "The request failed (error " + response.status + ").";
-    return { ok: response.ok, data: data };
-  }
+  /* One fetch helper for every page (static/js/app.js): CSRF header, plain errors. */
+  var call = window.Mackuper.api;
 
   function whole(text) {
     var value = String(text === null || text === undefined ? "" : text).trim();

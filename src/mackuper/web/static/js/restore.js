@@ -2,31 +2,8 @@
 (function () {
   "use strict";
 
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
-
-  async function api(method, url, body) {
-    var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
-    if (method !== "GET") options.headers["X-CSRF-Token"] = csrfToken();
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    var response;
-    try {
-      response = await fetch(url, options);
-    } catch (networkError) {
-      return { ok: false, status: 0, data: { error: "Mackuper is not answering; check that the server is running." } };
-    }
-    var data = {};
-    try { data = await response.json(); } catch (parseError) {
-      data = { error: response.ok ? "" : "The server answered with an error (" + response.status + ")." };
-    }
-    if (response.status === 401) { window.location.assign("/login"); }
-    return { ok: response.ok, status: response.status, data: data };
-  }
+  /* One fetch helper for every page (static/js/app.js): CSRF header, plain errors. */
+  var api = window.Mackuper.api;
 
   function formatBytes(bytes) {
     if (bytes === null || bytes === undefined) return "–";
