@@ -183,3 +183,27 @@ def test_history_links_each_run_to_its_log(seeded: Seeded, ui: Any, tmp_path: Pa
     row.get_by_role("link", name=f"#{seeded.run_id}").click()
     expect(page.get_by_role("list", name="Log")).to_contain_text("finished: success")
     watch.assert_clean()
+
+
+def test_an_api_token_made_in_settings_is_shown_once_and_works(seeded: Seeded, ui: Any) -> None:
+    import requests
+
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/settings")
+    page.locator("#token-name").fill("nightly script")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_test_id("new-token")).to_contain_text("mkp_")
+    token = page.get_by_test_id("new-token").inner_text()
+    assert token.startswith("mkp_")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(seeded.url + "/api/jobs", headers=headers, timeout=10).status_code == 200
+
+    open_settled(page, "/settings")
+    expect(page.get_by_test_id("new-token")).to_be_hidden()
+    assert token not in page.content()
+    page.get_by_role("row", name=re.compile("nightly script")).get_by_role(
+        "button", name="Revoke"
+    ).click()
+    expect(page.get_by_role("row", name=re.compile("nightly script"))).to_have_count(0)
+    assert requests.get(seeded.url + "/api/jobs", headers=headers, timeout=10).status_code == 401
+    watch.assert_clean()

@@ -611,8 +611,26 @@
       return Object.assign(formState(), helpers, {
         destinations: [], about: null, form: null, password: { current_password: "", new_password: "" },
         passwordMessage: "", passwordError: "", confirmDelete: null,
+        tokens: [], tokenName: "", newToken: "", tokenError: "",
         async init() { await this.load(); },
+        async loadTokens() {
+          var tokens = await api("GET", "/api/tokens");
+          if (tokens.ok) this.tokens = tokens.data.tokens;
+        },
+        async createToken() {
+          var result = await api("POST", "/api/tokens", { name: this.tokenName });
+          this.tokenError = result.ok ? "" : result.data.error;
+          this.newToken = result.ok ? result.data.token : "";
+          if (result.ok) { this.tokenName = ""; await this.loadTokens(); }
+        },
+        async revokeToken(token) {
+          var result = await api("DELETE", "/api/tokens/" + token.id);
+          this.tokenError = result.ok ? "" : result.data.error;
+          this.newToken = "";
+          await this.loadTokens();
+        },
         async load() {
+          await this.loadTokens();
           var destinations = await api("GET", "/api/destinations");
           if (destinations.ok) this.destinations = destinations.data.destinations;
           var about = await api("GET", "/api/about");
