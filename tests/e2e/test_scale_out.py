@@ -13,14 +13,12 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from mackuper.models import Artifact, Run, WorkerHeartbeat
@@ -30,19 +28,6 @@ from tests.trees import file_hashes
 pytestmark = pytest.mark.e2e
 
 BACKUPS = 50
-
-
-@pytest.fixture
-def fresh_database(postgres_url: str) -> Iterator[str]:
-    """An empty database of its own, so the migrations really run (and race) here."""
-    url = make_url(postgres_url)
-    name = f"mkp_scale_{uuid.uuid4().hex[:10]}"
-    options = {"host": url.host, "port": url.port, "user": url.username, "autocommit": True}
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def tiny_tree(root: Path) -> Path:
@@ -62,12 +47,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_two_web_and_two_worker_processes_on_postgresql_run_each_backup_exactly_once(
-    tmp_path: Path, fresh_database: str
+    tmp_path: Path, empty_postgres_url: str
 ) -> None:
     source = tiny_tree(tmp_path / "source")
     backups = tmp_path / "backups"
     shared = {
-        "DATABASE_URL": fresh_database,
+        "DATABASE_URL": empty_postgres_url,
         "MACKUPER_MASTER_KEY": Fernet.generate_key().decode(),
         "SECRET_KEY": uuid.uuid4().hex,
         "MACKUPER_MAX_CONCURRENT_RUNS": "2",
@@ -77,7 +62,7 @@ def test_two_web_and_two_worker_processes_on_postgresql_run_each_backup_exactly_
         for name in ("web-1", "web-2", "worker-1", "worker-2")
     ]
     web_1, web_2, worker_1, worker_2 = processes
-    engine = create_engine(fresh_database)
+    engine = create_engine(empty_postgres_url)
     try:
         # All four at once on an empty database: the migrations race for the lock.
         web_1.start("web", wait=False)

@@ -11,15 +11,11 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +35,6 @@ runtime = open_runtime(load_settings())
 runtime.engine.dispose()
 print("migrated")
 """
-
-
-@pytest.fixture
-def empty_postgres(postgres_url: str) -> Iterator[str]:
-    url = make_url(postgres_url)
-    name = f"mkp_race_{uuid.uuid4().hex[:10]}"
-    options = {"host": url.host, "port": url.port, "user": url.username, "autocommit": True}
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def race(tmp_path: Path, database_url: str | None, master_key: bool = True) -> str:
@@ -123,9 +107,9 @@ def assert_migrated_once(url: str) -> None:
 
 
 def test_four_processes_migrating_an_empty_postgresql_database_at_once_all_start(
-    tmp_path: Path, empty_postgres: str
+    tmp_path: Path, empty_postgres_url: str
 ) -> None:
-    assert_migrated_once(race(tmp_path, empty_postgres))
+    assert_migrated_once(race(tmp_path, empty_postgres_url))
 
 
 def test_four_processes_starting_on_an_empty_sqlite_data_dir_at_once_share_one_key(

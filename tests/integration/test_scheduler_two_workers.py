@@ -14,16 +14,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from mackuper.config import load_settings
 from mackuper.models import Job, Run, RunLog, RunStatus
@@ -38,23 +34,12 @@ REQUIRED = 20
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def own_database(postgres_url: str) -> Iterator[str]:
-    """A database of its own on the test server (the session one may hold another key)."""
-    url = make_url(postgres_url)
-    name = f"mkp_sched_{uuid.uuid4().hex[:10]}"
-    options = {"host": url.host, "port": url.port, "user": url.username, "autocommit": True}
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dbname="postgres", **options) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def test_two_workers_turn_each_tick_into_exactly_one_run(tmp_path: Path, own_database: str) -> None:
+def test_two_workers_turn_each_tick_into_exactly_one_run(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
     env = {
         **os.environ,
-        "DATABASE_URL": own_database,
+        "DATABASE_URL": empty_postgres_url,
         "MACKUPER_DATA_DIR": str(tmp_path / "data"),
         "MACKUPER_MASTER_KEY": Fernet.generate_key().decode(),
         "PYTHONPATH": str(ROOT),

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.postgres import running_postgres, temporary_database
+from tests.servers.postgres import PostgresServer, running_postgres, temporary_database
 from tests.servers.s3 import (
     S3Bucket,
     S3Server,
@@ -37,6 +37,8 @@ from tests.servers.sshd import SSHD, SSHServer, running_sshd
 
 __all__ = [
     "moto_s3",
+    "empty_postgres_url",
+    "postgres_server",
     "postgres_url",
     "rclone_s3",
     "s3_bucket",
@@ -97,7 +99,21 @@ def sshd(sshd_server: SSHServer) -> Iterator[SSHServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_server() -> Iterator[PostgresServer]:
+    """A usable PostgreSQL server for the whole session."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     """A SQLAlchemy URL to a fresh PostgreSQL database (dropped at the end)."""
-    with running_postgres() as server, temporary_database(server) as dbname:
-        yield server.url(dbname)
+    with temporary_database(postgres_server) as dbname:
+        yield postgres_server.url(dbname)
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A URL to an empty database of this test's own (migrations really run there)."""
+    with temporary_database(postgres_server) as dbname:
+        yield postgres_server.url(dbname)

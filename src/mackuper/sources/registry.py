@@ -18,7 +18,8 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _lines(value: Any) -> list[str]:
+def split_lines(value: Any) -> list[str]:
+    """Non-blank stripped lines of a textarea value (or of a list of strings)."""
     if isinstance(value, str):
         value = value.splitlines()
     if not isinstance(value, list):
@@ -37,9 +38,9 @@ def validate(
     if kind not in SOURCE_KINDS:
         return {}, {}, {"source_kind": "Choose a source type."}
     if kind == "ssh":
-        return validate_ssh(payload, existing or {}, _lines)
-    paths = _lines(payload.get("paths"))
-    excludes = _lines(payload.get("excludes"))
+        return validate_ssh(payload, existing or {}, split_lines)
+    paths = split_lines(payload.get("paths"))
+    excludes = split_lines(payload.get("excludes"))
     if not paths:
         errors["paths"] = "Enter at least one path to back up."
     elif bad := [path for path in paths if not os.path.isabs(path)]:

@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.models import Job
+from mackuper.sources.registry import split_lines
 from mackuper.sources.ssh_connect import SSHTarget
 from mackuper.sources.ssh_probe import probe
 from mackuper.sources.ssh_validate import validate_ssh
@@ -25,14 +26,6 @@ blueprint = Blueprint("ssh", __name__, url_prefix="/api/ssh")
 
 # Fields a connection test needs; the others (host key, paths) are what it reports on.
 CONNECTION_FIELDS = ("host", "port", "username", "auth", "password", "private_key", "passphrase")
-
-
-def _lines(value: Any) -> list[str]:
-    if isinstance(value, str):
-        value = value.splitlines()
-    if not isinstance(value, list):
-        return []
-    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
 
 
 def _stored_secrets(job_id: Any) -> dict[str, Any]:
@@ -51,7 +44,9 @@ def test_connection() -> Response:
     payload = json_body()
     raw = payload.get("source")
     source: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    config, secrets, errors = validate_ssh(source, _stored_secrets(payload.get("job_id")), _lines)
+    config, secrets, errors = validate_ssh(
+        source, _stored_secrets(payload.get("job_id")), split_lines
+    )
     wrong = {name: message for name, message in errors.items() if name in CONNECTION_FIELDS}
     if wrong:
         field_errors(wrong)

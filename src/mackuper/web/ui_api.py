@@ -23,15 +23,6 @@ blueprint = Blueprint("ui_api", __name__, url_prefix="/api/ui")
 CHART_DAYS = 30
 GOOD = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
 WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-ALIASES = {
-    "@hourly": "0 * * * *",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@weekly": "0 0 * * 0",
-    "@monthly": "0 0 1 * *",
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-}
 
 
 def _ordinal(day: int) -> str:
@@ -41,7 +32,7 @@ def _ordinal(day: int) -> str:
 
 def describe_cron(expression: str) -> str:
     """Common cron shapes in words ("every day at 02:00"); the expression itself otherwise."""
-    text = ALIASES.get(expression.strip().lower(), expression.strip())
+    text = schedule.ALIASES.get(expression.strip().lower(), expression.strip())
     fields = text.split()
     if len(fields) != 5:
         return expression

@@ -198,7 +198,7 @@
   }
 
   /* Shared with the other page scripts (restore.js, notifications.js, installation.js). */
-  window.Mackuper = { api: api, csrfToken: csrfToken };
+  window.Mackuper = { api: api, csrfToken: csrfToken, formatBytes: formatBytes };
 
   document.addEventListener("alpine:init", function () {
     var Alpine = window.Alpine;

@@ -5,13 +5,7 @@
   /* One fetch helper for every page (static/js/app.js): CSRF header, plain errors. */
   var api = window.Mackuper.api;
 
-  function formatBytes(bytes) {
-    if (bytes === null || bytes === undefined) return "–";
-    var units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    var value = Number(bytes), unit = 0;
-    while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-    return (unit === 0 ? value : value.toFixed(1)) + " " + units[unit];
-  }
+  var formatBytes = window.Mackuper.formatBytes;
 
   function emptyForm() {
     return {
