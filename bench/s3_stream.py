@@ -51,17 +51,13 @@ def main() -> None:
         with running_mackuper(root / "data") as mackuper:
             browser = BrowserClient(mackuper.url)
             destination = browser.complete_setup(s3_destination_payload(s3, bucket))
-            job = browser.ok(
-                "POST",
-                "/api/jobs",
-                {
-                    "name": "bench",
-                    "source": {"paths": [str(source)]},
-                    "archive_format": args.format,
-                    "compression_level": args.level,
-                    "destination_ids": [destination["id"]],
-                },
-            )["job"]
+            job = browser.create_job(
+                "bench",
+                source,
+                destination["id"],
+                archive_format=args.format,
+                compression_level=args.level,
+            )
             worker = mackuper.worker_pid()
             written_before = disk_bytes_written(worker)
             started = time.monotonic()

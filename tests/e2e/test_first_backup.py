@@ -24,18 +24,9 @@ def test_wizard_job_run_now_lands_a_tar_gz_that_gnu_tar_extracts(
     with running_mackuper(tmp_path / "data") as mackuper:
         browser = BrowserClient(mackuper.url)
         destination = browser.complete_setup(s3_destination_payload(server, bucket))
-        job = browser.ok(
-            "POST",
-            "/api/jobs",
-            {
-                "name": "Home documents",
-                "source_kind": "local",
-                "source": {"paths": [str(source)], "excludes": []},
-                "archive_format": "tar.gz",
-                "schedule": "",
-                "destination_ids": [destination["id"]],
-            },
-        )["job"]
+        job = browser.create_job(
+            "Home documents", source, destination["id"], archive_format="tar.gz"
+        )
         run = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]
         finished = browser.wait_run(run["id"])
         history = browser.ok("GET", f"/api/runs?job_id={job['id']}")["runs"]

@@ -68,17 +68,9 @@ def test_300_mib_streams_through_multipart_without_staging_on_disk(
     with running_mackuper(tmp_path / "data", env) as mackuper:
         browser = BrowserClient(mackuper.url)
         destination = browser.complete_setup(s3_destination_payload(moto_s3, bucket))
-        job = browser.ok(
-            "POST",
-            "/api/jobs",
-            {
-                "name": "Big",
-                "source": {"paths": [str(source)]},
-                "archive_format": "tar.gz",
-                "compression_level": 1,
-                "destination_ids": [destination["id"]],
-            },
-        )["job"]
+        job = browser.create_job(
+            "Big", source, destination["id"], archive_format="tar.gz", compression_level=1
+        )
         worker = mackuper.worker_pid()
         written_before = disk_bytes_written(worker)
         run = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]

@@ -56,18 +56,7 @@ def start_backup(
     payload = s3_destination_payload(server, bucket)
     payload["endpoint_url"] = proxy.url
     destination = browser.complete_setup(payload)
-    job = browser.ok(
-        "POST",
-        "/api/jobs",
-        {
-            "name": "Big folder",
-            "source_kind": "local",
-            "source": {"paths": [str(source)], "excludes": []},
-            "archive_format": "tar",
-            "schedule": "",
-            "destination_ids": [destination["id"]],
-        },
-    )["job"]
+    job = browser.create_job("Big folder", source, destination["id"], archive_format="tar")
     run_id: int = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"]
     return run_id
 

@@ -72,18 +72,7 @@ def test_worker_killed_mid_upload_leaves_no_object_and_next_run_succeeds(
         payload = s3_destination_payload(server, bucket)
         payload["endpoint_url"] = proxy.url
         destination = browser.complete_setup(payload)
-        job = browser.ok(
-            "POST",
-            "/api/jobs",
-            {
-                "name": "Crash test",
-                "source_kind": "local",
-                "source": {"paths": [str(source)], "excludes": []},
-                "archive_format": "tar",
-                "schedule": "",
-                "destination_ids": [destination["id"]],
-            },
-        )["job"]
+        job = browser.create_job("Crash test", source, destination["id"], archive_format="tar")
         first = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"]
         browser.wait_status(first, {"running"})
         wait_until(pending_uploads, 60, "the multipart upload never started")
