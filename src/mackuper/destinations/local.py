@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mackuper.destinations.base import DestinationError, StoredObject, UploadStarted
 
 _PARTIAL = ".partial-"
+WRITEBACK_STEP = 32 << 20
+_SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's sync_file_range(2), or None where libc has no such call."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_start_writeback = _sync_file_range()
 
 
 def _explain(error: OSError, what: str) -> DestinationError:
@@ -32,7 +49,17 @@ def _fsync_directory(path: Path) -> None:
 
 
 class LocalWriter:
-    """Writes to a hidden temporary name, then fsyncs and renames into place."""
+    """Writes to a hidden temporary name, then fsyncs and renames into place.
+
+    The archive goes to disk as it is written, in a 32 MiB window: each time 32 MiB
+    more are written, the kernel is asked to start writing them out
+    (sync_file_range), the 32 MiB before them are waited for and dropped from the
+    page cache (posix_fadvise DONTNEED). So a backup never fills memory with dirty
+    pages or pushes other programs' files out of the cache, the final fsync has
+    little left to do, and the same few pages are reused for the whole archive.
+    Measured on the 2-core VM (docs/benchmarks.md): writing and fsyncing 1 GiB took
+    1.7 s of which 1.4 s kernel CPU without the window, 0.37 s with it.
+    """
 
     def __init__(
         self, final_path: Path, key: str, on_upload_started: UploadStarted | None = None
@@ -41,6 +68,8 @@ class LocalWriter:
         self.key = key
         self.temp_path = final_path.with_name(f".{final_path.name}{_PARTIAL}{secrets.token_hex(4)}")
         self.size = 0
+        self._written_back = 0
+        self._in_flight: tuple[int, int] | None = None
         try:
             final_path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.temp_path.open("xb")
@@ -56,11 +85,37 @@ class LocalWriter:
             self.abort()
             raise _explain(error, f"writing {self.key}") from None
         self.size += len(data)
+        if self.size - self._written_back >= WRITEBACK_STEP and _start_writeback is not None:
+            self._write_back(_start_writeback)
+
+    def _write_back(self, sync_file_range: Callable[[int, int, int, int], int]) -> None:
+        """Start write-out of the newest step; wait for the one before and drop it from cache."""
+        self._handle.flush()
+        descriptor = self._handle.fileno()
+        if self._in_flight is not None:
+            start, end = self._in_flight
+            sync_file_range(
+                descriptor,
+                start,
+                end - start,
+                _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER,
+            )
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(descriptor, start, end - start, os.POSIX_FADV_DONTNEED)
+        start = self._written_back
+        sync_file_range(descriptor, start, self.size - start, _SYNC_FILE_RANGE_WRITE)
+        self._in_flight = (start, self.size)
+        self._written_back = self.size
 
     def commit(self) -> StoredObject:
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
+            if (
+                self._in_flight is not None
+            ):  # an archive, not a small manifest: keep it out of cache
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(self._handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             self._handle.close()
             os.replace(self.temp_path, self.final_path)
             _fsync_directory(self.final_path.parent)
