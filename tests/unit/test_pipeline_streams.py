@@ -5,10 +5,17 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import time
 
 import pytest
 
-from mackuper.pipeline.streams import GZIP_BLOCK, BackgroundStage, ParallelGzipStage
+from mackuper.pipeline.streams import (
+    GZIP_BLOCK,
+    HANDOFF_DEPTH,
+    HANDOFF_SIZE,
+    BackgroundStage,
+    ParallelGzipStage,
+)
 
 
 class Collect:
@@ -62,3 +69,33 @@ def test_background_stage_raises_the_downstream_error_in_the_writer() -> None:
             stage.write(bytes(1 << 20))
         stage.close()
     stage.stop()
+
+
+class SlowCollect(Collect):
+    """Copies what it gets (as every stage must) and notes which buffers it was lent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffers: dict[int, object] = {}  # kept alive, so ids are never recycled
+
+    def write(self, data: bytes | memoryview) -> None:
+        if isinstance(data, memoryview):
+            self.buffers[id(data.obj)] = data.obj
+        super().write(data)
+        time.sleep(0.0005)  # slower than the writer, so the queue fills and pieces come back
+
+
+def test_background_stage_reuses_a_handful_of_pieces_and_keeps_every_byte() -> None:
+    sink = SlowCollect()
+    stage = BackgroundStage(sink)
+    payload = os.urandom(40 * HANDOFF_SIZE + 12_345)
+    view = memoryview(payload)
+    offset, step = 0, 1
+    while offset < len(payload):  # writes of every size, from 1 byte to over a piece
+        stage.write(view[offset : offset + step])
+        offset += step
+        step = step * 5 % (3 * HANDOFF_SIZE) + 1
+    stage.close()
+
+    assert sink.data == payload and sink.closed
+    assert len(sink.buffers) <= HANDOFF_DEPTH + 2  # not one new piece per MiB

@@ -62,6 +62,7 @@ def copy_entry(
     reporter: Reporter,
     emit: Callable[[bytes | memoryview], None],
     on_file_bytes: Callable[[int], None],
+    buffer: bytearray | None = None,
 ) -> None:
     """Send exactly `entry.size` bytes of `handle` to `emit`.
 
@@ -70,12 +71,11 @@ def copy_entry(
     the size so growth is seen without another system call.
     """
     remaining = entry.size
-    buffer = bytearray(min(CHUNK, remaining + 1))
-    view = memoryview(buffer)
+    view = memoryview(buffer if buffer is not None else bytearray(min(CHUNK, remaining + 1)))
     grew = False
     try:
         while remaining > 0:
-            count = handle.readinto(view[: min(CHUNK, remaining + 1)])  # type: ignore[attr-defined]
+            count = handle.readinto(view[: min(len(view), remaining + 1)])  # type: ignore[attr-defined]
             if not count:
                 break
             if count > remaining:
@@ -195,6 +195,7 @@ class TarWriter:
         self.sink = sink
         self.on_file_bytes = on_file_bytes
         self.offset = 0
+        self.buffer = bytearray(CHUNK)  # reused for every file: no allocation per file
 
     def _write(self, data: bytes | memoryview) -> None:
         self.sink.write(data)
@@ -209,7 +210,7 @@ class TarWriter:
             return False
         with handle:
             self._write(tar_header(entry))
-            copy_entry(entry, handle, reporter, self._write, self.on_file_bytes)
+            copy_entry(entry, handle, reporter, self._write, self.on_file_bytes, self.buffer)
         self._write(_ZEROS[: -entry.size % BLOCK])
         return True
 
