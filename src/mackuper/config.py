@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if flask_env not in {"production", "development"}:
         raise ConfigError(f"FLASK_ENV={flask_env!r} must be production or development")
     master_key = env.get("MACKUPER_MASTER_KEY", "").strip() or None
+    check_ssh_ciphers(env)
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -184,6 +186,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         worker_alert_seconds=_int(env, "MACKUPER_WORKER_ALERT_SECONDS", 120, 0, 7 * 86400),
     )
+
+
+SSH_CIPHER_LIST = re.compile(r"[-+^]?[a-z0-9@.-]+(,[a-z0-9@.-]+)*")
+"""An OpenSSH `Ciphers` value: names separated by commas, optionally after ^, + or -."""
+
+
+def check_ssh_ciphers(env: Mapping[str, str]) -> None:
+    """MACKUPER_SSH_CIPHERS, read by the SSH source at each run, must be usable."""
+    raw = env.get("MACKUPER_SSH_CIPHERS", "").strip()
+    if raw and raw != "default" and not SSH_CIPHER_LIST.fullmatch(raw):
+        raise ConfigError(
+            f"MACKUPER_SSH_CIPHERS={raw!r} is not an OpenSSH cipher list"
+            " (names separated by commas, optionally starting with ^, + or -)"
+        )
 
 
 def _base_url(env: Mapping[str, str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -13,6 +14,7 @@ import pytest
 
 from mackuper.sources.ssh import SSHSource
 from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
+from mackuper.sources.ssh_tar import _Session
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import every_kind_remote_tree, ssh_backup, target_for
 from tests.servers.ports import LOOPBACK
@@ -216,3 +218,40 @@ def test_unreadable_remote_root_fails_as_permission_denied(
 
     with pytest.raises(SSHError, match="not readable .permission denied."):
         ssh_backup(source, tmp_path / "dest")
+
+
+def _negotiated_cipher(server: SSHServer) -> str:
+    """The cipher `ssh`, run with the tar mode's own options, agrees on with sshd."""
+    session = _Session(target_for(server, "key"))
+    try:
+        result = subprocess.run(
+            [session.argv[0], "-v", *session.argv[1:], "true"],
+            env=session.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    finally:
+        session.close()
+    found = re.search(r"kex: server->client cipher: (\S+)", result.stderr)
+    assert found, result.stderr[-2000:]
+    return found.group(1)
+
+
+def test_tar_mode_prefers_aes_gcm_on_aes_cpus_and_honours_the_override(
+    sshd: SSHServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MACKUPER_SSH_CIPHERS", raising=False)
+    has_aes = "aes" in Path("/proc/cpuinfo").read_text().split()
+    expected = "aes128-gcm@openssh.com" if has_aes else "chacha20-poly1305@openssh.com"
+    assert _negotiated_cipher(sshd) == expected
+
+    monkeypatch.setenv("MACKUPER_SSH_CIPHERS", "default")
+    assert _negotiated_cipher(sshd) == "chacha20-poly1305@openssh.com"  # OpenSSH's first
+    monkeypatch.setenv("MACKUPER_SSH_CIPHERS", "aes256-ctr")
+    assert _negotiated_cipher(sshd) == "aes256-ctr"
+
+    monkeypatch.setenv("MACKUPER_SSH_CIPHERS", "aes256-ctr; touch /tmp/x")
+    with pytest.raises(SSHError, match="MACKUPER_SSH_CIPHERS=.* is not an OpenSSH cipher list"):
+        _Session(target_for(sshd, "key"))
