@@ -1,10 +1,14 @@
 """Mackuper's SSH source against the raw `ssh host tar cf - dir > /dev/null` on the same sshd.
 
 Starts the throwaway sshd from tests.servers (needs root), uses the corpus from
-bench.ssh_corpus, and alternates the two, best of --repeat each:
+bench.ssh_corpus, alternates the three cases and prints the best and the median
+of --repeat rounds:
 
-raw       `ssh <same options as Mackuper> tar cf - -C / dir > /dev/null`
+raw       `ssh <Mackuper's options> tar cf - -C / dir > /dev/null`, twice: with
+          OpenSSH's default cipher order (what `ssh host tar cf - dir` gets) and
+          with Mackuper's (AES-GCM first where the CPU has AES instructions)
 mackuper  SSHSource (tar or sftp mode) -> TAR, no compression -> local destination
+          (the run itself; clearing the previous output is not timed)
 
     .venv/bin/python -m bench.ssh_throughput [--mib 1024] [--repeat 3] [--mode tar]
 """
@@ -15,6 +19,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -29,7 +34,7 @@ from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.ssh import SSHSource
 from mackuper.sources.ssh_connect import HostKey, SSHTarget
-from mackuper.sources.ssh_tar import _Session
+from mackuper.sources.ssh_tar import _Session, preferred_ciphers
 
 
 def _target(server: SSHServer) -> SSHTarget:
@@ -44,20 +49,27 @@ def _target(server: SSHServer) -> SSHTarget:
     )
 
 
-def raw(server: SSHServer, corpus: Path) -> int:
+def raw(server: SSHServer, corpus: Path, *, openssh_ciphers: bool) -> None:
+    """`ssh ... tar cf - dir > /dev/null` with Mackuper's options, or OpenSSH's default ciphers."""
     session = _Session(_target(server))
     try:
-        argv = [*session.argv, f"tar cf - -C / {str(corpus).lstrip('/')}"]
+        argv = list(session.argv)
+        if openssh_ciphers and "-o" in argv:
+            argv = [
+                arg
+                for index, arg in enumerate(argv)
+                if not arg.startswith("Ciphers=")
+                and not (arg == "-o" and argv[index + 1].startswith("Ciphers="))
+            ]
+        argv.append(f"tar cf - -C / {str(corpus).lstrip('/')}")
         with open(os.devnull, "wb") as sink:
             subprocess.run(argv, stdout=sink, env=session.env, check=True)  # noqa: S603
     finally:
         session.close()
-    return sum(path.stat().st_size for path in corpus.rglob("*") if path.is_file())
 
 
 def mackuper(server: SSHServer, corpus: Path, mode: str, output: Path) -> int:
-    shutil.rmtree(output, ignore_errors=True)
-    output.mkdir(parents=True)
+    """One backup into `output`, which must exist and be empty (clearing it is not timed)."""
     plan = BackupPlan(
         job_id=1,
         job_slug="bench",
@@ -75,6 +87,9 @@ def mackuper(server: SSHServer, corpus: Path, mode: str, output: Path) -> int:
     return result.bytes_read
 
 
+CASES = ("raw, OpenSSH's ciphers", "raw, Mackuper's ciphers", "mackuper")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024)
@@ -82,25 +97,38 @@ def main() -> None:
     parser.add_argument("--mode", default="tar", choices=["tar", "sftp"])
     args = parser.parse_args()
     corpus = ensure_corpus(args.mib)
-    best = {"raw": float("inf"), "mackuper": float("inf")}
-    size = 0
+    size = sum(path.stat().st_size for path in corpus.rglob("*") if path.is_file())
+    times: dict[str, list[float]] = {name: [] for name in CASES}
     print("load average before:", os.getloadavg())
+    print("Mackuper's cipher preference:", preferred_ciphers() or "OpenSSH's default")
     with running_sshd() as server, tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:  # noqa: S108
         for _ in range(args.repeat):
-            for name in ("raw", "mackuper"):
+            for name in CASES:
+                output = Path(scratch) / "out"
+                shutil.rmtree(output, ignore_errors=True)  # deleting 1 GiB takes ~0.2 s
+                output.mkdir()
                 started = time.perf_counter()
-                if name == "raw":
-                    size = raw(server, corpus)
+                if name == "mackuper":
+                    mackuper(server, corpus, args.mode, output)
                 else:
-                    mackuper(server, corpus, args.mode, Path(scratch) / "out")
+                    raw(server, corpus, openssh_ciphers="OpenSSH" in name)
                 elapsed = time.perf_counter() - started
-                best[name] = min(best[name], elapsed)
-                print(f"  {name:9s} {elapsed:6.2f} s  {size / 2**20 / elapsed:7.1f} MiB/s")
+                times[name].append(elapsed)
+                print(f"  {name:24s} {elapsed:6.2f} s  {size / 2**20 / elapsed:7.1f} MiB/s")
     mib = size / 2**20
-    print(f"corpus {mib:.0f} MiB, mode {args.mode}, best of {args.repeat}")
-    for name, seconds in best.items():
-        print(f"{name:9s} {seconds:6.2f} s  {mib / seconds:7.1f} MiB/s")
-    print(f"ratio mackuper/raw throughput: {best['raw'] / best['mackuper']:.2f}")
+    print(f"corpus {mib:.0f} MiB, mode {args.mode}, {args.repeat} rounds, best and median")
+    best = {name: min(values) for name, values in times.items()}
+    median = {name: statistics.median(values) for name, values in times.items()}
+    for name in CASES:
+        print(
+            f"{name:24s} best {best[name]:6.2f} s ({mib / best[name]:6.1f} MiB/s)"
+            f"  median {median[name]:6.2f} s"
+        )
+    for name in CASES[:2]:
+        print(
+            f"mackuper / {name}: {best[name] / best['mackuper']:.2f} (best),"
+            f" {median[name] / median['mackuper']:.2f} (median)"
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process: {peak:.0f} MiB")
     print("load average after:", os.getloadavg())
