@@ -281,15 +281,17 @@ class _Stages:
 def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _Stages:
     """The stage order, in one place:
 
-        archive | compressor | age | meter | destinations
+        archive | compressor | age | meter -> destinations
 
     Each `|` is a `BackgroundStage`, a thread fed through a bounded queue of 1 MiB
     pieces. The archive writer (reading files, per-file SHA-256) runs in the calling
-    thread; the compressor and the age encryption, when the job has them, the
-    archive SHA-256 and the destination writes each run in their own, so on several
-    cores they overlap instead of adding up (docs/benchmarks.md: tar.zst went from
-    3.5 s to 2.9 s on the 1 GiB corpus when the hash left the zstd thread).
-    `threads` lists the boundaries upstream first.
+    thread; the compressor and the age encryption, when the job has them, each run
+    in their own; the archive SHA-256 and the destination writes share the last
+    one. So on several cores the stages overlap instead of adding up
+    (docs/benchmarks.md: tar.zst went from ~3.5 s to ~3.2 s on the 1 GiB corpus
+    when the archive hash left the zstd thread). A further thread between the
+    meter and the writes was measured too: it cost a copy of every byte and
+    gained nothing. `threads` lists the boundaries upstream first.
     """
     level = plan.compression_level
     threads: list[BackgroundStage] = []
@@ -299,7 +301,7 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
         threads.insert(0, stage)
         return stage
 
-    meter = Meter(handoff(fan_out), progress.written)
+    meter = Meter(fan_out, progress.written)
     tail: Sink = handoff(meter)
     if plan.encryption is not None:
         tail = handoff(AgeEncryptStage(tail, plan.encryption))
