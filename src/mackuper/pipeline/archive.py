@@ -197,24 +197,26 @@ class TarWriter:
         self.offset = 0
         self.buffer = bytearray(CHUNK)  # reused for every file: no allocation per file
 
-    def _write(self, data: bytes | memoryview) -> None:
-        self.sink.write(data)
-        self.offset += len(data)
-
     def add(self, entry: Entry, reporter: Reporter) -> bool:
         if entry.type is not EntryType.FILE:
-            self._write(tar_header(entry))
+            header = tar_header(entry)
+            self.sink.write(header)
+            self.offset += len(header)
             return True
         handle = open_entry(entry, reporter)
         if handle is None:
             return False
         with handle:
-            self._write(tar_header(entry))
-            copy_entry(entry, handle, reporter, self._write, self.on_file_bytes, self.buffer)
-        self._write(_ZEROS[: -entry.size % BLOCK])
+            header = tar_header(entry)
+            self.sink.write(header)
+            copy_entry(entry, handle, reporter, self.sink.write, self.on_file_bytes, self.buffer)
+        padding = -entry.size % BLOCK
+        self.sink.write(_ZEROS[:padding])
+        self.offset += len(header) + entry.size + padding  # copy_entry wrote exactly size bytes
         return True
 
     def close(self) -> None:
-        self._write(bytes(2 * BLOCK))
-        self._write(bytes(-self.offset % RECORD))
+        self.sink.write(bytes(2 * BLOCK))
+        self.offset += 2 * BLOCK
+        self.sink.write(bytes(-self.offset % RECORD))
         self.sink.close()
