@@ -9,12 +9,16 @@ import time
 
 import pytest
 
+from mackuper.pipeline import streams
 from mackuper.pipeline.streams import (
     GZIP_BLOCK,
     HANDOFF_DEPTH,
     HANDOFF_SIZE,
+    ZSTD_JOB_SIZE,
     BackgroundStage,
     ParallelGzipStage,
+    ZstdStage,
+    compress_stage,
 )
 
 
@@ -99,3 +103,21 @@ def test_background_stage_reuses_a_handful_of_pieces_and_keeps_every_byte() -> N
 
     assert sink.data == payload and sink.closed
     assert len(sink.buffers) <= HANDOFF_DEPTH + 2  # not one new piece per MiB
+
+
+@pytest.mark.parametrize("disk_bound", [True, False])
+def test_zstd_stage_is_one_stream_the_zstd_tool_reads_with_or_without_workers(
+    monkeypatch: pytest.MonkeyPatch, disk_bound: bool
+) -> None:
+    monkeypatch.setattr(streams, "compressor_threads", lambda: 2)
+    text = b"the quick brown fox jumps over the lazy dog\n" * 100_000
+    payload = text + os.urandom(5 * ZSTD_JOB_SIZE)  # several 2 MiB jobs
+    sink = Collect()
+    stage = compress_stage("tar.zst", None, sink, disk_bound=disk_bound)
+    assert isinstance(stage, ZstdStage)
+    assert stage.threads == (2 if disk_bound else 0)  # uploads keep one thread's memory
+    for start in range(0, len(payload), 300_000):
+        stage.write(payload[start : start + 300_000])
+    stage.close()
+    unzstd = subprocess.run(["zstd", "-dc"], input=bytes(sink.data), capture_output=True)
+    assert unzstd.returncode == 0 and unzstd.stdout == payload

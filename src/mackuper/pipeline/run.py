@@ -305,7 +305,8 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
     tail: Sink = handoff(meter)
     if plan.encryption is not None:
         tail = handoff(AgeEncryptStage(tail, plan.encryption))
-    compressed = compress_stage(plan.archive_format, level, tail)
+    disk_bound = all(destination.kind == "local" for destination in plan.destinations.values())
+    compressed = compress_stage(plan.archive_format, level, tail, disk_bound=disk_bound)
     if compressed is not tail:
         tail = handoff(compressed)
     archive: ArchiveWriter
