@@ -182,6 +182,8 @@ def test_tampered_or_truncated_ciphertext_is_detected(keys: dict[str, KeyPair]) 
     damaged = {
         "payload byte": _flip(sealed, payload_start + CHUNK + 500),
         "header MAC": _flip(sealed, header_end - 3),
+        # A flip can make the MAC's base64 invalid ('A' ^ 1 is '@'): still damage.
+        "header MAC not base64": sealed[: header_end - 3] + b"@" + sealed[header_end - 2 :],
         "truncated at a chunk boundary": sealed[: payload_start + 2 * (CHUNK + 16)],
         "last chunk dropped halfway": sealed[:-50],
         "trailing garbage": sealed + b"x",

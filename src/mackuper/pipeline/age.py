@@ -492,7 +492,10 @@ def parse_header(lines: list[bytes]) -> Header:
         if line.startswith("---"):
             if not line.startswith("--- ") or index != len(lines) - 1:
                 raise NotAgeError("malformed age header")
-            mac = b64decode(line[4:])
+            try:
+                mac = b64decode(line[4:])
+            except NotAgeError:  # a whole header with a garbled MAC line: damage
+                raise TamperedError(TamperedError.__doc__) from None
             mac_input = b"".join(lines[:index]) + b"---"
             return Header(stanzas, mac_input, mac)
         if not line.startswith("-> "):
