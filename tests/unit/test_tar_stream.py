@@ -239,3 +239,15 @@ def test_something_that_is_not_tar_is_refused() -> None:
             TarStreamReader(fd).next()
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize(("trailer", "ended"), [(b"", True), (bytes(6 << 20), False)])
+def test_drain_reads_the_padding_but_not_an_endless_stream(trailer: bytes, ended: bool) -> None:
+    fd = _pipe_of(_archive_of_one_file() + trailer)
+    try:
+        reader = TarStreamReader(fd)
+        while reader.next() is not None:
+            pass
+        assert reader.drain() is ended
+    finally:
+        os.close(fd)

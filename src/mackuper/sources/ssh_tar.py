@@ -335,8 +335,12 @@ class TarStream:
             entry = _entry(stream, member, reporter, lambda: self._stream_error(started=True))
             if entry is not None:
                 yield entry
-        with contextlib.suppress(OSError):
-            stream.drain()
+        try:
+            ended = stream.drain()
+        except OSError:
+            ended = True
+        if not ended:
+            raise SSHError(f"{self.target.host} kept sending data after the end of the archive")
         code = self._finish()
         if code == 255 or (code not in (0, 1, 2)):
             raise self._failure(code)

@@ -270,8 +270,17 @@ class TarStreamReader:
         self._remaining -= done
         return done
 
-    def drain(self) -> None:
-        """Read to the end of the stream (tar pads its output to a 10 KiB record)."""
+    def drain(self, limit: int = 4 << 20) -> bool:
+        """Read to the end of the stream; False if over `limit` bytes follow the archive.
+
+        tar pads its output to a whole record (10 KiB by default, 1 MiB with
+        `-b 2048`); no tar sends megabytes after its end-of-archive marker, and a
+        server that does must not keep a backup reading forever.
+        """
         self._start = self._end = 0
-        while self._read_fd(self.fd, self._view):
-            pass
+        while limit > 0:
+            count = self._read_fd(self.fd, self._view)
+            if not count:
+                return True
+            limit -= count
+        return False
