@@ -116,10 +116,14 @@ def seed(runtime: Runtime, jobs: int, runs: int) -> None:
                 for run_id, job_id, size, created in good
             ],
         )
-        running = session.scalars(select(Run).order_by(Run.id.desc()).limit(3)).all()
-        for run in running:
-            run.status = RunStatus.RUNNING.value
-            run.finished_at = None
+        busy: set[int | None] = set()  # one running run per job, as the database requires
+        for run in session.scalars(select(Run).order_by(Run.id.desc()).limit(50)):
+            if len(busy) == 3:
+                break
+            if run.job_id not in busy:
+                busy.add(run.job_id)
+                run.status = RunStatus.RUNNING.value
+                run.finished_at = None
 
 
 def log_in(client: FlaskClient, existing: bool) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -158,6 +159,16 @@ class Run(Base):
         Index("ix_runs_created", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
         Index("ix_runs_finished", "finished_at"),
+        # At most one running run per job, enforced by the database: two workers
+        # claiming two queued runs of one job at once cannot both win, whatever the
+        # isolation level (PostgreSQL's READ COMMITTED let both see "none running").
+        Index(
+            "uq_runs_one_running_per_job",
+            "job_id",
+            unique=True,
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from mackuper.models import Artifact, Run
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.restore_support import backed_up, local_destination, ok
@@ -76,3 +78,25 @@ def test_cli_verifies_and_restores_with_skip_keep_both_and_overwrite(
 
     history = ok(api, "GET", "/api/runs?per_page=50")["runs"]
     assert sorted(run["kind"] for run in history) == ["backup", *["restore"] * 5, "verify"]
+
+
+def test_cli_restore_waits_its_turn_behind_a_running_backup_of_the_job(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, data_dir: Path
+) -> None:
+    source = make_small_tree(tmp_path / "source")
+    destination = local_destination(api, tmp_path / "storage")
+    backup = backed_up(api, runtime, source, destination["id"], "tar.gz")
+    with runtime.sessions.begin() as session:
+        job_id = session.scalar(select(Artifact.job_id).where(Artifact.id == backup["id"]))
+        session.add(Run(job_id=job_id, job_name="busy", status="running"))  # a backup under way
+
+    target = tmp_path / "target"
+    refused = _mackuper(data_dir, "restore", str(backup["id"]), "--to", str(target))
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "another run of this job is running" in refused.stdout
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert not target.exists()
+    with runtime.sessions() as session:  # nothing left queued for a worker to run later
+        kinds = session.execute(select(Run.kind, Run.status).where(Run.job_id == job_id)).all()
+    assert sorted(kinds) == [("backup", "running"), ("backup", "success"), ("restore", "cancelled")]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from mackuper.db import changed_rows
 from mackuper.models import Artifact, ArtifactState, Destination, Run, RunLog, RunStatus
@@ -65,18 +66,29 @@ def _list(runtime: Runtime, args: argparse.Namespace) -> int:
 
 
 def _execute(runtime: Runtime, run_id: int, kind: str) -> int:
-    with runtime.sessions.begin() as session:
-        claimed = changed_rows(
+    try:
+        with runtime.sessions.begin() as session:
+            claimed = changed_rows(
+                session.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+                    .values(
+                        status=RunStatus.RUNNING.value,
+                        worker_id="cli",
+                        started_at=datetime.now(UTC),
+                    )
+                )
+            )
+    except IntegrityError:
+        # Not left queued: a worker would run it later, unasked, once the job is free.
+        with runtime.sessions.begin() as session:
             session.execute(
                 update(Run)
                 .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id="cli",
-                    started_at=datetime.now(UTC),
-                )
+                .values(status=RunStatus.CANCELLED.value, finished_at=datetime.now(UTC))
             )
-        )
+        print("mackuper: another run of this job is running; try again when it has ended")
+        return 1
     if not claimed:
         print("mackuper: a worker took this run first; follow it in the history")
         return 1

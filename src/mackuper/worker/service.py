@@ -348,18 +348,24 @@ class Worker:
             .where(other.status == RunStatus.RUNNING.value, other.job_id == Run.job_id)
             .exists()
         )
-        changed = changed_rows(
-            session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, ~running)
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id=self.worker_id,
-                    started_at=datetime.now(UTC),
+        try:
+            changed = changed_rows(
+                session.execute(
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, ~running)
+                    .values(
+                        status=RunStatus.RUNNING.value,
+                        worker_id=self.worker_id,
+                        started_at=datetime.now(UTC),
+                    )
                 )
             )
-        )
-        session.commit()
+            session.commit()
+        except IntegrityError:
+            # Another worker started a run of this job at the same moment; the
+            # unique index on running runs let only one of us through.
+            session.rollback()
+            return False
         return changed == 1
 
     # --- after a run, and once a day ---------------------------------------
