@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
+from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError, connect, open_sftp
+from mackuper.sources.ssh_sftp import _RemoteFile
 from mackuper.sources.ssh_tar import _Session
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import every_kind_remote_tree, ssh_backup, target_for
@@ -255,3 +257,32 @@ def test_tar_mode_prefers_aes_gcm_on_aes_cpus_and_honours_the_override(
     monkeypatch.setenv("MACKUPER_SSH_CIPHERS", "aes256-ctr; touch /tmp/x")
     with pytest.raises(SSHError, match="MACKUPER_SSH_CIPHERS=.* is not an OpenSSH cipher list"):
         _Session(target_for(sshd, "key"))
+
+
+def test_sftp_file_opened_after_the_connection_broke_fails_as_a_lost_connection(
+    sshd: SSHServer,
+) -> None:
+    """The next file's open finds the connection gone, by whichever error paramiko picks.
+
+    Closing the packetizer is what paramiko does when the socket dies under it; in
+    the moment before the transport notices, a request raises EOFError (the case
+    the stopped-sshd test met now and then), afterwards OSError or SSHException.
+    """
+    tree = every_kind_remote_tree(sshd, sshd.users["key"].username)
+    target = target_for(sshd, "key")
+    for wait_for_the_transport in (False, True):
+        transport = connect(target)
+        sftp = open_sftp(transport, target)
+        try:
+            transport.packetizer.close()
+            deadline = time.monotonic() + 10
+            while wait_for_the_transport and transport.is_active():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            remote = _RemoteFile(sftp, str(tree / "medium.bin"), 3 * 1024 * 1024 + 17)
+            with pytest.raises(SSHError, match="lost"):
+                remote.start()
+        finally:
+            with contextlib.suppress(EOFError, OSError):
+                sftp.close()
+            transport.close()

@@ -112,7 +112,7 @@ def _check_path(sftp: paramiko.SFTPClient, path: str) -> dict[str, Any]:
         return {"ok": False, "message": "does not exist"}
     except PermissionError:
         return {"ok": False, "message": "not readable (permission denied)"}
-    except (OSError, paramiko.SSHException) as error:
+    except (OSError, paramiko.SSHException, EOFError) as error:
         return {"ok": False, "message": f"cannot be read ({error})"}
 
 
@@ -126,7 +126,7 @@ def _transfer(transport: paramiko.Transport) -> str:
         channel.exec_command("tar --version")
         output = channel.makefile("rb").read(4096)
         channel.close()
-    except (OSError, paramiko.SSHException):
+    except (OSError, paramiko.SSHException, EOFError):
         return "sftp (the server runs no commands)"
     if b"GNU tar" in output:
         return "tar (GNU tar on the server)"

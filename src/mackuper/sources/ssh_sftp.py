@@ -28,13 +28,15 @@ SMALL_FILE = 1 << 20
 LOOKAHEAD = 16
 
 
-def _oserror(error: OSError | paramiko.SSHException) -> OSError:
+def _oserror(error: OSError | paramiko.SSHException | EOFError) -> OSError:
     if isinstance(error, OSError):
         return error
     return OSError(errno.EIO, str(error))
 
 
-def _check_lost(sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException) -> None:
+def _check_lost(
+    sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException | EOFError
+) -> None:
     """Raise SSHError when `error` means the connection is gone, not one bad file."""
     channel = sftp.get_channel()
     transport = channel.get_transport() if channel is not None else None
@@ -60,7 +62,7 @@ class _RemoteFile:
             self.handle = self.sftp.open(self.path, "rb")
             if self.size <= SMALL_FILE:
                 self.handle.prefetch(self.size)
-        except (OSError, paramiko.SSHException) as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
             _check_lost(self.sftp, error)
             self.error = _oserror(error)
 
@@ -75,7 +77,7 @@ class _RemoteFile:
     def close(self) -> None:
         if self.handle is not None:
             # The connection may already be gone; the run reports that elsewhere.
-            with contextlib.suppress(OSError, paramiko.SSHException):
+            with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
                 self.handle.close()
             self.handle = None
 
@@ -109,7 +111,7 @@ class _Reader:
     def read(self, size: int = -1) -> bytes:
         try:
             data = self.pending or self._next_chunk()
-        except (OSError, paramiko.SSHException) as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
             _check_lost(self.remote.sftp, error)
             raise _oserror(error) from None
         if 0 <= size < len(data):
@@ -172,7 +174,7 @@ class SFTPWalk:
                 raise SSHError(f"remote path {root} does not exist") from None
             except PermissionError:
                 raise SSHError(f"remote path {root} is not readable (permission denied)") from None
-            except (OSError, paramiko.SSHException) as error:
+            except (OSError, paramiko.SSHException, EOFError) as error:
                 raise SSHError(f"cannot read remote path {root}: {error}") from None
             self._check_readable(sftp, root, info)
             yield from self._walk(sftp, root, root, info, reporter)
@@ -188,7 +190,7 @@ class SFTPWalk:
                 sftp.open(root, "rb").close()
         except PermissionError:
             raise SSHError(f"remote path {root} is not readable (permission denied)") from None
-        except (OSError, paramiko.SSHException) as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
             _check_lost(sftp, error)
 
     def _walk(
@@ -210,7 +212,7 @@ class SFTPWalk:
             return
         try:
             children = sorted(sftp.listdir_attr(path), key=lambda child: child.filename)
-        except (OSError, paramiko.SSHException) as error:
+        except (OSError, paramiko.SSHException, EOFError) as error:
             _check_lost(sftp, error)
             reporter.problem(f"{self.target.host}: cannot list {path}: {_oserror(error).strerror}")
             return
@@ -241,7 +243,7 @@ class SFTPWalk:
         if stat.S_ISLNK(mode):
             try:
                 target = sftp.readlink(path) or ""
-            except (OSError, paramiko.SSHException) as error:
+            except (OSError, paramiko.SSHException, EOFError) as error:
                 reporter.problem(f"{self.target.host}: cannot read link {path}: {error}")
                 return None
             return replace(base, type=EntryType.SYMLINK, link_target=target), None
