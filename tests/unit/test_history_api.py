@@ -113,3 +113,39 @@ def test_schedule_preview_explains_a_bad_expression(api: ApiClient) -> None:
     response = api.call("GET", "/api/schedule/preview?cron=61+*+*+*+*&timezone=UTC")
     assert response.status_code == 422
     assert response.json["error"].startswith("Invalid cron expression")
+
+
+def test_dashboard_counts_backups_not_restores_or_verifications(
+    runtime: Runtime, api: ApiClient
+) -> None:
+    now = datetime.now(UTC)
+    with runtime.sessions.begin() as session:
+        job = Job(name="docs", slug="docs", source_kind="local")
+        session.add(job)
+        session.flush()
+        rows = [
+            ("backup", "success", now - timedelta(days=3)),
+            ("backup", "failed", now - timedelta(days=1)),
+            ("restore", "success", now - timedelta(minutes=5)),
+            ("verify", "success", now - timedelta(minutes=1)),
+        ]
+        runs = [
+            Run(
+                job_id=job.id,
+                job_name="docs",
+                kind=kind,
+                status=status,
+                created_at=when,
+                started_at=when,
+                finished_at=when + timedelta(seconds=30),
+            )
+            for kind, status, when in rows
+        ]
+        session.add_all(runs)
+        session.flush()
+        failed_backup = runs[1].id
+
+    dashboard = api.call("GET", "/api/dashboard").json
+    assert dashboard["total_backups"] == 1
+    assert dashboard["success_rate"] == 50.0  # one good backup of two; not 3 of 4 runs
+    assert dashboard["last_backup"]["run_id"] == failed_backup  # not the later verify

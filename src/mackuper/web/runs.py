@@ -141,7 +141,7 @@ _settled_good_runs: dict[str, tuple[date, int]] = {}
 
 
 def _good_runs(session: Session, now: datetime) -> int:
-    """All successful and warning runs ever made.
+    """All successful and warning backup runs ever made (restores and verifications aside).
 
     Counting 100,000 runs on every dashboard poll is most of its time, and runs
     from before yesterday no longer change (history cleanup only removes runs,
@@ -154,11 +154,15 @@ def _good_runs(session: Session, now: datetime) -> int:
     cached = _settled_good_runs.get(key)
     if cached is None or cached[0] != today:
         settled = session.scalar(
-            select(func.count()).where(Run.status.in_(statuses), Run.created_at < cutoff)
+            select(func.count()).where(
+                Run.kind == "backup", Run.status.in_(statuses), Run.created_at < cutoff
+            )
         )
         cached = _settled_good_runs[key] = (today, settled or 0)
     fresh = session.scalar(
-        select(func.count()).where(Run.status.in_(statuses), Run.created_at >= cutoff)
+        select(func.count()).where(
+            Run.kind == "backup", Run.status.in_(statuses), Run.created_at >= cutoff
+        )
     )
     return cached[1] + (fresh or 0)
 
@@ -178,6 +182,7 @@ def dashboard() -> Response:
             .where(
                 Run.status.in_([*good_statuses, RunStatus.FAILED.value]),
                 Run.created_at >= now - SUCCESS_RATE_WINDOW,
+                Run.kind == "backup",  # restores and verifications are not backups
             )
             .group_by(Run.status)
         )
@@ -188,7 +193,11 @@ def dashboard() -> Response:
     last = session.scalars(
         select(Run)
         .options(_LISTED)
-        .where(Run.finished_at.is_not(None), Run.status != RunStatus.SKIPPED.value)
+        .where(
+            Run.finished_at.is_not(None),
+            Run.status != RunStatus.SKIPPED.value,
+            Run.kind == "backup",
+        )
         .order_by(Run.finished_at.desc())
         .limit(1)
     ).first()
