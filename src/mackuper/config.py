@@ -192,14 +192,15 @@ SSH_CIPHER_LIST = re.compile(r"[-+^]?[a-z0-9@.-]+(,[a-z0-9@.-]+)*")
 """An OpenSSH `Ciphers` value: names separated by commas, optionally after ^, + or -."""
 
 
-def check_ssh_ciphers(env: Mapping[str, str]) -> None:
-    """MACKUPER_SSH_CIPHERS, read by the SSH source at each run, must be usable."""
+def check_ssh_ciphers(env: Mapping[str, str]) -> str:
+    """MACKUPER_SSH_CIPHERS (read by the SSH source at each run), checked; "" when unset."""
     raw = env.get("MACKUPER_SSH_CIPHERS", "").strip()
     if raw and raw != "default" and not SSH_CIPHER_LIST.fullmatch(raw):
         raise ConfigError(
             f"MACKUPER_SSH_CIPHERS={raw!r} is not an OpenSSH cipher list"
             " (names separated by commas, optionally starting with ^, + or -)"
         )
+    return raw
 
 
 def _base_url(env: Mapping[str, str]) -> str:

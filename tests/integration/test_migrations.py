@@ -21,9 +21,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database no migration has touched yet."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'mackuper.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue("empty_postgres_url")
     return url
 
 
@@ -45,19 +46,10 @@ def test_migrations_create_the_schema_of_the_models(tmp_path: Path, database_url
         runtime.engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'old.db'}"
-    url: str = request.getfixturevalue("empty_postgres_url")
-    return url
-
-
 def test_upgrade_keeps_one_running_run_per_job_and_adds_the_index(
-    tmp_path: Path, fresh_database_url: str
+    tmp_path: Path, database_url: str
 ) -> None:
     """A database from before 0003 with two running runs of one job (the old race)."""
-    database_url = fresh_database_url
     engine = create_engine(database_url)
     try:
         with engine.begin() as connection:

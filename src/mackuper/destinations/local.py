@@ -111,9 +111,8 @@ class LocalWriter:
         try:
             self._handle.flush()
             os.fsync(self._handle.fileno())
-            if (
-                self._in_flight is not None
-            ):  # an archive, not a small manifest: keep it out of cache
+            # An archive (written through the window), not a manifest: out of the cache.
+            if self._in_flight is not None:
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(self._handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             self._handle.close()

@@ -82,10 +82,9 @@ def preferred_ciphers() -> str | None:
     source server without AES instructions.
     """
     try:
-        check_ssh_ciphers(os.environ)  # checked at start-up too; this guards other callers
+        configured = check_ssh_ciphers(os.environ)  # at start-up too; this guards other callers
     except ConfigError as error:
         raise SSHError(str(error)) from None
-    configured = os.environ.get("MACKUPER_SSH_CIPHERS", "").strip()
     if configured:
         return None if configured == "default" else configured
     return AES_GCM_FIRST if _cpu_has_aes() else None

@@ -17,7 +17,6 @@ raises `TarStreamError`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
 BLOCK = 512
@@ -97,9 +96,8 @@ def _pax_records(data: bytes) -> dict[str, str]:
 class TarStreamReader:
     """Members of one tar stream, strictly in order; read each file's bytes before `next`."""
 
-    def __init__(self, fd: int, readinto: Callable[[int, memoryview], int] | None = None) -> None:
+    def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._read_fd = readinto or (lambda descriptor, view: os.readv(descriptor, [view]))
         self._buffer = bytearray(BUFFER)
         self._view = memoryview(self._buffer)
         self._start = 0
@@ -122,7 +120,7 @@ class TarStreamReader:
             self._buffer[:size] = self._buffer[self._start : self._end]
             self._start, self._end = 0, size
         while self._end < count:
-            got = self._read_fd(self.fd, self._view[self._end :])
+            got = os.readv(self.fd, [self._view[self._end :]])
             if not got:
                 return False
             self._end += got
@@ -263,7 +261,7 @@ class TarStreamReader:
                 view[done : done + step] = self._view[self._start : self._start + step]
                 self._start += step
             else:
-                step = self._read_fd(self.fd, view[done:wanted])
+                step = os.readv(self.fd, [view[done:wanted]])
                 if not step:
                     raise TarStreamError("the tar stream ended inside a member")
             done += step
@@ -279,7 +277,7 @@ class TarStreamReader:
         """
         self._start = self._end = 0
         while limit > 0:
-            count = self._read_fd(self.fd, self._view)
+            count = os.readv(self.fd, [self._view])
             if not count:
                 return True
             limit -= count
