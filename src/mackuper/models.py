@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -70,10 +70,53 @@ class RunStatus(enum.StrEnum):
         return self not in {RunStatus.QUEUED, RunStatus.RUNNING}
 
 
+class RunKind(enum.StrEnum):
+    """What a run does; each kind is one module in `mackuper.runs`."""
+
+    BACKUP = "backup"
+    RESTORE = "restore"
+    VERIFY = "verify"
+
+
+class RunTrigger(enum.StrEnum):
+    """Who asked for a run."""
+
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    CLI = "cli"
+    IMPORT = "import"
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StringEnum(TypeDecorator[E]):
+    """A StrEnum stored as its plain string value, so the column stays a VARCHAR."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_type(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_type(value)
+
+
 class ArtifactState(enum.StrEnum):
     PENDING = "pending"
     STORED = "stored"
     DELETED = "deleted"
+    REPLACED = "replaced"
+    """Another run's archive took its place before each run had its own name (0004)."""
+
+
+LIVE_ARTIFACT_STATES = (ArtifactState.PENDING.value, ArtifactState.STORED.value)
+"""An artifact in these states holds its key at its destination."""
 
 
 class User(Base):
@@ -174,11 +217,11 @@ class Run(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     job_name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16), default="backup")
-    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    kind: Mapped[RunKind] = mapped_column(StringEnum(RunKind), default=RunKind.BACKUP)
+    trigger: Mapped[RunTrigger] = mapped_column(StringEnum(RunTrigger), default=RunTrigger.MANUAL)
     scheduled_for: Mapped[datetime | None] = mapped_column(default=None)
     """The schedule tick this run belongs to; unique per job, so a tick runs once."""
-    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED.value)
+    status: Mapped[RunStatus] = mapped_column(StringEnum(RunStatus), default=RunStatus.QUEUED)
     worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -224,6 +267,17 @@ class Artifact(Base):
         Index("ix_artifacts_job_state", "job_id", "state"),
         Index("ix_artifacts_state_size", "state", "size"),
         Index("ix_artifacts_run", "run_id"),
+        # One archive name, one run: two runs of a job that start in the same second
+        # cannot both write (or keep) the same key at one destination, whichever
+        # worker they run on. The pipeline takes the next name when this refuses.
+        Index(
+            "uq_artifacts_live_key",
+            "destination_id",
+            "key",
+            unique=True,
+            sqlite_where=text("state IN ('pending', 'stored')"),
+            postgresql_where=text("state IN ('pending', 'stored')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
