@@ -28,9 +28,9 @@ from sqlalchemy import insert, select
 
 from mackuper.config import load_settings
 from mackuper.models import Artifact, Destination, Job, Run, RunStatus
+from mackuper.runs.retention import refresh_statistics
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import create_app
-from mackuper.worker.retention import refresh_statistics
 
 PASSWORD = "Bench-Password-9"  # noqa: S105 - a throwaway login for the benchmark
 STATUSES = [

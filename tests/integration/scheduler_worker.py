@@ -20,8 +20,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from mackuper.models import Run, RunLog, RunStatus
+from mackuper.runs.outcome import Outcome
 from mackuper.runtime import Runtime, open_runtime
-from mackuper.worker.outcome import Outcome
 from mackuper.worker.service import Worker
 
 TEST_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

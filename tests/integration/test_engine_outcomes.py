@@ -16,9 +16,9 @@ from mackuper.destinations.base import Destination
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.errors import Cancelled
 from mackuper.pipeline.run import BackupPlan, run_backup
+from mackuper.runs.outcome import from_exception, from_result
 from mackuper.sources.base import Entry, Reporter
 from mackuper.sources.local import LocalSource
-from mackuper.worker.outcome import from_exception, from_result
 from tests.integration.engine_support import RecordingHooks, backup, extract
 from tests.servers.s3 import S3Bucket
 from tests.trees import file_hashes, make_small_tree

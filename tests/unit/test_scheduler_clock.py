@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from mackuper import installation
 from mackuper.models import Job, Run, RunStatus
+from mackuper.runs.outcome import Outcome
 from mackuper.runtime import Runtime
-from mackuper.worker.outcome import Outcome
 from mackuper.worker.service import Worker
 
 

@@ -31,10 +31,10 @@ from mackuper.restore.paths import normalize_selection
 from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
 from mackuper.restore.verify import verify_archive
+from mackuper.runs.alerts import RunEdges
+from mackuper.runs.outcome import Outcome, from_exception, is_unexpected
+from mackuper.runs.recorder import RunRecorder
 from mackuper.runtime import Runtime
-from mackuper.worker.alerts import RunEdges
-from mackuper.worker.outcome import Outcome, from_exception, is_unexpected
-from mackuper.worker.recorder import RunRecorder
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from werkzeug.wrappers import Response
 
 from mackuper.models import Job
 from mackuper.notify import settings as alert_settings
+from mackuper.runs import commands
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body
 from mackuper.web.security import login_required
-from mackuper.worker import hooks
 
 blueprint = Blueprint("job_alerts", __name__, url_prefix="/api/jobs")
 
@@ -44,7 +44,7 @@ def validate(job: Job, payload: dict[str, Any]) -> JobAlertForm:
         form.notifications, form.secrets = public, secrets
         form.errors.update(errors)
     if "hooks" in payload:
-        form.hooks, errors = hooks.validate(payload.get("hooks"))
+        form.hooks, errors = commands.validate(payload.get("hooks"))
         form.errors.update(errors)
     return form
 

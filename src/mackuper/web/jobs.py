@@ -16,17 +16,17 @@ from mackuper.core import schedule
 from mackuper.core.naming import ARCHIVE_FORMATS, slugify
 from mackuper.core.retention import FIELDS as RETENTION_FIELDS
 from mackuper.core.retention import Policy, RetentionError
+from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.pipeline.streams import LEVEL_RANGES
+from mackuper.runs.retention import delete_stored_backups
+from mackuper.runs.retention import preview as retention_preview
 from mackuper.sources import registry as sources
 from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body, sentence
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
-from mackuper.worker.retention import delete_stored_backups
-from mackuper.worker.retention import preview as retention_preview
-from mackuper.worker.service import installation_timezone
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("jobs", __name__, url_prefix="/api")

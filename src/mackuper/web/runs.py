@@ -12,11 +12,11 @@ from werkzeug.wrappers import Response
 from mackuper import installation
 from mackuper.db import changed_rows
 from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus, WorkerHeartbeat
+from mackuper.runs import retention
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail, json_body
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
-from mackuper.worker import retention
 
 blueprint = Blueprint("runs", __name__, url_prefix="/api")
 

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from mackuper.core import schedule
+from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
 from mackuper.web.database import get_db
 from mackuper.web.runs import HEARTBEAT_FRESH
 from mackuper.web.security import login_required
-from mackuper.worker.service import installation_timezone
 
 blueprint = Blueprint("ui_api", __name__, url_prefix="/api/ui")
 

@@ -15,11 +15,11 @@ from mackuper.models import Job, Run, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.restore import runs as restore_runs
+from mackuper.runs.alerts import RunEdges
+from mackuper.runs.outcome import Outcome, from_exception, from_result, is_unexpected
+from mackuper.runs.recorder import RunRecorder
 from mackuper.runtime import Runtime
 from mackuper.sources import registry as sources
-from mackuper.worker.alerts import RunEdges
-from mackuper.worker.outcome import Outcome, from_exception, from_result, is_unexpected
-from mackuper.worker.recorder import RunRecorder
 
 logger = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ from mackuper.models import (
     WorkerHeartbeat,
 )
 from mackuper.restore.schedule import enqueue_due_verifications
+from mackuper.runs import retention
+from mackuper.runs.alerts import announce_interrupted
+from mackuper.runs.outcome import Outcome
 from mackuper.runtime import Runtime
-from mackuper.worker import retention
-from mackuper.worker.alerts import announce_interrupted
 from mackuper.worker.execute import execute_run
-from mackuper.worker.outcome import Outcome
 
 logger = logging.getLogger(__name__)
 

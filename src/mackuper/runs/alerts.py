@@ -19,10 +19,10 @@ from mackuper.models import Job, Run, RunStatus
 from mackuper.notify import settings as alert_settings
 from mackuper.notify.dispatch import RunNotifier
 from mackuper.notify.message import RunEvent, event_for_status, run_url
+from mackuper.runs import commands
+from mackuper.runs.outcome import Outcome
+from mackuper.runs.recorder import RunRecorder
 from mackuper.runtime import Runtime
-from mackuper.worker import hooks
-from mackuper.worker.outcome import Outcome
-from mackuper.worker.recorder import RunRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ class RunEdges:
     job_slug: str
     url: str
     notifier: RunNotifier
-    pre: hooks.Hook | None = None
-    post: hooks.Hook | None = None
+    pre: commands.Hook | None = None
+    post: commands.Hook | None = None
     pre_problem: str | None = None
 
     # --- set up ------------------------------------------------------------
@@ -65,8 +65,8 @@ class RunEdges:
             job_slug=job.slug if job else "",
             url=run_url(runtime.settings.public_url, run.id),
             notifier=RunNotifier(runtime, alerts, recorder.log),
-            pre=hooks.load(job.hooks or {}, "pre") if job else None,
-            post=hooks.load(job.hooks or {}, "post") if job else None,
+            pre=commands.load(job.hooks or {}, "pre") if job else None,
+            post=commands.load(job.hooks or {}, "post") if job else None,
         )
 
     def _environment(self, hook: str, extra: dict[str, object] | None = None) -> dict[str, str]:
@@ -79,7 +79,7 @@ class RunEdges:
             "run_url": self.url,
             **(extra or {}),
         }
-        return hooks.hook_environment(values)
+        return commands.hook_environment(values)
 
     # --- before the pipeline ---------------------------------------------
 
@@ -99,7 +99,7 @@ class RunEdges:
         """Run the pre command; raises HookError when it fails and must abort the run."""
         if self.pre is None:
             return
-        result = hooks.run_hook(
+        result = commands.run_hook(
             self.pre,
             self._environment("pre"),
             self.recorder.log,
@@ -109,7 +109,9 @@ class RunEdges:
         if result.ok:
             return
         if self.pre.on_failure == "abort":
-            raise hooks.HookError(f"the pre-backup command {result.problem}; nothing was backed up")
+            raise commands.HookError(
+                f"the pre-backup command {result.problem}; nothing was backed up"
+            )
         self.pre_problem = f"the pre-backup command {result.problem}"
 
     def with_pre_problem(self, outcome: Outcome) -> Outcome:
@@ -148,7 +150,7 @@ class RunEdges:
             "sha256": run.sha256,
             "duration": f"{run.duration_seconds:.1f}" if run.duration_seconds is not None else "",
         }
-        result = hooks.run_hook(
+        result = commands.run_hook(
             self.post,
             self._environment("post", extra),
             self.recorder.log,

@@ -7,13 +7,20 @@ import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper.core.naming import ENCRYPTED_SUFFIX
 from mackuper.models import Artifact, ArtifactState, Run, RunLog
-from mackuper.pipeline.errors import Cancelled, Interrupted
+from mackuper.pipeline.errors import ArchiveNameTaken, Cancelled, Interrupted
 
 LOG_MESSAGE_LIMIT = 4000
+
+
+def _is_live_key_conflict(error: IntegrityError) -> bool:
+    """Whether the unique live-key index refused the insert (SQLite or PostgreSQL words)."""
+    text = str(error.orig)
+    return "uq_artifacts_live_key" in text or "artifacts.destination_id, artifacts.key" in text
 
 
 class RunRecorder:
@@ -69,18 +76,29 @@ class RunRecorder:
         self.check_stop()
 
     def artifact_opened(self, destination_id: int, key: str) -> int:
-        with self.sessions.begin() as session:
-            run = session.get_one(Run, self.run_id)
-            artifact = Artifact(
-                run_id=self.run_id,
-                job_id=run.job_id,
-                destination_id=destination_id,
-                key=key,
-                encrypted=key.endswith(ENCRYPTED_SUFFIX),
-            )
-            session.add(artifact)
-            session.flush()
-            return artifact.id
+        """The new artifact's id; raises ArchiveNameTaken when another run holds `key`.
+
+        The partial unique index `uq_artifacts_live_key` decides, atomically across
+        workers: on PostgreSQL a second insert of the same key waits for the first
+        transaction and then fails.
+        """
+        try:
+            with self.sessions.begin() as session:
+                run = session.get_one(Run, self.run_id)
+                artifact = Artifact(
+                    run_id=self.run_id,
+                    job_id=run.job_id,
+                    destination_id=destination_id,
+                    key=key,
+                    encrypted=key.endswith(ENCRYPTED_SUFFIX),
+                )
+                session.add(artifact)
+                session.flush()
+                return artifact.id
+        except IntegrityError as error:
+            if not _is_live_key_conflict(error):
+                raise
+            raise ArchiveNameTaken(f"{key} belongs to another run") from None
 
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
         with self.sessions.begin() as session:

@@ -1,0 +1,1 @@
+"""Runs: enqueueing, the one lifecycle every run goes through, and its kinds."""
