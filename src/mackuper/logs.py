@@ -87,5 +87,5 @@ def configure_logging(settings: Settings | None, process: str) -> None:
         )
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "paramiko", "apscheduler"):
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "paramiko"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

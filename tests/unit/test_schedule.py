@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mackuper.core.schedule import ScheduleError, due_tick, next_fire_times
+from mackuper.core.schedule import ScheduleError, describe, due_tick, next_fire_times
 
 PARIS = "Europe/Paris"
 GRACE = timedelta(minutes=30)
@@ -50,13 +50,33 @@ def test_daily_time_in_the_repeated_autumn_hour_fires_once() -> None:
     ]
 
 
-def test_hourly_schedule_does_not_repeat_the_autumn_hour() -> None:
+def test_hourly_schedule_runs_every_elapsed_hour_through_the_repeated_autumn_hour() -> None:
+    # `*` in the hour field follows the clock as it reads: 02:30 comes twice, an
+    # hour apart, and an hourly backup never leaves a two-hour gap.
     assert isos("30 * * * *", utc(2026, 10, 24, 23, 0), 4) == [
         "2026-10-25T01:30:00+02:00",
         "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:30:00+01:00",
         "2026-10-25T03:30:00+01:00",
-        "2026-10-25T04:30:00+01:00",
     ]
+
+
+def test_hourly_schedule_adds_no_run_when_the_spring_clock_jumps() -> None:
+    # 01:30 CET and 03:30 CEST are one hour apart: nothing is due at 03:00.
+    assert isos("30 * * * *", utc(2026, 3, 28, 23, 0), 4) == [
+        "2026-03-29T00:30:00+01:00",
+        "2026-03-29T01:30:00+01:00",
+        "2026-03-29T03:30:00+02:00",
+        "2026-03-29T04:30:00+02:00",
+    ]
+
+
+def test_due_tick_runs_the_repeated_autumn_hour_like_the_fire_time_list() -> None:
+    # The worker reaches the second 02:30 from inside the repeated hour; the list
+    # above reaches it from before. Both must agree.
+    anchor = utc(2026, 10, 25, 0, 30)  # 02:30 CEST, already run
+    tick, _ = due_tick("30 * * * *", PARIS, anchor, utc(2026, 10, 25, 1, 30, 1), GRACE)
+    assert tick == utc(2026, 10, 25, 1, 30)  # 02:30 CET
 
 
 def test_fire_times_are_strictly_after_the_given_instant_during_the_repeated_hour() -> None:
@@ -84,6 +104,10 @@ def test_aliases(alias: str, expected: str) -> None:
         ("61 * * * *", "UTC", "invalid cron expression"),
         ("@sometimes", "UTC", "5 fields"),
         ("0 0 31 2 *", "UTC", "never fires"),
+        ("0 0 30,31 2 *", "UTC", "never fires"),
+        ("0 0 32 * *", "UTC", "invalid cron expression: Bad day-of-month"),
+        ("0 0 last * *", "UTC", "invalid cron expression: Bad day-of-month"),
+        ("0 0 * * fri-mon", "UTC", "invalid cron expression: Bad day-of-week"),
         ("0 * * * *", "Mars/Olympus", "unknown time zone"),
     ],
 )
@@ -132,3 +156,46 @@ def test_missed_ticks_older_than_the_grace_window_do_not_run() -> None:
 def test_weekdays_count_from_sunday_like_cron(expression: str, expected: str) -> None:
     # 2026-01-01 is a Thursday.
     assert isos(expression, utc(2026, 1, 1, 10, 5), 1, "UTC") == [expected]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # Either day field matching is enough when both are restricted, as in crontab.
+        ("0 3 13 * 1", ["2026-01-05", "2026-01-12", "2026-01-13", "2026-01-19"]),
+        ("0 3 L * *", ["2026-01-31", "2026-02-28", "2026-03-31", "2026-04-30"]),
+        ("0 3 * * 5L", ["2026-01-30", "2026-02-27", "2026-03-27", "2026-04-24"]),
+        ("0 3 * * 1#2", ["2026-01-12", "2026-02-09", "2026-03-09", "2026-04-13"]),
+    ],
+    ids=["day-or-weekday", "last-day", "last-friday", "second-monday"],
+)
+def test_day_fields_follow_cron(expression: str, expected: list[str]) -> None:
+    times = next_fire_times(expression, "UTC", utc(2026, 1, 1, 10, 5), 4)
+    assert [time.date().isoformat() for time in times] == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "words"),
+    [
+        ("0 2 * * *", "At 02:00 every day"),
+        ("@daily", "At 00:00 every day"),
+        ("30 3 * * 7", "At 03:30 on Sunday"),
+        ("15 22 * * 1-5", "At 22:15 on Monday through Friday"),
+        ("0 3 1 * *", "At 03:00 on the first day of every month"),
+        ("0 3 13 * *", "At 03:00 on the 13th day of every month"),
+        ("0 3 21 * *", "At 03:00 on the 21st day of every month"),
+        ("0 3 22 * *", "At 03:00 on the 22nd day of every month"),
+        ("0 3 23 * *", "At 03:00 on the 23rd day of every month"),
+        ("0 */6 * * *", "At minute 0 past every sixth hour"),
+        ("*/15 * * * *", "Every 15th minute of every hour"),
+        ("0 2,14 * * *", "At 02:00 and 14:00 every day"),
+        ("0 3 * * 5L", "At 03:00 on the last Friday of the month"),
+    ],
+)
+def test_describe_says_the_schedule_in_english(expression: str, words: str) -> None:
+    assert describe(expression) == words
+
+
+@pytest.mark.parametrize("expression", ["61 * * * *", "* * *", "@sometimes"])
+def test_describe_gives_back_an_invalid_expression_unchanged(expression: str) -> None:
+    assert describe(expression) == expression

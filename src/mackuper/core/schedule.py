@@ -1,28 +1,32 @@
-"""Cron schedules: validation, next fire times, and which tick is due now.
+"""Cron schedules: validation, next fire times, which tick is due now, and words.
 
 Pure functions, so the worker and the tests share one notion of time (tests pass
 their own `now`).
 
-Cron fields are matched against the job's wall clock, and each matching wall-clock
-time becomes one instant:
+cronsim (the cron evaluator healthchecks uses) reads the expression in the job's
+time zone and follows Debian cron at clock changes:
 
-- a time that does not exist (the hour skipped when clocks go forward) fires once,
-  at the first valid instant after it (the moment the clock jumps);
-- a time that exists twice (the hour repeated when clocks go back) fires once, at
-  its first occurrence.
+- a job at a fixed hour and minute ("30 2 * * *") runs on the wall clock: a time
+  the spring jump skips fires once, when the clock jumps (03:00); a time the
+  autumn change repeats fires once, at its first occurrence;
+- a job with `*` in its minute or hour field ("30 * * * *", "0 */6 * * *") is
+  matched against the clock as it reads at each moment: an hourly backup also runs
+  in the repeated autumn hour (no two-hour gap), and none is added when the clock
+  jumps in spring (01:30 CET and 03:30 CEST are an hour apart).
 
-APScheduler's CronTrigger only matches the fields: it is given wall-clock times
-labelled UTC, where no clock ever jumps. (Used with a real zone it fired the
-non-existent 02:30 and, on the repeated hour, returned the same time forever.)
+When both day fields are restricted ("0 3 1 * 1") a day matching either runs, as
+in every crontab; `L`, `LW`, `5L` and `1#2` (last day, last weekday, last Friday,
+second Monday) are understood too.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
+from cronsim import CronSim, CronSimError
 
 ALIASES = {
     "@hourly": "0 * * * *",
@@ -34,8 +38,7 @@ ALIASES = {
     "@annually": "0 0 1 1 *",
 }
 
-_SEARCH_LIMIT = 100_000
-"""Wall-clock matches examined per fire time at most (a guard, never reached)."""
+_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class ScheduleError(ValueError):
@@ -50,31 +53,35 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"unknown time zone {name!r}") from None
 
 
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+def _expand(expression: str) -> str:
+    """The 5 cron fields of `expression` (aliases expanded); ScheduleError otherwise."""
+    text = ALIASES.get(expression.strip().lower(), expression.strip())
+    fields = text.split()
+    if len(fields) != 5:
+        raise ScheduleError(
+            "a cron expression has 5 fields (minute hour day month weekday)"
+            f" or is one of {', '.join(sorted(ALIASES))}; got {len(fields)} fields"
+        )
+    return " ".join(fields)
 
 
-def _weekday_names(field: str) -> str:
-    """Cron's numeric weekdays (0 or 7 = Sunday) as names: APScheduler 3 counts from Monday."""
-    if field == "*" or not any(character.isdigit() for character in field):
-        return field
-    days: set[int] = set()
-    for token in field.split(","):
-        span, _, step_text = token.partition("/")
+def _check(fields: str) -> None:
+    """ScheduleError unless cronsim accepts `fields` and they fire at least once."""
+    try:
+        first = next(CronSim(fields, _CHECK_FROM), None)
+    except CronSimError as error:
+        minute, hour, day, _, weekday = fields.split()
+        # cronsim says "Bad day-of-month" both for day 32 and for 31 February.
         try:
-            step = int(step_text) if step_text else 1
-            if span == "*":
-                low, high = 0, 6
-            elif "-" in span:
-                first, last = span.split("-", 1)
-                low, high = int(first), int(last)
-            else:
-                low = high = int(span)
-        except ValueError:
-            raise ScheduleError(f"invalid weekday {token!r}; use 0-7 or sun-sat") from None
-        if not (0 <= low <= high <= 7 and step >= 1):
-            raise ScheduleError(f"invalid weekday {token!r}; use 0-7 or sun-sat")
-        days.update(range(low, high + 1, step))
-    return ",".join(dict.fromkeys(_WEEKDAYS[day] for day in sorted(days)))
+            CronSim(f"{minute} {hour} {day} * {weekday}", _CHECK_FROM)
+            days_exist = str(error) == "Bad day-of-month"
+        except CronSimError:
+            days_exist = False
+        if days_exist:
+            raise ScheduleError("this cron expression never fires") from None
+        raise ScheduleError(f"invalid cron expression: {error}") from None
+    if first is None:
+        raise ScheduleError("this cron expression never fires")
 
 
 class Schedule:
@@ -82,69 +89,20 @@ class Schedule:
 
     def __init__(self, expression: str, timezone: str) -> None:
         self.expression = expression
-        self.zone: tzinfo = zone(timezone)
-        text = ALIASES.get(expression.strip().lower(), expression.strip())
-        fields = text.split()
-        if len(fields) != 5:
-            raise ScheduleError(
-                "a cron expression has 5 fields (minute hour day month weekday)"
-                f" or is one of {', '.join(sorted(ALIASES))}; got {len(fields)} fields"
-            )
-        minute, hour, day, month, weekday = fields
-        try:
-            self._wall = CronTrigger(
-                minute=minute,
-                hour=hour,
-                day=day,
-                month=month,
-                day_of_week=_weekday_names(weekday),
-                timezone=UTC,
-            )
-        except ValueError as error:
-            raise ScheduleError(f"invalid cron expression: {error}") from None
-        # A valid expression may still never match (31 February).
-        if self._wall.get_next_fire_time(None, datetime(2000, 1, 1, tzinfo=UTC)) is None:
-            raise ScheduleError("this cron expression never fires")
-
-    def _wall_clock(self, instant: datetime) -> datetime:
-        return instant.astimezone(self.zone).replace(tzinfo=None)
-
-    def _instant(self, wall: datetime) -> datetime:
-        """The instant a matching wall-clock time fires (first occurrence, or gap end)."""
-        candidate = wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
-        if self._wall_clock(candidate) == wall:
-            return candidate
-        # Skipped by a forward jump: fire when the clock jumps past it.
-        low = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
-        high = candidate
-        while high - low > timedelta(seconds=1):
-            middle = low + (high - low) / 2
-            if self._wall_clock(middle) > wall:
-                high = middle
-            else:
-                low = middle
-        return high.replace(microsecond=0) if high.microsecond else high
+        self.zone = zone(timezone)
+        self.fields = _expand(expression)
+        _check(self.fields)
 
     def next_after(self, after: datetime) -> datetime | None:
-        """The first fire instant strictly after `after` (aware), or None if none is left."""
-        offsets = [
-            offset
-            for moment in (after - timedelta(days=1), after, after + timedelta(days=1))
-            if (offset := moment.astimezone(self.zone).utcoffset()) is not None
-        ]
-        # No wall-clock time before this one can fire after `after`.
-        start = after.astimezone(UTC).replace(tzinfo=None) + min(offsets)
-        cursor = start.replace(tzinfo=UTC)
-        previous: datetime | None = None
-        for _ in range(_SEARCH_LIMIT):
-            match = self._wall.get_next_fire_time(previous, cursor)
-            if match is None:
-                return None
-            instant = self._instant(match.replace(tzinfo=None))
-            if instant > after:
-                return instant
-            previous = match
-            cursor = match + timedelta(seconds=1)
+        """The first fire instant strictly after `after`, in UTC; None if none is left."""
+        start = after.astimezone(UTC)
+        # Compared in UTC: two times in one zone compare by wall clock, so both passes
+        # of a repeated hour would look equal. On the wall clock cronsim reads a
+        # repeated hour as its first pass, so from the second pass it may answer a
+        # time that has already passed.
+        for fire in CronSim(self.fields, start.astimezone(self.zone)):
+            if fire.astimezone(UTC) > start:
+                return fire.astimezone(UTC)
         return None
 
 
@@ -187,3 +145,21 @@ def due_tick(
     if latest is None:
         return None, anchor
     return latest.astimezone(UTC), latest.astimezone(UTC)
+
+
+# cronsim spells numbers above nine "21th", "22th", "23th".
+_WRONG_ORDINAL = re.compile(r"\b(\d*[02-9])?([123])th\b")
+
+
+def _ordinal(match: re.Match[str]) -> str:
+    suffix = {"1": "st", "2": "nd", "3": "rd"}[match[2]]
+    return f"{match[1] or ''}{match[2]}{suffix}"
+
+
+def describe(expression: str) -> str:
+    """The expression in English ("At 02:00 every day"); the expression itself if invalid."""
+    try:
+        words = CronSim(_expand(expression), _CHECK_FROM).explain()
+    except (ScheduleError, CronSimError):
+        return expression
+    return _WRONG_ORDINAL.sub(_ordinal, words)
