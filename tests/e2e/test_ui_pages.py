@@ -102,6 +102,14 @@ def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any) -> No
     assert found == {}, json.dumps(found, indent=1)
 
 
+def test_jobs_list_says_the_schedule_in_words(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/jobs")
+    row = page.get_by_role("row").filter(has_text="Documents")
+    expect(row).to_contain_text("At 01:30 every day")
+    watch.assert_clean()
+
+
 def test_invalid_cron_is_explained_next_to_the_schedule_field(seeded: Seeded, ui: Any) -> None:
     page, watch = log_in(ui, seeded)
     open_settled(page, "/jobs")

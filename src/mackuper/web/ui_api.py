@@ -22,41 +22,6 @@ blueprint = Blueprint("ui_api", __name__, url_prefix="/api/ui")
 
 CHART_DAYS = 30
 GOOD = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
-WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-
-
-def _ordinal(day: int) -> str:
-    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"{day}{suffix}"
-
-
-def describe_cron(expression: str) -> str:
-    """Common cron shapes in words ("every day at 02:00"); the expression itself otherwise."""
-    text = schedule.ALIASES.get(expression.strip().lower(), expression.strip())
-    fields = text.split()
-    if len(fields) != 5:
-        return expression
-    minute, hour, day, month, weekday = fields
-    if not minute.isdigit():
-        if minute.startswith("*/") and minute[2:].isdigit() and fields[1:] == ["*"] * 4:
-            return f"every {minute[2:]} minutes"
-        return f"cron {text}"
-    if hour == "*" and [day, month, weekday] == ["*"] * 3:
-        return f"every hour at minute {int(minute)}"
-    if hour.startswith("*/") and hour[2:].isdigit() and [day, month, weekday] == ["*"] * 3:
-        return f"every {hour[2:]} hours at minute {int(minute)}"
-    if not hour.isdigit():
-        return f"cron {text}"
-    at = f"{int(hour):02d}:{int(minute):02d}"
-    if [day, month, weekday] == ["*"] * 3:
-        return f"every day at {at}"
-    if day == "*" and month == "*" and weekday.isdigit() and int(weekday) <= 7:
-        return f"every {WEEKDAYS[int(weekday) % 7]} at {at}"
-    if day == "*" and month == "*" and weekday in ("1-5", "mon-fri"):
-        return f"every weekday at {at}"
-    if day.isdigit() and month == "*" and weekday == "*":
-        return f"on the {_ordinal(int(day))} of every month at {at}"
-    return f"cron {text}"
 
 
 @blueprint.get("/status")
@@ -85,7 +50,7 @@ def jobs_overview() -> Response:
         next_run = None
         words = "manual only"
         if job.schedule:
-            words = f"{describe_cron(job.schedule)}, {zone}"
+            words = f"{schedule.describe(job.schedule)}, {zone}"
             if job.enabled:
                 try:
                     times = schedule.next_fire_times(job.schedule, zone, now, 1)
