@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from typing import Any
 import requests
 
 from tests.servers.ports import free_port
+from tests.servers.process import ManagedProcess, descendant_pids
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "Correct-Horse-9"
@@ -29,6 +28,9 @@ FINAL_STATUSES = {"success", "warning", "failed", "cancelled", "interrupted", "s
 
 
 class MackuperProcess:
+    """`mackuper serve`, `web` or `worker` on a free loopback port with its own data
+    directory; started, stopped and logged by the test servers' `ManagedProcess`."""
+
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
@@ -41,50 +43,52 @@ class MackuperProcess:
             "WEB_CONCURRENCY": "1",
             **(extra_env or {}),
         }
-        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "process.log"
+        self.server: ManagedProcess | None = None
+        self.returncode: int | None = None
 
     def start(self, command: str = "serve", wait: bool = True) -> MackuperProcess:
+        """Start `mackuper <command>`; unless `wait` is false or it is a worker, wait for
+        /health to answer."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "mackuper", command],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        # The stop signal goes to the leader only, as tini gives it to `mackuper serve`
+        # in the container: serve must stop its web and worker children itself.
+        self.server = ManagedProcess(
+            f"mackuper {command}",
+            [sys.executable, "-m", "mackuper", command],
+            self.log_path,
+            env=self.env,
+            stop_leader_only=True,
+        )
+        self.server.start()
         if wait and command != "worker":
             self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"mackuper exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"mackuper did not answer in {timeout} s:\n{self.log()}")
+        """Wait until /health answers 200; ServerStartError (with the log) otherwise."""
+        assert self.server is not None, "start() first"
+        self.server.wait_ready(self._healthy, timeout=timeout)
+
+    def _healthy(self) -> bool:
+        try:
+            return requests.get(self.url + "/health", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def is_running(self) -> bool:
+        """True while the leader process has been started and has not exited."""
+        return self.server is not None and self.server.is_running()
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path.exists() else ""
-
-    def children(self) -> list[int]:
-        """PIDs of the processes in this process group (serve's web and worker)."""
-        if self.process is None:
-            return []
-        output = subprocess.run(
-            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
-        ).stdout
-        return [int(pid) for pid in output.split()]
+        """Its output so far (the middle cut out when long)."""
+        return self.server.log_text() if self.server is not None else ""
 
     def worker_pid(self) -> int:
-        for pid in self.children():
+        """The pid of `serve`'s worker child; RuntimeError if there is none."""
+        if self.server is None or self.server.pid is None:
+            raise RuntimeError("mackuper is not running")
+        for pid in descendant_pids(self.server.pid):
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except FileNotFoundError:
@@ -93,30 +97,37 @@ class MackuperProcess:
                 return pid
         raise RuntimeError("no worker process found")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            raise
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM the leader, SIGKILL the group after `timeout` s.
+
+        Returns (and keeps in `returncode`) the leader's exit code, negative when it
+        was killed by a signal; None if it never started.
+        """
+        if self.server is not None and self.server.popen is not None:
+            self.returncode = self.server.stop(timeout=timeout)
+        return self.returncode
 
     def kill_all(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        """SIGKILL every process of its group now (a no-op once stopped)."""
+        if self.server is not None:
+            self.server.kill()
 
 
 @contextmanager
 def running_mackuper(
-    data_dir: Path, extra_env: dict[str, str] | None = None, command: str = "serve"
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    command: str = "serve",
+    ready_timeout: float = 120,
 ) -> Iterator[MackuperProcess]:
+    """`mackuper <command>` until the block ends, its process group stopped for sure
+    (also when it never became ready); patient with a loaded machine."""
     process = MackuperProcess(data_dir, extra_env)
     try:
-        yield process.start(command)
+        process.start(command, wait=False)
+        if command != "worker":
+            process.wait_ready(timeout=ready_timeout)
+        yield process
     finally:
         try:
             process.stop()

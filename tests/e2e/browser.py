@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
-
-from tests.harness import MackuperProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -149,19 +146,3 @@ def run_axe(page: Page) -> list[dict[str, Any]]:
         for violation in result["violations"]
         if violation["impact"] in ("serious", "critical")
     ]
-
-
-@contextmanager
-def mackuper_server(data_dir: Path, ready_timeout: float = 120) -> Iterator[MackuperProcess]:
-    """`mackuper serve` like harness.running_mackuper, but patient with a loaded machine
-    and sure to stop the process group even when it never became ready."""
-    process = MackuperProcess(data_dir)
-    try:
-        process.start(wait=False)
-        process.wait_ready(timeout=ready_timeout)
-        yield process
-    finally:
-        try:
-            process.stop()
-        finally:
-            process.kill_all()

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.browser import PageWatch
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, MackuperProcess
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
 from tests.trees import file_hashes, make_small_tree
 
 pytestmark = pytest.mark.e2e
@@ -21,25 +19,11 @@ pytestmark = pytest.mark.e2e
 JOB_NAME = "Fotos de Élodie – 2026"
 
 
-@contextmanager
-def patient_mackuper(data_dir: Path) -> Iterator[MackuperProcess]:
-    """`mackuper serve`, waiting longer than the harness for a loaded machine."""
-    process = MackuperProcess(data_dir).start(wait=False)
-    try:
-        process.wait_ready(timeout=120)
-        yield process
-    finally:
-        try:
-            process.stop()
-        finally:
-            process.kill_all()
-
-
 def test_browser_downloads_backup_with_utf8_name_and_one_file_out_of_it(
     tmp_path: Path, ui: Any
 ) -> None:
     source = make_small_tree(tmp_path / "source")
-    with patient_mackuper(tmp_path / "data") as mackuper:
+    with running_mackuper(tmp_path / "data") as mackuper:
         client = BrowserClient(mackuper.url)
         destination = client.complete_setup(
             {"name": "Disk", "kind": "local", "path": str(tmp_path / "storage")}

@@ -74,8 +74,7 @@ def test_two_web_and_two_worker_processes_on_postgresql_run_each_backup_exactly_
 
         def both_workers_beating() -> bool:
             for process in (worker_1, worker_2):
-                assert process.process is not None
-                assert process.process.poll() is None, process.log()
+                assert process.is_running(), process.log()
             with Session(engine) as session:
                 return session.scalar(select(func.count()).select_from(WorkerHeartbeat)) == 2
 

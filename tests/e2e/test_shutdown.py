@@ -8,7 +8,6 @@ upload is really in flight when the signal arrives.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,18 +70,11 @@ def wait_for_multipart_upload(server: S3Server, bucket: str, timeout: float = 60
     raise TimeoutError("the backup never started its multipart upload")
 
 
-def timed_stop(process: MackuperProcess, pid: int | None = None) -> float:
-    """SIGTERM `pid` (default: the process itself); seconds until that process exited."""
-    assert process.process is not None
+def timed_stop(process: MackuperProcess) -> float:
+    """SIGTERM the process (the leader only, as tini does); seconds until it exited."""
+    assert process.is_running()
     started = time.monotonic()
-    if pid is None:
-        process.stop(signal.SIGTERM, timeout=STOP_BUDGET + 5)
-    else:
-        os.kill(pid, signal.SIGTERM)
-        while Path(f"/proc/{pid}").exists() and time.monotonic() - started < STOP_BUDGET + 5:
-            if process.process.poll() is not None:
-                break
-            time.sleep(0.05)
+    process.stop(timeout=STOP_BUDGET + 5)
     return time.monotonic() - started
 
 
@@ -127,7 +119,7 @@ def test_sigterm_to_serve_during_an_upload_interrupts_the_run_and_exits_within_1
 
     print(f"\nmackuper serve stopped {elapsed:.1f} s after SIGTERM")
     assert elapsed < STOP_BUDGET, f"serve took {elapsed:.1f} s to stop:\n{mackuper.log()}"
-    assert mackuper.process is not None and mackuper.process.returncode == 0
+    assert mackuper.returncode == 0
     row = run_row(data_dir, run_id)
     assert row["status"] == "interrupted", row
     assert "nothing was published" in (row["error"] or "")
@@ -156,7 +148,7 @@ def test_sigterm_to_a_lone_worker_interrupts_its_run_while_the_web_keeps_serving
 
     print(f"\nmackuper worker stopped {elapsed:.1f} s after SIGTERM")
     assert elapsed < STOP_BUDGET, f"the worker took {elapsed:.1f} s to stop:\n{worker.log()}"
-    assert worker.process is not None and worker.process.returncode == 0
+    assert worker.returncode == 0
     assert run["status"] == "interrupted", run
     assert run["error"] == "the worker stopped; nothing was published"
     assert health == 200

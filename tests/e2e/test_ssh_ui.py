@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import mackuper_server
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
 from tests.servers.sshd import SSHServer
 from tests.trees import file_hashes
 
@@ -22,7 +21,7 @@ def test_ssh_job_made_in_the_browser_trusts_the_shown_key_and_backs_up(
 ) -> None:
     user = sshd.users["password"]
     tree = sshd.make_remote_tree(user.username, {"notes/a.txt": "alpha\n", "b.bin": b"\x07" * 9000})
-    with mackuper_server(tmp_path / "data") as mackuper:
+    with running_mackuper(tmp_path / "data") as mackuper:
         client = BrowserClient(mackuper.url)
         client.complete_setup({"name": "Disk", "kind": "local", "path": str(tmp_path / "store")})
         page, watch = ui(mackuper.url)

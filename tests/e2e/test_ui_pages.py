@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.browser import PageWatch, mackuper_server, run_axe
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient
+from tests.e2e.browser import PageWatch, run_axe
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
 from tests.servers.ports import free_port
 from tests.trees import make_small_tree
 
@@ -32,7 +32,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, chromium: Browser) -> Itera
     """A set-up instance with a local destination, a job and one successful run."""
     root = tmp_path_factory.mktemp("ui-pages")
     source = make_small_tree(root / "source")
-    with mackuper_server(root / "data") as mackuper:
+    with running_mackuper(root / "data") as mackuper:
         client = BrowserClient(mackuper.url)
         destination = client.complete_setup(
             {"name": "Local disk", "kind": "local", "path": str(root / "backups")}

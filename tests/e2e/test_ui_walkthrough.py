@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import PageWatch, mackuper_server, run_axe
+from tests.e2e.browser import PageWatch, run_axe
 from tests.e2e.slowlink import slow_link
-from tests.harness import ADMIN_PASSWORD
+from tests.harness import ADMIN_PASSWORD, running_mackuper
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,7 @@ def test_new_user_sets_up_backs_up_watches_progress_and_manages_the_job(
     source = photo_tree(tmp_path / "source")
     with (
         slow_link(moto_s3.endpoint_url, UPLINK_BYTES_PER_SECOND) as endpoint,
-        mackuper_server(tmp_path / "data") as mackuper,
+        running_mackuper(tmp_path / "data") as mackuper,
     ):
         page, watch = ui(mackuper.url)
 

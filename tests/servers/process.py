@@ -34,6 +34,7 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        stop_leader_only: bool = False,
     ) -> None:
         self.name = name
         self.argv = [str(arg) for arg in argv]
@@ -41,6 +42,9 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.stop_signal = stop_signal
+        # Like tini in a container: the leader alone hears the stop signal and must
+        # stop its own children; whatever is left is killed once it has exited.
+        self.stop_leader_only = stop_leader_only
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,13 +88,20 @@ class ManagedProcess:
         head = limit // 3
         return f"{text[:head]}\n[...]\n{text[-(limit - head) :]}"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Signal the process group with ``stop_signal``; kill it after ``timeout`` seconds."""
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Signal the process group with ``stop_signal``; kill it after ``timeout`` seconds.
+
+        Returns the leader's exit code (negative: killed by that signal), or None if
+        it was never started.
+        """
         popen = self.popen
         if popen is None:
-            return
+            return None
         if popen.poll() is None:
-            _signal_group(popen.pid, self.stop_signal)
+            if self.stop_leader_only:
+                popen.send_signal(self.stop_signal)
+            else:
+                _signal_group(popen.pid, self.stop_signal)
             try:
                 popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -98,6 +109,16 @@ class ManagedProcess:
                 popen.wait(timeout=timeout)
         # Helpers left in the group after the leader exited.
         _signal_group(popen.pid, signal.SIGKILL)
+        self.popen = None
+        return popen.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group now and reap the leader."""
+        popen = self.popen
+        if popen is None:
+            return
+        _signal_group(popen.pid, signal.SIGKILL)
+        popen.wait()
         self.popen = None
 
     def wait_ready(
