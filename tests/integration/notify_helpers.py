@@ -17,8 +17,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from mackuper.models import Destination, Job, NotificationChannel, Run, RunLog, RunStatus
+from mackuper.runs.lifecycle import execute_run
 from mackuper.runtime import Runtime
-from mackuper.worker.execute import execute_run
 from tests.servers.ports import LOOPBACK, free_port
 from tests.trees import file_hashes
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import update
 
 from mackuper.models import Run, RunStatus
+from mackuper.runs.lifecycle import execute_run
 from mackuper.runtime import Runtime
-from mackuper.worker.execute import execute_run
 from tests.conftest import ApiClient
 
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import MetaData, select
 
 from mackuper.pipeline.encrypt import open_decrypting_reader
+from mackuper.runs.lifecycle import execute_run
 from mackuper.runtime import Runtime
-from mackuper.worker.execute import execute_run
 from tests.conftest import ApiClient
 from tests.trees import file_hashes, make_small_tree
 

@@ -11,9 +11,9 @@ import pytest
 from mackuper import installation
 from mackuper.core import schedule
 from mackuper.models import Job
-from mackuper.restore.schedule import enqueue_due_verifications
+from mackuper.runs import enqueue
+from mackuper.runs.enqueue import enqueue_due_verifications
 from mackuper.runtime import Runtime
-from mackuper.worker.service import Worker
 from tests.conftest import ApiClient
 from tests.integration.restore_support import (
     backed_up,
@@ -61,13 +61,10 @@ def test_queued_verify_does_not_make_the_jobs_scheduled_backup_skip(
     destination = local_destination(api, tmp_path / "storage")
     backup = backed_up(api, runtime, source, destination["id"], "tar")
     ok(api, "POST", "/api/verify", {"artifact_id": backup["id"]})
-    worker = Worker(runtime)
-    try:
-        with runtime.sessions() as session:
-            job = session.get_one(Job, backup["job_id"])
-            worker.enqueue_tick(session, job, datetime.now(UTC).replace(microsecond=0))
-    finally:
-        worker.pool.shutdown()
+    with runtime.sessions() as session:
+        job = session.get_one(Job, backup["job_id"])
+        now = datetime.now(UTC).replace(microsecond=0)
+        enqueue.enqueue_tick(session, job, now, now)
     runs = ok(api, "GET", f"/api/runs?job_id={backup['job_id']}&status=queued")["runs"]
     assert sorted((run["kind"], run["trigger"]) for run in runs) == [
         ("backup", "schedule"),

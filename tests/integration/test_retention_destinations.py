@@ -64,7 +64,7 @@ def test_retention_deletes_old_backups_at_s3_and_local_and_keeps_the_newest(
             session.add(run)
             session.flush()
             run_ids.append(run.id)
-        outcome = worker.run_and_retain(run.id)
+        outcome = worker.run(run.id)
         assert outcome.status is RunStatus.SUCCESS, outcome.error
     worker.pool.shutdown()
 

@@ -168,7 +168,7 @@ def test_env_example_documents_every_variable_mackuper_reads() -> None:
     text = (ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
     read = set()
-    for name in ("config.py", "cli.py", "gunicorn_conf.py", "installation.py"):
+    for name in ("config.py", "cli/__init__.py", "gunicorn_conf.py", "installation.py"):
         source = (ROOT / "src" / "mackuper" / name).read_text()
         read |= set(re.findall(r'(?:env|environ)\b[^"\n]{0,12}"([A-Z][A-Z0-9_]+)"', source))
 

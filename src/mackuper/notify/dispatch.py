@@ -143,16 +143,20 @@ def ping_kind_for(event: str) -> str | None:
 class RunNotifier:
     """Tells the world a run started and how it ended; logs failures to the run log."""
 
-    def __init__(self, runtime: Runtime, alerts: JobAlerts | None, log: Log) -> None:
+    def __init__(
+        self, runtime: Runtime, alerts: JobAlerts | None, log: Log, pings: bool = True
+    ) -> None:
         self.runtime = runtime
         self.alerts = alerts
         self.log = log
+        self.pings = pings
+        """False for runs a dead-man ping must not count (only backups keep a job alive)."""
         self._start: threading.Thread | None = None
 
     def started(self, event: RunEvent) -> None:
-        """Send the start alert and ping in the background; the backup goes on at once."""
+        """Send the start alert and ping in the background; the run goes on at once."""
         self._start = threading.Thread(
-            target=self._send, args=(event, ping_kind_for("start")), daemon=True, name="notify"
+            target=self._send, args=(event, self._ping_kind("start")), daemon=True, name="notify"
         )
         self._start.start()
 
@@ -160,7 +164,10 @@ class RunNotifier:
         """Send the outcome (after the start ping, so a checker never sees them swapped)."""
         if self._start is not None:
             self._start.join(DEADLINE)
-        self._send(event, ping_kind_for(event.event))
+        self._send(event, self._ping_kind(event.event))
+
+    def _ping_kind(self, event: str) -> str | None:
+        return ping_kind_for(event) if self.pings else None
 
     def _send(self, event: RunEvent, ping_kind: str | None) -> None:
         try:

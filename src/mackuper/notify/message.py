@@ -34,6 +34,8 @@ class RunEvent:
     files: int | None = None
     error: str | None = None
     could_not_start: bool = False
+    action: str = "Backup"
+    """What kind of run it is, as the title says it: Backup, Restore, Verification."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,14 @@ def human_duration(seconds: float) -> str:
 
 def _headline(event: RunEvent) -> tuple[str, str]:
     if event.event == "start":
-        return f"Backup {event.job_name!r} started", "info"
+        return f"{event.action} {event.job_name!r} started", "info"
     if event.event == "success":
-        return f"Backup {event.job_name!r} succeeded", "success"
+        return f"{event.action} {event.job_name!r} succeeded", "success"
     if event.event == "warning":
-        return f"Backup {event.job_name!r} finished with warnings", "warning"
+        return f"{event.action} {event.job_name!r} finished with warnings", "warning"
     if event.could_not_start:
-        return f"Backup {event.job_name!r} could not start", "failure"
-    return f"Backup {event.job_name!r} failed", "failure"
+        return f"{event.action} {event.job_name!r} could not start", "failure"
+    return f"{event.action} {event.job_name!r} failed", "failure"
 
 
 def build_message(event: RunEvent) -> Message:

@@ -1,7 +1,7 @@
 """The run's edges: start alert, pre command, post command, outcome alerts.
 
-`execute.py` calls these around the pipeline. None of them raises except
-`run_pre_hook` (HookError when the pre command fails and its policy is abort);
+The lifecycle calls these around every kind's work. None of them raises except
+`run_pre_command` (HookError when the pre command fails and its policy is abort);
 alerts are bounded in time and their failures only reach the run log.
 """
 
@@ -11,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import update
@@ -22,6 +23,7 @@ from mackuper.notify.message import RunEvent, event_for_status, run_url
 from mackuper.runs import commands
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.recorder import RunRecorder
+from mackuper.runs.task import Task
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ class RunEdges:
     runtime: Runtime
     recorder: RunRecorder
     run_id: int
+    kind: str
+    title: str
+    abandoned: str
     job_id: int | None
     job_name: str
     job_slug: str
@@ -46,8 +51,10 @@ class RunEdges:
     # --- set up ------------------------------------------------------------
 
     @classmethod
-    def load(cls, runtime: Runtime, recorder: RunRecorder, run: Run, job: Job | None) -> RunEdges:
-        """Read the job's alert and hook settings; a bad stored secret only loses alerts."""
+    def load(
+        cls, runtime: Runtime, recorder: RunRecorder, run: Run, job: Job | None, task: Task[Any]
+    ) -> RunEdges:
+        """Read the job's alert and command settings; a bad stored secret only loses alerts."""
         alerts = None
         if job is not None:
             try:
@@ -60,11 +67,14 @@ class RunEdges:
             runtime=runtime,
             recorder=recorder,
             run_id=run.id,
+            kind=task.kind.value,
+            title=task.title,
+            abandoned=task.abandoned,
             job_id=run.job_id,
             job_name=run.job_name,
             job_slug=job.slug if job else "",
             url=run_url(runtime.settings.public_url, run.id),
-            notifier=RunNotifier(runtime, alerts, recorder.log),
+            notifier=RunNotifier(runtime, alerts, recorder.log, pings=task.pings),
             pre=commands.load(job.hooks or {}, "pre") if job else None,
             post=commands.load(job.hooks or {}, "post") if job else None,
         )
@@ -72,6 +82,7 @@ class RunEdges:
     def _environment(self, hook: str, extra: dict[str, object] | None = None) -> dict[str, str]:
         values: dict[str, object] = {
             "hook": hook,
+            "kind": self.kind,
             "job_id": self.job_id,
             "job_name": self.job_name,
             "job_slug": self.job_slug,
@@ -87,6 +98,7 @@ class RunEdges:
         self.notifier.started(
             RunEvent(
                 event="start",
+                action=self.title,
                 job_name=self.job_name,
                 run_id=self.run_id,
                 status=RunStatus.RUNNING.value,
@@ -95,7 +107,7 @@ class RunEdges:
             )
         )
 
-    def run_pre_hook(self, stopping: threading.Event) -> None:
+    def run_pre_command(self, stopping: threading.Event) -> None:
         """Run the pre command; raises HookError when it fails and must abort the run."""
         if self.pre is None:
             return
@@ -105,14 +117,15 @@ class RunEdges:
             self.recorder.log,
             cwd=str(self.runtime.settings.temp_dir),
             stopping=stopping,
+            action=self.kind,
         )
         if result.ok:
             return
         if self.pre.on_failure == "abort":
             raise commands.HookError(
-                f"the pre-backup command {result.problem}; nothing was backed up"
+                f"the pre-{self.kind} command {result.problem}; {self.abandoned}"
             )
-        self.pre_problem = f"the pre-backup command {result.problem}"
+        self.pre_problem = f"the pre-{self.kind} command {result.problem}"
 
     def with_pre_problem(self, outcome: Outcome) -> Outcome:
         """A success becomes a warning when a pre command with policy warn failed."""
@@ -126,9 +139,9 @@ class RunEdges:
     def finish(self, outcome: Outcome, stopping: threading.Event) -> Outcome:
         """Post command, then the outcome alerts and pings; returns the final outcome."""
         try:
-            outcome = self._run_post_hook(outcome, stopping)
+            outcome = self._run_post_command(outcome, stopping)
             self.announce_end(outcome)
-        except Exception:  # noqa: BLE001 - the backup is stored; its edges must not undo that
+        except Exception:  # noqa: BLE001 - the outcome is stored; its edges must not undo that
             logger.exception("run %s: post command or alerts failed", self.run_id)
             self.recorder.log("warning", "post command or alerts failed; see the server log")
         return outcome
@@ -137,7 +150,7 @@ class RunEdges:
         with self.runtime.sessions() as session:
             return session.get_one(Run, self.run_id)
 
-    def _run_post_hook(self, outcome: Outcome, stopping: threading.Event) -> Outcome:
+    def _run_post_command(self, outcome: Outcome, stopping: threading.Event) -> Outcome:
         if self.post is None:
             return outcome
         run = self._run_row()
@@ -156,10 +169,11 @@ class RunEdges:
             self.recorder.log,
             cwd=str(self.runtime.settings.temp_dir),
             stopping=stopping,
+            action=self.kind,
         )
         if result.ok:
             return outcome
-        problem = f"the post-backup command {result.problem}"
+        problem = f"the post-{self.kind} command {result.problem}"
         if self.post.on_failure == "abort":
             changed = Outcome(RunStatus.FAILED, "; ".join(filter(None, [outcome.error, problem])))
         elif outcome.status is RunStatus.SUCCESS:
@@ -183,6 +197,7 @@ class RunEdges:
         self.notifier.finished(
             RunEvent(
                 event=event,
+                action=self.title,
                 job_name=self.job_name,
                 run_id=self.run_id,
                 status=outcome.status.value,
@@ -195,23 +210,3 @@ class RunEdges:
                 could_not_start=outcome.status is RunStatus.FAILED and not began,
             )
         )
-
-
-def announce_interrupted(runtime: Runtime, run_id: int) -> None:
-    """Alert, in the background, that a dead worker's run was marked interrupted."""
-
-    def send() -> None:
-        recorder = RunRecorder(runtime.sessions, run_id, threading.Event())
-        try:
-            with runtime.sessions() as session:
-                run = session.get_one(Run, run_id)
-                if run.kind != "backup":
-                    return
-                job = session.get(Job, run.job_id) if run.job_id is not None else None
-                edges = RunEdges.load(runtime, recorder, run, job)
-                outcome = Outcome(RunStatus(run.status), run.error)
-            edges.announce_end(outcome)
-        except Exception:  # noqa: BLE001 - recovery goes on whatever alerts do
-            logger.exception("could not alert about interrupted run %s", run_id)
-
-    threading.Thread(target=send, daemon=True, name="notify").start()

@@ -1,5 +1,7 @@
-"""Pre- and post-backup commands: run with a timeout, their output into the run log.
+"""Pre and post commands: run with a timeout, their output into the run log.
 
+They run around every run of a job, whatever its kind (MACKUPER_KIND says which:
+backup, restore or verify), as the lifecycle in `runs/lifecycle.py` decides.
 `Job.hooks` holds `{"pre": {"command": ..., "timeout": 600, "on_failure": "abort"},
 "post": {...}}`. A command runs with /bin/sh in its own process group, so a timeout
 kills everything it started. The post command learns the outcome from
@@ -32,7 +34,7 @@ Log = Callable[[str, str], None]
 
 
 class HookError(PipelineError):
-    """A pre-backup command failed and its policy is to abort the backup."""
+    """A pre command failed and its policy is to abort the run."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,14 @@ def run_hook(
     log: Log,
     cwd: str | None = None,
     stopping: threading.Event | None = None,
+    action: str = "backup",
 ) -> HookResult:
-    """Run `hook` to its end (or its timeout) and log its output; never raises."""
-    log("info", f"{hook.name}-backup command started (timeout {hook.timeout:g} s)")
+    """Run `hook` to its end (or its timeout) and log its output; never raises.
+
+    `action` is the run's kind, as the log names the command ("pre-restore command").
+    """
+    label = f"{hook.name}-{action} command"
+    log("info", f"{label} started (timeout {hook.timeout:g} s)")
     started = time.monotonic()
     try:
         process = subprocess.Popen(  # noqa: S603 - running the user's own command is the feature
@@ -129,7 +136,7 @@ def run_hook(
             start_new_session=True,
         )
     except OSError as error:
-        return _failed(hook, log, f"could not be started ({error.strerror})")
+        return _failed(hook, label, log, f"could not be started ({error.strerror})")
     output = process.stdout
     reader = threading.Thread(
         target=_copy_output, args=(output, hook.name, log), daemon=True, name="hook"
@@ -157,14 +164,14 @@ def run_hook(
     if problem is None and process.returncode != 0:
         problem = f"exited with status {process.returncode}"
     if problem is not None:
-        return _failed(hook, log, problem)
-    log("info", f"{hook.name}-backup command finished in {elapsed:.1f} s")
+        return _failed(hook, label, log, problem)
+    log("info", f"{label} finished in {elapsed:.1f} s")
     return HookResult(ok=True)
 
 
-def _failed(hook: Hook, log: Log, problem: str) -> HookResult:
+def _failed(hook: Hook, label: str, log: Log, problem: str) -> HookResult:
     level = "error" if hook.on_failure == "abort" else "warning"
-    log(level, f"{hook.name}-backup command {problem}")
+    log(level, f"{label} {problem}")
     return HookResult(ok=False, problem=problem)
 
 

@@ -8,6 +8,7 @@ from mackuper.destinations.base import DestinationError
 from mackuper.models import RunStatus
 from mackuper.pipeline.errors import Cancelled, Interrupted, PipelineError
 from mackuper.pipeline.run import BackupResult
+from mackuper.restore.errors import RestoreError
 from mackuper.sources.base import SourceError
 
 
@@ -30,7 +31,7 @@ def from_result(result: BackupResult) -> Outcome:
     return Outcome(RunStatus.SUCCESS, None)
 
 
-_EXPECTED = (SourceError, DestinationError, PipelineError, OSError, MemoryError)
+_EXPECTED = (SourceError, DestinationError, PipelineError, RestoreError, OSError, MemoryError)
 
 
 def is_unexpected(error: BaseException) -> bool:
@@ -44,7 +45,7 @@ def from_exception(error: BaseException) -> Outcome:
         return Outcome(RunStatus.CANCELLED, "cancelled by a user; nothing was published")
     if isinstance(error, Interrupted):
         return Outcome(RunStatus.INTERRUPTED, "the worker stopped; nothing was published")
-    if isinstance(error, SourceError | DestinationError | PipelineError):
+    if isinstance(error, SourceError | DestinationError | PipelineError | RestoreError):
         return Outcome(RunStatus.FAILED, str(error))
     if isinstance(error, MemoryError):
         return Outcome(RunStatus.FAILED, "out of memory")

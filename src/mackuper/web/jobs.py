@@ -19,6 +19,7 @@ from mackuper.core.retention import Policy, RetentionError
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.pipeline.streams import LEVEL_RANGES
+from mackuper.runs import enqueue
 from mackuper.runs.retention import delete_stored_backups
 from mackuper.runs.retention import preview as retention_preview
 from mackuper.sources import registry as sources
@@ -235,10 +236,7 @@ def delete_job(job_id: int) -> Response:
 @login_required
 def run_now(job_id: int) -> tuple[Response, int]:
     job = _get(job_id)
-    run = Run(job_id=job.id, job_name=job.name, trigger="manual")
-    session = get_db()
-    session.add(run)
-    session.commit()
+    run = enqueue.run_now(get_db(), job)
     return jsonify(run=run_json(run)), 202
 
 

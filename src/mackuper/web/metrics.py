@@ -17,7 +17,7 @@ from flask import Blueprint, request
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from mackuper.models import Artifact, Destination, Job, Run, RunStatus, WorkerHeartbeat
+from mackuper.models import Artifact, Destination, Job, Run, RunKind, RunStatus, WorkerHeartbeat
 from mackuper.web.database import get_db, runtime
 from mackuper.web.runs import HEARTBEAT_FRESH
 

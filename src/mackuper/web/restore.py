@@ -14,9 +14,8 @@ from werkzeug.wrappers import Response
 from mackuper import installation
 from mackuper.core import schedule
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, ArtifactState
+from mackuper.models import Artifact, ArtifactState, RunTrigger
 from mackuper.models import Destination as DestinationRow
-from mackuper.restore import runs as restore_runs
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.catalog import import_backups
 from mackuper.restore.download import Download, download_filename, extract_path, whole_archive
@@ -29,8 +28,11 @@ from mackuper.restore.manifest import (
     search,
     unsealed,
 )
+from mackuper.restore.request import parse_restore
 from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition, presigned_url
+from mackuper.restore.stored import build_destination, stored_archive
+from mackuper.runs import enqueue
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body
 from mackuper.web.security import login_required
@@ -87,7 +89,7 @@ def _artifact(artifact_id: int) -> Artifact:
 
 def _archive(artifact: Artifact) -> StoredArchive:
     try:
-        return restore_runs.stored_archive(runtime(), get_db(), artifact, {})
+        return stored_archive(runtime(), get_db(), artifact, {})
     except (RestoreError, DestinationError) as error:
         fail(_sentence(error), 409)
 
@@ -213,10 +215,10 @@ def start_restore() -> tuple[Response, int]:
     if not isinstance(artifact_id, int):
         field_errors({"artifact_id": "Choose the backup to restore."})
     artifact = _artifact(artifact_id)
-    parsed = restore_runs.parse_restore(payload)
+    parsed = parse_restore(payload)
     if isinstance(parsed, dict):
         field_errors(parsed)
-    run = restore_runs.queue_restore(get_db(), runtime(), artifact, parsed, "manual")
+    run = enqueue.queue_restore(get_db(), runtime(), artifact, parsed, RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202
 
 
@@ -228,7 +230,7 @@ def start_verify() -> tuple[Response, int]:
     if not isinstance(artifact_id, int):
         field_errors({"artifact_id": "Choose the backup to verify."})
     artifact = _artifact(artifact_id)
-    run = restore_runs.queue_verify(get_db(), artifact, bool(payload.get("deep")), "manual")
+    run = enqueue.queue_verify(get_db(), artifact, bool(payload.get("deep")), RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202
 
 
@@ -241,7 +243,7 @@ def import_from_destination() -> Response:
     if row is None:
         field_errors({"destination_id": "Choose the destination to scan."})
     try:
-        destination = restore_runs.build_destination(runtime(), row)
+        destination = build_destination(runtime(), row)
     except DestinationError as error:
         fail(_sentence(error), 409)
     report = import_backups(get_db(), row, destination)

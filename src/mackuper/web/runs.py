@@ -11,7 +11,16 @@ from werkzeug.wrappers import Response
 
 from mackuper import installation
 from mackuper.db import changed_rows
-from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus, WorkerHeartbeat
+from mackuper.models import (
+    Artifact,
+    ArtifactState,
+    Job,
+    Run,
+    RunKind,
+    RunLog,
+    RunStatus,
+    WorkerHeartbeat,
+)
 from mackuper.runs import retention
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail, json_body

@@ -1,8 +1,10 @@
-"""The worker loop: heartbeat, recovery, schedule ticks, claiming and running.
+"""The worker loop: heartbeat, recovery, schedule ticks and claiming.
 
-Safety does not depend on there being one worker: a run is claimed with a
-conditional UPDATE (exactly one row changes, or another worker has it) and a
-schedule tick becomes a run through a unique (job, tick) row.
+What a tick queues and how a claimed run goes, whatever its kind, live in
+`mackuper.runs` (enqueue, lifecycle). Safety does not depend on there being one
+worker: a run is claimed with a conditional UPDATE (exactly one row changes, or
+another worker has it) and a schedule tick becomes a run through a unique
+(job, tick) row.
 """
 
 from __future__ import annotations
@@ -20,29 +22,25 @@ from types import FrameType
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from mackuper import installation
-from mackuper.core import schedule
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import DestinationError
 from mackuper.models import (
     Artifact,
     ArtifactState,
-    Job,
     Run,
     RunLog,
     RunStatus,
     Setting,
     WorkerHeartbeat,
 )
-from mackuper.restore.schedule import enqueue_due_verifications
-from mackuper.runs import retention
-from mackuper.runs.alerts import announce_interrupted
+from mackuper.runs import enqueue, lifecycle, retention
+from mackuper.runs.lifecycle import announce_interrupted
 from mackuper.runs.outcome import Outcome
 from mackuper.runtime import Runtime
-from mackuper.worker.execute import execute_run
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +49,8 @@ POOL_THREADS = installation.CONCURRENCY_RANGE[1]
 """Threads are started on demand; the limit in force is the concurrency setting."""
 
 Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
-def installation_timezone(session: Session) -> str:
-    return installation.timezone(session)
+Execute = Callable[[Runtime, int, threading.Event], Outcome]
+system_clock = lifecycle.system_clock
 
 
 class Worker:
@@ -69,14 +61,14 @@ class Worker:
         runtime: Runtime,
         worker_id: str | None = None,
         clock: Clock = system_clock,
-        execute: Callable[[Runtime, int, threading.Event], Outcome] = execute_run,
+        execute: Execute | None = None,
     ) -> None:
         self.runtime = runtime
         self.hostname = socket.gethostname()
         self.worker_id = worker_id or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
         self.clock = clock
-        self.execute = execute
+        self.execute: Execute = execute or self._execute
         self.limit = runtime.settings.max_concurrent_runs
         self.pool = ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="run")
         self.active: dict[int, Future[object]] = {}
@@ -111,8 +103,8 @@ class Worker:
         self.heartbeat()
         if recover:
             self.recover()
-        self.fire_due_ticks(now)
-        enqueue_due_verifications(self.runtime, now)
+        enqueue.fire_due_ticks(self.runtime, now)
+        enqueue.enqueue_due_verifications(self.runtime, now)
         self.claim_and_start()
         self.daily_maintenance(now)
 
@@ -238,79 +230,6 @@ class Worker:
             )
         session.commit()
 
-    # --- schedules -------------------------------------------------------
-
-    def fire_due_ticks(self, now: datetime) -> None:
-        with self.runtime.sessions() as session:
-            default_zone = installation_timezone(session)
-            grace = installation.missed_tick_grace(session)
-            jobs = session.scalars(
-                select(Job).where(Job.enabled.is_(True), Job.schedule.is_not(None))
-            ).all()
-            for job in jobs:
-                self._fire_job(session, job, now, default_zone, grace)
-
-    def _fire_job(
-        self, session: Session, job: Job, now: datetime, default_zone: str, grace: timedelta
-    ) -> None:
-        if job.schedule is None:
-            return
-        anchor = job.schedule_anchor or job.created_at
-        try:
-            tick, new_anchor = schedule.due_tick(
-                job.schedule, job.timezone or default_zone, anchor, now, grace
-            )
-        except schedule.ScheduleError as error:
-            logger.warning("job %s has an unusable schedule: %s", job.name, error)
-            return
-        if new_anchor != anchor:
-            # Only the worker that moves the anchor from the value it read fires the tick.
-            unchanged = (
-                Job.schedule_anchor.is_(None)
-                if job.schedule_anchor is None
-                else Job.schedule_anchor == job.schedule_anchor
-            )
-            moved = changed_rows(
-                session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, unchanged)
-                    .values(schedule_anchor=new_anchor)
-                )
-            )
-            session.commit()
-            if not moved:
-                return
-        if tick is None:
-            return
-        self.enqueue_tick(session, job, tick, now)
-
-    def enqueue_tick(
-        self, session: Session, job: Job, tick: datetime, now: datetime | None = None
-    ) -> None:
-        """Queue the tick's run, or record it skipped while the job's last run still goes."""
-        busy = session.scalar(
-            select(Run.id).where(
-                Run.job_id == job.id,
-                Run.kind == "backup",  # a restore or verify of the job does not skip its backup
-                Run.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
-            )
-        )
-        run = Run(
-            job_id=job.id,
-            job_name=job.name,
-            trigger="schedule",
-            scheduled_for=tick,
-            status=RunStatus.SKIPPED.value if busy else RunStatus.QUEUED.value,
-            error=f"skipped: run {busy} of this job was still going" if busy else None,
-            created_at=now or self.clock(),
-            finished_at=(now or self.clock()) if busy else None,
-        )
-        session.add(run)
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()  # another worker made this tick's run
-
     # --- claiming --------------------------------------------------------
 
     def claim_and_start(self) -> None:
@@ -337,54 +256,20 @@ class Worker:
                 if free <= 0:
                     break
                 if self.claim(session, run_id):
-                    self.active[run_id] = self.pool.submit(self.run_and_retain, run_id)
+                    self.active[run_id] = self.pool.submit(self.run, run_id)
                     free -= 1
 
     def claim(self, session: Session, run_id: int) -> bool:
         """Take a queued run; False when another worker has it or its job is running."""
-        other = aliased(Run)
-        running = (
-            select(other.id)
-            .where(other.status == RunStatus.RUNNING.value, other.job_id == Run.job_id)
-            .exists()
-        )
-        try:
-            changed = changed_rows(
-                session.execute(
-                    update(Run)
-                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, ~running)
-                    .values(
-                        status=RunStatus.RUNNING.value,
-                        worker_id=self.worker_id,
-                        started_at=datetime.now(UTC),
-                    )
-                )
-            )
-            session.commit()
-        except IntegrityError:
-            # Another worker started a run of this job at the same moment; the
-            # unique index on running runs let only one of us through.
-            session.rollback()
-            return False
-        return changed == 1
+        return lifecycle.claim(session, run_id, self.worker_id) is lifecycle.Claim.CLAIMED
 
-    # --- after a run, and once a day ---------------------------------------
+    # --- once a day ---------------------------------------------------------
 
-    def run_and_retain(self, run_id: int) -> Outcome:
-        """Execute a claimed run; after a good backup, apply its job's retention."""
-        outcome = self.execute(self.runtime, run_id, self.stopping)
-        if outcome.status in {RunStatus.SUCCESS, RunStatus.WARNING}:
-            try:
-                with self.runtime.sessions() as session:
-                    run = session.get(Run, run_id)
-                    job_id = run.job_id if run is not None and run.kind == "backup" else None
-                if job_id is not None:
-                    retention.apply_retention(
-                        self.runtime.sessions, self.runtime.secrets, job_id, self.clock(), run_id
-                    )
-            except Exception:
-                logger.exception("retention after run %s failed", run_id)
-        return outcome
+    def run(self, run_id: int) -> Outcome:
+        return self.execute(self.runtime, run_id, self.stopping)
+
+    def _execute(self, runtime: Runtime, run_id: int, stopping: threading.Event) -> Outcome:
+        return lifecycle.execute_run(runtime, run_id, stopping, self.clock)
 
     def daily_maintenance(self, now: datetime) -> None:
         """Once a UTC day, by one worker: retention for every job and history cleanup."""

@@ -1,7 +1,9 @@
 """`mackuper backups|restore|verify|import`: the Restore tab for people without a browser.
 
-Restores and verifications run in this process (no worker needed) but are
-recorded as runs like any other, so they show up in the history with their log.
+Restores and verifications run in this process (no worker needed) through the
+same lifecycle as a worker's runs (`mackuper.runs.lifecycle`): claimed, announced,
+wrapped in the job's commands and recorded, so they show up in the history with
+their log and alert like any other run.
 """
 
 from __future__ import annotations
@@ -13,13 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
-from mackuper.db import changed_rows
-from mackuper.models import Artifact, ArtifactState, Destination, Run, RunLog, RunStatus
-from mackuper.restore import runs as restore_runs
+from mackuper.models import (
+    Artifact,
+    ArtifactState,
+    Destination,
+    Run,
+    RunLog,
+    RunStatus,
+    RunTrigger,
+)
 from mackuper.restore.catalog import import_backups
 from mackuper.restore.extract import Policy
+from mackuper.restore.request import parse_restore
+from mackuper.restore.stored import build_destination
+from mackuper.runs import enqueue, lifecycle
 from mackuper.runtime import Runtime
 
 Start = Callable[[str], Runtime]
@@ -65,21 +75,10 @@ def _list(runtime: Runtime, args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(runtime: Runtime, run_id: int, kind: str) -> int:
-    try:
-        with runtime.sessions.begin() as session:
-            claimed = changed_rows(
-                session.execute(
-                    update(Run)
-                    .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
-                    .values(
-                        status=RunStatus.RUNNING.value,
-                        worker_id="cli",
-                        started_at=datetime.now(UTC),
-                    )
-                )
-            )
-    except IntegrityError:
+def _execute(runtime: Runtime, run_id: int) -> int:
+    with runtime.sessions() as session:
+        claim = lifecycle.claim(session, run_id, "cli")
+    if claim is lifecycle.Claim.JOB_BUSY:
         # Not left queued: a worker would run it later, unasked, once the job is free.
         with runtime.sessions.begin() as session:
             session.execute(
@@ -89,10 +88,10 @@ def _execute(runtime: Runtime, run_id: int, kind: str) -> int:
             )
         print("mackuper: another run of this job is running; try again when it has ended")
         return 1
-    if not claimed:
+    if claim is lifecycle.Claim.TAKEN:
         print("mackuper: a worker took this run first; follow it in the history")
         return 1
-    outcome = restore_runs.execute_other_run(runtime, run_id, kind, threading.Event())
+    outcome = lifecycle.execute_run(runtime, run_id, threading.Event())
     with runtime.sessions() as session:
         for line in session.scalars(
             select(RunLog).where(RunLog.run_id == run_id).order_by(RunLog.id)
@@ -103,7 +102,7 @@ def _execute(runtime: Runtime, run_id: int, kind: str) -> int:
 
 
 def _restore(runtime: Runtime, args: argparse.Namespace) -> int:
-    parsed = restore_runs.parse_restore(
+    parsed = parse_restore(
         {
             "paths": args.path,
             "policy": args.policy,
@@ -120,9 +119,8 @@ def _restore(runtime: Runtime, args: argparse.Namespace) -> int:
         if artifact is None or artifact.state != ArtifactState.STORED.value:
             print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
             return 2
-        run = restore_runs.queue_restore(session, runtime, artifact, parsed, "cli")
-        run_id = run.id
-    return _execute(runtime, run_id, restore_runs.RESTORE)
+        run_id = enqueue.queue_restore(session, runtime, artifact, parsed, RunTrigger.CLI).id
+    return _execute(runtime, run_id)
 
 
 def _verify(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -131,8 +129,8 @@ def _verify(runtime: Runtime, args: argparse.Namespace) -> int:
         if artifact is None or artifact.state != ArtifactState.STORED.value:
             print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
             return 2
-        run_id = restore_runs.queue_verify(session, artifact, args.deep, "cli").id
-    return _execute(runtime, run_id, restore_runs.VERIFY)
+        run_id = enqueue.queue_verify(session, artifact, args.deep, RunTrigger.CLI).id
+    return _execute(runtime, run_id)
 
 
 def _import(runtime: Runtime, args: argparse.Namespace) -> int:
@@ -141,7 +139,7 @@ def _import(runtime: Runtime, args: argparse.Namespace) -> int:
         if row is None:
             print(f"mackuper: there is no destination {args.destination}")
             return 2
-        report = import_backups(session, row, restore_runs.build_destination(runtime, row))
+        report = import_backups(session, row, build_destination(runtime, row))
     print(
         f"found {report.manifests} manifest(s): imported {report.imported},"
         f" already known {report.already_known}"

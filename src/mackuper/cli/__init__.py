@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     database_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = database_commands.add_parser("upgrade", help="apply migrations")
     upgrade.set_defaults(handler=command_db_upgrade)
-    from mackuper.restore.cli import add_commands as add_restore_commands
+    from mackuper.cli.restore import add_commands as add_restore_commands
 
     add_restore_commands(commands, _start)
     return parser

@@ -1,0 +1,88 @@
+"""The backup kind: build the plan from the job, run the pipeline, then apply retention."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from mackuper.destinations import registry as destinations
+from mackuper.destinations.base import Destination
+from mackuper.encryption import backup_recipients
+from mackuper.models import Job, Run, RunKind, RunStatus
+from mackuper.pipeline.errors import PipelineError
+from mackuper.pipeline.run import BackupPlan, run_backup
+from mackuper.runs import retention
+from mackuper.runs.outcome import Outcome, from_result
+from mackuper.runs.task import Finished, RunContext
+from mackuper.sources import registry as sources
+
+logger = logging.getLogger(__name__)
+
+
+class BackupTask:
+    kind = RunKind.BACKUP
+    title = "Backup"
+    abandoned = "nothing was backed up"
+    pings = True
+
+    def prepare(
+        self, context: RunContext, session: Session, run: Run, job: Job | None
+    ) -> BackupPlan:
+        """The pipeline's plan; PipelineError when the job is gone or has no destination."""
+        if job is None:
+            raise PipelineError("the job of this run was deleted")
+        if not job.destinations:
+            raise PipelineError("the job has no destination")
+        secrets = context.runtime.secrets
+        built: dict[int, Destination] = {}
+        for destination in job.destinations:
+            built[destination.id] = destinations.build(
+                destination.kind, destination.config, secrets.decrypt(destination.secrets_encrypted)
+            )
+        return BackupPlan(
+            job_id=job.id,
+            job_slug=job.slug,
+            job_name=job.name,
+            run_id=run.id,
+            archive_format=job.archive_format,
+            compression_level=job.compression_level,
+            source=sources.build(
+                job.source_kind, job.source_config, secrets.decrypt(job.source_secrets_encrypted)
+            ),
+            destinations=built,
+            started_at=run.started_at or datetime.now(UTC),
+            encryption=backup_recipients(
+                job.encryption or {}, secrets.decrypt(job.encryption_secrets_encrypted)
+            ),
+        )
+
+    def execute(self, context: RunContext, work: BackupPlan) -> Finished:
+        result = run_backup(work, context.recorder)
+        values: dict[str, object] = {
+            "archive_name": result.archive_name,
+            "bytes_read": result.bytes_read,
+            "bytes_written": result.size,
+            "files_done": result.files,
+            "sha256": result.sha256,
+        }
+        return Finished(from_result(result), values)
+
+    def after(self, context: RunContext, outcome: Outcome) -> None:
+        """After a good backup, apply its job's retention (it counts this run as stored)."""
+        if outcome.status not in {RunStatus.SUCCESS, RunStatus.WARNING}:
+            return
+        try:
+            with context.runtime.sessions() as session:
+                job_id = session.get_one(Run, context.run_id).job_id
+            if job_id is not None:
+                retention.apply_retention(
+                    context.runtime.sessions,
+                    context.runtime.secrets,
+                    job_id,
+                    context.clock(),
+                    context.run_id,
+                )
+        except Exception:
+            logger.exception("retention after run %s failed", context.run_id)

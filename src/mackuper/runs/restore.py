@@ -1,0 +1,135 @@
+"""The restore kind (and its dry run): extract a stored archive into a local or SSH target.
+
+`Run.details` holds the parameters (never a secret: SSH credentials and
+decryption keys given for one restore are kept encrypted with the master key)
+and, at the end, the results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.errors import RestoreError
+from mackuper.restore.extract import ExtractOptions, Extractor, Policy
+from mackuper.restore.paths import normalize_selection
+from mackuper.restore.ssh import SshSettings, open_restore_sftp
+from mackuper.restore.stored import stored_archive
+from mackuper.restore.targets import LocalTarget, SftpTarget, Target
+from mackuper.runs.outcome import Outcome
+from mackuper.runs.task import Finished, RunContext
+from mackuper.runtime import Runtime
+
+
+@dataclass
+class RestoreWork:
+    archive: StoredArchive
+    job: Job | None
+    target: dict[str, Any]
+    secrets: dict[str, str]
+    options: ExtractOptions
+
+
+class RestoreTask:
+    kind = RunKind.RESTORE
+    title = "Restore"
+    abandoned = "nothing was restored"
+    pings = False
+
+    def prepare(
+        self, context: RunContext, session: Session, run: Run, job: Job | None
+    ) -> RestoreWork:
+        """The archive and the options; RestoreError when the backup is no longer stored."""
+        details = dict(run.details)
+        artifact = session.get(Artifact, details.get("artifact_id"))
+        if artifact is None:
+            raise RestoreError("the backup to restore is no longer in the catalog")
+        secrets = context.runtime.secrets.decrypt(details.get("secrets_encrypted"))
+        options = ExtractOptions(
+            policy=Policy(details["policy"]),
+            dry_run=bool(details["dry_run"]),
+            selection=normalize_selection(list(details["paths"])),
+        )
+        archive = stored_archive(context.runtime, session, artifact, secrets)
+        return RestoreWork(archive, job, details["target"], secrets, options)
+
+    def execute(self, context: RunContext, work: RestoreWork) -> Finished:
+        recorder, options, archive = context.recorder, work.options, work.archive
+        target = _build_target(context.runtime, work.job, work.target, work.secrets)
+        what = f"{len(options.selection)} selected path(s)" if options.selection else "everything"
+        recorder.log(
+            "info",
+            f"{'dry run: checking' if options.dry_run else 'restoring'} {what} from"
+            f" {archive.key} to {target.describe()} (existing files: {options.policy.value})",
+        )
+        counter = _ByteCount()
+        try:
+            extractor = Extractor(target, options, recorder, counter.value)
+            with open_members(archive, counter) as members:
+                report = extractor.run(members)
+        finally:
+            target.close()
+        results = report.as_dict()
+        if options.dry_run:
+            results["sample"] = report.sample
+        recorder.log(
+            "info",
+            f"{'would restore' if options.dry_run else 'restored'} {report.files} file(s),"
+            f" {report.links} link(s), {report.directories} new folder(s), {report.bytes} bytes;"
+            f" kept {report.skipped} existing, renamed {report.renamed},"
+            f" refused {report.refused}, failed {report.failed}",
+        )
+        values: dict[str, object] = {
+            "bytes_read": counter.count,
+            "bytes_written": report.bytes,
+            "files_done": report.files + report.links,
+        }
+        outcome = Outcome(RunStatus.SUCCESS, None)
+        if report.refused or report.failed:
+            message = f"{report.refused} entr(ies) refused and {report.failed} failed; see the log"
+            outcome = Outcome(RunStatus.WARNING, message)
+        return Finished(outcome, values, results)
+
+    def after(self, context: RunContext, outcome: Outcome) -> None:
+        return None
+
+
+def _build_target(
+    runtime: Runtime, job: Job | None, target: dict[str, Any], secrets: dict[str, str]
+) -> Target:
+    if target.get("kind") != "ssh":
+        return LocalTarget(str(target["path"]))
+    if target.get("same_as_source"):
+        if job is None or job.source_kind != "ssh":
+            raise RestoreError("the job of this backup no longer backs up an SSH host")
+        settings = SshSettings.from_source(
+            job.source_config, runtime.secrets.decrypt(job.source_secrets_encrypted)
+        )
+    else:
+        settings = SshSettings(
+            host=str(target["host"]),
+            port=int(target["port"]),
+            username=str(target["username"]),
+            host_key_fingerprint=str(target.get("host_key_fingerprint") or ""),
+            host_key=str(target.get("host_key") or ""),
+            password=secrets.get("password", ""),
+            private_key=secrets.get("private_key", ""),
+            passphrase=secrets.get("passphrase", ""),
+        )
+    transport, sftp = open_restore_sftp(settings)
+    return SftpTarget(transport, sftp, str(target["path"]), settings.label())
+
+
+class _ByteCount:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.count += len(chunk)
+
+    def value(self) -> int:
+        return self.count

@@ -1,0 +1,98 @@
+"""The verify kind: re-read a stored archive and compare it with its manifest's SHA-256
+(and, deep, every entry's), then note the result on the artifact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.errors import RestoreError
+from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
+from mackuper.restore.stored import stored_archive
+from mackuper.restore.verify import verify_archive
+from mackuper.runs.outcome import Outcome
+from mackuper.runs.task import Finished, RunContext
+
+
+@dataclass
+class VerifyWork:
+    archive: StoredArchive
+    artifact_id: int
+    known_sha256: str | None
+    known_size: int | None
+    deep: bool
+
+
+class VerifyTask:
+    kind = RunKind.VERIFY
+    title = "Verification"
+    abandoned = "nothing was verified"
+    pings = False
+
+    def prepare(
+        self, context: RunContext, session: Session, run: Run, job: Job | None
+    ) -> VerifyWork:
+        """The archive to read; RestoreError when the backup is no longer stored."""
+        details = dict(run.details)
+        artifact = session.get(Artifact, details.get("artifact_id"))
+        if artifact is None:
+            raise RestoreError("the backup to verify is no longer in the catalog")
+        archive = stored_archive(context.runtime, session, artifact, {})
+        return VerifyWork(
+            archive, artifact.id, artifact.sha256, artifact.size, bool(details.get("deep"))
+        )
+
+    def execute(self, context: RunContext, work: VerifyWork) -> Finished:
+        recorder, archive, deep = context.recorder, work.archive, work.deep
+        file_hashes: dict[str, str] = {}
+        expected = work.known_sha256
+        try:
+            manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+            section = manifest.get("archive")
+            if isinstance(section, dict) and section.get("sha256"):
+                expected = str(section["sha256"])
+                if work.known_sha256 and work.known_sha256 != expected:
+                    raise RestoreError(
+                        "the catalog and the manifest disagree about this archive's SHA-256"
+                    )
+            file_hashes = {
+                str(item["path"]).strip("/"): str(item["sha256"])
+                for item in manifest_files(manifest)
+                if item.get("sha256")
+            }
+        except RestoreError as error:
+            if expected is None:
+                raise
+            recorder.log("warning", f"{error}; checking against the catalog instead")
+        if not expected:
+            raise RestoreError("there is no SHA-256 to compare this archive with")
+        recorder.log("info", f"verifying {archive.key}{' and every entry in it' if deep else ''}")
+        status = "failed"
+        try:
+            result = verify_archive(archive, expected, work.known_size, deep, file_hashes, recorder)
+            status = "ok"
+        finally:
+            with context.runtime.sessions.begin() as session:
+                session.execute(
+                    update(Artifact)
+                    .where(Artifact.id == work.artifact_id)
+                    .values(verified_at=datetime.now(UTC), verify_status=status)
+                )
+        summary = f"the archive matches its manifest (sha256 {result.sha256}, {result.size} bytes"
+        if deep:
+            summary += f", {result.entries} entries opened, {result.files_checked} files read"
+        recorder.log("info", summary + ")")
+        values: dict[str, object] = {
+            "bytes_read": result.size,
+            "files_done": result.files_checked,
+            "sha256": result.sha256,
+        }
+        return Finished(Outcome(RunStatus.SUCCESS, None), values, result.as_dict())
+
+    def after(self, context: RunContext, outcome: Outcome) -> None:
+        return None
