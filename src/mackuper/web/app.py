@@ -62,7 +62,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     app.extensions["mackuper"] = runtime
     app.teardown_appcontext(close_db)
-    init_security(app)
+    init_security(app, api_tokens.user_for_bearer)
     app.before_request(_require_login)
     for blueprint in (
         auth.blueprint,

@@ -67,12 +67,6 @@ def session_user_id() -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _load_bearer_user(_request: object) -> LoginUser | None:
-    from mackuper.web.tokens import user_for_bearer
-
-    return user_for_bearer()
-
-
 def csrf_token() -> str:
     token = session.get(CSRF_FIELD)
     if not isinstance(token, str):
@@ -144,11 +138,15 @@ def set_security_headers(response: Response) -> Response:
     return response
 
 
-def init_security(app: Flask) -> LoginManager:
+def init_security(app: Flask, bearer_user: Callable[[], LoginUser | None]) -> LoginManager:
+    """Sessions, CSRF and headers; `bearer_user` finds the user of an API token.
+
+    The token module is passed in, not imported: it uses this module's decorators.
+    """
     manager = LoginManager()
     manager.init_app(app)
     manager.user_loader(load_user)
-    manager.request_loader(_load_bearer_user)
+    manager.request_loader(lambda _request: bearer_user())
     manager.session_protection = "basic"
     app.extensions["login_limiter"] = LoginLimiter()
     app.before_request(check_csrf)
