@@ -38,6 +38,10 @@ SCRYPT_WORK_FACTOR = 18
 SCRYPT_MAX_WORK_FACTOR = 22
 """The largest work factor accepted when decrypting, as age does."""
 HEADER_LIMIT = 1024 * 1024
+MAC_SIZE = 32
+
+_ARGUMENT = re.compile(r"[\x21-\x7e]+")
+"""A stanza argument: one or more visible ASCII characters (the spec's VCHAR)."""
 
 _X25519_LABEL = b"age-encryption.org/v1/X25519"
 _SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
@@ -494,14 +498,16 @@ def parse_header(lines: list[bytes]) -> Header:
                 raise NotAgeError("malformed age header")
             try:
                 mac = b64decode(line[4:])
-            except NotAgeError:  # a whole header with a garbled MAC line: damage
-                raise TamperedError(TamperedError.__doc__) from None
+            except NotAgeError:
+                mac = b""
+            if len(mac) != MAC_SIZE:  # a whole header with a garbled MAC line: damage
+                raise TamperedError(TamperedError.__doc__)
             mac_input = b"".join(lines[:index]) + b"---"
             return Header(stanzas, mac_input, mac)
         if not line.startswith("-> "):
             raise NotAgeError("malformed age header")
         args = line[3:].split(" ")
-        if not args[0] or any(not arg for arg in args):
+        if any(not _ARGUMENT.fullmatch(arg) for arg in args):
             raise NotAgeError("malformed stanza in the age header")
         body_text = ""
         while True:

@@ -63,6 +63,7 @@ __all__ = [
     "NotAgeError",
     "TamperedError",
     "WrongKeyError",
+    "dearmor",
     "decrypt_bytes",
     "encrypt_bytes",
     "open_decrypting_reader",
@@ -76,6 +77,8 @@ SEALED_KEYS = ("source", "files")
 _SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE
 _ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----"
 _ARMOR_END = "-----END AGE ENCRYPTED FILE-----"
+_ARMOR_COLUMNS = 64
+_ARMOR_WHITESPACE_LIMIT = 1024
 
 
 class Sink(Protocol):
@@ -165,6 +168,7 @@ class DecryptingReader(io.RawIOBase):
         self._eof = False
         self._plain = memoryview(b"")
         self._counter = 0
+        self._final = False
         self._done = False
         header = parse_header(self._read_header_lines())
         file_key = unwrap_file_key(header, identities)
@@ -203,21 +207,38 @@ class DecryptingReader(io.RawIOBase):
                 return lines
 
     def _next_chunk(self) -> None:
-        self._fill(_SEALED_CHUNK + 1)
-        last = len(self._pending) <= _SEALED_CHUNK
+        # As age's own reader: a short chunk is the last one; a full chunk is opened
+        # as a middle chunk, and only if that fails as the last. So its plaintext is
+        # released before a truncation or trailing data after it is noticed, never
+        # before it authenticated.
+        if self._final:
+            self._fill(1)
+            if self._pending:
+                raise TamperedError(TamperedError.__doc__)
+            self._done = True
+            return
+        self._fill(_SEALED_CHUNK)
         size = min(len(self._pending), _SEALED_CHUNK)
-        if size < TAG_SIZE or (last and size == TAG_SIZE and self._counter > 0):
+        if size < TAG_SIZE or (size == TAG_SIZE and self._counter > 0):
             raise TamperedError(TamperedError.__doc__)
-        try:
-            plain = self._aead.decrypt(
-                _nonce(self._counter, last), bytes(self._pending[:size]), None
-            )
-        except InvalidTag:
-            raise TamperedError(TamperedError.__doc__) from None
+        sealed = bytes(self._pending[:size])
+        plain = None
+        if size == _SEALED_CHUNK:
+            plain = self._open(sealed, last=False)
+        if plain is None:
+            plain = self._open(sealed, last=True)
+            self._final = True
+        if plain is None:
+            raise TamperedError(TamperedError.__doc__)
         del self._pending[:size]
         self._counter += 1
-        self._done = last
         self._plain = memoryview(plain)
+
+    def _open(self, sealed: bytes, last: bool) -> bytes | None:
+        try:
+            return self._aead.decrypt(_nonce(self._counter, last), sealed, None)
+        except InvalidTag:
+            return None
 
     def readable(self) -> bool:
         return True
@@ -266,17 +287,55 @@ def decrypt_bytes(
     data: bytes, identities: Iterable[str | Identity] = (), passphrase: str | None = None
 ) -> bytes:
     """The plaintext of a small age file, armored or not; raises like the reader."""
-    text = data.strip()
-    if text.startswith(_ARMOR_BEGIN.encode()):
-        if not text.endswith(_ARMOR_END.encode()):
-            raise NotAgeError(NotAgeError.__doc__)
-        inner = text[len(_ARMOR_BEGIN) : -len(_ARMOR_END)]
-        try:
-            data = base64.b64decode(b"".join(inner.split()), validate=True)
-        except ValueError:
-            raise NotAgeError(NotAgeError.__doc__) from None
+    if data.lstrip().startswith(_ARMOR_BEGIN.encode()):
+        data = dearmor(data)
     reader = open_decrypting_reader(io.BytesIO(data), identities, passphrase)
     return reader.readall()
+
+
+def dearmor(data: bytes) -> bytes:
+    """The age file inside age's ASCII armor; NotAgeError if the armor is not exact.
+
+    The armor is strict PEM, as age reads it: only whitespace around it (at most
+    1 KiB each side), LF or CRLF line ends, 64 columns on every line but the last,
+    which is shorter (never empty), canonical padded base64 and no PEM headers.
+    """
+    lines = [line.removesuffix(b"\r") for line in data.split(b"\n")]
+    index = 0
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    leading = sum(len(line) + 1 for line in lines[:index])
+    if leading > _ARMOR_WHITESPACE_LIMIT or lines[index : index + 1] != [_ARMOR_BEGIN.encode()]:
+        raise NotAgeError("invalid ASCII armor: no BEGIN AGE ENCRYPTED FILE line")
+    index += 1
+    decoded = bytearray()
+    while True:
+        line = lines[index] if index < len(lines) else b""
+        index += 1
+        if line == _ARMOR_END.encode():
+            break
+        decoded += _armor_line(line)
+        if len(line) < _ARMOR_COLUMNS or line.endswith(b"="):
+            if lines[index : index + 1] != [_ARMOR_END.encode()]:
+                raise NotAgeError("invalid ASCII armor: a short line before the last")
+            index += 1
+            break
+    trailing = b"\n".join(lines[index:])
+    if trailing.strip() or len(trailing) >= _ARMOR_WHITESPACE_LIMIT:
+        raise NotAgeError("invalid ASCII armor: data after the END line")
+    return bytes(decoded)
+
+
+def _armor_line(line: bytes) -> bytes:
+    if not line or len(line) > _ARMOR_COLUMNS:
+        raise NotAgeError("invalid ASCII armor: a line is empty or longer than 64 columns")
+    try:
+        decoded = base64.b64decode(line, validate=True)
+    except ValueError:
+        raise NotAgeError("invalid ASCII armor: not base64") from None
+    if base64.b64encode(decoded) != line:
+        raise NotAgeError("invalid ASCII armor: not canonical base64")
+    return decoded
 
 
 def seal_manifest(manifest: dict[str, Any], recipients: list[Recipient]) -> dict[str, Any]:
