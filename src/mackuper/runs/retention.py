@@ -20,7 +20,7 @@ from mackuper.core.naming import manifest_key
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, ArtifactState, Job, Run, RunLog, RunStatus
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunLog, RunStatus
 from mackuper.secretbox import SecretBox
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _in_use(session: Session) -> tuple[set[int], set[int]]:
     active = session.scalars(
         select(Run).where(
             Run.status.in_([RunStatus.RUNNING.value, RunStatus.QUEUED.value]),
-            Run.kind != "backup",
+            Run.kind != RunKind.BACKUP,
         )
     )
     for run in active:
