@@ -117,6 +117,9 @@ class NullDestination:
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         return None
 
+    def stat(self, key: str) -> None:
+        return None
+
 
 class _Hooks:
     def log(self, level: str, message: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mackuper.destinations.base import Destination
+from mackuper.pipeline.errors import ArchiveNameTaken
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.trees import sha256_file
@@ -41,6 +42,14 @@ class RecordingHooks:
             self.stop_when(bytes_read)
 
     def artifact_opened(self, destination_id: int, key: str) -> int:
+        """Like the database's unique live-key index: a key held by a live artifact is taken."""
+        if any(
+            artifact["destination"] == destination_id
+            and artifact["key"] == key
+            and artifact["state"] in {"pending", "stored"}
+            for artifact in self.artifacts.values()
+        ):
+            raise ArchiveNameTaken(key)
         artifact_id = len(self.artifacts) + 1
         self.artifacts[artifact_id] = {
             "destination": destination_id,
@@ -69,6 +78,7 @@ def backup(
     archive_format: str,
     hooks: RecordingHooks | None = None,
     level: int | None = None,
+    started_at: datetime | None = None,
 ) -> tuple[BackupResult, RecordingHooks]:
     hooks = hooks or RecordingHooks()
     paths = [str(path) for path in (source if isinstance(source, list) else [source])]
@@ -81,7 +91,7 @@ def backup(
         compression_level=level,
         source=LocalSource(paths),
         destinations=destinations,
-        started_at=datetime.now(UTC),
+        started_at=started_at or datetime.now(UTC),
     )
     return run_backup(plan, hooks), hooks
 

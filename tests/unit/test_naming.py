@@ -68,3 +68,15 @@ def test_exclude_globs(path: str, patterns: list[str], excluded: bool) -> None:
 def test_empty_exclude_pattern_is_reported() -> None:
     assert validate("  ") == "an exclude pattern is empty"
     assert validate("*.log") is None
+
+
+def test_later_archives_of_one_second_are_numbered_after_the_time() -> None:
+    second = datetime(2026, 11, 30, 15, 57, 43, tzinfo=UTC)
+    names = [archive_key("", "web", second, "tar.zst", True, sequence) for sequence in (1, 2, 10)]
+    assert names == [
+        "web/2026/11/backup_20261130_155743.tar.zst.age",
+        "web/2026/11/backup_20261130_155743-2.tar.zst.age",
+        "web/2026/11/backup_20261130_155743-10.tar.zst.age",
+    ]
+    with pytest.raises(ValueError, match="starts at 1"):
+        archive_key("", "web", second, "tar", sequence=0)

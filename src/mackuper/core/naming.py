@@ -2,6 +2,14 @@
 
 Layout (DESIGN.md): `[prefix/]{job-slug}/{YYYY}/{MM}/backup_{YYYYMMDD_HHMMSS}.{ext}[.age]`,
 with the manifest at the same name plus `.manifest.json`. Times are UTC.
+
+Names have one-second resolution, and two runs of a job can start in the same
+second (two workers, a manual run meeting a schedule tick, quick queued runs). The
+first run of a second keeps the seed's name; the next ones get `-2`, `-3`, ...
+after the time (`backup_20261130_155743-2.tar.gz`), so names still sort by time
+and the seed's layout stays recognisable. Which number a run gets is decided when
+its archive is opened (pipeline/run.py): the database refuses a name that another
+run holds, and the destination refuses a name it already stores.
 """
 
 from __future__ import annotations
@@ -40,17 +48,26 @@ def normalize_prefix(prefix: str) -> str:
 
 
 def archive_key(
-    prefix: str, slug: str, started_at: datetime, archive_format: str, encrypted: bool = False
+    prefix: str,
+    slug: str,
+    started_at: datetime,
+    archive_format: str,
+    encrypted: bool = False,
+    sequence: int = 1,
 ) -> str:
     """The object key of a backup started at `started_at` (an aware datetime).
 
-    An age-encrypted archive gets ENCRYPTED_SUFFIX after the format's extension.
+    An age-encrypted archive gets ENCRYPTED_SUFFIX after the format's extension;
+    `sequence` above 1 names the second, third, ... archive of one job in one second.
     """
+    if sequence < 1:
+        raise ValueError("an archive's sequence number starts at 1")
     when = started_at.astimezone(UTC)
     extension = ARCHIVE_FORMATS[archive_format]
+    number = f"-{sequence}" if sequence > 1 else ""
     return (
         f"{normalize_prefix(prefix)}{slug}/{when:%Y}/{when:%m}/"
-        f"backup_{when:%Y%m%d_%H%M%S}.{extension}{ENCRYPTED_SUFFIX if encrypted else ''}"
+        f"backup_{when:%Y%m%d_%H%M%S}{number}.{extension}{ENCRYPTED_SUFFIX if encrypted else ''}"
     )
 
 

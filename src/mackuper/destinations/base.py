@@ -20,6 +20,10 @@ class DestinationUnreachable(DestinationError):
     retryable = True
 
 
+class ObjectExists(DestinationError):
+    """An object already exists at that name; Mackuper never replaces a stored object."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -33,7 +37,10 @@ class ArtifactWriter(Protocol):
     def write(self, data: bytes | memoryview) -> None: ...
 
     def commit(self) -> StoredObject:
-        """Publish the object; raises DestinationError (and aborts) on failure."""
+        """Publish the object; raises DestinationError (and aborts) on failure.
+
+        Never replaces an object already at the key: raises ObjectExists instead.
+        """
         ...
 
     def abort(self) -> None:
@@ -56,7 +63,13 @@ class Destination(Protocol):
         self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
     ) -> ArtifactWriter: ...
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        """Store a small object; raises ObjectExists when one is at the key already."""
+        ...
+
+    def stat(self, key: str) -> StoredObject | None:
+        """The object at `key`, or None when there is none; raises DestinationError."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 

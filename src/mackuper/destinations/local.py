@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mackuper.destinations.base import DestinationError, StoredObject, UploadStarted
+from mackuper.destinations.base import DestinationError, ObjectExists, StoredObject, UploadStarted
 
 _PARTIAL = ".partial-"
 WRITEBACK_STEP = 32 << 20
@@ -30,6 +30,68 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 
 _start_writeback = _sync_file_range()
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """Linux's renameat2(2) (glibc 2.28+), or None where libc has no such call."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+_rename_no_replace = _renameat2()
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
+
+
+def publish_no_replace(temp_path: Path, final_path: Path) -> None:
+    """Move `temp_path` to `final_path` unless something is there already.
+
+    Raises FileExistsError when `final_path` exists (then `temp_path` is left as is)
+    and OSError for anything else. The atomic ways first: rename with
+    RENAME_NOREPLACE (ext4, xfs, btrfs, tmpfs), else a hard link, which also fails
+    on an existing name, then removing the temporary name. A file system with
+    neither (FAT, some network mounts) gets a look before an ordinary rename: two
+    writers racing for one name within that moment is the one case left, and
+    distinct run names (core/naming.py) already keep Mackuper's own runs apart.
+    """
+    if _rename_no_replace is not None:
+        result = _rename_no_replace(
+            _AT_FDCWD, os.fsencode(temp_path), _AT_FDCWD, os.fsencode(final_path), _RENAME_NOREPLACE
+        )
+        if result == 0:
+            return
+        number = ctypes.get_errno()
+        if number == errno.EEXIST:
+            raise FileExistsError(number, os.strerror(number), str(final_path))
+        if number not in _UNSUPPORTED:
+            raise OSError(number, os.strerror(number), str(temp_path))
+    try:
+        os.link(temp_path, final_path)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _UNSUPPORTED:
+            raise
+        if os.path.lexists(final_path):
+            raise FileExistsError(
+                errno.EEXIST, os.strerror(errno.EEXIST), str(final_path)
+            ) from None
+        os.rename(temp_path, final_path)
+        return
+    temp_path.unlink()
 
 
 def _explain(error: OSError, what: str) -> DestinationError:
@@ -116,8 +178,13 @@ class LocalWriter:
                 with contextlib.suppress(OSError):
                     os.posix_fadvise(self._handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             self._handle.close()
-            os.replace(self.temp_path, self.final_path)
+            publish_no_replace(self.temp_path, self.final_path)
             _fsync_directory(self.final_path.parent)
+        except FileExistsError:
+            self.abort()
+            raise ObjectExists(
+                f"{self.key} already exists at {self.final_path.parent}; it was left as it is"
+            ) from None
         except OSError as error:
             self.abort()
             raise _explain(error, f"finishing {self.key}") from None
@@ -173,6 +240,18 @@ class LocalDestination:
         with handle:
             while chunk := handle.read(chunk_size):
                 yield chunk
+
+    def stat(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise _explain(error, f"looking at {key}") from None
+        return StoredObject(
+            key=key, size=info.st_size, modified=datetime.fromtimestamp(info.st_mtime, UTC)
+        )
 
     def delete(self, key: str) -> None:
         try:

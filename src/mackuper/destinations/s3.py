@@ -5,6 +5,13 @@ the stream, uploaded by a few threads from a bounded queue (so memory stays at
 about (in_flight + 1) x part size), and the part size doubles every 1,000 parts
 so even 5 TiB fits in S3's 10,000-part limit. Any failure aborts the upload:
 nothing half-written becomes visible.
+
+Nothing is ever replaced. Before an object is published the key is looked at
+(HEAD), and the publishing request itself carries `If-None-Match: *`, so a server
+that supports conditional writes (AWS since 2024, MinIO, moto) refuses it
+atomically when another writer got there in between; a server that ignores the
+header (rclone serve s3 does) still had the look. A server that rejects the
+header as not implemented is asked again without it, after the look.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
@@ -33,6 +40,7 @@ from mackuper.core.naming import normalize_prefix
 from mackuper.destinations.base import (
     DestinationError,
     DestinationUnreachable,
+    ObjectExists,
     StoredObject,
     UploadStarted,
 )
@@ -57,6 +65,14 @@ def retry_delay(attempt: int) -> float:
 def part_size_for(part_number: int, base: int = DEFAULT_PART_SIZE) -> int:
     """Size of part `part_number` (1-based): `base`, doubled every 1,000 parts."""
     return base << ((part_number - 1) // PARTS_PER_SIZE_STEP)
+
+
+_PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_NOT_IMPLEMENTED = {"NotImplemented", "501"}
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def explain_client_error(error: Exception, bucket: str, region: str) -> DestinationError:
@@ -199,17 +215,10 @@ class S3Writer:
         return DestinationError(f"upload failed: {type(error).__name__}: {error}")
 
     def commit(self) -> StoredObject:
-        client = self.destination.client
         try:
             if self.upload_id is None:
-                client.put_object(
-                    Bucket=self.destination.bucket,
-                    Key=self.key,
-                    Body=bytes(self.buffer),
-                    ContentMD5=base64.b64encode(
-                        hashlib.md5(self.buffer, usedforsecurity=False).digest()
-                    ).decode(),
-                    **self.destination.put_arguments(self.metadata),
+                self.destination.put_bytes(
+                    self.key, bytes(self.buffer), "application/octet-stream", self.metadata
                 )
                 self.buffer.clear()
                 return StoredObject(key=self.key, size=self.size)
@@ -220,11 +229,18 @@ class S3Writer:
                 {"PartNumber": number, "ETag": future.result()}
                 for number, future in sorted(self.parts.items())
             ]
-            client.complete_multipart_upload(
-                Bucket=self.destination.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": completed},
+            upload_id = self.upload_id
+            self.destination.publish(
+                self.key,
+                self.size,
+                self.metadata,
+                lambda condition: self.destination.client.complete_multipart_upload(
+                    Bucket=self.destination.bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": completed},
+                    **condition,
+                ),
             )
         except BaseException as error:
             self.abort()
@@ -281,6 +297,8 @@ class S3Destination:
         self.kms_key_id = kms_key_id or None
         self.part_size = part_size
         self.parts_in_flight = max(1, parts_in_flight)
+        self.conditional_writes = True
+        """False once the server said it does not implement If-None-Match."""
         config = Config(
             region_name=self.region,
             signature_version="s3v4",
@@ -322,20 +340,77 @@ class S3Destination:
     ) -> S3Writer:
         return S3Writer(self, key, metadata, on_upload_started)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
         try:
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType=content_type,
-                ContentMD5=base64.b64encode(
-                    hashlib.md5(data, usedforsecurity=False).digest()
-                ).decode(),
-                **self.put_arguments({}),
+            self.publish(
+                key,
+                len(data),
+                metadata or {},
+                lambda condition: self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=data,
+                    ContentType=content_type,
+                    ContentMD5=digest,
+                    **self.put_arguments(metadata or {}),
+                    **condition,
+                ),
             )
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
+
+    def publish(
+        self,
+        key: str,
+        size: int,
+        metadata: dict[str, str],
+        request: Callable[[dict[str, Any]], object],
+    ) -> None:
+        """Send the request that makes `key` visible, only if nothing is there yet.
+
+        Raises ObjectExists when an object is at `key`, unless it is this very write
+        (a retried request whose first try went through: same size and metadata).
+        """
+        if self.stat(key) is not None:
+            raise ObjectExists(
+                f"{key} already exists in bucket {self.bucket!r}; it was left as it is"
+            )
+        condition: dict[str, Any] = {"IfNoneMatch": "*"} if self.conditional_writes else {}
+        try:
+            request(condition)
+        except ClientError as error:
+            if _error_code(error) in _NOT_IMPLEMENTED and condition:
+                self.conditional_writes = False
+                request({})
+                return
+            if _error_code(error) not in _PRECONDITION_FAILED:
+                raise
+            if not self._is_own_write(key, size, metadata):
+                raise ObjectExists(
+                    f"{key} was stored by another writer meanwhile in bucket {self.bucket!r};"
+                    " it was left as it is"
+                ) from None
+
+    def _is_own_write(self, key: str, size: int, metadata: dict[str, str]) -> bool:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError):
+            return False
+        return bool(metadata) and head["ContentLength"] == size and head["Metadata"] == metadata
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise self._fail(error) from None
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+        return StoredObject(key=key, size=head["ContentLength"], modified=head.get("LastModified"))
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.iter_chunks(key))

@@ -17,3 +17,7 @@ class Interrupted(PipelineError):
 
 class AllDestinationsFailed(PipelineError):
     """Every destination of the job failed."""
+
+
+class ArchiveNameTaken(PipelineError):
+    """Another run holds this archive name; the next name is tried."""

@@ -25,7 +25,7 @@ from mackuper.destinations.base import ArtifactWriter, Destination, DestinationE
 from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
 from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
-from mackuper.pipeline.errors import PipelineError
+from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
 from mackuper.pipeline.streams import (
     DEFAULT_LEVELS,
     BackgroundStage,
@@ -51,7 +51,10 @@ class RunHooks(Protocol):
         """Called often; implementations throttle, and raise Cancelled/Interrupted to stop."""
         ...
 
-    def artifact_opened(self, destination_id: int, key: str) -> int: ...
+    def artifact_opened(self, destination_id: int, key: str) -> int:
+        """Record an archive about to be written; raises ArchiveNameTaken when another
+        run holds `key` at that destination."""
+        ...
 
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None: ...
 
@@ -138,12 +141,43 @@ def _manifest_entry(entry: Entry, sha256: str | None) -> dict[str, Any]:
     return item
 
 
-def _open_writers(
-    plan: BackupPlan, hooks: RunHooks, fan_errors: dict[int, DestinationError]
-) -> tuple[dict[int, ArtifactWriter], dict[int, int], dict[int, str]]:
-    writers: dict[int, ArtifactWriter] = {}
-    artifact_ids: dict[int, int] = {}
-    keys: dict[int, str] = {}
+MAX_SEQUENCE = 1000
+"""Archives of one job in one second before a run gives up looking for a free name."""
+
+
+@dataclass
+class _Opened:
+    writers: dict[int, ArtifactWriter] = field(default_factory=dict)
+    artifact_ids: dict[int, int] = field(default_factory=dict)
+    keys: dict[int, str] = field(default_factory=dict)
+    errors: dict[int, DestinationError] = field(default_factory=dict)
+
+    def release(self, hooks: RunHooks) -> None:
+        for destination_id, writer in self.writers.items():
+            writer.abort()
+            hooks.artifact_discarded(self.artifact_ids[destination_id])
+
+
+def _open_writers(plan: BackupPlan, hooks: RunHooks) -> _Opened:
+    """Open a writer at every destination, under the first archive name free everywhere.
+
+    A name is free when no other run holds it in the database (checked atomically
+    by `artifact_opened`) and no destination stores an archive or a manifest under
+    it. The writers refuse to replace an object at commit too, for anything that
+    appears meanwhile. One name for all destinations keeps a run's copies alike.
+    """
+    for sequence in range(1, MAX_SEQUENCE + 1):
+        opened = _open_named(plan, hooks, sequence)
+        if opened is not None:
+            return opened
+    raise PipelineError(
+        f"no free archive name: {MAX_SEQUENCE} archives of this job already start in this second"
+    )
+
+
+def _open_named(plan: BackupPlan, hooks: RunHooks, sequence: int) -> _Opened | None:
+    """Writers under name number `sequence`, or None (all released) when it is taken."""
+    opened = _Opened()
     metadata = {"mackuper-job": plan.job_slug, "mackuper-run": str(plan.run_id)}
     for destination_id, destination in plan.destinations.items():
         key = archive_key(
@@ -152,23 +186,35 @@ def _open_writers(
             plan.started_at,
             plan.archive_format,
             encrypted=plan.encryption is not None,
+            sequence=sequence,
         )
-        artifact_id = hooks.artifact_opened(destination_id, key)
+        try:
+            artifact_id = hooks.artifact_opened(destination_id, key)
+        except ArchiveNameTaken:
+            opened.release(hooks)
+            return None
 
         def started(upload_id: str, artifact_id: int = artifact_id) -> None:
             hooks.artifact_upload_started(artifact_id, upload_id)
 
         try:
-            writers[destination_id] = destination.open_writer(key, metadata, started)
+            if destination.stat(key) is not None or destination.stat(manifest_key(key)) is not None:
+                hooks.artifact_discarded(artifact_id)
+                opened.release(hooks)
+                hooks.log("info", f"{key} exists at {destination.describe()}: taking the next name")
+                return None
+            writer = destination.open_writer(key, metadata, started)
         except DestinationError as error:
             hooks.artifact_discarded(artifact_id)
-            fan_errors[destination_id] = error
+            opened.errors[destination_id] = error
             hooks.log("error", f"{destination.describe()}: {error}")
             continue
-        artifact_ids[destination_id] = artifact_id
-        keys[destination_id] = key
-        hooks.log("info", f"writing {key} to {destination.describe()}")
-    return writers, artifact_ids, keys
+        opened.writers[destination_id] = writer
+        opened.artifact_ids[destination_id] = artifact_id
+        opened.keys[destination_id] = key
+    for destination_id, key in opened.keys.items():
+        hooks.log("info", f"writing {key} to {plan.destinations[destination_id].describe()}")
+    return opened
 
 
 def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
@@ -177,8 +223,13 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     Returns what was stored; raises PipelineError (or Cancelled/Interrupted) after
     aborting every writer when nothing could be stored.
     """
-    open_errors: dict[int, DestinationError] = {}
-    writers, artifact_ids, keys = _open_writers(plan, hooks, open_errors)
+    opened = _open_writers(plan, hooks)
+    writers, artifact_ids, keys, open_errors = (
+        opened.writers,
+        opened.artifact_ids,
+        opened.keys,
+        opened.errors,
+    )
     if not writers:
         raise PipelineError(
             "no destination could be opened: " + "; ".join(map(str, open_errors.values()))
