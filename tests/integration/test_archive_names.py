@@ -20,7 +20,10 @@ from botocore.exceptions import ClientError
 from mackuper.core.naming import archive_key, manifest_key
 from mackuper.destinations.base import Destination, ObjectExists
 from mackuper.destinations.local import LocalDestination
+from mackuper.runtime import Runtime
+from tests.conftest import ApiClient
 from tests.integration.engine_support import RecordingHooks, backup, extract
+from tests.integration.restore_support import local_destination, ok, restore
 from tests.integration.test_engine_destinations import s3_destination
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
 from tests.trees import file_hashes
@@ -184,3 +187,31 @@ def test_the_conditional_write_refuses_what_the_look_before_it_missed(
         assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # type: ignore[attr-defined]
     finally:
         remove_bucket(moto_s3, bucket)
+
+
+def test_import_brings_back_both_archives_of_one_second_each_with_its_own_data(
+    tmp_path: Path, runtime: Runtime, api: ApiClient
+) -> None:
+    """After losing the database, the numbered name is an archive like any other."""
+    root = tmp_path / "backups"
+    source = tmp_path / "source"
+    source.mkdir()
+    hooks = RecordingHooks()
+    for number in (1, 2):
+        (source / "state.txt").write_text(f"run {number}\n")
+        backup(source, {1: LocalDestination(str(root))}, "tar.gz", hooks=hooks, started_at=SECOND)
+
+    destination = local_destination(api, root)
+    report = ok(api, "POST", "/api/import", {"destination_id": destination["id"]})["report"]
+    assert report["imported"] == 2, report
+    backups = sorted(ok(api, "GET", "/api/backups")["backups"], key=lambda item: item["key"])
+    assert [item["key"].rsplit("/", 1)[-1] for item in backups] == [
+        "backup_20261130_155743-2.tar.gz",
+        "backup_20261130_155743.tar.gz",
+    ]
+    for item, number in zip(backups, (2, 1), strict=True):
+        target = tmp_path / f"restored-{number}"
+        run = restore(api, runtime, item["id"], {"kind": "local", "path": str(target)})
+        assert run["status"] == "success", run["error"]
+        (restored,) = target.rglob("state.txt")
+        assert restored.read_text() == f"run {number}\n"
