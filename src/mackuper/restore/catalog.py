@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mackuper.core.naming import ARCHIVE_FORMATS, MANIFEST_SUFFIX, slugify
 from mackuper.destinations.base import Destination, DestinationError
-from mackuper.models import Artifact, ArtifactState, Job, Run, RunStatus
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunStatus, RunTrigger
 from mackuper.models import Destination as DestinationRow
 from mackuper.restore.formats import ENCRYPTED_SUFFIX
 
@@ -144,9 +144,9 @@ def _import_one(
     run = Run(
         job_id=job.id,
         job_name=job.name,
-        kind="backup",
-        trigger="import",
-        status=RunStatus.SUCCESS.value,
+        kind=RunKind.BACKUP,
+        trigger=RunTrigger.IMPORT,
+        status=RunStatus.SUCCESS,
         created_at=started,
         started_at=started,
         finished_at=finished,
