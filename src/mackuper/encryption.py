@@ -1,4 +1,4 @@
-"""A job's encryption settings: validation, the keys a run uses, the keys a restore tries.
+"""A job's encryption settings: the keys a run uses, the keys a restore tries.
 
 Public settings live in `Job.encryption` (shown by the API):
 
@@ -9,12 +9,12 @@ Public settings live in `Job.encryption` (shown by the API):
 
 Secrets live in `Job.encryption_secrets_encrypted`, encrypted with the master key:
 `{"passphrase": ...}` (needed by unattended backups) or `{"identity": "AGE-SECRET-KEY-1..."}`
-(kept only when the user explicitly chose one-click restore).
+(kept only when the user explicitly chose one-click restore). The form's input is
+checked by mackuper.schemas.encryption.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mackuper.pipeline.age import (
@@ -26,82 +26,6 @@ from mackuper.pipeline.age import (
     parse_identities,
     parse_recipient,
 )
-
-MODES = ("none", "passphrase", "recipients")
-MIN_PASSPHRASE = 10
-MAX_RECIPIENTS = 20
-
-
-@dataclass(frozen=True)
-class Validated:
-    public: dict[str, Any]
-    secrets: dict[str, Any]
-    errors: dict[str, str]
-
-
-def _recipient_lines(raw: object) -> list[str]:
-    lines = raw.splitlines() if isinstance(raw, str) else raw if isinstance(raw, list) else []
-    kept: list[str] = []
-    for line in lines:
-        text = str(line).strip()
-        if text and not text.startswith("#") and text not in kept:
-            kept.append(text)
-    return kept
-
-
-def validate(payload: object, current: dict[str, Any], stored: dict[str, Any]) -> Validated:
-    """The new public settings and secrets from the job form's `encryption` object.
-
-    `current`/`stored` are the job's settings and decrypted secrets before the edit: an
-    empty passphrase or identity field keeps the stored one. Errors are keyed
-    `encryption.<field>`.
-    """
-    form: dict[str, Any] = payload if isinstance(payload, dict) else {}
-    mode = str(form.get("mode") or "none")
-    errors: dict[str, str] = {}
-    if mode not in MODES:
-        return Validated({}, {}, {"encryption.mode": "Choose none, passphrase or recipients."})
-    if mode == "none":
-        return Validated({"mode": "none"}, {}, errors)
-    if mode == "passphrase":
-        passphrase = str(form.get("passphrase") or "")
-        if not passphrase and current.get("mode") == "passphrase":
-            passphrase = str(stored.get("passphrase") or "")
-        if not passphrase:
-            errors["encryption.passphrase"] = "Enter a passphrase."
-        elif len(passphrase) < MIN_PASSPHRASE:
-            errors["encryption.passphrase"] = f"Use at least {MIN_PASSPHRASE} characters."
-        return Validated({"mode": "passphrase"}, {"passphrase": passphrase}, errors)
-    recipients = _recipient_lines(form.get("recipients"))
-    secrets: dict[str, Any] = {}
-    if form.get("store_identity"):
-        text = str(form.get("identity") or "").strip() or str(stored.get("identity") or "")
-        try:
-            identity = X25519Identity.parse(text)
-        except KeyFormatError:
-            errors["encryption.identity"] = (
-                "To store a key for one-click restore,"
-                " paste or generate an AGE-SECRET-KEY-1... key."
-            )
-        else:
-            secrets["identity"] = str(identity)
-            public_key = str(identity.recipient())
-            if public_key not in recipients:
-                recipients.append(public_key)
-    for index, line in enumerate(recipients):
-        try:
-            parse_recipient(line)
-        except KeyFormatError as error:
-            errors["encryption.recipients"] = f"Line {index + 1}: {error}."
-            break
-    if not recipients and "encryption.identity" not in errors:
-        errors["encryption.recipients"] = (
-            "Add at least one public key (age1..., ssh-ed25519, ssh-rsa)."
-        )
-    elif len(recipients) > MAX_RECIPIENTS:
-        errors["encryption.recipients"] = f"Use at most {MAX_RECIPIENTS} public keys."
-    public = {"mode": "recipients", "recipients": recipients, "identity_stored": bool(secrets)}
-    return Validated(public, secrets, errors)
 
 
 def backup_recipients(public: dict[str, Any], secrets: dict[str, Any]) -> list[Recipient] | None:

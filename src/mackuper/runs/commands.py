@@ -21,11 +21,8 @@ from typing import Any
 
 from mackuper.pipeline.errors import PipelineError
 
-HOOK_NAMES = ("pre", "post")
 POLICIES = ("abort", "warn")
 DEFAULT_TIMEOUT = 600
-MAX_TIMEOUT = 86_400
-MAX_COMMAND = 4000
 MAX_OUTPUT_LINES = 200
 KILL_GRACE = 5.0
 _HIDDEN_ENV = ("MACKUPER_MASTER_KEY", "SECRET_KEY", "MACKUPER_METRICS_TOKEN", "DATABASE_URL")
@@ -60,38 +57,6 @@ def load(hooks: dict[str, Any], name: str) -> Hook | None:
         timeout=float(spec.get("timeout") or DEFAULT_TIMEOUT),
         on_failure=policy if policy in POLICIES else default_policy,
     )
-
-
-def validate(payload: object) -> tuple[dict[str, Any], dict[str, str]]:
-    """(stored hooks, field errors) from the job form's `hooks` object."""
-    errors: dict[str, str] = {}
-    stored: dict[str, Any] = {}
-    given = payload if isinstance(payload, dict) else {}
-    for name in HOOK_NAMES:
-        spec = given.get(name)
-        if not isinstance(spec, dict):
-            continue
-        command = str(spec.get("command") or "").strip()
-        if not command:
-            continue
-        if len(command) > MAX_COMMAND:
-            errors[f"hooks.{name}.command"] = f"Use at most {MAX_COMMAND} characters."
-        timeout = spec.get("timeout", DEFAULT_TIMEOUT)
-        if timeout in ("", None):
-            timeout = DEFAULT_TIMEOUT
-        if (
-            not isinstance(timeout, int)
-            or isinstance(timeout, bool)
-            or not 1 <= timeout <= MAX_TIMEOUT
-        ):
-            errors[f"hooks.{name}.timeout"] = (
-                f"Use a whole number of seconds from 1 to {MAX_TIMEOUT}."
-            )
-        policy = spec.get("on_failure") or ("abort" if name == "pre" else "warn")
-        if policy not in POLICIES:
-            errors[f"hooks.{name}.on_failure"] = "Choose abort or warn."
-        stored[name] = {"command": command, "timeout": timeout, "on_failure": policy}
-    return stored, errors
 
 
 @dataclass(frozen=True)

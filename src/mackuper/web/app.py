@@ -13,7 +13,17 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
-from mackuper.web import auth, destinations, encryption, jobs, pages, runs, ui_api
+from mackuper.web import (
+    auth,
+    destinations,
+    encryption,
+    jobs,
+    json_input,
+    openapi,
+    pages,
+    runs,
+    ui_api,
+)
 from mackuper.web import health as health_check
 from mackuper.web import job_alerts as job_alerts_api
 from mackuper.web import metrics as metrics_api
@@ -64,6 +74,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
     app.teardown_appcontext(close_db)
     init_security(app, api_tokens.user_for_bearer)
     app.before_request(_require_login)
+    json_input.install(app)
     for blueprint in (
         auth.blueprint,
         destinations.blueprint,
@@ -79,6 +90,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         job_alerts_api.blueprint,
         metrics_api.blueprint,
         installation_settings.blueprint,
+        openapi.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.register_error_handler(HTTPException, _http_error)

@@ -13,8 +13,11 @@ from werkzeug.wrappers import Response
 
 from mackuper.models import Setting, User
 from mackuper.passwords import hash_password, password_problem, verify_password
+from mackuper.schemas.answers import OkAnswer
+from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
 from mackuper.web.database import get_db
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors
+from mackuper.web.operations import operation
 from mackuper.web.security import LoginLimiter, LoginUser, login_required
 from mackuper.web.setup_state import admin_exists, mark_setup_complete, setup_complete
 
@@ -35,6 +38,7 @@ def setup_page() -> str | Response:
 
 
 @blueprint.get("/api/setup/status")
+@operation("Where the setup wizard stands", public=True)
 def setup_status() -> Response:
     return jsonify(
         admin_created=admin_exists(),
@@ -44,19 +48,24 @@ def setup_status() -> Response:
 
 
 @blueprint.post("/api/setup/admin")
-def setup_admin() -> tuple[Response, int]:
+@operation(
+    "Setup step 1: create the administrator (only while none exists)",
+    body=SetupAdminBody,
+    responses={201: None},
+    public=True,
+)
+def setup_admin(body: SetupAdminBody) -> tuple[Response, int]:
     """Step 1: create the administrator, only while none exists."""
-    payload = json_body()
     if admin_exists():
         fail("The administrator already exists; log in instead.", 409)
-    username = str(payload.get("username", "")).strip()
-    password = str(payload.get("password", ""))
+    username = body.username
+    password = body.password
     errors: dict[str, str] = {}
     if not USERNAME.match(username):
         errors["username"] = "Use 3 to 64 letters, digits, or . _ @ -"
     if problem := password_problem(password):
         errors["password"] = problem
-    if payload.get("password_confirm") is not None and payload.get("password_confirm") != password:
+    if body.password_confirm is not None and body.password_confirm != password:
         errors["password_confirm"] = "The two passwords differ."  # noqa: S105
     if errors:
         field_errors(errors)
@@ -77,6 +86,7 @@ def setup_admin() -> tuple[Response, int]:
 
 @blueprint.post("/api/setup/finish")
 @login_required
+@operation("Setup: mark the wizard finished", responses={200: OkAnswer})
 def setup_finish() -> Response:
     mark_setup_complete()
     return jsonify(ok=True)
@@ -97,10 +107,10 @@ def _limiter() -> LoginLimiter:
 
 
 @blueprint.post("/api/login")
-def login() -> Response | tuple[Response, int]:
-    payload = json_body()
-    username = str(payload.get("username", "")).strip()
-    password = str(payload.get("password", ""))
+@operation("Log in (sets the session cookie)", body=LoginBody, public=True)
+def login(body: LoginBody) -> Response | tuple[Response, int]:
+    username = body.username
+    password = body.password
     keys = [f"ip:{request.remote_addr}", f"user:{username.lower()}"]
     wait = _limiter().retry_after(keys)
     if wait:
@@ -114,12 +124,13 @@ def login() -> Response | tuple[Response, int]:
         logger.warning("failed login for %r from %s", username[:64], request.remote_addr)
         return jsonify(error="Wrong user name or password."), 401
     _limiter().succeeded(keys)
-    login_user(LoginUser(user), remember=bool(payload.get("remember")))
+    login_user(LoginUser(user), remember=body.remember)
     logger.info("user %s logged in from %s", username, request.remote_addr)
     return jsonify(ok=True, setup_complete=setup_complete())
 
 
 @blueprint.post("/api/logout")
+@operation("Log out", responses={200: OkAnswer})
 def logout() -> Response:
     logout_user()
     return jsonify(ok=True)
@@ -127,12 +138,12 @@ def logout() -> Response:
 
 @blueprint.post("/api/account/password")
 @login_required
-def change_password() -> Response:
-    payload = json_body()
+@operation("Change the password", body=PasswordBody, responses={200: OkAnswer})
+def change_password(body: PasswordBody) -> Response:
     user: User = current_user.user
-    if not verify_password(user.password_hash, str(payload.get("current_password", ""))):
+    if not verify_password(user.password_hash, body.current_password):
         field_errors({"current_password": "The current password is wrong."}, 403)
-    new = str(payload.get("new_password", ""))
+    new = body.new_password
     if problem := password_problem(new):
         field_errors({"new_password": problem})
     session = get_db()

@@ -13,8 +13,18 @@ from werkzeug.wrappers import Response
 from mackuper.destinations import registry
 from mackuper.destinations.base import DestinationError
 from mackuper.models import Destination, job_destinations
+from mackuper.schemas.answers import DestinationAnswer, DestinationsAnswer, OkAnswer
+from mackuper.schemas.api import (
+    DESTINATION_BODIES,
+    DestinationBody,
+    DestinationHead,
+    DestinationTest,
+    LocalDestinationBody,
+    S3DestinationBody,
+)
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors, json_body, parse
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import destination_json
 
@@ -22,33 +32,43 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("destinations", __name__, url_prefix="/api/destinations")
 
 
-def _name(payload: dict[str, Any]) -> str:
-    name = str(payload.get("name", "")).strip()
-    if not name:
-        field_errors({"name": "Give the destination a name."})
-    if len(name) > 100:
-        field_errors({"name": "Use at most 100 characters."})
-    return name
+def _settings(kind: str, stored: dict[str, Any]) -> DestinationHead:
+    """The form's settings for `kind`, stored secrets filling blank ones; a 422 if wrong."""
+    return _checked(parse(DESTINATION_BODIES[kind], {**json_body(), "kind": kind}), stored)
 
 
-def _validated(payload: dict[str, Any], existing: dict[str, str]) -> registry.Validated:
-    kind = str(payload.get("kind", ""))
-    result = registry.validate(kind, payload, existing)
-    if result.errors:
-        field_errors(result.errors)
-    return result
+def _checked(body: DestinationHead, stored: dict[str, Any]) -> DestinationHead:
+    body = body.keep_stored(stored)
+    if problems := body.problems():
+        field_errors(problems)
+    return body
 
 
-def _probe(kind: str, result: registry.Validated) -> None:
+def _probe(body: DestinationHead) -> None:
     """Put, get and delete a small object; abort with the cause when it fails."""
+    kind = str(getattr(body, "kind", ""))
     try:
-        registry.build(kind, result.config, result.secrets).check_access()
+        registry.build(kind, body.public(), body.secrets()).check_access()
     except DestinationError as error:
         fail(f"Connection test failed: {error}.", 422)
 
 
+def _sealed(secrets: dict[str, Any]) -> str | None:
+    return runtime().secrets.encrypt(secrets) if secrets else None
+
+
+def _saved(name: str) -> None:
+    session = get_db()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        field_errors({"name": f"A destination named {name!r} already exists."}, 409)
+
+
 @blueprint.get("")
 @login_required
+@operation("List the destinations", responses={200: DestinationsAnswer})
 def list_destinations() -> Response:
     rows = get_db().scalars(select(Destination).order_by(Destination.name)).all()
     return jsonify(destinations=[destination_json(row, runtime()) for row in rows])
@@ -56,40 +76,43 @@ def list_destinations() -> Response:
 
 @blueprint.post("")
 @login_required
-def create_destination() -> tuple[Response, int]:
-    payload = json_body()
-    name = _name(payload)
-    result = _validated(payload, {})
-    if payload.get("test", True):
-        _probe(str(payload["kind"]), result)
+@operation(
+    "Create a destination (after a write test unless test is false)",
+    body=DestinationBody,
+    responses={201: DestinationAnswer},
+)
+def create_destination(body: LocalDestinationBody | S3DestinationBody) -> tuple[Response, int]:
+    settings = _checked(body, {})
+    if settings.test:
+        _probe(settings)
     destination = Destination(
-        name=name,
-        kind=str(payload["kind"]),
-        config=result.config,
-        secrets_encrypted=runtime().secrets.encrypt(result.secrets) if result.secrets else None,
+        name=settings.name,
+        kind=body.kind,
+        config=settings.public(),
+        secrets_encrypted=_sealed(settings.secrets()),
     )
-    session = get_db()
-    session.add(destination)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        field_errors({"name": f"A destination named {name!r} already exists."}, 409)
-    logger.info("destination %s (%s) created", name, destination.kind)
+    get_db().add(destination)
+    _saved(settings.name)
+    logger.info("destination %s (%s) created", destination.name, destination.kind)
     return jsonify(destination=destination_json(destination, runtime())), 201
 
 
 @blueprint.post("/test")
 @login_required
+@operation(
+    "Test unsaved destination settings: write, read back and delete a small object",
+    body=DestinationBody,
+    parse_body=False,
+    responses={200: OkAnswer},
+)
 def test_unsaved() -> Response:
-    payload = json_body()
-    existing: dict[str, str] = {}
-    if isinstance(payload.get("id"), int):
-        stored = get_db().get(Destination, payload["id"])
-        if stored is not None:
-            existing = runtime().secrets.decrypt(stored.secrets_encrypted)
-    result = _validated(payload, existing)
-    _probe(str(payload["kind"]), result)
+    head: DestinationTest = parse(DestinationTest, json_body())
+    stored: dict[str, Any] = {}
+    if head.id is not None:
+        row = get_db().get(Destination, head.id)
+        if row is not None and row.kind == head.kind:
+            stored = runtime().secrets.decrypt(row.secrets_encrypted)
+    _probe(_settings(head.kind, stored))
     return jsonify(ok=True, message="Connected: a test object was written, read back and deleted.")
 
 
@@ -102,37 +125,35 @@ def _get(destination_id: int) -> Destination:
 
 @blueprint.get("/<int:destination_id>")
 @login_required
+@operation("One destination", responses={200: DestinationAnswer})
 def get_destination(destination_id: int) -> Response:
     return jsonify(destination=destination_json(_get(destination_id), runtime()))
 
 
 @blueprint.put("/<int:destination_id>")
 @login_required
+@operation(
+    "Change a destination; its kind stays, blank secrets are kept",
+    body=DestinationBody,
+    parse_body=False,
+    responses={200: DestinationAnswer},
+)
 def update_destination(destination_id: int) -> Response:
     destination = _get(destination_id)
-    payload = json_body()
-    payload["kind"] = destination.kind
-    name = _name(payload)
-    existing = runtime().secrets.decrypt(destination.secrets_encrypted)
-    result = _validated(payload, existing)
-    if payload.get("test", True):
-        _probe(destination.kind, result)
-    destination.name = name
-    destination.config = result.config
-    destination.secrets_encrypted = (
-        runtime().secrets.encrypt(result.secrets) if result.secrets else None
-    )
-    session = get_db()
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        field_errors({"name": f"A destination named {name!r} already exists."}, 409)
+    stored = runtime().secrets.decrypt(destination.secrets_encrypted)
+    settings = _settings(destination.kind, stored)
+    if settings.test:
+        _probe(settings)
+    destination.name = settings.name
+    destination.config = settings.public()
+    destination.secrets_encrypted = _sealed(settings.secrets())
+    _saved(settings.name)
     return jsonify(destination=destination_json(destination, runtime()))
 
 
 @blueprint.post("/<int:destination_id>/test")
 @login_required
+@operation("Test a saved destination", responses={200: OkAnswer})
 def test_saved(destination_id: int) -> Response:
     destination = _get(destination_id)
     try:
@@ -148,6 +169,7 @@ def test_saved(destination_id: int) -> Response:
 
 @blueprint.delete("/<int:destination_id>")
 @login_required
+@operation("Delete a destination no job uses", responses={200: OkAnswer})
 def delete_destination(destination_id: int) -> Response:
     destination = _get(destination_id)
     session = get_db()

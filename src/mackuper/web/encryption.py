@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.encryption import generate_identity
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("encryption", __name__, url_prefix="/api/encryption")
@@ -18,6 +19,7 @@ blueprint = Blueprint("encryption", __name__, url_prefix="/api/encryption")
 
 @blueprint.post("/identity")
 @login_required
+@operation("Generate an age key pair (shown once, stored nowhere)")
 def new_identity() -> Response:
     identity, recipient = generate_identity()
     response = jsonify(

@@ -1,4 +1,4 @@
-"""The alert and command parts of a job (notifications, pings, pre/post hooks).
+"""The alert and command parts of a job (notifications, pings, pre/post commands).
 
 Sent with the job form (`notifications`, `hooks` in POST/PUT /api/jobs) or on
 their own with PUT /api/jobs/<id>/alerts. A payload without `notifications` or
@@ -15,48 +15,50 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.models import Job
-from mackuper.notify import settings as alert_settings
-from mackuper.runs import commands
+from mackuper.schemas.alerts import Commands, Notifications
+from mackuper.schemas.answers import JobAlertsAnswer
+from mackuper.schemas.jobs import AlertsBody, JobBody
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("job_alerts", __name__, url_prefix="/api/jobs")
 
 
 @dataclass
-class JobAlertForm:
-    notifications: dict[str, Any] | None = None
-    secrets: dict[str, Any] | None = None
-    hooks: dict[str, Any] | None = None
+class AlertChanges:
+    """What a form changes in a job's alerts; None keeps that part as it is."""
+
+    notifications: Notifications | None = None
+    commands: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def validate(job: Job, payload: dict[str, Any]) -> JobAlertForm:
-    form = JobAlertForm()
-    given = payload.get("notifications")
-    if isinstance(given, dict):
+def settle(job: Job, body: JobBody | AlertsBody) -> AlertChanges:
+    """The changes `body` asks for, stored secrets filling blank URLs; errors keyed by field."""
+    changes = AlertChanges()
+    if body.notifications is not None:
         try:
             stored = runtime().secrets.decrypt(job.notify_secrets_encrypted)
         except InvalidToken:
             stored = {}
-        public, secrets, errors = alert_settings.validate(given, stored)
-        form.notifications, form.secrets = public, secrets
-        form.errors.update(errors)
-    if "hooks" in payload:
-        form.hooks, errors = commands.validate(payload.get("hooks"))
-        form.errors.update(errors)
-    return form
-
-
-def apply(job: Job, form: JobAlertForm) -> None:
-    if form.notifications is not None:
-        job.notifications = form.notifications
-        job.notify_secrets_encrypted = (
-            runtime().secrets.encrypt(form.secrets) if form.secrets else None
+        changes.notifications = body.notifications.keep_stored(stored)
+        changes.errors.update(
+            {f"notifications.{k}": v for k, v in changes.notifications.problems().items()}
         )
-    if form.hooks is not None:
-        job.hooks = form.hooks
+    if "hooks" in body.model_fields_set:
+        changes.commands = (body.hooks or Commands()).stored()
+    return changes
+
+
+def apply(job: Job, changes: AlertChanges) -> None:
+    if changes.notifications is not None:
+        secrets = changes.notifications.secrets()
+        job.notifications = changes.notifications.public()
+        job.notify_secrets_encrypted = runtime().secrets.encrypt(secrets) if secrets else None
+    if changes.commands is not None:
+        job.hooks = changes.commands
 
 
 def _json(job: Job) -> dict[str, Any]:
@@ -72,17 +74,23 @@ def _job(job_id: int) -> Job:
 
 @blueprint.get("/<int:job_id>/alerts")
 @login_required
+@operation("A job's alert settings and commands", responses={200: JobAlertsAnswer})
 def get_alerts(job_id: int) -> Response:
     return jsonify(_json(_job(job_id)))
 
 
 @blueprint.put("/<int:job_id>/alerts")
 @login_required
-def update_alerts(job_id: int) -> Response:
+@operation(
+    "Change a job's alert settings or commands (a part left out is kept)",
+    body=AlertsBody,
+    responses={200: JobAlertsAnswer},
+)
+def update_alerts(job_id: int, body: AlertsBody) -> Response:
     job = _job(job_id)
-    form = validate(job, json_body())
-    if form.errors:
-        field_errors(form.errors)
-    apply(job, form)
+    changes = settle(job, body)
+    if changes.errors:
+        field_errors(changes.errors)
+    apply(job, changes)
     get_db().commit()
     return jsonify(_json(job))

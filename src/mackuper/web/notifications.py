@@ -17,8 +17,11 @@ from werkzeug.wrappers import Response
 from mackuper.models import NotificationChannel
 from mackuper.notify import channels
 from mackuper.notify.dispatch import CHANNEL_DEFAULT_EVENTS, Target, channel_events, deliver
+from mackuper.schemas.answers import ChannelAnswer, ChannelsAnswer, OkAnswer
+from mackuper.schemas.api import ChannelBody, ChannelTest
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso
 
@@ -41,29 +44,12 @@ def channel_json(channel: NotificationChannel) -> dict[str, Any]:
     }
 
 
-def _events(payload: dict[str, Any]) -> dict[str, bool]:
-    given = payload.get("events")
-    events = dict(CHANNEL_DEFAULT_EVENTS)
-    if isinstance(given, dict):
-        events.update({name: bool(given[name]) for name in events if name in given})
-    return events
-
-
-def _validated(payload: dict[str, Any], stored_url: str) -> tuple[str, str]:
-    """(name, url) from the form; a blank URL keeps `stored_url`."""
-    errors: dict[str, str] = {}
-    name = str(payload.get("name", "")).strip()
-    if not name:
-        errors["name"] = "Give the channel a name."
-    elif len(name) > 100:
-        errors["name"] = "Use at most 100 characters."
-    url = str(payload.get("url") or "").strip() or stored_url
-    problem = channels.check_url(url)
-    if problem:
-        errors["url"] = problem
-    if errors:
-        field_errors(errors)
-    return name, url
+def _url(body: ChannelBody | ChannelTest, stored_url: str) -> str:
+    """The form's URL, or `stored_url` when it is blank; a 422 when Apprise cannot use it."""
+    url = body.url or stored_url
+    if problem := channels.check_url(url):
+        field_errors({"url": problem})
+    return url
 
 
 def _get(channel_id: int) -> NotificationChannel:
@@ -101,6 +87,7 @@ def _send_test(url: str) -> Response:
 
 @blueprint.get("/channels")
 @login_required
+@operation("List the global alert channels", responses={200: ChannelsAnswer})
 def list_channels() -> Response:
     rows = get_db().scalars(select(NotificationChannel).order_by(NotificationChannel.name)).all()
     return jsonify(
@@ -110,43 +97,49 @@ def list_channels() -> Response:
 
 @blueprint.post("/channels")
 @login_required
-def create_channel() -> tuple[Response, int]:
-    payload = json_body()
-    name, url = _validated(payload, "")
+@operation("Create a global alert channel", body=ChannelBody, responses={201: ChannelAnswer})
+def create_channel(body: ChannelBody) -> tuple[Response, int]:
+    url = _url(body, "")
     channel = NotificationChannel(
-        name=name,
+        name=body.name,
         url_encrypted=runtime().secrets.encrypt({"url": url}),
-        events=_events(payload),
-        enabled=bool(payload.get("enabled", True)),
+        events=body.events.model_dump(),
+        enabled=body.enabled,
     )
     get_db().add(channel)
-    _save(name)
-    logger.info("notification channel %s (%s) created", name, channels.service_name(url))
+    _save(body.name)
+    logger.info("notification channel %s (%s) created", body.name, channels.service_name(url))
     return jsonify(channel=channel_json(channel)), 201
 
 
 @blueprint.get("/channels/<int:channel_id>")
 @login_required
+@operation("One global alert channel", responses={200: ChannelAnswer})
 def get_channel(channel_id: int) -> Response:
     return jsonify(channel=channel_json(_get(channel_id)))
 
 
 @blueprint.put("/channels/<int:channel_id>")
 @login_required
-def update_channel(channel_id: int) -> Response:
+@operation(
+    "Change a global alert channel (a blank URL is kept)",
+    body=ChannelBody,
+    responses={200: ChannelAnswer},
+)
+def update_channel(channel_id: int, body: ChannelBody) -> Response:
     channel = _get(channel_id)
-    payload = json_body()
-    name, url = _validated(payload, _stored_url(channel))
-    channel.name = name
+    url = _url(body, _stored_url(channel))
+    channel.name = body.name
     channel.url_encrypted = runtime().secrets.encrypt({"url": url})
-    channel.events = _events(payload)
-    channel.enabled = bool(payload.get("enabled", True))
-    _save(name)
+    channel.events = body.events.model_dump()
+    channel.enabled = body.enabled
+    _save(body.name)
     return jsonify(channel=channel_json(channel))
 
 
 @blueprint.delete("/channels/<int:channel_id>")
 @login_required
+@operation("Delete a global alert channel", responses={200: OkAnswer})
 def delete_channel(channel_id: int) -> Response:
     session = get_db()
     session.delete(_get(channel_id))
@@ -156,20 +149,15 @@ def delete_channel(channel_id: int) -> Response:
 
 @blueprint.post("/channels/<int:channel_id>/test")
 @login_required
+@operation("Send a test message to a saved channel", responses={200: OkAnswer})
 def test_saved(channel_id: int) -> Response:
     return _send_test(_stored_url(_get(channel_id)))
 
 
 @blueprint.post("/test")
 @login_required
-def test_unsaved() -> Response:
+@operation("Send a test message to an unsaved channel", body=ChannelTest, responses={200: OkAnswer})
+def test_unsaved(body: ChannelTest) -> Response:
     """Send a test to the URL in the form (or the stored one of `id` when blank)."""
-    payload = json_body()
-    stored = ""
-    if isinstance(payload.get("id"), int):
-        stored = _stored_url(_get(payload["id"]))
-    url = str(payload.get("url") or "").strip() or stored
-    problem = channels.check_url(url)
-    if problem:
-        field_errors({"url": problem})
-    return _send_test(url)
+    stored = _stored_url(_get(body.id)) if body.id is not None and not body.url else ""
+    return _send_test(_url(body, stored))

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from mackuper import __version__
 from mackuper.web import health as health_check
 from mackuper.web.database import get_db, runtime
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("pages", __name__)
@@ -48,6 +49,7 @@ def settings() -> str:
 
 @blueprint.get("/api/about")
 @login_required
+@operation("Version, database and free disk space")
 def about() -> Response:
     settings = runtime().settings
     usage = shutil.disk_usage(settings.data_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
@@ -33,8 +33,19 @@ from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition, presigned_url
 from mackuper.restore.stored import build_destination, stored_archive
 from mackuper.runs import enqueue
+from mackuper.schemas.answers import BackupsAnswer, RunAnswer
+from mackuper.schemas.api import (
+    BackupsQuery,
+    ExtractQuery,
+    ImportBody,
+    RestoreBody,
+    TreeQuery,
+    VerifyBody,
+    VerifyScheduleBody,
+)
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail, field_errors
+from mackuper.web.operations import BINARY, operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
 
@@ -96,18 +107,17 @@ def _archive(artifact: Artifact) -> StoredArchive:
 
 @blueprint.get("/api/backups")
 @login_required
-def list_backups() -> Response:
-    query = select(Artifact).where(Artifact.state == ArtifactState.STORED.value)
-    if job_id := request.args.get("job_id"):
-        if not job_id.isdigit():
-            fail("job_id must be a number.")
-        query = query.where(Artifact.job_id == int(job_id))
-    if destination_id := request.args.get("destination_id"):
-        if not destination_id.isdigit():
-            fail("destination_id must be a number.")
-        query = query.where(Artifact.destination_id == int(destination_id))
+@operation(
+    "Stored backups, newest first (500 at most)", query=BackupsQuery, responses={200: BackupsAnswer}
+)
+def list_backups(query: BackupsQuery) -> Response:
+    statement = select(Artifact).where(Artifact.state == ArtifactState.STORED.value)
+    if query.job_id is not None:
+        statement = statement.where(Artifact.job_id == query.job_id)
+    if query.destination_id is not None:
+        statement = statement.where(Artifact.destination_id == query.destination_id)
     rows = get_db().scalars(
-        query.options(selectinload(Artifact.run))
+        statement.options(selectinload(Artifact.run))
         .order_by(Artifact.created_at.desc(), Artifact.id.desc())
         .limit(500)
     )
@@ -124,6 +134,7 @@ def _manifest(artifact: Artifact) -> dict[str, Any]:
 
 @blueprint.get("/api/backups/<int:artifact_id>")
 @login_required
+@operation("A stored backup and its manifest's summary")
 def get_backup(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     manifest = _manifest(artifact)
@@ -146,13 +157,14 @@ def get_backup(artifact_id: int) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/tree")
 @login_required
-def backup_tree(artifact_id: int) -> Response:
+@operation("A folder of a backup's file list, or a search in it", query=TreeQuery)
+def backup_tree(artifact_id: int, query: TreeQuery) -> Response:
     files = manifest_files(_manifest(_artifact(artifact_id)))
-    text = request.args.get("q", "").strip()
+    text = query.q
     if text:
         matches, cut = search(files, text)
         return jsonify(entries=[node.as_dict() for node in matches], truncated=cut, query=text)
-    folder = request.args.get("path", "").strip("/")
+    folder = query.path.strip("/")
     nodes = children(files, folder)
     return jsonify(path=folder, entries=[node.as_dict() for node in nodes], truncated=False)
 
@@ -171,6 +183,7 @@ def _send(download: Download) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/download")
 @login_required
+@operation("Download a whole backup, as stored", responses={200: BINARY})
 def download_backup(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     archive = _archive(artifact)
@@ -183,6 +196,7 @@ def download_backup(artifact_id: int) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/download-url")
 @login_required
+@operation("A presigned S3 link to a backup (15 minutes)")
 def download_url(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     archive = _archive(artifact)
@@ -195,8 +209,13 @@ def download_url(artifact_id: int) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/extract")
 @login_required
-def extract_from_backup(artifact_id: int) -> Response:
-    path = request.args.get("path", "")
+@operation(
+    "Download one file, or one folder as a tar, from a backup",
+    query=ExtractQuery,
+    responses={200: BINARY},
+)
+def extract_from_backup(artifact_id: int, query: ExtractQuery) -> Response:
+    path = query.path
     if not path.strip("/"):
         fail("Choose a file or folder to download.")
     archive = _archive(_artifact(artifact_id))
@@ -209,13 +228,10 @@ def extract_from_backup(artifact_id: int) -> Response:
 
 @blueprint.post("/api/restore")
 @login_required
-def start_restore() -> tuple[Response, int]:
-    payload = json_body()
-    artifact_id = payload.get("artifact_id")
-    if not isinstance(artifact_id, int):
-        field_errors({"artifact_id": "Choose the backup to restore."})
-    artifact = _artifact(artifact_id)
-    parsed = parse_restore(payload)
+@operation("Queue a restore of a backup", body=RestoreBody, responses={202: RunAnswer})
+def start_restore(body: RestoreBody) -> tuple[Response, int]:
+    artifact = _artifact(body.artifact_id)
+    parsed = parse_restore(body.model_dump(mode="json"))
     if isinstance(parsed, dict):
         field_errors(parsed)
     run = enqueue.queue_restore(get_db(), runtime(), artifact, parsed, RunTrigger.MANUAL)
@@ -224,22 +240,18 @@ def start_restore() -> tuple[Response, int]:
 
 @blueprint.post("/api/verify")
 @login_required
-def start_verify() -> tuple[Response, int]:
-    payload = json_body()
-    artifact_id = payload.get("artifact_id")
-    if not isinstance(artifact_id, int):
-        field_errors({"artifact_id": "Choose the backup to verify."})
-    artifact = _artifact(artifact_id)
-    run = enqueue.queue_verify(get_db(), artifact, bool(payload.get("deep")), RunTrigger.MANUAL)
+@operation("Queue a verification of a backup", body=VerifyBody, responses={202: RunAnswer})
+def start_verify(body: VerifyBody) -> tuple[Response, int]:
+    artifact = _artifact(body.artifact_id)
+    run = enqueue.queue_verify(get_db(), artifact, body.deep, RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202
 
 
 @blueprint.post("/api/import")
 @login_required
-def import_from_destination() -> Response:
-    payload = json_body()
-    destination_id = payload.get("destination_id")
-    row = get_db().get(DestinationRow, destination_id) if isinstance(destination_id, int) else None
+@operation("Add the backups found at a destination to the catalog", body=ImportBody)
+def import_from_destination(body: ImportBody) -> Response:
+    row = get_db().get(DestinationRow, body.destination_id)
     if row is None:
         field_errors({"destination_id": "Choose the destination to scan."})
     try:
@@ -252,19 +264,20 @@ def import_from_destination() -> Response:
 
 @blueprint.get("/api/verify/schedule")
 @login_required
+@operation("The schedule of automatic verifications")
 def get_verify_schedule() -> Response:
     return jsonify(schedule=read_schedule(get_db()))
 
 
 @blueprint.put("/api/verify/schedule")
 @login_required
-def set_verify_schedule() -> Response:
-    payload = json_body()
-    cron = str(payload.get("cron") or "").strip() or None
+@operation("Change the schedule of automatic verifications", body=VerifyScheduleBody)
+def set_verify_schedule(body: VerifyScheduleBody) -> Response:
+    cron = body.cron or None
     if cron:
         try:
             schedule.parse(cron, installation.timezone(get_db()))
         except schedule.ScheduleError as error:
             field_errors({"cron": _sentence(error)})
-    save_schedule(get_db(), cron, bool(payload.get("deep")), datetime.now(UTC))
+    save_schedule(get_db(), cron, body.deep, datetime.now(UTC))
     return jsonify(schedule=read_schedule(get_db()))

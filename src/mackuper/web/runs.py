@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, lazyload
 from werkzeug.wrappers import Response
@@ -22,8 +22,11 @@ from mackuper.models import (
     WorkerHeartbeat,
 )
 from mackuper.runs import retention
+from mackuper.schemas.answers import LogAnswer, RunAnswer, RunsAnswer
+from mackuper.schemas.api import CleanupBody, LogQuery, RunsQuery
 from mackuper.web.database import get_db
-from mackuper.web.forms import fail, json_body
+from mackuper.web.forms import fail
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
 
@@ -35,46 +38,24 @@ _LISTED = lazyload(Run.job)
 """Lists serialize runs without their job (run_json uses job_name): skip the join."""
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        fail(f"{name} must be a whole number.")
-    return max(low, min(high, value))
-
-
 @blueprint.get("/runs")
 @login_required
-def list_runs() -> Response:
-    query = select(Run).options(_LISTED)
-    if status := request.args.get("status"):
-        if status not in {s.value for s in RunStatus}:
-            fail("Unknown status.")
-        query = query.where(Run.status == status)
-    if job_id := request.args.get("job_id"):
-        if not job_id.isdigit():
-            fail("job_id must be a number.")
-        query = query.where(Run.job_id == int(job_id))
-    for name, operator in (("since", ">="), ("until", "<")):
-        if raw := request.args.get(name):
-            try:
-                moment = datetime.fromisoformat(raw)
-            except ValueError:
-                fail(f"{name} must be an ISO date or time.")
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            query = query.where(
-                Run.created_at >= moment if operator == ">=" else Run.created_at < moment
-            )
-    page = _int_arg("page", 1, 1, 1_000_000)
-    per_page = _int_arg("per_page", 25, 1, 200)
+@operation("Run history, newest first, with filters", query=RunsQuery, responses={200: RunsAnswer})
+def list_runs(query: RunsQuery) -> Response:
+    statement = select(Run).options(_LISTED)
+    if query.status is not None:
+        statement = statement.where(Run.status == RunStatus(query.status))
+    if query.job_id is not None:
+        statement = statement.where(Run.job_id == query.job_id)
+    if query.since is not None:
+        statement = statement.where(Run.created_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(Run.created_at < query.until)
+    page, per_page = query.page, query.per_page
     session = get_db()
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(
-        query.order_by(Run.created_at.desc(), Run.id.desc())
+        statement.order_by(Run.created_at.desc(), Run.id.desc())
         .offset((page - 1) * per_page)
         .limit(per_page)
     ).all()
@@ -90,16 +71,18 @@ def _get(run_id: int) -> Run:
 
 @blueprint.get("/runs/<int:run_id>")
 @login_required
+@operation("One run", responses={200: RunAnswer})
 def get_run(run_id: int) -> Response:
     return jsonify(run=run_json(_get(run_id)))
 
 
 @blueprint.get("/runs/<int:run_id>/log")
 @login_required
-def run_log(run_id: int) -> Response:
+@operation("A run's log lines (1000 at most)", query=LogQuery, responses={200: LogAnswer})
+def run_log(run_id: int, query: LogQuery) -> Response:
     """Log lines after id `after`, so a page can follow a running run."""
     run = _get(run_id)
-    after = _int_arg("after", 0, 0, 2**62)
+    after = query.after
     lines = (
         get_db()
         .scalars(
@@ -121,6 +104,7 @@ def run_log(run_id: int) -> Response:
 
 @blueprint.post("/runs/<int:run_id>/cancel")
 @login_required
+@operation("Cancel a queued or running run", responses={200: RunAnswer})
 def cancel_run(run_id: int) -> Response:
     session = get_db()
     run = _get(run_id)
@@ -164,13 +148,13 @@ def _good_runs(session: Session, now: datetime) -> int:
     if cached is None or cached[0] != today:
         settled = session.scalar(
             select(func.count()).where(
-                Run.kind == "backup", Run.status.in_(statuses), Run.created_at < cutoff
+                Run.kind == RunKind.BACKUP, Run.status.in_(statuses), Run.created_at < cutoff
             )
         )
         cached = _settled_good_runs[key] = (today, settled or 0)
     fresh = session.scalar(
         select(func.count()).where(
-            Run.kind == "backup", Run.status.in_(statuses), Run.created_at >= cutoff
+            Run.kind == RunKind.BACKUP, Run.status.in_(statuses), Run.created_at >= cutoff
         )
     )
     return cached[1] + (fresh or 0)
@@ -178,6 +162,7 @@ def _good_runs(session: Session, now: datetime) -> int:
 
 @blueprint.get("/dashboard")
 @login_required
+@operation("The dashboard's figures, recent and running runs")
 def dashboard() -> Response:
     session = get_db()
     now = datetime.now(UTC)
@@ -191,7 +176,7 @@ def dashboard() -> Response:
             .where(
                 Run.status.in_([*good_statuses, RunStatus.FAILED.value]),
                 Run.created_at >= now - SUCCESS_RATE_WINDOW,
-                Run.kind == "backup",  # restores and verifications are not backups
+                Run.kind == RunKind.BACKUP,  # restores and verifications are not backups
             )
             .group_by(Run.status)
         )
@@ -205,7 +190,7 @@ def dashboard() -> Response:
         .where(
             Run.finished_at.is_not(None),
             Run.status != RunStatus.SKIPPED.value,
-            Run.kind == "backup",
+            Run.kind == RunKind.BACKUP,
         )
         .order_by(Run.finished_at.desc())
         .limit(1)
@@ -253,11 +238,12 @@ def dashboard() -> Response:
 
 @blueprint.post("/runs/cleanup")
 @login_required
-def clean_history() -> Response:
+@operation("Remove old runs from the history", body=CleanupBody)
+def clean_history(body: CleanupBody) -> Response:
     """Remove runs older than `days` (30 or more); runs of stored archives stay."""
-    days = json_body().get("days")
+    days = body.days
     low, high = installation.MIN_HISTORY_DAYS, installation.MAX_HISTORY_DAYS
-    if isinstance(days, bool) or not isinstance(days, int) or not low <= days <= high:
+    if not low <= days <= high:
         fail(f"Give days as a whole number from {low} to {high}.", 422)
     session = get_db()
     removed = retention.clean_history(session, datetime.now(UTC), days)

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from mackuper import encryption
-from mackuper.destinations.registry import SECRET_FIELDS
 from mackuper.models import Destination, Job, Run
 from mackuper.runtime import Runtime
+from mackuper.schemas.base import secret_status
+from mackuper.schemas.destinations import DESTINATION_MODELS
 
 
 def iso(value: datetime | None) -> str | None:
@@ -22,10 +23,11 @@ def destination_json(destination: Destination, runtime: Runtime) -> dict[str, An
         "name": destination.name,
         "kind": destination.kind,
         "config": destination.config,
-        "secrets": {
-            name: ("set" if stored.get(name) else "not set")
-            for name in SECRET_FIELDS.get(destination.kind, ())
-        },
+        "secrets": (
+            secret_status(DESTINATION_MODELS[destination.kind], stored)
+            if destination.kind in DESTINATION_MODELS
+            else {}
+        ),
         "created_at": iso(destination.created_at),
     }
 

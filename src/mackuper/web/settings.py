@@ -9,8 +9,11 @@ from werkzeug.wrappers import Response
 
 from mackuper import installation
 from mackuper.core import schedule
+from mackuper.schemas.answers import InstallationAnswer
+from mackuper.schemas.api import InstallationBody
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import field_errors, json_body
+from mackuper.web.forms import field_errors
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("installation_settings", __name__, url_prefix="/api/settings")
@@ -42,31 +45,37 @@ def _current() -> dict[str, Any]:
 
 @blueprint.get("/installation")
 @login_required
+@operation("The installation's settings", responses={200: InstallationAnswer})
 def get_settings() -> Response:
     return jsonify(settings=_current())
 
 
 @blueprint.put("/installation")
 @login_required
-def update_settings() -> Response:
+@operation(
+    "Change installation settings (fields left out are unchanged)",
+    body=InstallationBody,
+    responses={200: InstallationAnswer},
+)
+def update_settings(body: InstallationBody) -> Response:
     """Change any of the fields given; history_keep_days may be null (keep all)."""
-    payload = json_body()
+    given = body.model_fields_set
     errors: dict[str, str] = {}
     changes: dict[str, str | None] = {}
-    if "timezone" in payload:
-        name = str(payload.get("timezone") or "").strip()
+    if "timezone" in given:
+        name = body.timezone or ""
         try:
             schedule.zone(name)
             changes[installation.TIMEZONE] = name
         except schedule.ScheduleError:
             errors["timezone"] = "Choose a time zone such as Europe/Paris or UTC."
     for field, (key, low, high) in _NUMBERS.items():
-        if field not in payload:
+        if field not in given:
             continue
-        value = payload[field]
-        if field == "history_keep_days" and value in (None, ""):
+        value = getattr(body, field)
+        if field == "history_keep_days" and value is None:
             changes[key] = None
-        elif isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        elif value is None or not low <= value <= high:
             errors[field] = f"Use a whole number from {low} to {high}."
         else:
             changes[key] = str(value)

@@ -13,23 +13,21 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.models import Job
-from mackuper.sources.registry import split_lines
+from mackuper.schemas.api import SSHTestBody
+from mackuper.schemas.sources import SSHProbe, parse_host_key
 from mackuper.sources.ssh_connect import SSHTarget
 from mackuper.sources.ssh_probe import probe
-from mackuper.sources.ssh_validate import validate_ssh
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import field_errors, json_body
+from mackuper.web.forms import field_errors, parse
+from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("ssh", __name__, url_prefix="/api/ssh")
 
-# Fields a connection test needs; the others (host key, paths) are what it reports on.
-CONNECTION_FIELDS = ("host", "port", "username", "auth", "password", "private_key", "passphrase")
 
-
-def _stored_secrets(job_id: Any) -> dict[str, Any]:
-    if not isinstance(job_id, int):
+def _stored_secrets(job_id: int | None) -> dict[str, Any]:
+    if job_id is None:
         return {}
     job = get_db().get(Job, job_id)
     if job is None or job.source_kind != "ssh":
@@ -39,19 +37,22 @@ def _stored_secrets(job_id: Any) -> dict[str, Any]:
 
 @blueprint.post("/test")
 @login_required
-def test_connection() -> Response:
-    """Key type and fingerprint of the server, and (if trusted) login and path checks."""
-    payload = json_body()
-    raw = payload.get("source")
-    source: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    config, secrets, errors = validate_ssh(
-        source, _stored_secrets(payload.get("job_id")), split_lines
-    )
-    wrong = {name: message for name, message in errors.items() if name in CONNECTION_FIELDS}
-    if wrong:
-        field_errors(wrong)
-    pinned = config["host_key"] if "host_key" not in errors else ""
-    target = SSHTarget.from_config({**config, "host_key": pinned}, secrets)
-    result = probe(target, config["paths"])
+@operation("Test an SSH source: the server's host key, then login and paths", body=SSHTestBody)
+def test_connection(body: SSHTestBody) -> Response:
+    """Key type and fingerprint of the server, and (if trusted) login and path checks.
+
+    Only what a connection needs is checked; a host key that does not parse is
+    treated as none trusted yet.
+    """
+    source: SSHProbe = parse(SSHProbe, body.source, ("source",))
+    source = source.keep_stored(_stored_secrets(body.job_id))
+    if problems := source.problems():
+        field_errors(problems)
+    try:
+        pinned = parse_host_key(source.host_key) if source.host_key else ""
+    except ValueError:
+        pinned = ""
+    target = SSHTarget.from_config({**source.public(), "host_key": pinned}, source.secrets())
+    result = probe(target, source.paths)
     logger.info("ssh connection test to %s: %s", target.address, result.status)
     return jsonify(result.as_json())

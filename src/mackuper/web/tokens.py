@@ -18,8 +18,11 @@ from sqlalchemy import select, update
 from werkzeug.wrappers import Response
 
 from mackuper.models import ApiToken, User
+from mackuper.schemas.answers import NewToken, OkAnswer, TokensAnswer
+from mackuper.schemas.api import TokenBody
 from mackuper.web.database import get_db
-from mackuper.web.forms import fail, field_errors, json_body
+from mackuper.web.forms import fail
+from mackuper.web.operations import operation
 from mackuper.web.security import LoginUser, login_required
 from mackuper.web.serialize import iso
 
@@ -71,6 +74,7 @@ def _json(token: ApiToken) -> dict[str, object]:
 
 @blueprint.get("")
 @login_required
+@operation("List the API tokens (never the tokens themselves)", responses={200: TokensAnswer})
 def list_tokens() -> Response:
     rows = get_db().scalars(select(ApiToken).order_by(ApiToken.created_at)).all()
     return jsonify(tokens=[_json(row) for row in rows])
@@ -78,10 +82,13 @@ def list_tokens() -> Response:
 
 @blueprint.post("")
 @login_required
-def create_token() -> tuple[Response, int]:
-    name = str(json_body().get("name", "")).strip()
-    if not name or len(name) > 100:
-        field_errors({"name": "Name the token (at most 100 characters), e.g. after the script."})
+@operation(
+    "Create an API token; the answer is the only time it is shown",
+    body=TokenBody,
+    responses={201: NewToken},
+)
+def create_token(body: TokenBody) -> tuple[Response, int]:
+    name = body.name
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(name=name, token_hash=hash_token(token))
     session = get_db()
@@ -93,6 +100,7 @@ def create_token() -> tuple[Response, int]:
 
 @blueprint.delete("/<int:token_id>")
 @login_required
+@operation("Revoke an API token", responses={200: OkAnswer})
 def revoke_token(token_id: int) -> Response:
     session = get_db()
     row = session.get(ApiToken, token_id)

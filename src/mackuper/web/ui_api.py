@@ -15,6 +15,7 @@ from mackuper.core import schedule
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
 from mackuper.web.database import get_db
+from mackuper.web.operations import operation
 from mackuper.web.runs import HEARTBEAT_FRESH
 from mackuper.web.security import login_required
 
@@ -26,6 +27,7 @@ GOOD = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
 
 @blueprint.get("/status")
 @login_required
+@operation("For the header on every page: is a worker alive, how many runs are going")
 def status() -> Response:
     """For the header on every page: is a worker alive, and how many runs are going."""
     session = get_db()
@@ -39,6 +41,7 @@ def status() -> Response:
 
 @blueprint.get("/jobs")
 @login_required
+@operation("Per job: the schedule in words, the next and the last run")
 def jobs_overview() -> Response:
     """Per job: the schedule in words with its time zone, the next run, the last run."""
     session = get_db()
@@ -76,6 +79,7 @@ def _aware(moment: datetime) -> datetime:
 
 @blueprint.get("/chart")
 @login_required
+@operation("Bytes written and time spent per day over the last 30 days")
 def chart() -> Response:
     """Size written and time spent per day by successful runs over the last 30 days."""
     today = datetime.now(UTC).date()
@@ -105,6 +109,7 @@ def chart() -> Response:
 
 @blueprint.get("/runs/<int:run_id>/estimate")
 @login_required
+@operation("What the job's last good run read, for a running run's ETA")
 def estimate(run_id: int) -> Response:
     """What the job's last good run read, so a running run can show a percentage and ETA."""
     session = get_db()

@@ -488,9 +488,12 @@
           var source = { paths: lines(this.form.paths), excludes: lines(this.form.excludes) };
           if (!this.isSSH()) return source;
           var ssh = this.form.ssh;
-          ["host", "port", "username", "auth", "transfer", "host_key", "password", "private_key", "passphrase"].forEach(function (name) {
+          ["host", "username", "auth", "transfer", "host_key", "password", "private_key", "passphrase"].forEach(function (name) {
             source[name] = ssh[name];
           });
+          // The API takes the port as a number; other text goes as typed, to be refused by name.
+          var port = String(ssh.port || "").trim();
+          if (port !== "") source.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
           return source;
         },
         async testSSH() {

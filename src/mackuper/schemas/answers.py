@@ -1,0 +1,216 @@
+"""What the JSON API answers: the shapes the OpenAPI document promises and the fuzz checks.
+
+These models only describe (the views build plain dicts in web.serialize); every
+object may carry more fields than listed, so adding a field never breaks a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorAnswer(Answer):
+    """Why a request failed; `field` names the first bad value, `fields` each form field's."""
+
+    error: str
+    field: str | None = None
+    fields: dict[str, str] = {}
+
+
+class OkAnswer(Answer):
+    ok: bool
+    message: str | None = None
+
+
+class DestinationRef(Answer):
+    id: int
+    name: str
+    kind: str
+
+
+class Job(Answer):
+    id: int
+    name: str
+    slug: str
+    enabled: bool
+    source_kind: str
+    source: dict[str, Any]
+    archive_format: str
+    compression_level: int | None
+    schedule: str | None
+    timezone: str | None
+    retention: dict[str, Any]
+    notifications: dict[str, Any]
+    hooks: dict[str, Any]
+    encryption: dict[str, Any]
+    destination_ids: list[int]
+    destinations: list[DestinationRef]
+    created_at: str | None
+    updated_at: str | None
+
+
+class JobAnswer(Answer):
+    job: Job
+
+
+class JobsAnswer(Answer):
+    jobs: list[Job]
+
+
+class Destination(Answer):
+    id: int
+    name: str
+    kind: str
+    config: dict[str, Any]
+    secrets: dict[str, str]
+    """"set" or "not set" per secret field; secrets themselves never leave."""
+    created_at: str | None
+
+
+class DestinationAnswer(Answer):
+    destination: Destination
+
+
+class DestinationsAnswer(Answer):
+    destinations: list[Destination]
+
+
+class Artifact(Answer):
+    id: int
+    destination_id: int
+    destination: str
+    key: str
+    state: str
+    size: int | None
+    sha256: str | None
+
+
+class Run(Answer):
+    id: int
+    job_id: int | None
+    job_name: str
+    kind: str
+    trigger: str
+    status: str
+    scheduled_for: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_seconds: float | None
+    archive_name: str | None
+    bytes_read: int
+    bytes_written: int
+    files_done: int
+    current_file: str | None
+    sha256: str | None
+    error: str | None
+    cancel_requested: bool
+    artifacts: list[Artifact]
+
+
+class RunAnswer(Answer):
+    run: Run
+
+
+class RunsAnswer(Answer):
+    runs: list[Run]
+    total: int
+    page: int
+    per_page: int
+
+
+class LogLine(Answer):
+    id: int
+    at: str | None
+    level: str
+    message: str
+
+
+class LogAnswer(Answer):
+    status: str
+    lines: list[LogLine]
+
+
+class Channel(Answer):
+    id: int
+    name: str
+    service: str
+    url: str
+    """"set" or "not set"."""
+    events: dict[str, bool]
+    enabled: bool
+    created_at: str | None
+
+
+class ChannelAnswer(Answer):
+    channel: Channel
+
+
+class ChannelsAnswer(Answer):
+    channels: list[Channel]
+    events: list[str]
+
+
+class Token(Answer):
+    id: int
+    name: str
+    created_at: str | None
+    last_used_at: str | None
+
+
+class TokensAnswer(Answer):
+    tokens: list[Token]
+
+
+class NewToken(Token):
+    token: str
+    """The token itself: shown in this answer only, stored as a hash."""
+    shown_once: bool
+
+
+class InstallationSettings(Answer):
+    timezone: str
+    missed_tick_grace_minutes: int
+    max_concurrent_runs: int
+    history_keep_days: int | None
+
+
+class InstallationAnswer(Answer):
+    settings: InstallationSettings
+
+
+class JobAlertsAnswer(Answer):
+    job_id: int
+    notifications: dict[str, Any]
+    hooks: dict[str, Any]
+
+
+class SchedulePreview(Answer):
+    timezone: str
+    next: list[str]
+
+
+class Backup(Answer):
+    id: int
+    run_id: int
+    job_id: int | None
+    job_name: str
+    destination_id: int
+    destination: str
+    key: str
+    name: str
+    created_at: str | None
+    size: int | None
+    sha256: str | None
+    format: str
+    encrypted: bool
+
+
+class BackupsAnswer(Answer):
+    backups: list[Backup]

@@ -1,0 +1,214 @@
+"""Request bodies and query strings of the API outside jobs: destinations, channels,
+tokens, installation settings, runs, restore, SSH tests and login."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, SkipValidation, StringConstraints
+
+from mackuper.notify.dispatch import CHANNEL_DEFAULT_EVENTS
+from mackuper.schemas.base import (
+    MAX_ID,
+    QUERY_INT,
+    Id,
+    Input,
+    KindSettings,
+    Name,
+    QueryId,
+    QueryMoment,
+    SecretText,
+    Text,
+)
+from mackuper.schemas.destinations import LocalDestination, S3Destination
+from mackuper.schemas.sources import SSHProbe
+
+Password = Annotated[
+    str, StringConstraints(max_length=1024), Field(json_schema_extra={"writeOnly": True})
+]
+"""A login password, taken exactly as typed."""
+
+
+class DestinationHead(KindSettings):
+    """What every destination form carries besides its kind's settings (none of it is
+    stored in the settings, hence `exclude`)."""
+
+    name: Annotated[Name, Field(exclude=True)]
+    test: Annotated[bool, Field(exclude=True)] = True
+    """Write, read back and delete a small object before saving."""
+    id: Annotated[Id | None, Field(exclude=True)] = None
+    """The destination being edited: its stored secrets fill blank secret fields."""
+
+
+class LocalDestinationBody(DestinationHead, LocalDestination):
+    kind: Annotated[Literal["local"], Field(exclude=True)]
+
+
+class S3DestinationBody(DestinationHead, S3Destination):
+    kind: Annotated[Literal["s3"], Field(exclude=True)]
+
+
+DestinationBody = Annotated[LocalDestinationBody | S3DestinationBody, Discriminator("kind")]
+"""A destination form: `kind` says which settings follow."""
+
+DESTINATION_BODIES: dict[str, type[DestinationHead]] = {
+    "local": LocalDestinationBody,
+    "s3": S3DestinationBody,
+}
+
+
+class DestinationTest(Input):
+    """Only `kind` of a destination form (its settings are checked per kind)."""
+
+    kind: Literal["local", "s3"]
+    id: Id | None = None
+
+
+class ChannelEvents(Input):
+    """Which events a global channel is told about; "worker" is the heartbeat alert."""
+
+    start: bool = CHANNEL_DEFAULT_EVENTS["start"]
+    success: bool = CHANNEL_DEFAULT_EVENTS["success"]
+    warning: bool = CHANNEL_DEFAULT_EVENTS["warning"]
+    failure: bool = CHANNEL_DEFAULT_EVENTS["failure"]
+    worker: bool = CHANNEL_DEFAULT_EVENTS["worker"]
+
+
+class ChannelBody(Input):
+    """A global alert channel; a blank `url` keeps the stored one."""
+
+    name: Name
+    url: SecretText = ""
+    events: ChannelEvents = ChannelEvents()
+    enabled: bool = True
+
+
+class ChannelTest(Input):
+    """Send a test to `url`, or (when blank) to the stored URL of channel `id`."""
+
+    url: SecretText = ""
+    id: Id | None = None
+
+
+class TokenBody(Input):
+    name: Name
+
+
+class InstallationBody(Input):
+    """Installation settings; a field left out is unchanged, history_keep_days null keeps all."""
+
+    timezone: Annotated[Text, Field(max_length=100)] | None = None
+    missed_tick_grace_minutes: int | None = None
+    max_concurrent_runs: int | None = None
+    history_keep_days: int | None = None
+
+
+class CleanupBody(Input):
+    days: int
+    """Remove runs older than this many days (runs of stored backups stay)."""
+
+
+RunStatusName = Literal[
+    "queued", "running", "success", "warning", "failed", "cancelled", "interrupted", "skipped"
+]
+
+
+class RunsQuery(Input):
+    status: RunStatusName | None = None
+    job_id: QueryId | None = None
+    since: QueryMoment | None = None
+    until: QueryMoment | None = None
+    page: Annotated[int, Field(ge=1, le=1_000_000), QUERY_INT] = 1
+    per_page: Annotated[int, Field(ge=1, le=200), QUERY_INT] = 25
+
+
+class LogQuery(Input):
+    after: Annotated[int, Field(ge=0, le=MAX_ID), QUERY_INT] = 0
+    """Only lines after this line id (a page following a running run sends its last)."""
+
+
+class BackupsQuery(Input):
+    job_id: QueryId | None = None
+    destination_id: QueryId | None = None
+
+
+class TreeQuery(Input):
+    q: Annotated[Text, Field(max_length=1000)] = ""
+    """Search file names; without it, list the folder `path`."""
+    path: Annotated[Text, Field(max_length=4000)] = ""
+
+
+class ExtractQuery(Input):
+    path: Annotated[Text, Field(min_length=1, max_length=4000)]
+
+
+class RestoreTarget(Input):
+    kind: Literal["local", "ssh"] = "local"
+    path: Text = ""
+    same_as_source: bool = False
+    host: Text = ""
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: Text = ""
+    host_key_fingerprint: Text = ""
+    host_key: Text = ""
+    password: SecretText = ""
+    private_key: SecretText = ""
+    passphrase: SecretText = ""
+
+
+class DecryptionKeys(Input):
+    identity: SecretText = ""
+    passphrase: Annotated[str, StringConstraints(max_length=20_000)] = ""
+
+
+class RestoreBody(Input):
+    artifact_id: Id
+    policy: Literal["skip", "overwrite", "keep-both"] = "skip"
+    paths: list[Annotated[Text, Field(max_length=4000)]] = []
+    """Files and folders to restore; none restores everything."""
+    target: RestoreTarget = RestoreTarget()
+    decryption: DecryptionKeys | None = None
+
+
+class VerifyBody(Input):
+    artifact_id: Id
+    deep: bool = False
+    """Also decrypt, decompress and read every file (else: the stored bytes' SHA-256)."""
+
+
+class ImportBody(Input):
+    destination_id: Id
+
+
+class VerifyScheduleBody(Input):
+    cron: Annotated[Text, Field(max_length=200)] | None = None
+    deep: bool = False
+
+
+class SSHTestBody(Input):
+    source: SkipValidation[SSHProbe] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The SSH source form; checked as an SSHProbe."""
+    job_id: Id | None = None
+    """The job being edited: its stored secrets fill blank secret fields."""
+
+
+class SetupAdminBody(Input):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+    password: Password
+    password_confirm: Password | None = None
+
+
+class LoginBody(Input):
+    username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] = ""
+    password: Password = ""
+    remember: bool = False
+
+
+class PasswordBody(Input):
+    current_password: Password = ""
+    new_password: Password = ""
+
+
+def dumped(body: Input) -> dict[str, Any]:
+    """`body` as a plain dict, for code that still reads dicts (the restore request)."""
+    return body.model_dump(mode="json")

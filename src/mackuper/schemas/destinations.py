@@ -1,0 +1,97 @@
+"""Destination settings: one model per kind, in `DESTINATION_MODELS`.
+
+The public part lands in `Destination.config`, the marked secrets in
+`Destination.secrets_encrypted`; the shapes are those stored since the first release.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import AfterValidator, Field, field_validator
+
+from mackuper.core.naming import normalize_prefix
+from mackuper.schemas.base import AbsolutePath, KindSettings, SecretText, Text
+
+StorageClass = Literal[
+    "",
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "REDUCED_REDUNDANCY",
+]
+
+
+def _normalized_path(path: str) -> str:
+    if not path:
+        raise ValueError("Enter the directory where backups go.")
+    return os.path.normpath(path)
+
+
+class LocalDestination(KindSettings):
+    """A directory on the worker's machine (a mounted disk or share)."""
+
+    path: Annotated[AbsolutePath, AfterValidator(_normalized_path)]
+
+
+class S3Destination(KindSettings):
+    """A bucket on AWS S3 or any S3-compatible server."""
+
+    bucket: Annotated[Text, Field(min_length=3, max_length=63, pattern=r"^[^ ]*$")]
+    region: Annotated[Text, AfterValidator(lambda region: region or "us-east-1")] = "us-east-1"
+    endpoint_url: Text = ""
+    path_style: bool = False
+    storage_class: StorageClass = ""
+    server_side_encryption: Literal["", "AES256", "aws:kms"] = ""
+    kms_key_id: Text = ""
+    prefix: Text = ""
+    parts_in_flight: Annotated[int, Field(ge=1, le=16)] | None = None
+    access_key_id: SecretText = ""
+    secret_access_key: SecretText = ""
+
+    @field_validator("storage_class", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        try:
+            return normalize_prefix(prefix)
+        except ValueError as error:
+            raise ValueError(f"The prefix {error}.") from error
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, url: str) -> str:
+        parsed = urlparse(url)
+        if url and (parsed.scheme not in {"http", "https"} or not parsed.netloc):
+            raise ValueError("The endpoint must be a URL like https://s3.example.com.")
+        return url
+
+    def problems(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        if not self.access_key_id:
+            problems["access_key_id"] = "Enter the access key ID."
+        if not self.secret_access_key:
+            problems["secret_access_key"] = "Enter the secret access key."  # noqa: S105
+        return problems
+
+    def public(self) -> dict[str, object]:
+        data = super().public()
+        if data["parts_in_flight"] is None:
+            del data["parts_in_flight"]
+        return data
+
+
+DESTINATION_MODELS: dict[str, type[KindSettings]] = {
+    "local": LocalDestination,
+    "s3": S3Destination,
+}

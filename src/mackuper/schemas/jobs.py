@@ -1,0 +1,119 @@
+"""Request bodies and query strings of the jobs API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SkipValidation, ValidationInfo, field_validator
+
+from mackuper.core.retention import LABELS, LIMIT
+from mackuper.pipeline.streams import LEVEL_RANGES
+from mackuper.schemas.alerts import Commands, Notifications
+from mackuper.schemas.base import Id, Input, Name, QueryInt, Text, says
+from mackuper.schemas.encryption import Encryption
+from mackuper.schemas.sources import LocalSource, SSHSource
+
+ArchiveFormat = Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"]
+
+
+_RANGE = f"a whole number from 1 to {LIMIT}, or empty."
+KeepDays = Annotated[int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_days']} must be {_RANGE}")]
+KeepLast = Annotated[int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_last']} must be {_RANGE}")]
+KeepDaily = Annotated[int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_daily']} must be {_RANGE}")]
+KeepWeekly = Annotated[
+    int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_weekly']} must be {_RANGE}")
+]
+KeepMonthly = Annotated[
+    int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_monthly']} must be {_RANGE}")
+]
+KeepYearly = Annotated[
+    int, Field(ge=1, le=LIMIT), says(f"{LABELS['keep_yearly']} must be {_RANGE}")
+]
+
+
+class Retention(Input):
+    """How long backups are kept; a rule left out keeps nothing by itself."""
+
+    keep_days: KeepDays | None = None
+    keep_last: KeepLast | None = None
+    keep_daily: KeepDaily | None = None
+    keep_weekly: KeepWeekly | None = None
+    keep_monthly: KeepMonthly | None = None
+    keep_yearly: KeepYearly | None = None
+
+    def stored(self) -> dict[str, int]:
+        """What `Job.retention` holds: the rules that are set."""
+        return self.model_dump(exclude_none=True)
+
+
+SourceSettings = SkipValidation[LocalSource | SSHSource]
+"""Checked against the model of the job's source_kind once the kind is known."""
+
+
+class JobBody(Input):
+    """A job as the job form sends it. Left-out `retention`, `encryption`,
+    `notifications` and `hooks` keep what the job has."""
+
+    name: Name
+    source_kind: Literal["local", "ssh"] = "local"
+    source: SourceSettings = Field(default_factory=dict)  # type: ignore[assignment]
+    archive_format: ArchiveFormat = "tar.gz"
+    compression_level: int | None = None
+    schedule: Annotated[Text, Field(max_length=100)] | None = None
+    timezone: Annotated[Text, Field(max_length=64)] | None = None
+    retention: Retention | None = None
+    destination_ids: list[Id]
+    encryption: Encryption | None = None
+    enabled: bool = True
+    notifications: Notifications | None = None
+    hooks: Commands | None = None
+
+    @field_validator("compression_level")
+    @classmethod
+    def _level(cls, level: int | None, info: ValidationInfo) -> int | None:
+        if level is None:
+            return None
+        archive_format = info.data.get("archive_format")
+        if archive_format not in LEVEL_RANGES:
+            raise ValueError("This format takes no compression level.")
+        low, high = LEVEL_RANGES[archive_format]
+        if not low <= level <= high:
+            raise ValueError(f"Use a level from {low} to {high}.")
+        return level
+
+    @field_validator("schedule", "timezone")
+    @classmethod
+    def _blank_is_none(cls, text: str | None) -> str | None:
+        return text or None
+
+
+class AlertsBody(Input):
+    """A job's alerts and commands on their own; a part left out is kept."""
+
+    notifications: Notifications | None = None
+    hooks: Commands | None = None
+
+
+class EnabledBody(Input):
+    enabled: bool
+
+
+class DeleteJobBody(Input):
+    delete_backups: bool = False
+    """Also delete the job's stored backups (else they are kept and stay restorable)."""
+
+
+class SchedulePreviewQuery(Input):
+    cron: Annotated[Text, Field(max_length=200)] = ""
+    timezone: Annotated[Text, Field(max_length=100)] = ""
+
+
+class RetentionPreviewQuery(Input):
+    """An unsaved policy to preview; without any rule the job's saved policy is used."""
+
+    keep_days: QueryInt | None = None
+    keep_last: QueryInt | None = None
+    keep_daily: QueryInt | None = None
+    keep_weekly: QueryInt | None = None
+    keep_monthly: QueryInt | None = None
+    keep_yearly: QueryInt | None = None

@@ -1,0 +1,134 @@
+"""Source settings: one model per kind, in `SOURCE_MODELS`.
+
+The public part lands in `Job.source_config`, the marked secrets in
+`Job.source_secrets_encrypted`; the shapes are those stored since the first release.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+
+from mackuper.core.globs import validate as validate_glob
+from mackuper.schemas.base import (
+    KindSettings,
+    Lines,
+    SecretText,
+    Text,
+    absolute_paths,
+    sentence,
+)
+from mackuper.sources.ssh_connect import HostKey, SSHError, load_private_key
+
+_HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
+_USER = re.compile(r"^[A-Za-z0-9._@+-]+$")
+
+
+def _globs(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        if problem := validate_glob(pattern):
+            raise ValueError(sentence(problem))
+    return patterns
+
+
+def _some(paths: list[str]) -> list[str]:
+    if not paths:
+        raise ValueError("Enter at least one path to back up.")
+    return paths
+
+
+def _remote_absolute(paths: list[str]) -> list[str]:
+    if bad := [path for path in paths if not posixpath.isabs(path)]:
+        raise ValueError(f"Use absolute remote paths ({bad[0]} is relative).")
+    return paths
+
+
+Excludes = Annotated[Lines, AfterValidator(_globs)]
+
+
+def parse_host_key(text: str) -> str:
+    """The OpenSSH line of a host key; ValueError when `text` is not one."""
+    try:
+        return HostKey.parse(text).line
+    except Exception as error:  # noqa: BLE001 - any failure to parse means "not a key"
+        raise ValueError("The trusted host key is not an OpenSSH public key.") from error
+
+
+class LocalSource(KindSettings):
+    """Files and folders on the machine that runs the worker."""
+
+    paths: Annotated[Lines, AfterValidator(_some), AfterValidator(absolute_paths)]
+    excludes: Excludes = []
+
+
+class SSHConnection(KindSettings):
+    """How to reach and log in to an SSH server (what "Test connection" needs)."""
+
+    show_secret_status = True
+
+    host: Annotated[Text, Field(min_length=1, max_length=255)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    username: Annotated[Text, Field(min_length=1, max_length=255)]
+    auth: Literal["password", "key"] = "password"
+    password: SecretText = ""
+    private_key: SecretText = ""
+    passphrase: SecretText = ""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if not _HOST.match(host) or host.startswith("-"):
+            raise ValueError("Use a host name or IP address, without spaces.")
+        return host
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, username: str) -> str:
+        if not _USER.match(username) or username.startswith("-"):
+            raise ValueError("Use a user name without spaces or special characters.")
+        return username
+
+    def unused_secrets(self) -> set[str]:
+        return {"private_key", "passphrase"} if self.auth == "password" else {"password"}
+
+    def problems(self) -> dict[str, str]:
+        if self.auth == "password":
+            return {} if self.password else {"password": "Enter the password."}
+        if not self.private_key:
+            return {"private_key": "Paste the private key (OpenSSH or PEM text)."}
+        try:
+            load_private_key(self.private_key, self.passphrase)
+        except SSHError as error:
+            field = "passphrase" if "passphrase" in str(error) else "private_key"
+            return {field: sentence(str(error))}
+        return {}
+
+
+class SSHProbe(SSHConnection):
+    """A connection test: the paths to check and the key trusted so far, both optional."""
+
+    paths: Lines = []
+    host_key: Text = ""
+
+
+class SSHSource(SSHConnection):
+    """Paths on a remote host, read over SSH (SFTP or a remote tar); its host key pinned."""
+
+    paths: Annotated[Lines, AfterValidator(_some), AfterValidator(_remote_absolute)]
+    excludes: Excludes = []
+    transfer: Literal["auto", "tar", "sftp"] = "auto"
+    host_key: Annotated[Text, AfterValidator(lambda text: parse_host_key(text) if text else "")] = (
+        ""
+    )
+
+    def problems(self) -> dict[str, str]:
+        problems = super().problems()
+        if not self.host_key:
+            problems["host_key"] = "Test the connection and trust the server's host key."
+        return problems
+
+
+SOURCE_MODELS: dict[str, type[KindSettings]] = {"local": LocalSource, "ssh": SSHSource}
