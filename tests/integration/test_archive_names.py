@@ -9,79 +9,25 @@ These tests run the real pipeline against a local directory and both S3 servers
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from mackuper.core.naming import archive_key, manifest_key
-from mackuper.destinations.base import Destination, ObjectExists
 from mackuper.destinations.local import LocalDestination
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.engine_support import RecordingHooks, backup, extract
 from tests.integration.restore_support import local_destination, ok, restore
-from tests.integration.test_engine_destinations import s3_destination
-from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
+from tests.integration.storage_support import PLANTED, Store, store
 from tests.trees import file_hashes
 
 pytestmark = pytest.mark.integration
 
+__all__ = ["store"]  # the fixture, parametrized over every destination kind
+
 SECOND = datetime(2026, 11, 30, 15, 57, 43, 250_000, tzinfo=UTC)
-PLANTED = b"an object that is not Mackuper's and must stay as it is\n"
-
-
-@dataclass
-class Store:
-    """A destination and a way around it, to plant and read objects directly."""
-
-    destination: Destination
-    plant: Callable[[str, bytes], None]
-    read: Callable[[str], bytes]
-    leftovers: Callable[[], list[str]]
-    """Temporary files or multipart uploads still present."""
-
-
-@pytest.fixture(params=["local", "moto", "rclone"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "local":
-        root = tmp_path / "backups"
-
-        def plant_file(key: str, data: bytes) -> None:
-            path = root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        yield Store(
-            LocalDestination(str(root)),
-            plant_file,
-            lambda key: (root / key).read_bytes(),
-            lambda: sorted(path.name for path in root.rglob("*") if ".partial-" in path.name),
-        )
-        return
-    server: S3Server = request.getfixturevalue(f"{request.param}_s3")
-    bucket = server.make_bucket(unique_bucket_name("names"))
-    client = server.client()
-
-    def uploads() -> list[str]:
-        try:
-            listed = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
-        except ClientError as error:
-            # rclone answers NoSuchUpload for a bucket that never had an upload.
-            assert error.response["Error"]["Code"] == "NoSuchUpload"
-            return []
-        return [upload["Key"] for upload in listed.get("Uploads", [])]
-
-    yield Store(
-        s3_destination(server, bucket),
-        lambda key, data: client.put_object(Bucket=bucket, Key=key, Body=data),  # type: ignore[attr-defined]
-        lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),  # type: ignore[attr-defined]
-        uploads,
-    )
-    remove_bucket(server, bucket)
 
 
 def _opened_with_tar(data: bytes, archive_format: str, work: Path) -> dict[str, str]:
@@ -141,52 +87,6 @@ def test_an_object_planted_at_the_name_is_left_alone_and_the_run_takes_the_next_
     assert "taking the next name" in hooks.messages("info")
     assert [artifact["key"] for artifact in hooks.artifacts.values()] == [first, second]
     assert [artifact["state"] for artifact in hooks.artifacts.values()] == ["deleted", "stored"]
-
-
-@pytest.mark.parametrize("size", [1000, 6 * 1024 * 1024], ids=["one-request", "multipart"])
-def test_a_writer_never_replaces_an_object_that_appears_while_it_writes(
-    store: Store, size: int
-) -> None:
-    key = "job/2026/11/backup_20261130_155743.tar"
-    writer = store.destination.open_writer(key, {"mackuper-job": "job", "mackuper-run": "7"})
-    writer.write(b"x" * size)
-    store.plant(key, PLANTED)  # another writer (or an attacker) got there first
-
-    with pytest.raises(ObjectExists, match="already exists|another writer"):
-        writer.commit()
-
-    assert store.read(key) == PLANTED
-    assert store.leftovers() == []
-
-
-def test_a_small_object_is_never_replaced_either(store: Store) -> None:
-    store.plant("job/manifest.json", PLANTED)
-    with pytest.raises(ObjectExists):
-        store.destination.put_bytes("job/manifest.json", b"{}", "application/json")
-    assert store.read("job/manifest.json") == PLANTED
-
-
-def test_the_conditional_write_refuses_what_the_look_before_it_missed(
-    moto_s3: S3Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another writer publishing between the look (HEAD) and the publishing request:
-    the server refuses the request itself (If-None-Match), for both kinds of upload."""
-    bucket = moto_s3.make_bucket(unique_bucket_name("race"))
-    client = moto_s3.client()
-    destination = s3_destination(moto_s3, bucket)
-    monkeypatch.setattr(destination, "stat", lambda key: None)  # the look saw nothing
-    try:
-        for size in (1000, 6 * 1024 * 1024):
-            key = f"job/backup-{size}.tar"
-            writer = destination.open_writer(key, {"mackuper-run": "7"})
-            writer.write(b"x" * size)
-            client.put_object(Bucket=bucket, Key=key, Body=PLANTED)  # type: ignore[attr-defined]
-            with pytest.raises(ObjectExists, match="another writer"):
-                writer.commit()
-            assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == PLANTED  # type: ignore[attr-defined]
-        assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # type: ignore[attr-defined]
-    finally:
-        remove_bucket(moto_s3, bucket)
 
 
 def test_import_brings_back_both_archives_of_one_second_each_with_its_own_data(

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import quote
 
 
 class DestinationError(Exception):
@@ -22,6 +23,15 @@ class DestinationUnreachable(DestinationError):
 
 class ObjectExists(DestinationError):
     """An object already exists at that name; Mackuper never replaces a stored object."""
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback and the RFC 5987 UTF-8 name."""
+    fallback = "".join(
+        character if 32 <= ord(character) < 127 and character not in '"\\%;' else "_"
+        for character in filename
+    )
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,16 @@ class Destination(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
 
     def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]: ...
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer only at the object's end, none past
+        it); raises DestinationError when the object is missing."""
+        ...
+
+    def presign(self, key: str, filename: str, seconds: int) -> str | None:
+        """A URL that downloads the object as `filename` for `seconds`, or None where the
+        kind has no such links (the web process then streams the object itself)."""
+        ...
 
     def delete(self, key: str) -> None: ...
 

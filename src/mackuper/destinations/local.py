@@ -241,6 +241,21 @@ class LocalDestination:
             while chunk := handle.read(chunk_size):
                 yield chunk
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise DestinationError("a range starts and runs at zero or more bytes")
+        try:
+            with self._path(key).open("rb") as handle:
+                handle.seek(offset)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise DestinationError(f"{key} does not exist at {self.describe()}") from None
+        except OSError as error:
+            raise _explain(error, f"reading {key}") from None
+
+    def presign(self, key: str, filename: str, seconds: int) -> str | None:
+        return None
+
     def stat(self, key: str) -> StoredObject | None:
         path = self._path(key)
         try:

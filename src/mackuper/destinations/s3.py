@@ -43,6 +43,7 @@ from mackuper.destinations.base import (
     ObjectExists,
     StoredObject,
     UploadStarted,
+    content_disposition,
 )
 
 if TYPE_CHECKING:
@@ -421,6 +422,34 @@ class S3Destination:
             yield from body.iter_chunks(chunk_size)
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise DestinationError("a range starts and runs at zero or more bytes")
+        if length == 0:
+            return b""
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            return response["Body"].read()
+        except ClientError as error:
+            if _error_code(error) == "InvalidRange":  # the range starts past the end
+                return b""
+            raise self._fail(error) from None
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+
+    def presign(self, key: str, filename: str, seconds: int) -> str | None:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": content_disposition(filename),
+            },
+            ExpiresIn=seconds,
+        )
 
     def delete(self, key: str) -> None:
         try:

@@ -1,23 +1,28 @@
 """Reading stored objects back: as a stream, as a seekable file, or by presigned URL.
 
-The destination protocol streams whole objects; ZIP needs random access to its
-central directory, so S3 objects are read by HTTP range requests and local
-objects are opened as files. Only this module looks inside the two kinds.
+Everything goes through the destination protocol (destinations/base.py): whole
+objects stream with `iter_chunks`; ZIP needs random access to its central
+directory, so `open_seekable` reads blocks with `read_range`, whatever the kind.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
 
-from botocore.exceptions import BotoCoreError, ClientError
+from mackuper.destinations.base import Destination, DestinationError, content_disposition
 
-from mackuper.destinations.base import Destination, DestinationError
-from mackuper.destinations.local import LocalDestination
-from mackuper.destinations.s3 import S3Destination, explain_client_error
+__all__ = [
+    "BLOCK_SIZE",
+    "ChunkReader",
+    "RangedReader",
+    "content_disposition",
+    "object_size",
+    "open_seekable",
+    "open_stream",
+    "presigned_url",
+]
 
 BLOCK_SIZE = 4 * 1024 * 1024
 
@@ -54,13 +59,6 @@ class ChunkReader(io.RawIOBase):
         return self.position
 
 
-def local_path(destination: LocalDestination, key: str) -> Path:
-    parts = [part for part in key.split("/") if part]
-    if not parts or any(part in {".", ".."} for part in parts):
-        raise DestinationError(f"invalid object key {key!r}")
-    return destination.root.joinpath(*parts)
-
-
 def open_stream(
     destination: Destination, key: str, on_bytes: Callable[[bytes], None] | None = None
 ) -> BinaryIO:
@@ -70,10 +68,10 @@ def open_stream(
 
 
 class RangedReader(io.RawIOBase):
-    """A seekable view of an S3 object that fetches blocks by range requests."""
+    """A seekable view of a stored object that fetches blocks with ranged reads."""
 
     def __init__(
-        self, destination: S3Destination, key: str, size: int, block_size: int = BLOCK_SIZE
+        self, destination: Destination, key: str, size: int, block_size: int = BLOCK_SIZE
     ) -> None:
         self.destination = destination
         self.key = key
@@ -100,16 +98,13 @@ class RangedReader(io.RawIOBase):
         return self.position
 
     def _fetch(self, start: int) -> None:
-        end = min(self.size, start + self.block_size) - 1
-        try:
-            response = self.destination.client.get_object(
-                Bucket=self.destination.bucket, Key=self.key, Range=f"bytes={start}-{end}"
+        length = min(self.size, start + self.block_size) - start
+        self.block = self.destination.read_range(self.key, start, length)
+        if len(self.block) != length:
+            raise DestinationError(
+                f"{self.key} at {self.destination.describe()} changed while it was read"
+                f" ({len(self.block)} bytes where {length} were expected at {start})"
             )
-            self.block = response["Body"].read()
-        except (BotoCoreError, ClientError) as error:
-            raise explain_client_error(
-                error, self.destination.bucket, self.destination.region
-            ) from None
         self.block_start = start
         self.requests += 1
         self.fetched += len(self.block)
@@ -129,52 +124,18 @@ class RangedReader(io.RawIOBase):
 
 def object_size(destination: Destination, key: str) -> int:
     """The stored object's size in bytes; raises DestinationError when it is missing."""
-    if isinstance(destination, LocalDestination):
-        try:
-            return local_path(destination, key).stat().st_size
-        except FileNotFoundError:
-            raise DestinationError(f"{key} does not exist at {destination.describe()}") from None
-    if isinstance(destination, S3Destination):
-        try:
-            head = destination.client.head_object(Bucket=destination.bucket, Key=key)
-        except (BotoCoreError, ClientError) as error:
-            raise explain_client_error(error, destination.bucket, destination.region) from None
-        return int(head["ContentLength"])
-    raise DestinationError(f"{destination.describe()} cannot be read by position")
+    stored = destination.stat(key)
+    if stored is None:
+        raise DestinationError(f"{key} does not exist at {destination.describe()}")
+    return stored.size
 
 
 def open_seekable(destination: Destination, key: str) -> BinaryIO:
-    """A seekable reader of the object (a local file, or S3 by range requests)."""
-    if isinstance(destination, LocalDestination):
-        try:
-            return local_path(destination, key).open("rb")
-        except FileNotFoundError:
-            raise DestinationError(f"{key} does not exist at {destination.describe()}") from None
-    if isinstance(destination, S3Destination):
-        raw = RangedReader(destination, key, object_size(destination, key))
-        return io.BufferedReader(raw, 64 * 1024)
-    raise DestinationError(f"{destination.describe()} cannot be read by position")
-
-
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII fallback and the RFC 5987 UTF-8 name."""
-    fallback = "".join(
-        character if 32 <= ord(character) < 127 and character not in '"\\%;' else "_"
-        for character in filename
-    )
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    """A seekable reader of the object, by ranged reads."""
+    raw = RangedReader(destination, key, object_size(destination, key))
+    return io.BufferedReader(raw, 64 * 1024)
 
 
 def presigned_url(destination: Destination, key: str, filename: str, seconds: int) -> str | None:
-    """A short-lived download URL for S3 objects; None for other kinds."""
-    if not isinstance(destination, S3Destination):
-        return None
-    return destination.client.generate_presigned_url(
-        "get_object",
-        Params={
-            "Bucket": destination.bucket,
-            "Key": key,
-            "ResponseContentDisposition": content_disposition(filename),
-        },
-        ExpiresIn=seconds,
-    )
+    """A short-lived download URL where the destination kind has them; else None."""
+    return destination.presign(key, filename, seconds)

@@ -1,0 +1,82 @@
+"""Every destination kind behind one fixture, with a way around each to plant, read
+and find leftovers directly (the contract suite and the naming tests share it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mackuper.destinations.base import Destination
+from mackuper.destinations.local import LocalDestination
+from mackuper.destinations.s3 import S3Destination
+from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
+
+PLANTED = b"an object that is not Mackuper's and must stay as it is\n"
+KINDS = ["local", "moto", "rclone"]
+"""Every destination kind, on every real server it is tested against."""
+
+
+def s3_destination(server: S3Server, bucket: str, **options: object) -> S3Destination:
+    return S3Destination(
+        bucket=bucket,
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        region=server.region,
+        endpoint_url=server.endpoint_url,
+        path_style=True,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Store:
+    """A destination and a way around it, to plant and read objects directly."""
+
+    destination: Destination
+    plant: Callable[[str, bytes], None]
+    read: Callable[[str], bytes]
+    leftovers: Callable[[], list[str]]
+    """Temporary files or multipart uploads still present."""
+
+
+@pytest.fixture(params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "local":
+        root = tmp_path / "backups"
+
+        def plant_file(key: str, data: bytes) -> None:
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        yield Store(
+            LocalDestination(str(root)),
+            plant_file,
+            lambda key: (root / key).read_bytes(),
+            lambda: sorted(path.name for path in root.rglob("*") if ".partial-" in path.name),
+        )
+        return
+    server: S3Server = request.getfixturevalue(f"{request.param}_s3")
+    bucket = server.make_bucket(unique_bucket_name("names"))
+    client = server.client()
+
+    def uploads() -> list[str]:
+        try:
+            listed = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+        except ClientError as error:
+            # rclone answers NoSuchUpload for a bucket that never had an upload.
+            assert error.response["Error"]["Code"] == "NoSuchUpload"
+            return []
+        return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+    yield Store(
+        s3_destination(server, bucket),
+        lambda key, data: client.put_object(Bucket=bucket, Key=key, Body=data),  # type: ignore[attr-defined]
+        lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read(),  # type: ignore[attr-defined]
+        uploads,
+    )
+    remove_bucket(server, bucket)
