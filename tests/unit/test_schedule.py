@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mackuper.core.schedule import ScheduleError, describe, due_tick, next_fire_times
+from mackuper.core.schedule import ScheduleError, describe, due_tick, next_fire_times, parse
 
 PARIS = "Europe/Paris"
 GRACE = timedelta(minutes=30)
@@ -199,3 +201,36 @@ def test_describe_says_the_schedule_in_english(expression: str, words: str) -> N
 @pytest.mark.parametrize("expression", ["61 * * * *", "* * *", "@sometimes"])
 def test_describe_gives_back_an_invalid_expression_unchanged(expression: str) -> None:
     assert describe(expression) == expression
+
+
+# Clock changes in 2026 (UTC): Paris and New York in spring and autumn, Santiago's
+# autumn in April and spring in September.
+CLOCK_CHANGES = {
+    "Europe/Paris": [utc(2026, 3, 29, 1), utc(2026, 10, 25, 1)],
+    "America/New_York": [utc(2026, 3, 8, 7), utc(2026, 11, 1, 6)],
+    "America/Santiago": [utc(2026, 4, 5, 3), utc(2026, 9, 6, 4)],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(sorted(CLOCK_CHANGES)),
+    change=st.integers(min_value=0, max_value=1),
+    offset=st.integers(min_value=-6 * 3600, max_value=6 * 3600),
+    expression=st.sampled_from(
+        ["30 * * * *", "*/15 * * * *", "30 2 * * *", "0 */2 * * *", "15 0,1,2 * * *", "* * * * *"]
+    ),
+    fraction=st.floats(min_value=0, max_value=1, exclude_max=True),
+)
+def test_next_fire_is_the_same_from_any_instant_before_it(
+    zone: str, change: int, offset: int, expression: str, fraction: float
+) -> None:
+    # The worker searches from wherever its anchor or grace window starts; the
+    # list of next runs from now. Near a clock change both must meet the same tick.
+    schedule = parse(expression, zone)
+    start = CLOCK_CHANGES[zone][change] + timedelta(seconds=offset)
+    fire = schedule.next_after(start)
+    assert fire is not None and fire > start
+    microseconds = int((fire - start) / timedelta(microseconds=1) * fraction)
+    later = start + timedelta(microseconds=microseconds)
+    assert schedule.next_after(later.astimezone(schedule.zone)) == fire
