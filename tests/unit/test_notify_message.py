@@ -73,6 +73,8 @@ def _event(**changes: object) -> RunEvent:
         ({"event": "warning"}, "Backup 'Photos' finished with warnings", "warning"),
         ({}, "Backup 'Photos' failed", "failure"),
         ({"could_not_start": True}, "Backup 'Photos' could not start", "failure"),
+        ({"action": "Restore"}, "Restore 'Photos' failed", "failure"),
+        ({"action": "Verification", "event": "start"}, "Verification 'Photos' started", "info"),
     ],
 )
 def test_the_title_and_kind_follow_the_event(
