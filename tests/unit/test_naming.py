@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from mackuper.core.globs import is_excluded, validate
-from mackuper.core.naming import archive_key, manifest_key, normalize_prefix, slugify
+from mackuper.core.naming import (
+    ArchiveName,
+    archive_key,
+    manifest_key,
+    normalize_prefix,
+    parse_archive_name,
+    slugify,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +87,31 @@ def test_later_archives_of_one_second_are_numbered_after_the_time() -> None:
     ]
     with pytest.raises(ValueError, match="starts at 1"):
         archive_key("", "web", second, "tar", sequence=0)
+
+
+@pytest.mark.parametrize("archive_format", ["tar", "tar.gz", "tar.zst", "zip"])
+@pytest.mark.parametrize("sequence", [1, 2, 37])
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_parse_archive_name_reads_back_what_archive_key_wrote(
+    archive_format: str, sequence: int, encrypted: bool
+) -> None:
+    second = datetime(2026, 2, 28, 23, 59, 58, tzinfo=UTC)
+    key = archive_key("p/", "job", second, archive_format, encrypted, sequence)
+    parsed = parse_archive_name(key.rsplit("/", 1)[-1])
+    assert parsed == ArchiveName(second, sequence, archive_format, encrypted)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "backup_20261130_155743-1.tar",  # the first of a second has no number
+        "backup_20261130_155743-0.tar",
+        "backup_20261130_155743.rar",
+        "backup_20261332_155743.tar",  # no 32nd of a 13th month
+        "backup_20261130_155743.tar.gz.age.age",
+        "xbackup_20261130_155743.tar",
+        "backup_20261130_155743.tar.manifest.json",
+    ],
+)
+def test_parse_archive_name_refuses_names_mackuper_never_writes(name: str) -> None:
+    assert parse_archive_name(name) is None

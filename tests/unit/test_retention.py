@@ -151,3 +151,44 @@ def test_retention_never_deletes_the_newest_successful_backup(
     assert not any(backup.in_use for backup in doomed)
     if policy.is_empty:
         assert doomed == []
+
+
+def test_imported_backups_never_push_out_backups_made_here() -> None:
+    """Three 'newer' imported backups (say, manifests someone planted) and a keep-last-2
+    policy: the two newest made here stay; the imported ones are judged as usual."""
+    own = daily(4)
+    planted = [
+        Backup(id=100 + n, finished_at=NOW - timedelta(hours=n), successful=True, imported=True)
+        for n in (1, 2, 3)
+    ]
+    decisions = plan_retention([*own, *planted], Policy(keep_last=2), NOW)
+    kept = {decision.backup.id for decision in decisions if decision.keep}
+    assert kept == {101, 102, 1, 2}
+    reasons = {decision.backup.id: decision.reasons for decision in decisions}
+    assert "kept: imported backups never push out backups made here" in reasons[1]
+    assert deleted_ids([*own, *planted], Policy(keep_last=2)) == {3, 4, 103}
+
+
+def test_after_a_lost_database_imported_backups_follow_the_policy_as_usual() -> None:
+    imported = [Backup(b.id, b.finished_at, b.successful, imported=True) for b in daily(6)]
+    assert deleted_ids(imported, Policy(keep_last=2)) == {3, 4, 5, 6}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2000), st.booleans()), min_size=1, max_size=25),
+    st.integers(1, 5),
+)
+def test_property_an_own_backup_kept_alone_is_kept_with_any_imported_ones(
+    ages: list[tuple[int, bool]], keep_last: int
+) -> None:
+    backups = [
+        Backup(id=i, finished_at=NOW - timedelta(hours=age), successful=True, imported=imported)
+        for i, (age, imported) in enumerate(ages)
+    ]
+    own = [backup for backup in backups if not backup.imported]
+    alone = {d.backup.id for d in plan_retention(own, Policy(keep_last=keep_last), NOW) if d.keep}
+    together = {
+        d.backup.id for d in plan_retention(backups, Policy(keep_last=keep_last), NOW) if d.keep
+    }
+    assert alone <= together

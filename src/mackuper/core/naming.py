@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 ARCHIVE_FORMATS: dict[str, str] = {
@@ -73,3 +74,38 @@ def archive_key(
 
 def manifest_key(archive: str) -> str:
     return archive + MANIFEST_SUFFIX
+
+
+@dataclass(frozen=True)
+class ArchiveName:
+    """What an archive's file name says: its second, number, format and encryption."""
+
+    started_second: datetime
+    sequence: int
+    archive_format: str
+    encrypted: bool
+
+
+_NAME = re.compile(
+    r"backup_(?P<time>\d{8}_\d{6})(?:-(?P<sequence>[1-9]\d{0,5}))?"
+    r"\.(?P<extension>" + "|".join(re.escape(e) for e in ARCHIVE_FORMATS.values()) + r")"
+    r"(?P<age>" + re.escape(ENCRYPTED_SUFFIX) + r")?"
+)
+
+
+def parse_archive_name(name: str) -> ArchiveName | None:
+    """The parts of a file name that `archive_key` made, or None for any other name."""
+    match = _NAME.fullmatch(name)
+    if match is None or match["sequence"] == "1":
+        return None
+    try:
+        second = datetime.strptime(match["time"], "%Y%m%d_%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    formats = {extension: name for name, extension in ARCHIVE_FORMATS.items()}
+    return ArchiveName(
+        started_second=second,
+        sequence=int(match["sequence"] or 1),
+        archive_format=formats[match["extension"]],
+        encrypted=match["age"] is not None,
+    )

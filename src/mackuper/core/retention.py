@@ -85,6 +85,8 @@ class Backup:
     """Ended as `success` (a `warning` backup may miss files)."""
     in_use: bool = False
     """A running task (restore, verify) reads it."""
+    imported: bool = False
+    """Came back from a manifest at a destination (catalog import), not made here."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,36 @@ class Decision:
     reasons: tuple[str, ...] = field(default=())
 
 
+IMPORTED_RULE = "kept: imported backups never push out backups made here"
+
+
 def plan_retention(
     backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo = UTC
 ) -> list[Decision]:
-    """One decision per backup, newest first; GFS periods are counted in `zone`."""
+    """One decision per backup, newest first; GFS periods are counted in `zone`.
+
+    A backup made here is never deleted because of imported ones: it is kept
+    whenever the policy would keep it among the backups made here alone. Imported
+    backups still fill slots (after a lost database every backup is imported, and
+    the policy applies to them as usual), but a manifest someone put at a
+    destination cannot push this installation's own backups out.
+    """
+    decisions = _plan(backups, policy, now, zone)
+    own = [backup for backup in backups if not backup.imported]
+    if len(own) == len(backups) or not own:
+        return decisions
+    kept_among_own = {
+        decision.backup.id for decision in _plan(own, policy, now, zone) if decision.keep
+    }
+    return [
+        Decision(decision.backup, True, (*decision.reasons, IMPORTED_RULE))
+        if not decision.keep and decision.backup.id in kept_among_own
+        else decision
+        for decision in decisions
+    ]
+
+
+def _plan(backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo) -> list[Decision]:
     ordered = sorted(backups, key=lambda backup: (backup.finished_at, backup.id), reverse=True)
     reasons: dict[int, list[str]] = {backup.id: [] for backup in ordered}
     if policy.is_empty:

@@ -5,23 +5,64 @@ it (job slug and name, times, format, size, SHA-256). Scanning a destination for
 `*.manifest.json` brings those backups back into the catalog so they can be
 browsed, verified and restored. Jobs that no longer exist come back disabled and
 without a source, to be completed by hand.
+
+Each manifest is judged on its own: a bad one is listed in the report with the
+reason and the others are imported. A manifest is taken as a backup of job `slug`
+only when everything about it agrees with what Mackuper itself writes (see
+`belongs`): it lies in the job's own folder under the name `archive_key` gives for
+its start time, its archive is there with the size the manifest declares, and its
+times are not in the future. So a manifest planted with a future date, or in
+another job's folder, or beside a different archive, is refused and can never
+take a retention slot from a real backup (core/retention.py also never lets an
+imported backup push out one this installation made itself).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mackuper.core.naming import ARCHIVE_FORMATS, MANIFEST_SUFFIX, slugify
-from mackuper.destinations.base import Destination, DestinationError
-from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunStatus, RunTrigger
+from mackuper.core.naming import (
+    ARCHIVE_FORMATS,
+    ENCRYPTED_SUFFIX,
+    MANIFEST_SUFFIX,
+    ArchiveName,
+    normalize_prefix,
+    parse_archive_name,
+)
+from mackuper.destinations.base import Destination, DestinationError, StoredObject
+from mackuper.models import (
+    LIVE_ARTIFACT_STATES,
+    Artifact,
+    ArtifactState,
+    Job,
+    Run,
+    RunKind,
+    RunStatus,
+    RunTrigger,
+)
 from mackuper.models import Destination as DestinationRow
-from mackuper.restore.formats import ENCRYPTED_SUFFIX
+
+MANIFEST_LIMIT = 128 * 1024 * 1024
+"""Larger manifests are refused unread (Mackuper writes ~150 bytes per file)."""
+CLOCK_SKEW = timedelta(minutes=10)
+"""How far in the future a manifest's times may lie (clocks of two machines)."""
+PROBLEM_LIMIT = 200
 
 
 @dataclass
@@ -37,47 +78,101 @@ class ImportReport:
             "manifests": self.manifests,
             "imported": self.imported,
             "already_known": self.already_known,
+            "refused": len(self.problems),
             "jobs_created": self.jobs_created,
-            "problems": self.problems[:50],
+            "problems": self.problems[:PROBLEM_LIMIT],
         }
 
 
-def _section(manifest: dict[str, Any], name: str) -> dict[str, Any]:
-    value = manifest.get(name)
-    return value if isinstance(value, dict) else {}
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=100)]
 
 
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    slug: Slug
+    name: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _storable(cls, name: str | None) -> str | None:
+        if name is not None and ("\x00" in name or not name.isprintable()):
+            raise ValueError("a job name holds printable characters only")
+        if name is not None:
+            name.encode()  # a lone surrogate raises UnicodeEncodeError, a ValueError
+        return name
+
+
+class _Archive(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    size: Annotated[StrictInt, Field(ge=0, le=1 << 62)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class ManifestHeader(BaseModel):
+    """The part of a manifest import relies on; everything else is kept as stored."""
+
+    model_config = ConfigDict(extra="ignore")
+    mackuper_manifest: Annotated[StrictInt, Field(ge=1, le=1000)]
+    job: _Job
+    run_id: Annotated[StrictInt, Field(ge=0, le=1 << 62)] | None = None
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    format: Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"]
+    archive: _Archive
+    file_count: Annotated[StrictInt, Field(ge=0, le=1 << 40)] | None = None
+    files: list[Any] | None = None
+
+
+def _explain(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the manifest"
+    return f"{where}: {first['msg']}"
+
+
+def belongs(
+    header: ManifestHeader, archive_key: str, prefix: str, archive_size: int, now: datetime
+) -> str | None:
+    """Why the manifest is not a backup of its job at `archive_key`; None when it is."""
+    folder, _, name = archive_key.rpartition("/")
+    parsed: ArchiveName | None = parse_archive_name(name)
+    if parsed is None:
+        return "its archive's name is not one Mackuper writes"
+    started = header.started_at.astimezone(UTC)
+    expected_folder = f"{normalize_prefix(prefix)}{header.job.slug}/{started:%Y}/{started:%m}"
+    if folder != expected_folder:
+        return f"it names job {header.job.slug!r} but lies outside {expected_folder}/"
+    if parsed.started_second != started.replace(microsecond=0):
+        return "its start time is not the one in its archive's name"
+    if parsed.archive_format != header.format:
+        return f"it says {header.format} but the archive's name says {parsed.archive_format}"
+    if header.finished_at < header.started_at:
+        return "it finished before it started"
+    if header.finished_at > now + CLOCK_SKEW:
+        return f"it is dated in the future ({header.finished_at.isoformat()})"
+    if header.archive.size != archive_size:
+        return f"it declares {header.archive.size} bytes but the archive has {archive_size}"
+    return None
 
 
 def _job_for(
-    session: Session, row: DestinationRow, manifest: dict[str, Any], report: ImportReport
+    session: Session, row: DestinationRow, header: ManifestHeader, report: ImportReport
 ) -> Job:
-    described = _section(manifest, "job")
-    slug = str(described.get("slug") or "") or slugify(str(described.get("name") or "job"))
+    slug = header.job.slug
     job = session.scalar(select(Job).where(Job.slug == slug))
     if job is not None:
         if row not in job.destinations:
             job.destinations.append(row)
         return job
-    name = str(described.get("name") or slug)[:100]
+    name = header.job.name or slug
     if session.scalar(select(Job.id).where(Job.name == name)) is not None:
         name = f"{name[:88]} (imported)"
-    archive_format = str(manifest.get("format") or "tar.gz")
     job = Job(
         name=name,
         slug=slug,
         enabled=False,
         source_kind="local",
         source_config={"paths": [], "excludes": []},
-        archive_format=archive_format if archive_format in ARCHIVE_FORMATS else "tar.gz",
+        archive_format=header.format if header.format in ARCHIVE_FORMATS else "tar.gz",
         options={"imported": True},
         destinations=[row],
     )
@@ -87,8 +182,15 @@ def _job_for(
     return job
 
 
-def import_backups(session: Session, row: DestinationRow, destination: Destination) -> ImportReport:
-    """Add every backup found at `destination` that the catalog lacks; commits."""
+def import_backups(
+    session: Session, row: DestinationRow, destination: Destination, now: datetime | None = None
+) -> ImportReport:
+    """Add every backup found at `destination` that the catalog lacks; commits.
+
+    Never raises for what a manifest holds: each bad manifest becomes a line in
+    the report's problems, and the good ones are imported.
+    """
+    now = now or datetime.now(UTC)
     report = ImportReport()
     try:
         stored = {item.key: item for item in destination.list(destination.prefix)}
@@ -98,7 +200,7 @@ def import_backups(session: Session, row: DestinationRow, destination: Destinati
     known = set(
         session.scalars(
             select(Artifact.key).where(
-                Artifact.destination_id == row.id, Artifact.state == ArtifactState.STORED.value
+                Artifact.destination_id == row.id, Artifact.state.in_(LIVE_ARTIFACT_STATES)
             )
         )
     )
@@ -110,51 +212,77 @@ def import_backups(session: Session, row: DestinationRow, destination: Destinati
         if archive_key in known:
             report.already_known += 1
             continue
-        if archive_key not in stored:
-            report.problems.append(f"{key}: its archive is missing")
-            continue
-        try:
-            manifest = json.loads(destination.get_bytes(key))
-        except (DestinationError, ValueError) as error:
-            report.problems.append(f"{key}: unreadable ({error})")
-            continue
-        if not isinstance(manifest, dict) or "mackuper_manifest" not in manifest:
-            report.problems.append(f"{key}: not a Mackuper manifest")
-            continue
-        _import_one(session, row, manifest, archive_key, stored[archive_key].size, report)
-        report.imported += 1
+        problem = _import_checked(
+            session, row, destination, stored[key], stored.get(archive_key), report, now
+        )
+        if problem is not None:
+            report.problems.append(f"{key}: {problem}")
     session.commit()
     return report
 
 
-def _import_one(
+def _import_checked(
     session: Session,
     row: DestinationRow,
-    manifest: dict[str, Any],
-    archive_key: str,
-    size: int,
+    destination: Destination,
+    manifest: StoredObject,
+    archive: StoredObject | None,
+    report: ImportReport,
+    now: datetime,
+) -> str | None:
+    """Import one manifest's backup; the reason it was refused, or None."""
+    if archive is None:
+        return "its archive is missing"
+    if manifest.size > MANIFEST_LIMIT:
+        return f"refused unread: {manifest.size} bytes, more than a manifest ever needs"
+    try:
+        document = json.loads(destination.get_bytes(manifest.key))
+    except DestinationError as error:
+        return f"unreadable ({error})"
+    except (ValueError, RecursionError):
+        return "not valid JSON"
+    if not isinstance(document, dict) or "mackuper_manifest" not in document:
+        return "not a Mackuper manifest"
+    try:
+        header = ManifestHeader.model_validate(document)
+    except ValidationError as error:
+        return f"not a valid Mackuper manifest ({_explain(error)})"
+    problem = belongs(header, archive.key, destination.prefix, archive.size, now)
+    if problem is not None:
+        return f"not imported: {problem}"
+    try:
+        with session.begin_nested():
+            _add_backup(session, row, header, archive, report)
+    except IntegrityError:
+        return "not imported: the catalog already holds this archive or this job's name"
+    report.imported += 1
+    return None
+
+
+def _add_backup(
+    session: Session,
+    row: DestinationRow,
+    header: ManifestHeader,
+    archive: StoredObject,
     report: ImportReport,
 ) -> None:
-    job = _job_for(session, row, manifest, report)
-    archive = _section(manifest, "archive")
-    sha256 = str(archive.get("sha256") or "") or None
-    started = _moment(manifest.get("started_at")) or datetime.now(UTC)
-    finished = _moment(manifest.get("finished_at")) or started
-    files = manifest.get("files")
+    job = _job_for(session, row, header, report)
+    files = len(header.files) if header.files is not None else header.file_count or 0
+    name = archive.key.rsplit("/", 1)[-1]
     run = Run(
         job_id=job.id,
         job_name=job.name,
         kind=RunKind.BACKUP,
         trigger=RunTrigger.IMPORT,
         status=RunStatus.SUCCESS,
-        created_at=started,
-        started_at=started,
-        finished_at=finished,
-        archive_name=archive_key.rsplit("/", 1)[-1],
-        bytes_written=size,
-        files_done=len(files) if isinstance(files, list) else int(manifest.get("file_count") or 0),
-        sha256=sha256,
-        details={"imported": True, "original_run_id": manifest.get("run_id")},
+        created_at=header.started_at,
+        started_at=header.started_at,
+        finished_at=header.finished_at,
+        archive_name=name,
+        bytes_written=archive.size,
+        files_done=files,
+        sha256=header.archive.sha256,
+        details={"imported": True, "original_run_id": header.run_id},
     )
     session.add(run)
     session.flush()
@@ -163,11 +291,12 @@ def _import_one(
             run_id=run.id,
             job_id=job.id,
             destination_id=row.id,
-            key=archive_key,
+            key=archive.key,
             state=ArtifactState.STORED.value,
-            size=size,
-            sha256=sha256,
-            encrypted=archive_key.endswith(ENCRYPTED_SUFFIX) or bool(manifest.get("encryption")),
-            created_at=started,
+            size=archive.size,
+            sha256=header.archive.sha256,
+            encrypted=name.endswith(ENCRYPTED_SUFFIX),
+            created_at=header.started_at,
         )
     )
+    session.flush()

@@ -20,7 +20,16 @@ from mackuper.core.naming import manifest_key
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunLog, RunStatus
+from mackuper.models import (
+    Artifact,
+    ArtifactState,
+    Job,
+    Run,
+    RunKind,
+    RunLog,
+    RunStatus,
+    RunTrigger,
+)
 from mackuper.secretbox import SecretBox
 
 logger = logging.getLogger(__name__)
@@ -76,6 +85,7 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
                 finished_at=run.finished_at or run.created_at,
                 successful=run.status == RunStatus.SUCCESS.value,
                 in_use=run_id in used_runs or any(a.id in used_artifacts for a in artifacts),
+                imported=run.trigger == RunTrigger.IMPORT,
             )
         )
     zone = schedule.zone(job.timezone or installation.timezone(session))

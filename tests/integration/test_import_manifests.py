@@ -1,0 +1,130 @@
+"""Catalog import judges each manifest on its own (hardening item 4).
+
+Two real backups sit in a job's folder beside manifests that are broken, too
+large, dated in the future, in the wrong folder, or that disagree with their
+archive. Import brings back the two real ones, lists every other one with its
+reason, and answers 200; retention afterwards deletes nothing it should keep.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mackuper.destinations.local import LocalDestination
+from mackuper.models import Artifact, Job, Run
+from mackuper.restore import catalog
+from mackuper.runs.retention import apply_retention
+from mackuper.runtime import Runtime
+from tests.conftest import ApiClient
+from tests.integration.engine_support import RecordingHooks, backup
+from tests.integration.restore_support import local_destination, ok, restore
+
+pytestmark = pytest.mark.integration
+
+FIRST = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
+SECOND = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
+FOLDER = "engine-test/2026/11"
+
+
+def _plant(root: Path, key: str, manifest: bytes | dict[str, Any], archive: bytes = b"x") -> None:
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(archive)
+    document = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+    (root / f"{key}.manifest.json").write_bytes(document)
+
+
+def _like(good: dict[str, Any], started: str, **changes: Any) -> dict[str, Any]:
+    return {**good, "started_at": started, "finished_at": started, **changes}
+
+
+def test_import_takes_the_good_manifests_and_lists_every_bad_one(
+    tmp_path: Path, runtime: Runtime, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "backups"
+    source = tmp_path / "source"
+    source.mkdir()
+    for when, text in ((FIRST, "first\n"), (SECOND, "second\n")):
+        (source / "state.txt").write_text(text)
+        backup(
+            source, {1: LocalDestination(str(root))}, "tar.gz", RecordingHooks(), started_at=when
+        )
+    good = json.loads((root / FOLDER / "backup_20261130_100000.tar.gz.manifest.json").read_text())
+    one_byte = {**good, "archive": {"size": 1, "sha256": "0" * 64}}
+    bad = {
+        f"{FOLDER}/backup_20261101_000000.tar.gz": b"{not json",
+        f"{FOLDER}/backup_20261102_000000.tar.gz": _like(
+            one_byte, "2026-11-02T00:00:00+00:00", files=None, file_count="abc"
+        ),
+        f"{FOLDER}/backup_20261103_000000.tar.gz": b'{"mackuper_manifest": 1, "file_count": 1e400}',
+        f"{FOLDER}/backup_20261104_000000.tar.gz": b"[" * 100_000 + b"]" * 100_000,
+        f"{FOLDER}/backup_20261105_000000.tar.gz": b"x" * (2 * 1024 * 1024),
+        "engine-test/2030/01/backup_20300101_000000.tar.gz": _like(
+            one_byte, "2030-01-01T00:00:00+00:00"
+        ),
+        "other-job/2026/11/backup_20261106_000000.tar.gz": _like(
+            one_byte, "2026-11-06T00:00:00+00:00"
+        ),
+        f"{FOLDER}/backup_20261107_000000.tar.gz": _like(one_byte, "2026-11-07T09:00:00+00:00"),
+        f"{FOLDER}/backup_20261108_000000.tar.gz": _like(
+            {**good, "archive": {"size": 999, "sha256": "0" * 64}}, "2026-11-08T00:00:00+00:00"
+        ),
+        f"{FOLDER}/backup_20261109_000000.tar.gz": _like(
+            one_byte, "2026-11-09T00:00:00+00:00", job={"slug": "engine-test", "name": "\udcff"}
+        ),
+    }
+    for key, manifest in bad.items():
+        document = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+        _plant(root, key, document)
+    monkeypatch.setattr(catalog, "MANIFEST_LIMIT", 1024 * 1024)
+
+    destination = local_destination(api, root)
+    report = ok(api, "POST", "/api/import", {"destination_id": destination["id"]})["report"]
+
+    assert report["imported"] == 2, report
+    assert report["manifests"] == 12 and report["refused"] == len(bad)
+    problems = "\n".join(report["problems"])
+    for key, reason in {
+        "backup_20261101_000000": "not valid JSON",
+        "backup_20261102_000000": "file_count",
+        "backup_20261103_000000": "not a valid Mackuper manifest",
+        "backup_20261104_000000": "not valid JSON",
+        "backup_20261105_000000": "refused unread",
+        "backup_20300101_000000": "dated in the future",
+        "backup_20261106_000000": "lies outside engine-test/2026/11/",
+        "backup_20261107_000000": "start time is not the one in its archive's name",
+        "backup_20261108_000000": "declares 999 bytes but the archive has 1",
+        "backup_20261109_000000": "job.name",
+    }.items():
+        line = next(line for line in report["problems"] if key in line)
+        assert reason in line, (key, line)
+    assert "Traceback" not in problems
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 2
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 2
+        (job,) = session.scalars(select(Job)).all()
+        assert job.slug == "engine-test"
+
+    # The two real ones restore, each with its own data.
+    backups = sorted(ok(api, "GET", "/api/backups")["backups"], key=lambda item: item["key"])
+    for item, text in zip(backups, ("first\n", "second\n"), strict=True):
+        target = tmp_path / f"restored-{text.strip()}"
+        run = restore(api, runtime, item["id"], {"kind": "local", "path": str(target)})
+        assert run["status"] == "success", run["error"]
+        (restored,) = target.rglob("state.txt")
+        assert restored.read_text() == text
+
+    # Retention with room for two keeps both real backups: none of the planted,
+    # newer-dated manifests took a slot.
+    with runtime.sessions.begin() as session:
+        session.scalars(select(Job)).one().retention = {"keep_last": 2}
+    deleted = apply_retention(runtime.sessions, runtime.secrets, job.id, datetime.now(UTC))
+    assert deleted == 0
+    for day in ("29", "30"):
+        assert (root / FOLDER / f"backup_202611{day}_100000.tar.gz").is_file()
