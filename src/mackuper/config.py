@@ -40,6 +40,8 @@ class Settings:
     """MACKUPER_METRICS_TOKEN: bearer token for /metrics; None keeps /metrics disabled."""
     worker_alert_seconds: int = 120
     """MACKUPER_WORKER_ALERT_SECONDS: alert when no worker heartbeat for this long (0: off)."""
+    retry_seconds: float = 300.0
+    """MACKUPER_RETRY_SECONDS: how long a storage or SSH outage is retried before a run fails."""
 
     @property
     def public_url(self) -> str:
@@ -185,7 +187,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         base_url=_base_url(env),
         metrics_token=_metrics_token(env),
         worker_alert_seconds=_int(env, "MACKUPER_WORKER_ALERT_SECONDS", 120, 0, 7 * 86400),
+        retry_seconds=retry_seconds(env),
     )
+
+
+def retry_seconds(env: Mapping[str, str]) -> float:
+    """MACKUPER_RETRY_SECONDS (read at start, and by destinations and the SSH source when
+    they are built): how long transient outages are retried; raises ConfigError."""
+    return _float(env, "MACKUPER_RETRY_SECONDS", 300.0, 0.0, 86400.0)
 
 
 SSH_CIPHER_LIST = re.compile(r"[-+^]?[a-z0-9@.-]+(,[a-z0-9@.-]+)*")

@@ -35,6 +35,8 @@ def test_secret_key_is_generated_once_and_kept(tmp_path: Path) -> None:
         ("SECRET_KEY", "short", "SECRET_KEY is shorter than 16 characters"),
         ("MACKUPER_MAX_CONCURRENT_RUNS", "0", "MACKUPER_MAX_CONCURRENT_RUNS=0 is out of range"),
         ("MACKUPER_SSH_CIPHERS", "aes256-ctr;id", "MACKUPER_SSH_CIPHERS='aes256-ctr;id' is not an"),
+        ("MACKUPER_RETRY_SECONDS", "-1", "MACKUPER_RETRY_SECONDS=-1.0 is out of range"),
+        ("MACKUPER_RETRY_SECONDS", "5m", "MACKUPER_RETRY_SECONDS='5m' is not a number"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -53,8 +53,13 @@ class ArtifactWriter(Protocol):
         """
         ...
 
-    def abort(self) -> None:
-        """Remove everything written so far; never raises."""
+    def abort(self) -> bool:
+        """Remove everything written so far; never raises.
+
+        Returns False when the destination could not be reached to remove it (an outage
+        outlasting the retries): the id given to `on_upload_started` then lets recovery
+        remove it later with `Destination.abort_upload`. Calling it again is harmless.
+        """
         ...
 
 
@@ -100,7 +105,9 @@ class Destination(Protocol):
     def list(self, prefix: str) -> Iterator[StoredObject]: ...
 
     def abort_upload(self, key: str, upload_id: str) -> None:
-        """Abort a resumable upload left by a dead worker; never raises."""
+        """Abort a resumable upload left by a dead worker or a failed run; an upload that is
+        gone already is no error. Raises DestinationUnreachable when the destination cannot
+        be reached, so recovery tries again later."""
         ...
 
     def check_access(self) -> None:

@@ -190,10 +190,14 @@ class LocalWriter:
             raise _explain(error, f"finishing {self.key}") from None
         return StoredObject(key=self.key, size=self.size, modified=datetime.now(UTC))
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
         with contextlib.suppress(OSError):
             self._handle.close()
-        self.temp_path.unlink(missing_ok=True)
+        try:
+            self.temp_path.unlink(missing_ok=True)
+        except OSError:
+            return False  # recovery removes it by the name given to on_upload_started
+        return True
 
 
 class LocalDestination:

@@ -12,18 +12,28 @@ that supports conditional writes (AWS since 2024, MinIO, moto) refuses it
 atomically when another writer got there in between; a server that ignores the
 header (rclone serve s3 does) still had the look. A server that rejects the
 header as not implemented is asked again without it, after the look.
+
+A short outage does not fail the backup: every request the backup makes (create,
+upload part, complete, put, head) is tried again through refused or reset
+connections, timeouts, 5xx answers and throttling, after 1, 2, 4, ... seconds (at
+most 30 apart) for up to MACKUPER_RETRY_SECONDS (core/outage.py). botocore's own
+retries are turned off so that one schedule, ours, decides. When the outage
+outlasts the budget the upload is aborted; if the store cannot be reached for
+that either, the writer says so (`abort` returns False) and the upload id recorded
+when the upload started lets the worker's recovery abort it later.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
+import os
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -36,7 +46,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from mackuper.config import ConfigError
+from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.core.naming import normalize_prefix
+from mackuper.core.outage import Outage, retry_delay
 from mackuper.destinations.base import (
     DestinationError,
     DestinationUnreachable,
@@ -50,17 +63,20 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
+logger = logging.getLogger(__name__)
+
 MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+MAX_OBJECT_SIZE = 5 * 1024**4
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 1_000
-PART_ATTEMPTS = 4
-RETRY_BASE_DELAY = 1.0
+ABORT_RETRY_SECONDS = 10.0
+"""How long a failed run's writer keeps trying to abort its upload; recovery does the rest."""
 
+__all__ = ["retry_delay"]  # the part retry schedule, from core/outage.py
 
-def retry_delay(attempt: int) -> float:
-    """Seconds to wait after failed attempt `attempt` (1-based) of a part: 1, 2, 4, ..."""
-    return RETRY_BASE_DELAY * (1 << (attempt - 1))
+T = TypeVar("T")
 
 
 def part_size_for(part_number: int, base: int = DEFAULT_PART_SIZE) -> int:
@@ -70,6 +86,15 @@ def part_size_for(part_number: int, base: int = DEFAULT_PART_SIZE) -> int:
 
 _PRECONDITION_FAILED = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _NOT_IMPLEMENTED = {"NotImplemented", "501"}
+_TRANSIENT = {
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
 
 
 def _error_code(error: ClientError) -> str:
@@ -101,8 +126,8 @@ def explain_client_error(error: Exception, bucket: str, region: str) -> Destinat
         return DestinationError(
             f"bucket {bucket!r} is not in region {region!r} ({code}): set the bucket's region"
         )
-    if code in {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}:
-        return DestinationUnreachable(f"S3 is temporarily unavailable ({code})")
+    if code in _TRANSIENT or (isinstance(status, int) and (status >= 500 or status == 429)):
+        return DestinationUnreachable(f"S3 is temporarily unavailable ({code or status})")
     message = str(error.response.get("Error", {}).get("Message", "")) or code
     return DestinationError(f"S3 error {code or status}: {message}")
 
@@ -127,6 +152,9 @@ class S3Writer:
         self.slots = threading.BoundedSemaphore(destination.parts_in_flight)
         self.executor: ThreadPoolExecutor | None = None
         self.failed: BaseException | None = None
+        self.stopped = threading.Event()
+        """Set when the upload failed or is aborted: parts waiting to retry give up."""
+        self.aborted: bool | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         """Fill the current part; a full part is handed to the uploaders as is.
@@ -149,8 +177,11 @@ class S3Writer:
         if self.upload_id is None:
             extra = self.destination.put_arguments(self.metadata)
             try:
-                response = self.destination.client.create_multipart_upload(
-                    Bucket=self.destination.bucket, Key=self.key, **extra
+                response = self.destination.call(
+                    lambda: self.destination.client.create_multipart_upload(
+                        Bucket=self.destination.bucket, Key=self.key, **extra
+                    ),
+                    self.stopped,
                 )
             except (BotoCoreError, ClientError) as error:
                 raise self._error(error) from None
@@ -180,30 +211,21 @@ class S3Writer:
         try:
             # Content-MD5 is the per-part checksum every S3 server verifies.
             digest = base64.b64encode(hashlib.md5(chunk, usedforsecurity=False).digest()).decode()
-            attempt = 1
-            while True:
-                try:
-                    response = self.destination.client.upload_part(
-                        Bucket=self.destination.bucket,
-                        Key=self.key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=cast(bytes, chunk),  # botocore takes a bytearray; its stubs do not
-                        ContentMD5=digest,
-                    )
-                    return response["ETag"]
-                except (BotoCoreError, ClientError) as error:
-                    if (
-                        attempt >= PART_ATTEMPTS
-                        or self.failed is not None
-                        or not self._error(error).retryable
-                    ):
-                        raise
-                # botocore already retried quickly; wait longer before the next round.
-                time.sleep(retry_delay(attempt))
-                attempt += 1
+            response = self.destination.call(
+                lambda: self.destination.client.upload_part(
+                    Bucket=self.destination.bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=cast(bytes, chunk),  # botocore takes a bytearray; its stubs do not
+                    ContentMD5=digest,
+                ),
+                self.stopped,
+            )
+            return response["ETag"]
         except BaseException as error:
-            self.failed = error
+            self.failed = self.failed or error
+            self.stopped.set()
             raise
         finally:
             self.slots.release()
@@ -256,12 +278,21 @@ class S3Writer:
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
+        if self.aborted is not None:
+            return self.aborted
         self.failed = self.failed or DestinationError("upload aborted")
+        self.stopped.set()
         self._shutdown()
         self.buffer.clear()
+        self.aborted = True
         if self.upload_id is not None:
-            self.destination.abort_upload(self.key, self.upload_id)
+            try:
+                self.destination.abort_upload(self.key, self.upload_id, ABORT_RETRY_SECONDS)
+            except DestinationError as error:
+                logger.warning("upload of %s left for recovery to abort: %s", self.key, error)
+                self.aborted = False
+        return self.aborted
 
 
 class S3Destination:
@@ -284,7 +315,9 @@ class S3Destination:
         parts_in_flight: int = 3,
         connect_timeout: float = 10,
         read_timeout: float = 60,
+        retry_seconds: float | None = None,
     ) -> None:
+        """`retry_seconds`: how long an outage is retried (None: MACKUPER_RETRY_SECONDS)."""
         if not bucket:
             raise DestinationError("an S3 destination needs a bucket name")
         if part_size < MIN_PART_SIZE:
@@ -300,12 +333,18 @@ class S3Destination:
         self.parts_in_flight = max(1, parts_in_flight)
         self.conditional_writes = True
         """False once the server said it does not implement If-None-Match."""
+        try:
+            self.retry_seconds = (
+                retry_seconds_setting(os.environ) if retry_seconds is None else retry_seconds
+            )
+        except ConfigError as error:
+            raise DestinationError(str(error)) from None
         config = Config(
             region_name=self.region,
             signature_version="s3v4",
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},  # `call` retries
             s3={"addressing_style": "path" if path_style else "auto"},
             max_pool_connections=self.parts_in_flight + 4,
             request_checksum_calculation="when_required",
@@ -335,6 +374,35 @@ class S3Destination:
 
     def _fail(self, error: Exception) -> DestinationError:
         return explain_client_error(error, self.bucket, self.region)
+
+    def call(
+        self,
+        request: Callable[[], T],
+        stop: threading.Event | None = None,
+        budget: float | None = None,
+    ) -> T:
+        """`request()`, tried again through transient failures for up to `budget` seconds
+        (default `retry_seconds`) after the first one.
+
+        Raises what the request raised when retrying cannot help (credentials, a missing
+        bucket, a refused condition), and DestinationUnreachable naming this destination
+        once the outage outlasts the budget or `stop` is set.
+        """
+        outage = Outage(self.retry_seconds if budget is None else budget, stop)
+        while True:
+            try:
+                return request()
+            except (BotoCoreError, ClientError) as error:
+                explained = self._fail(error)
+                if not explained.retryable:
+                    raise
+                if outage.attempts == 0:
+                    logger.warning("%s: %s; retrying", self.describe(), explained)
+                if not outage.pause():
+                    raise DestinationUnreachable(
+                        f"{self.describe()} unreachable: {explained}; gave up after"
+                        f" {outage.attempts} attempts over {outage.elapsed():.0f} s"
+                    ) from None
 
     def open_writer(
         self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
@@ -375,18 +443,20 @@ class S3Destination:
         Raises ObjectExists when an object is at `key`, unless it is this very write
         (a retried request whose first try went through: same size and metadata).
         """
-        if self.stat(key) is not None:
+        if self.stat(key) is not None:  # retried through an outage, like the request
             raise ObjectExists(
                 f"{key} already exists in bucket {self.bucket!r}; it was left as it is"
             )
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if self.conditional_writes else {}
         try:
-            request(condition)
+            self.call(lambda: request(condition))
         except ClientError as error:
             if _error_code(error) in _NOT_IMPLEMENTED and condition:
                 self.conditional_writes = False
-                request({})
+                self.call(lambda: request({}))
                 return
+            if _error_code(error) == "NoSuchUpload" and self._is_own_write(key, size, metadata):
+                return  # a retried completion whose first try went through
             if _error_code(error) not in _PRECONDITION_FAILED:
                 raise
             if not self._is_own_write(key, size, metadata):
@@ -397,14 +467,14 @@ class S3Destination:
 
     def _is_own_write(self, key: str, size: int, metadata: dict[str, str]) -> bool:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-        except (BotoCoreError, ClientError):
+            head = self.call(lambda: self.client.head_object(Bucket=self.bucket, Key=key))
+        except (BotoCoreError, ClientError, DestinationError):
             return False
         return bool(metadata) and head["ContentLength"] == size and head["Metadata"] == metadata
 
     def stat(self, key: str) -> StoredObject | None:
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            head = self.call(lambda: self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as error:
             if _error_code(error) in {"404", "NoSuchKey", "NotFound"}:
                 return None
@@ -468,9 +538,16 @@ class S3Destination:
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
 
-    def abort_upload(self, key: str, upload_id: str) -> None:
+    def abort_upload(self, key: str, upload_id: str, retry_seconds: float = 0.0) -> None:
+        """Abort the upload, retrying an outage for `retry_seconds`; raises
+        DestinationUnreachable when the store could not be reached."""
         try:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            self.call(
+                lambda: self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id
+                ),
+                budget=retry_seconds,
+            )
         except (BotoCoreError, ClientError):
             # Already completed, aborted, or expired: nothing is left to clean.
             return

@@ -152,10 +152,32 @@ class _Opened:
     keys: dict[int, str] = field(default_factory=dict)
     errors: dict[int, DestinationError] = field(default_factory=dict)
 
-    def release(self, hooks: RunHooks) -> None:
+    def release(self, hooks: RunHooks, plan: BackupPlan) -> None:
         for destination_id, writer in self.writers.items():
-            writer.abort()
-            hooks.artifact_discarded(self.artifact_ids[destination_id])
+            _discard(hooks, self.artifact_ids[destination_id], writer, plan, destination_id)
+
+
+def _discard(
+    hooks: RunHooks,
+    artifact_id: int,
+    writer: ArtifactWriter,
+    plan: BackupPlan,
+    destination_id: int,
+) -> None:
+    """Abort `writer` and forget its artifact.
+
+    When the destination cannot be reached to abort (an outage that outlasted the
+    retries), the artifact stays pending with its upload id, and the worker's
+    recovery aborts the upload once the run has ended and the destination answers.
+    """
+    if writer.abort():
+        hooks.artifact_discarded(artifact_id)
+        return
+    hooks.log(
+        "warning",
+        f"the unfinished upload at {plan.destinations[destination_id].describe()} could not"
+        " be removed now; the worker removes it when the destination answers again",
+    )
 
 
 def _open_writers(plan: BackupPlan, hooks: RunHooks) -> _Opened:
@@ -191,7 +213,7 @@ def _open_named(plan: BackupPlan, hooks: RunHooks, sequence: int) -> _Opened | N
         try:
             artifact_id = hooks.artifact_opened(destination_id, key)
         except ArchiveNameTaken:
-            opened.release(hooks)
+            opened.release(hooks, plan)
             return None
 
         def started(upload_id: str, artifact_id: int = artifact_id) -> None:
@@ -200,7 +222,7 @@ def _open_named(plan: BackupPlan, hooks: RunHooks, sequence: int) -> _Opened | N
         try:
             if destination.stat(key) is not None or destination.stat(manifest_key(key)) is not None:
                 hooks.artifact_discarded(artifact_id)
-                opened.release(hooks)
+                opened.release(hooks, plan)
                 hooks.log("info", f"{key} exists at {destination.describe()}: taking the next name")
                 return None
             writer = destination.open_writer(key, metadata, started)
@@ -259,16 +281,16 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         stored = _commit(plan, hooks, fan_out, artifact_ids, meter)
     except BaseException:
         stages.stop()
-        for destination_id, writer in fan_out.writers.items():
-            writer.abort()
-            hooks.artifact_discarded(artifact_ids[destination_id])
+        for destination_id, writer in {**fan_out.dropped, **fan_out.writers}.items():
+            _discard(hooks, artifact_ids[destination_id], writer, plan, destination_id)
         raise
     finally:
         plan.source.close()
     failed = {**open_errors, **fan_out.errors}
     for destination_id, error in failed.items():
-        if destination_id in artifact_ids and destination_id not in stored:
-            hooks.artifact_discarded(artifact_ids[destination_id])
+        if destination_id in fan_out.dropped and destination_id not in stored:
+            writer = fan_out.dropped[destination_id]
+            _discard(hooks, artifact_ids[destination_id], writer, plan, destination_id)
         hooks.log(
             "error", f"destination {plan.destinations[destination_id].describe()} failed: {error}"
         )
@@ -381,7 +403,7 @@ def _commit(
         try:
             result = writer.commit()
         except DestinationError as error:
-            fan_out.writers.pop(destination_id)
+            fan_out.dropped[destination_id] = fan_out.writers.pop(destination_id)
             fan_out.errors[destination_id] = error
             continue
         fan_out.writers.pop(destination_id)

@@ -323,6 +323,8 @@ class FanOut:
     def __init__(self, writers: dict[int, ArtifactWriter]) -> None:
         self.writers = dict(writers)
         self.errors: dict[int, DestinationError] = {}
+        self.dropped: dict[int, ArtifactWriter] = {}
+        """Writers that failed and were aborted (`abort` tells again whether that worked)."""
 
     def write(self, data: bytes | memoryview) -> None:
         for destination_id, writer in list(self.writers.items()):
@@ -336,6 +338,7 @@ class FanOut:
     def _drop(self, destination_id: int, error: DestinationError) -> None:
         writer = self.writers.pop(destination_id)
         writer.abort()
+        self.dropped[destination_id] = writer
         self.errors[destination_id] = error
 
     def close(self) -> None:

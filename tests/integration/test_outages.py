@@ -1,0 +1,192 @@
+"""Short outages do not fail a backup; long ones fail it cleanly (issue 24, item 8).
+
+Mackuper talks to a real S3 server (moto) and a real sshd through a FaultProxy that
+cuts the traffic in the middle of a run: new connections are refused and open ones
+reset. A cut of 3 s and one of 30 s are ridden out by retrying with backoff, and
+the archive, opened with GNU tar, holds exactly the source's files. A cut that
+outlasts the retry budget fails the run with an error naming the destination, and
+leaves no object and, once recovery could reach the store, no multipart upload.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mackuper.destinations.s3 import S3Destination
+from mackuper.pipeline.errors import PipelineError
+from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
+from mackuper.sources.local import LocalSource
+from tests.integration.engine_support import RecordingHooks, describe_tree, extract
+from tests.servers.faults import FaultProxy, endpoint_address, fault_proxy
+from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+PART = 5 * MIB
+
+
+def _source_tree(root: Path) -> Path:
+    """40 MiB in files of several sizes: eight parts, so the cut meets parts in flight."""
+    root.mkdir(parents=True)
+    for index, size in enumerate([12 * MIB, 9 * MIB, 7 * MIB, 5 * MIB, 4 * MIB, 3 * MIB]):
+        (root / f"file-{index}.bin").write_bytes(os.urandom(size))
+    (root / "small").mkdir()
+    for index in range(20):
+        (root / "small" / f"note-{index}.txt").write_text(f"note {index}\n" * 50)
+    return root
+
+
+@pytest.fixture
+def bucket(moto_s3: S3Server) -> Iterator[str]:
+    name = moto_s3.make_bucket(unique_bucket_name("outage"))
+    yield name
+    remove_bucket(moto_s3, name)
+
+
+@pytest.fixture
+def proxy(moto_s3: S3Server) -> Iterator[FaultProxy]:
+    with fault_proxy(*endpoint_address(moto_s3.endpoint_url)) as running:
+        yield running
+
+
+def _through(proxy: FaultProxy, server: S3Server, bucket: str, retry: float) -> S3Destination:
+    return S3Destination(
+        bucket=bucket,
+        access_key_id=server.access_key,
+        secret_access_key=server.secret_key,
+        region=server.region,
+        endpoint_url=proxy.url,
+        path_style=True,
+        part_size=PART,
+        parts_in_flight=2,
+        connect_timeout=2,
+        read_timeout=10,
+        retry_seconds=retry,
+    )
+
+
+def _backup_with_cut(
+    source: Path, destination: S3Destination, proxy: FaultProxy, seconds: float | None
+) -> tuple[BackupResult | PipelineError, RecordingHooks, float]:
+    """Back up `source`; cut the traffic once 15 MiB were read. Returns what the run
+    gave (its result or its error), its hooks, and its duration."""
+
+    def cut_once(bytes_read: int) -> None:
+        if bytes_read > 15 * MIB and not proxy.cuts:
+            proxy.cut(seconds)
+
+    hooks = RecordingHooks(stop_when=cut_once)
+    plan = BackupPlan(
+        job_id=1,
+        job_slug="outage",
+        job_name="Outage",
+        run_id=1,
+        archive_format="tar",
+        compression_level=None,
+        source=LocalSource([str(source)]),
+        destinations={1: destination},
+        started_at=datetime.now(UTC),
+    )
+    started = time.monotonic()
+    try:
+        outcome: BackupResult | PipelineError = run_backup(plan, hooks)
+    except PipelineError as error:
+        outcome = error
+    return outcome, hooks, time.monotonic() - started
+
+
+def _uploads(server: S3Server, bucket: str) -> list[str]:
+    listed = server.client().list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+def _objects(server: S3Server, bucket: str) -> list[str]:
+    listed = server.client().list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("seconds", [3, 30])
+def test_a_backup_rides_out_an_s3_outage_and_stores_the_source_exactly(
+    tmp_path: Path,
+    moto_s3: S3Server,
+    bucket: str,
+    proxy: FaultProxy,
+    seconds: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = _source_tree(tmp_path / "source")
+    destination = _through(proxy, moto_s3, bucket, retry=120)
+
+    result, hooks, took = _backup_with_cut(source, destination, proxy, seconds)
+
+    assert isinstance(result, BackupResult), f"{result}\n{hooks.messages()}"
+    assert result.failed_destinations == {} and result.problems == []
+    start, end = proxy.cuts[0]
+    assert end is not None and end - start >= seconds - 0.1  # the outage really lasted
+    assert took > seconds
+    assert "retrying" in caplog.text  # requests did fail during the cut
+    keys = _objects(moto_s3, bucket)
+    archive_key = next(key for key in keys if key.endswith(".tar"))
+    assert sorted(keys) == sorted([archive_key, archive_key + ".manifest.json"])
+    archive = tmp_path / "archive.tar"
+    body = moto_s3.client().get_object(Bucket=bucket, Key=archive_key)["Body"]  # type: ignore[attr-defined]
+    archive.write_bytes(body.read())
+    extract(archive, "tar", tmp_path / "out")
+    assert describe_tree(tmp_path / "out" / str(source).lstrip("/")) == describe_tree(source)
+    assert _uploads(moto_s3, bucket) == []
+    print(f"cut {seconds} s: backup took {took:.1f} s")  # noqa: T201 - timing for the report
+
+
+@pytest.mark.timeout(120)
+def test_an_s3_outage_past_the_retry_budget_fails_cleanly_naming_the_destination(
+    tmp_path: Path, moto_s3: S3Server, bucket: str, proxy: FaultProxy
+) -> None:
+    source = _source_tree(tmp_path / "source")
+    destination = _through(proxy, moto_s3, bucket, retry=6)
+
+    error, hooks, took = _backup_with_cut(source, destination, proxy, None)
+
+    assert isinstance(error, PipelineError), error
+    message = str(error)
+    assert f"s3://{bucket}/ at {proxy.url}" in message
+    assert "unreachable" in message and "gave up after" in message
+    assert moto_s3.secret_key not in message + hooks.messages()
+    assert 6 <= took < 60
+    assert _objects(moto_s3, bucket) == []  # nothing half-done is visible
+    # The store could not be reached to abort the upload either: the run keeps its
+    # upload id (as recovery reads it from the artifact) instead of forgetting it.
+    [artifact] = hooks.artifacts.values()
+    assert artifact["state"] == "pending" and artifact.get("upload_id")
+    assert "could not be removed now" in hooks.messages("warning")
+
+    proxy.restore()
+    recovery = _through(proxy, moto_s3, bucket, retry=0)
+    recovery.abort_upload(artifact["key"], artifact["upload_id"])
+
+    assert _uploads(moto_s3, bucket) == []
+    assert _objects(moto_s3, bucket) == []
+
+
+def test_abort_upload_says_when_the_store_cannot_be_reached(
+    moto_s3: S3Server, bucket: str, proxy: FaultProxy
+) -> None:
+    """Recovery must not mark an upload aborted when the abort never arrived."""
+    destination = _through(proxy, moto_s3, bucket, retry=0)
+    upload = moto_s3.client().create_multipart_upload(Bucket=bucket, Key="job/x.tar")  # type: ignore[attr-defined]
+    proxy.cut()
+    with pytest.raises(Exception, match="unreachable"):
+        destination.abort_upload("job/x.tar", upload["UploadId"])
+    proxy.restore()
+    destination.abort_upload("job/x.tar", upload["UploadId"])
+    assert _uploads(moto_s3, bucket) == []
+    with pytest.raises(ClientError):
+        moto_s3.client().list_parts(Bucket=bucket, Key="job/x.tar", UploadId=upload["UploadId"])  # type: ignore[attr-defined]
