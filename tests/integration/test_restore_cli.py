@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from mackuper.models import Artifact, Run
+from mackuper.models import Artifact, Run, RunKind, RunStatus
+from mackuper.runs import lifecycle
 from mackuper.runtime import Runtime
+from mackuper.worker.service import Worker
 from tests.conftest import ApiClient
 from tests.integration.restore_support import backed_up, local_destination, ok
 from tests.trees import file_hashes, make_small_tree
@@ -100,3 +104,34 @@ def test_cli_restore_waits_its_turn_behind_a_running_backup_of_the_job(
     with runtime.sessions() as session:  # nothing left queued for a worker to run later
         kinds = session.execute(select(Run.kind, Run.status).where(Run.job_id == job_id)).all()
     assert sorted(kinds) == [("backup", "running"), ("backup", "success"), ("restore", "cancelled")]
+
+
+def test_a_worker_leaves_a_live_cli_run_alone_and_interrupts_one_whose_process_died(
+    runtime: Runtime,
+) -> None:
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # its pid no longer lives
+    dead_id = f"cli:{socket.gethostname()}:{ended.pid}"
+    with runtime.sessions.begin() as session:
+        runs = [
+            Run(
+                job_name="restored elsewhere",
+                kind=RunKind.RESTORE,
+                status=RunStatus.RUNNING,
+                worker_id=worker_id,
+                started_at=datetime.now(UTC),
+            )
+            for worker_id in (lifecycle.cli_worker_id(), dead_id)
+        ]
+        session.add_all(runs)
+        session.flush()
+        live, dead = (run.id for run in runs)
+    worker = Worker(runtime, "survivor")
+    try:
+        worker.recover()
+    finally:
+        worker.pool.shutdown()
+
+    with runtime.sessions() as session:
+        assert session.get_one(Run, live).status is RunStatus.RUNNING
+        assert session.get_one(Run, dead).status is RunStatus.INTERRUPTED

@@ -77,7 +77,7 @@ def _list(runtime: Runtime, args: argparse.Namespace) -> int:
 
 def _execute(runtime: Runtime, run_id: int) -> int:
     with runtime.sessions() as session:
-        claim = lifecycle.claim(session, run_id, "cli")
+        claim = lifecycle.claim(session, run_id, lifecycle.cli_worker_id())
     if claim is lifecycle.Claim.JOB_BUSY:
         # Not left queued: a worker would run it later, unasked, once the job is free.
         with runtime.sessions.begin() as session:

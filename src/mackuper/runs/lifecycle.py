@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import socket
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +35,26 @@ logger = logging.getLogger(__name__)
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+CLI_PREFIX = "cli:"
+
+
+def cli_worker_id() -> str:
+    """The worker id of a run the `mackuper` command runs itself: cli:HOST:PID.
+
+    It sends no heartbeat (it is not a scheduler); a worker on the same host asks
+    whether that process still lives before it calls the run interrupted.
+    """
+    return f"{CLI_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
+def cli_process(worker_id: str) -> tuple[str, int] | None:
+    """(host, pid) of a `cli_worker_id`, or None for any other worker id."""
+    if not worker_id.startswith(CLI_PREFIX):
+        return None
+    host, _, pid = worker_id.removeprefix(CLI_PREFIX).rpartition(":")
+    return (host, int(pid)) if pid.isdigit() else None
 
 
 class Claim(enum.Enum):

@@ -144,17 +144,15 @@ class Worker:
     def _is_dead(self, worker_id: str | None, beats: dict[str, WorkerHeartbeat]) -> bool:
         if worker_id is None or worker_id == self.worker_id:
             return False
+        cli = lifecycle.cli_process(worker_id)
+        if cli is not None:
+            # The command sends no heartbeat; on another host it cannot be asked.
+            host, pid = cli
+            return host != self.hostname or not _process_lives(pid)
         beat = beats.get(worker_id)
         if beat is None or datetime.now(UTC) - beat.seen_at > HEARTBEAT_STALE:
             return True
-        if beat.hostname == self.hostname:
-            try:
-                os.kill(beat.pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
+        return beat.hostname == self.hostname and not _process_lives(beat.pid)
 
     def recover(self) -> None:
         """Mark runs of dead workers interrupted and abort their unfinished uploads."""
@@ -307,3 +305,13 @@ class Worker:
         deleted = retention.apply_all(self.runtime.sessions, self.runtime.secrets, now)
         if deleted:
             logger.info("daily retention deleted %s archives", deleted)
+
+
+def _process_lives(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it lives
+    return True
