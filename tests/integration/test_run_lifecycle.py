@@ -1,10 +1,14 @@
 """One lifecycle for every kind of run: a failing backup, restore, dry-run restore and
-verification are queued, claimed, announced, wrapped in the job's commands and
-recorded the same way, and send the same alerts to a real webhook receiver."""
+verification (run by a worker or by the `mackuper` command) are queued, claimed,
+announced, wrapped in the job's commands and recorded the same way, and send the
+same alerts to a real webhook receiver."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +86,27 @@ def _claim_and_execute(runtime: Runtime, receiver: HttpReceiver, trace: Path, ru
     return Ended(run, run_log(runtime, run_id), list(receiver.requests), commands)
 
 
+def _run_by_the_command(
+    runtime: Runtime, receiver: HttpReceiver, trace: Path, data_dir: Path, *args: str
+) -> Ended:
+    """`mackuper ARGS` in its own process (no worker), and everything its run left behind."""
+    receiver.requests.clear()
+    trace.write_text("")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MACKUPER_")}
+    environment["MACKUPER_DATA_DIR"] = str(data_dir)
+    subprocess.run(
+        [sys.executable, "-m", "mackuper", *args],
+        env=environment,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    with runtime.sessions() as session:
+        run = session.scalars(select(Run).order_by(Run.id.desc()).limit(1)).one()
+    commands = trace.read_text().splitlines()
+    return Ended(run, run_log(runtime, run.id), list(receiver.requests), commands)
+
+
 def _as_backup(text: str, ended: Ended) -> str:
     """`text` with this run's kind, title, id, error and timings spelled as a backup's."""
     title = {"backup": "Backup", "restore": "Restore", "verify": "Verification"}[ended.run.kind]
@@ -99,7 +124,7 @@ def _lifecycle_lines(ended: Ended) -> list[str]:
 
 
 def test_failing_backup_restore_dry_run_and_verify_go_through_one_lifecycle(
-    runtime: Runtime, api: ApiClient, receiver: HttpReceiver, tmp_path: Path
+    runtime: Runtime, api: ApiClient, receiver: HttpReceiver, tmp_path: Path, data_dir: Path
 ) -> None:
     source = make_small_tree(tmp_path / "source")
     storage = tmp_path / "storage"
@@ -126,6 +151,10 @@ def test_failing_backup_restore_dry_run_and_verify_go_through_one_lifecycle(
         )
         for kind in ("backup", "restore", "dry run", "verify")
     }
+    # The `mackuper` command runs its verification through the same lifecycle.
+    ended["command verify"] = _run_by_the_command(
+        runtime, receiver, trace, data_dir, "verify", str(artifact_id)
+    )
 
     backup = ended["backup"]
     assert backup.run.status == "failed"
@@ -134,6 +163,7 @@ def test_failing_backup_restore_dry_run_and_verify_go_through_one_lifecycle(
         "backup",
         "restore",
         "restore",
+        "verify",
         "verify",
     ]
     backup_hooks = [r.json() for r in backup.requests if r.path == "/hook"]
@@ -173,5 +203,5 @@ def test_failing_backup_restore_dry_run_and_verify_go_through_one_lifecycle(
         "/ping/fail",
         "/ping/start",
     ]
-    for kind in ("restore", "dry run", "verify"):
+    for kind in ("restore", "dry run", "verify", "command verify"):
         assert not [r for r in ended[kind].requests if r.path.startswith("/ping")], kind
