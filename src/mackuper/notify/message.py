@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mackuper.models import RunStatus
+
 EVENTS = ("start", "success", "warning", "failure")
 """Run events a channel can subscribe to."""
 
 DEFAULT_EVENTS = {"start": False, "success": False, "warning": True, "failure": True}
 
-_KIND_BY_STATUS = {
-    "success": "success",
-    "warning": "warning",
-    "failed": "failure",
-    "interrupted": "failure",
+_KIND_BY_STATUS: dict[str, str] = {
+    RunStatus.SUCCESS: "success",
+    RunStatus.WARNING: "warning",
+    RunStatus.FAILED: "failure",
+    RunStatus.INTERRUPTED: "failure",
 }
 
 
