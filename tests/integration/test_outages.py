@@ -11,10 +11,12 @@ leaves no object and, once recovery could reach the store, no multipart upload.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -23,9 +25,13 @@ from mackuper.destinations.s3 import S3Destination
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
+from mackuper.sources.ssh import SSHSource
+from mackuper.sources.ssh_connect import SSHError
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
+from tests.integration.ssh_support import ssh_backup, target_for
 from tests.servers.faults import FaultProxy, endpoint_address, fault_proxy
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
+from tests.servers.sshd import SSHServer, chown_tree
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +39,11 @@ MIB = 1024 * 1024
 PART = 5 * MIB
 
 
-def _source_tree(root: Path) -> Path:
+def _source_tree(root: Path, sizes: list[int] | None = None) -> Path:
     """40 MiB in files of several sizes: eight parts, so the cut meets parts in flight."""
     root.mkdir(parents=True)
-    for index, size in enumerate([12 * MIB, 9 * MIB, 7 * MIB, 5 * MIB, 4 * MIB, 3 * MIB]):
+    sizes = sizes or [12 * MIB, 9 * MIB, 7 * MIB, 5 * MIB, 4 * MIB, 3 * MIB]
+    for index, size in enumerate(sizes):
         (root / f"file-{index}.bin").write_bytes(os.urandom(size))
     (root / "small").mkdir()
     for index in range(20):
@@ -190,3 +197,89 @@ def test_abort_upload_says_when_the_store_cannot_be_reached(
     assert _uploads(moto_s3, bucket) == []
     with pytest.raises(ClientError):
         moto_s3.client().list_parts(Bucket=bucket, Key="job/x.tar", UploadId=upload["UploadId"])  # type: ignore[attr-defined]
+
+
+def _remote_tree(server: SSHServer) -> Path:
+    """24 MiB in files of several sizes, and small files, that the key user owns."""
+    root = Path(tempfile.mkdtemp(prefix="outage-", dir=server.work_dir / "trees"))
+    root.chmod(0o755)
+    tree = root / "tree"
+    _source_tree(tree, [8 * MIB, 6 * MIB, 4 * MIB, 3 * MIB, 2 * MIB, MIB])
+    chown_tree(root, server.users["key"].username)
+    return tree
+
+
+def _ssh_backup_with_cut(
+    tree: Path, output: Path, proxy: FaultProxy, seconds: float | None, mode: str, **target: Any
+) -> tuple[BackupResult | SSHError, RecordingHooks, float]:
+    def cut_once(bytes_read: int) -> None:
+        if bytes_read > 6 * MIB and not proxy.cuts:
+            proxy.cut(seconds)
+
+    hooks = RecordingHooks(stop_when=cut_once)
+    started = time.monotonic()
+    try:
+        result: BackupResult | SSHError = ssh_backup(
+            SSHSource(target_for(**target), [str(tree)], transfer=mode),
+            output,
+            hooks,
+        )[0]
+    except SSHError as error:
+        result = error
+    return result, hooks, time.monotonic() - started
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("mode", ["tar", "sftp"])
+@pytest.mark.parametrize("seconds", [3, 30])
+def test_an_ssh_source_rides_out_an_outage_and_the_archive_is_the_source(
+    tmp_path: Path, sshd: SSHServer, mode: str, seconds: int
+) -> None:
+    tree = _remote_tree(sshd)
+    with fault_proxy(sshd.host, sshd.port) as proxy:
+        result, hooks, took = _ssh_backup_with_cut(
+            tree,
+            tmp_path / "dest",
+            proxy,
+            seconds,
+            mode,
+            server=sshd,
+            role="key",
+            port=proxy.port,
+            retry_seconds=120,
+        )
+
+    assert isinstance(result, BackupResult), f"{result}\n{hooks.messages()}"
+    assert result.problems == [], hooks.messages()
+    assert proxy.cuts and proxy.connections >= 2  # cut, and connected again
+    assert took > seconds
+    [archive] = list((tmp_path / "dest").rglob("*.tar"))
+    extract(archive, "tar", tmp_path / "out")
+    assert describe_tree(tmp_path / "out" / str(tree).lstrip("/")) == describe_tree(tree)
+    print(f"ssh {mode}, cut {seconds} s: backup took {took:.1f} s")  # noqa: T201
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["tar", "sftp"])
+def test_an_ssh_outage_past_the_retry_budget_fails_cleanly(
+    tmp_path: Path, sshd: SSHServer, mode: str
+) -> None:
+    tree = _remote_tree(sshd)
+    with fault_proxy(sshd.host, sshd.port) as proxy:
+        error, hooks, took = _ssh_backup_with_cut(
+            tree,
+            tmp_path / "dest",
+            proxy,
+            None,
+            mode,
+            server=sshd,
+            role="key",
+            port=proxy.port,
+            retry_seconds=4,
+        )
+
+    assert isinstance(error, SSHError), error
+    assert f"{sshd.host}:{proxy.port} was lost" in str(error)
+    assert "could not be made again within 4 s" in str(error)
+    assert 4 <= took < 60
+    assert [path.name for path in (tmp_path / "dest").rglob("*") if path.is_file()] == []

@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
 
+from mackuper.config import ConfigError
+from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.sources.base import SourceError
 
 CONNECT_TIMEOUT = 15.0
@@ -37,6 +40,12 @@ HOST_KEY_ALGORITHMS = {
 
 class SSHError(SourceError):
     """The SSH server could not be used."""
+
+
+class SSHUnreachable(SSHError):
+    """The SSH server could not be reached, or the connection broke; it may come back."""
+
+    retryable = True
 
 
 class HostKeyMismatch(SSHError):
@@ -81,6 +90,14 @@ class HostKey:
         return fingerprint(self.blob)
 
 
+def configured_retry_seconds() -> float:
+    """MACKUPER_RETRY_SECONDS; raises SSHError when it is not usable."""
+    try:
+        return retry_seconds_setting(os.environ)
+    except ConfigError as error:
+        raise SSHError(str(error)) from None
+
+
 @dataclass
 class SSHTarget:
     """Where and how to log in; secrets live only in memory."""
@@ -96,6 +113,8 @@ class SSHTarget:
     connect_timeout: float = CONNECT_TIMEOUT
     io_timeout: float = IO_TIMEOUT
     keepalive: int = KEEPALIVE_SECONDS
+    retry_seconds: float = field(default_factory=configured_retry_seconds)
+    """How long a lost connection is re-established before the run fails."""
 
     @classmethod
     def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SSHTarget:
@@ -153,16 +172,16 @@ def _socket(target: SSHTarget) -> socket.socket:
     except socket.gaierror:
         raise SSHError(f"the host name {target.host} could not be resolved") from None
     except ConnectionRefusedError:
-        raise SSHError(
+        raise SSHUnreachable(
             f"{target.host} refused the connection on port {target.port} (is sshd running?)"
         ) from None
     except TimeoutError:
-        raise SSHError(
+        raise SSHUnreachable(
             f"connecting to {target.host}:{target.port} timed out"
             f" after {target.connect_timeout:.0f} s"
         ) from None
     except OSError as error:
-        raise SSHError(
+        raise SSHUnreachable(
             f"cannot connect to {target.host}:{target.port}: {error.strerror or error}"
         ) from None
 
@@ -195,18 +214,18 @@ def open_transport(target: SSHTarget) -> tuple[paramiko.Transport, HostKey]:
     except (paramiko.SSHException, EOFError, OSError) as error:
         transport.close()
         if "banner" in str(error):
-            raise SSHError(
+            raise SSHUnreachable(
                 f"the connection to {target.host}:{target.port} timed out: no SSH greeting"
                 f" within {target.connect_timeout:.0f} s"
             ) from None
-        raise SSHError(
+        raise SSHUnreachable(
             f"{target.host}:{target.port} did not complete the SSH handshake ({error})"
         ) from None
     try:
         offered = HostKey.of(transport.get_remote_server_key())
     except paramiko.SSHException:
         transport.close()
-        raise SSHError(
+        raise SSHUnreachable(
             f"the connection to {target.host}:{target.port} timed out during the SSH handshake"
             f" ({target.connect_timeout:.0f} s)"
         ) from None
@@ -242,7 +261,7 @@ def authenticate(transport: paramiko.Transport, target: SSHTarget) -> None:
     except paramiko.AuthenticationException:
         raise failed from None
     except (paramiko.SSHException, EOFError, OSError) as error:
-        raise SSHError(
+        raise SSHUnreachable(
             f"the connection to {target.host} broke while logging in ({error})"
         ) from None
     if not transport.is_authenticated():

@@ -4,23 +4,37 @@ Reads of one file are pipelined in windows (many 32 KiB requests outstanding, me
 bounded by the window); the next few small files are opened and prefetched while
 the current one is written, so a tree of small files is not one round trip each.
 SFTP v3 has no inode numbers: hard links arrive as separate files.
+
+A connection that breaks mid-run is made again (`_Link`), with backoff, for up to
+the target's `retry_seconds`: every request is idempotent (stat, list, readlink,
+open) and a file's reads resume at the byte where they stopped, so the archive is
+the same as without the outage. Only a file whose size or mtime changed meanwhile
+is reported. A host key that changed or a login refused on reconnecting fails at
+once, as on the first connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import stat
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import BinaryIO
+from functools import partial
+from typing import BinaryIO, TypeVar
 
 import paramiko
 
 from mackuper.core.globs import is_excluded
+from mackuper.core.outage import Outage
 from mackuper.sources.base import Entry, EntryType, Reporter
-from mackuper.sources.ssh_connect import SSHError, SSHTarget, connect, open_sftp
+from mackuper.sources.ssh_connect import SSHError, SSHTarget, SSHUnreachable, connect, open_sftp
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+_SFTP_ERRORS = (OSError, paramiko.SSHException, EOFError)
 
 WINDOW = 8 << 20
 REQUEST = 32768
@@ -34,37 +48,117 @@ def _oserror(error: OSError | paramiko.SSHException | EOFError) -> OSError:
     return OSError(errno.EIO, str(error))
 
 
-def _check_lost(
-    sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException | EOFError
-) -> None:
-    """Raise SSHError when `error` means the connection is gone, not one bad file."""
+def _lstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes:
+    return sftp.lstat(path)
+
+
+def _is_lost(sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException | EOFError) -> bool:
+    """Whether `error` means the connection is gone, not one bad file."""
     channel = sftp.get_channel()
     transport = channel.get_transport() if channel is not None else None
     gone = channel is None or channel.closed or transport is None or not transport.is_active()
-    if gone or isinstance(error, TimeoutError | paramiko.SSHException | EOFError):
-        raise SSHError("the SSH connection was lost during the transfer") from None
+    return gone or isinstance(error, TimeoutError | paramiko.SSHException | EOFError)
+
+
+class _Link:
+    """The SFTP session of one run, made again when the connection breaks."""
+
+    def __init__(self, target: SSHTarget) -> None:
+        self.target = target
+        self.transport: paramiko.Transport | None = None
+        self.sftp = self._open()
+        self.reconnects = 0
+
+    def _open(self) -> paramiko.SFTPClient:
+        transport = connect(self.target)
+        try:
+            sftp = open_sftp(transport, self.target)
+        except BaseException:
+            transport.close()
+            raise
+        self.transport = transport
+        return sftp
+
+    def call(self, request: Callable[[paramiko.SFTPClient], T]) -> T:
+        """`request(sftp)`, made again on a new connection when this one broke.
+
+        Errors about the file itself (missing, permission denied) are raised as they
+        are; SSHError once the connection cannot be made again within the budget.
+        """
+        outage: Outage | None = None
+        while True:
+            sftp = self.sftp
+            try:
+                return request(sftp)
+            except _SFTP_ERRORS as error:
+                if not _is_lost(sftp, error):
+                    raise
+                outage = outage or Outage(self.target.retry_seconds)
+                self.recover(sftp, outage)
+
+    def recover(self, broken: paramiko.SFTPClient, outage: Outage) -> None:
+        """Make a new connection unless one was made since `broken` failed; raises
+        SSHError when it cannot be made within the budget (or cannot be used at all)."""
+        if self.sftp is not broken:
+            return
+        self.close()
+        while True:
+            if not outage.pause():
+                raise SSHError(
+                    f"the SSH connection to {self.target.host}:{self.target.port} was lost"
+                    f" and could not be made again within {self.target.retry_seconds:.0f} s"
+                )
+            try:
+                self.sftp = self._open()
+            except SSHUnreachable as error:
+                logger.warning("reconnecting to %s: %s", self.target.host, error)
+                continue
+            self.reconnects += 1
+            logger.warning("reconnected to %s after a lost connection", self.target.host)
+            return
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
 
 
 class _RemoteFile:
     """One remote file: opened (and for small files prefetched) ahead of its turn."""
 
-    def __init__(self, sftp: paramiko.SFTPClient, path: str, size: int) -> None:
-        self.sftp = sftp
+    def __init__(self, link: _Link, path: str, size: int, mtime: float = 0.0) -> None:
+        self.link = link
         self.path = path
         self.size = size
+        self.mtime = mtime
         self.handle: paramiko.SFTPFile | None = None
+        self.sftp: paramiko.SFTPClient | None = None
+        """The session `handle` belongs to: a new one after a reconnect needs a new handle."""
         self.error: OSError | None = None
 
     def start(self) -> None:
         if self.handle is not None or self.error is not None:
             return
         try:
-            self.handle = self.sftp.open(self.path, "rb")
+            self.handle, self.sftp = self.link.call(self._open)
             if self.size <= SMALL_FILE:
                 self.handle.prefetch(self.size)
-        except (OSError, paramiko.SSHException, EOFError) as error:
-            _check_lost(self.sftp, error)
+        except _SFTP_ERRORS as error:
             self.error = _oserror(error)
+
+    def _open(self, sftp: paramiko.SFTPClient) -> tuple[paramiko.SFTPFile, paramiko.SFTPClient]:
+        return sftp.open(self.path, "rb"), sftp
+
+    def reopen(self, offset: int) -> paramiko.SFTPFile:
+        """A new handle at `offset` after the connection broke; OSError when the file
+        changed meanwhile (its bytes would no longer fit those already read)."""
+        self.handle = None
+        info = self.link.call(lambda sftp: sftp.stat(self.path))
+        if (info.st_size or 0) != self.size or float(info.st_mtime or 0) != self.mtime:
+            raise OSError(errno.EIO, "it changed while the connection was made again")
+        self.handle, self.sftp = self.link.call(self._open)
+        self.handle.seek(offset)
+        return self.handle
 
     def open(self) -> BinaryIO:
         self.start()
@@ -77,7 +171,7 @@ class _RemoteFile:
     def close(self) -> None:
         if self.handle is not None:
             # The connection may already be gone; the run reports that elsewhere.
-            with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
+            with contextlib.suppress(*_SFTP_ERRORS):
                 self.handle.close()
             self.handle = None
 
@@ -89,9 +183,11 @@ class _Reader:
         self.remote = remote
         self.handle = remote.handle
         self.offset = 0
+        self.delivered = 0
         self.pending = b""
         self.chunks: Iterator[bytes] = iter(())
         self.prefetched = remote.size <= SMALL_FILE
+        self.outage: Outage | None = None
 
     def _next_chunk(self) -> bytes:
         if self.prefetched:
@@ -109,16 +205,36 @@ class _Reader:
         return b""
 
     def read(self, size: int = -1) -> bytes:
-        try:
-            data = self.pending or self._next_chunk()
-        except (OSError, paramiko.SSHException, EOFError) as error:
-            _check_lost(self.remote.sftp, error)
-            raise _oserror(error) from None
+        while True:
+            broken = self.remote.sftp
+            try:
+                data = self.pending or self._next_chunk()
+                break
+            except _SFTP_ERRORS as error:
+                if broken is None or not _is_lost(broken, error):
+                    raise _oserror(error) from None
+                self._resume(broken)
+        self.outage = None
         if 0 <= size < len(data):
             self.pending = data[size:]
-            return data[:size]
-        self.pending = b""
+            data = data[:size]
+        else:
+            self.pending = b""
+        self.delivered += len(data)
         return data
+
+    def _resume(self, broken: paramiko.SFTPClient) -> None:
+        """Go on reading at the first byte not yet delivered, over a new connection."""
+        self.outage = self.outage or Outage(self.remote.link.target.retry_seconds)
+        self.remote.link.recover(broken, self.outage)
+        try:
+            self.handle = self.remote.reopen(self.delivered)
+        except paramiko.SSHException as error:
+            raise _oserror(error) from None
+        self.offset = self.delivered
+        self.pending = b""
+        self.chunks = iter(())
+        self.prefetched = False
 
     def readinto(self, buffer: memoryview) -> int:
         data = self.read(len(buffer))
@@ -140,14 +256,13 @@ class SFTPWalk:
         self.target = target
         self.paths = list(paths)
         self.excludes = list(excludes)
-        self.transport: paramiko.Transport | None = None
+        self.link: _Link | None = None
         self.started: list[_RemoteFile] = []
 
     def entries(self, reporter: Reporter) -> Iterator[Entry]:
-        self.transport = connect(self.target)
-        sftp = open_sftp(self.transport, self.target)
+        self.link = link = _Link(self.target)
         pending: deque[tuple[Entry, _RemoteFile | None]] = deque()
-        walker = self._walk_all(sftp, reporter)
+        walker = self._walk_all(link, reporter)
         while True:
             while len(pending) < LOOKAHEAD:
                 item = next(walker, None)
@@ -165,37 +280,35 @@ class SFTPWalk:
             yield entry
 
     def _walk_all(
-        self, sftp: paramiko.SFTPClient, reporter: Reporter
+        self, link: _Link, reporter: Reporter
     ) -> Iterator[tuple[Entry, _RemoteFile | None]]:
         for root in self.paths:
             try:
-                info = sftp.lstat(root)
+                info = link.call(partial(_lstat, path=root))
             except FileNotFoundError:
                 raise SSHError(f"remote path {root} does not exist") from None
             except PermissionError:
                 raise SSHError(f"remote path {root} is not readable (permission denied)") from None
             except (OSError, paramiko.SSHException, EOFError) as error:
                 raise SSHError(f"cannot read remote path {root}: {error}") from None
-            self._check_readable(sftp, root, info)
-            yield from self._walk(sftp, root, root, info, reporter)
+            self._check_readable(link, root, info)
+            yield from self._walk(link, root, root, info, reporter)
 
-    def _check_readable(
-        self, sftp: paramiko.SFTPClient, root: str, info: paramiko.SFTPAttributes
-    ) -> None:
+    def _check_readable(self, link: _Link, root: str, info: paramiko.SFTPAttributes) -> None:
         """Fail on a root path that cannot be read at all, as tar mode does."""
         try:
             if stat.S_ISDIR(info.st_mode or 0):
-                sftp.listdir(root)
+                link.call(lambda sftp: sftp.listdir(root))
             elif stat.S_ISREG(info.st_mode or 0):
-                sftp.open(root, "rb").close()
+                link.call(lambda sftp: sftp.open(root, "rb").close())
         except PermissionError:
             raise SSHError(f"remote path {root} is not readable (permission denied)") from None
-        except (OSError, paramiko.SSHException, EOFError) as error:
-            _check_lost(sftp, error)
+        except _SFTP_ERRORS:
+            return  # the walk reports what it cannot read, entry by entry
 
     def _walk(
         self,
-        sftp: paramiko.SFTPClient,
+        link: _Link,
         root: str,
         path: str,
         info: paramiko.SFTPAttributes,
@@ -205,25 +318,24 @@ class SFTPWalk:
         if relative and is_excluded(relative, self.excludes):
             return
         mode = info.st_mode or 0
-        item = self._entry(sftp, path, info, reporter)
+        item = self._entry(link, path, info, reporter)
         if item is not None:
             yield item
         if not stat.S_ISDIR(mode):
             return
         try:
-            children = sorted(sftp.listdir_attr(path), key=lambda child: child.filename)
-        except (OSError, paramiko.SSHException, EOFError) as error:
-            _check_lost(sftp, error)
+            listed = link.call(lambda sftp: sftp.listdir_attr(path))
+        except _SFTP_ERRORS as error:
             reporter.problem(f"{self.target.host}: cannot list {path}: {_oserror(error).strerror}")
             return
-        for child in children:
+        for child in sorted(listed, key=lambda child: child.filename):
             yield from self._walk(
-                sftp, root, f"{path.rstrip('/')}/{child.filename}", child, reporter
+                link, root, f"{path.rstrip('/')}/{child.filename}", child, reporter
             )
 
     def _entry(
         self,
-        sftp: paramiko.SFTPClient,
+        link: _Link,
         path: str,
         info: paramiko.SFTPAttributes,
         reporter: Reporter,
@@ -242,13 +354,13 @@ class SFTPWalk:
             return base, None
         if stat.S_ISLNK(mode):
             try:
-                target = sftp.readlink(path) or ""
-            except (OSError, paramiko.SSHException, EOFError) as error:
+                target = link.call(lambda sftp: sftp.readlink(path)) or ""
+            except _SFTP_ERRORS as error:
                 reporter.problem(f"{self.target.host}: cannot read link {path}: {error}")
                 return None
             return replace(base, type=EntryType.SYMLINK, link_target=target), None
         if stat.S_ISREG(mode):
-            remote = _RemoteFile(sftp, path, info.st_size or 0)
+            remote = _RemoteFile(link, path, info.st_size or 0, float(info.st_mtime or 0))
             entry = replace(base, type=EntryType.FILE, size=remote.size, open=remote.open)
             return entry, remote
         reporter.note(f"skipped {path}: sockets, fifos and devices are not backed up")
@@ -258,6 +370,6 @@ class SFTPWalk:
         for remote in self.started:
             remote.close()
         self.started = []
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        if self.link is not None:
+            self.link.close()
+            self.link = None

@@ -6,6 +6,14 @@ come from the command line (`-F /dev/null`): the pinned host key in a private
 known_hosts file under an alias, the private key in a 0600 file, and the password
 or passphrase handed to `ssh` through SSH_ASKPASS from its environment, never on
 disk. Everything lives in a 0700 directory removed on close.
+
+When the connection breaks after the first member, the remote tar is started again
+(with backoff, for up to the target's `retry_seconds`) and its stream is read up to
+where the archive writer is: members already handed on are skipped, and the member
+in progress resumes at its first byte not yet handed on, so the archive comes out
+as without the outage. The skipped bytes cross the network again; a tree that
+changed meanwhile so that this position cannot be found fails the run. A server
+that cannot be reached before the first member fails at once, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from functools import partial
 from typing import IO, BinaryIO, cast
 
 from mackuper.config import ConfigError, check_ssh_ciphers
+from mackuper.core.outage import Outage
 from mackuper.sources.base import Entry, EntryType, Reporter
 from mackuper.sources.ssh_connect import (
     HostKey,
@@ -32,6 +41,7 @@ from mackuper.sources.ssh_connect import (
     HostKeyNotTrusted,
     SSHError,
     SSHTarget,
+    SSHUnreachable,
     normalize_key_text,
 )
 from mackuper.sources.tar_stream import (
@@ -211,32 +221,36 @@ def connection_error(target: SSHTarget, stderr: str) -> SSHError:
     if "Could not resolve hostname" in text:
         return SSHError(f"the host name {target.host} could not be resolved")
     if "Connection refused" in text:
-        return SSHError(f"{target.host} refused the connection on port {target.port}")
+        return SSHUnreachable(f"{target.host} refused the connection on port {target.port}")
     if "timed out" in text or "Timeout" in text:
-        return SSHError(f"the connection to {where} timed out")
+        return SSHUnreachable(f"the connection to {where} timed out")
     if "Permission denied" in text or "Too many authentication failures" in text:
         return SSHError(f"authentication failed for {target.address} ({target.auth})")
     if "incorrect passphrase" in text or "Load key" in text:
         return SSHError("the private key could not be unlocked: wrong passphrase")
-    if "Connection closed" in text or "Connection reset" in text or "Broken pipe" in text:
-        return SSHError(f"{where} closed the connection")
+    if any(
+        words in text
+        for words in (
+            "Connection closed",
+            "closed by remote host",
+            "Connection reset",
+            "Broken pipe",
+        )
+    ):
+        return SSHUnreachable(f"{where} closed the connection")
     if not text:
-        return SSHError(f"the connection to {where} was lost")
+        return SSHUnreachable(f"the connection to {where} was lost")
     return SSHError(f"ssh to {where} failed: {text[:300]}")
 
 
 class _MemberReader:
-    """One member's bytes from the tar stream; stream errors become the lost-connection error."""
+    """The current member's bytes; a broken stream is resumed (or the run fails)."""
 
-    def __init__(self, reader: TarStreamReader, lost: Callable[[], SSHError]) -> None:
-        self.reader = reader
-        self.lost = lost
+    def __init__(self, stream: TarStream) -> None:
+        self.stream = stream
 
     def readinto(self, buffer: memoryview) -> int:
-        try:
-            return self.reader.readinto(buffer)
-        except (TarStreamError, OSError):
-            raise self.lost() from None
+        return self.stream.read_member(buffer)
 
     def read(self, size: int = -1) -> bytes:
         buffer = bytearray(size if size >= 0 else 1 << 20)
@@ -263,8 +277,18 @@ class TarStream:
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
         self.stderr_reader: threading.Thread | None = None
+        self.reader: TarStreamReader | None = None
+        self.finished: set[str] = set()
+        """Members handed on whole (skipped when the stream is started again)."""
+        self.current: str | None = None
+        """The member being read, of which `delivered` bytes were handed on."""
+        self.delivered = 0
+        self.resumed: list[Member | None] = []
+        """The member a restarted stream stopped at, when that was between members."""
+        self.reconnects = 0
 
     def _start(self) -> subprocess.Popen[bytes]:
+        self.stderr_lines = []
         self.session = _Session(self.target)
         argv = [*self.session.argv, remote_script(self.paths)]
         process = subprocess.Popen(  # noqa: S603 - argv built above, no shell
@@ -311,8 +335,7 @@ class TarStream:
             return connection_error(self.target, stderr)
         return NoRemoteTar(f"{self.target.host} did not run tar (exit {code}): {stderr[:200]}")
 
-    def entries(self, reporter: Reporter) -> Iterator[Entry]:
-        """Entries of the remote tar; raises NoRemoteTar before the first one if unusable."""
+    def _open_reader(self) -> TarStreamReader:
         process = self._start()
         if process.stdout is None:
             raise SSHError("ssh could not be started")
@@ -321,19 +344,22 @@ class TarStream:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, F_SETPIPE_SZ, size)
                 break
-        stream = TarStreamReader(fd)
+        self.reader = TarStreamReader(fd)
+        return self.reader
+
+    def entries(self, reporter: Reporter) -> Iterator[Entry]:
+        """Entries of the remote tar; raises NoRemoteTar before the first one if unusable."""
+        self._open_reader()
         count = 0
         while True:
-            try:
-                member = stream.next()
-            except (TarStreamError, OSError):
-                raise self._stream_error(started=count > 0) from None
+            member = self._next_member(started=count > 0)
             if member is None:
                 break
             count += 1
-            entry = _entry(stream, member, reporter, lambda: self._stream_error(started=True))
+            entry = _entry(self, member, reporter)
             if entry is not None:
                 yield entry
+        stream = self._reader()
         try:
             ended = stream.drain()
         except OSError:
@@ -353,9 +379,106 @@ class TarStream:
         if count == 0:
             raise self._failure(code)
 
+    def _reader(self) -> TarStreamReader:
+        if self.reader is None:
+            raise SSHError("the remote tar was not started")
+        return self.reader
+
+    def _next_member(self, *, started: bool) -> Member | None:
+        """The next member, from a stream started again if this one broke."""
+        if self.current is not None:
+            self.finished.add(self.current)
+        self.current, self.delivered = None, 0
+        outage: Outage | None = None
+        while True:
+            if self.resumed:
+                member = self.resumed.pop()
+            else:
+                try:
+                    member = self._reader().next()
+                except (TarStreamError, OSError):
+                    error = self._stream_error(started=started)
+                    if not started:
+                        raise error from None
+                    outage = outage or Outage(self.target.retry_seconds)
+                    self._resume(error, outage)
+                    continue
+            if member is not None:
+                self.current = member.name
+            return member
+
+    def read_member(self, buffer: memoryview) -> int:
+        """Bytes of the current member into `buffer`, resumed over a new stream if needed."""
+        outage: Outage | None = None
+        while True:
+            try:
+                count = self._reader().readinto(buffer)
+            except (TarStreamError, OSError):
+                outage = outage or Outage(self.target.retry_seconds)
+                self._resume(self._stream_error(started=True), outage)
+                continue
+            self.delivered += count
+            return count
+
+    def _resume(self, error: SSHError, outage: Outage) -> None:
+        """Start the remote tar again and read it up to where the archive writer is.
+
+        Raises `error` when it is not an outage (a changed host key, a refused
+        login), and SSHError when the stream cannot be resumed within the budget.
+        """
+        while True:
+            if not error.retryable:
+                raise error
+            if not outage.pause():
+                raise SSHError(
+                    f"the connection to {self.target.host}:{self.target.port} was lost"
+                    f" ({error}) and could not be made again within"
+                    f" {self.target.retry_seconds:.0f} s"
+                )
+            self._stop()
+            reader = self._open_reader()
+            try:
+                self._skip_to_position(reader)
+            except (TarStreamError, OSError):
+                error = self._stream_error(started=False)
+                continue
+            self.reconnects += 1
+            return
+
+    def _skip_to_position(self, reader: TarStreamReader) -> None:
+        """Skip what was handed on already; raises SSHError when the tree changed so
+        that the position is not in the new stream."""
+        while True:
+            member = reader.next()
+            if member is not None and member.name in self.finished:
+                continue
+            if self.current is None:  # the break came between two members
+                self.resumed = [member]
+                return
+            if member is None or member.name != self.current:
+                raise SSHError(
+                    f"the files on {self.target.host} changed while the connection was made"
+                    f" again: /{self.current} is no longer where the stream stopped"
+                )
+            scratch = memoryview(bytearray(1 << 20))
+            left = self.delivered
+            while left:
+                count = reader.readinto(scratch[: min(left, len(scratch))])
+                if not count:
+                    raise SSHError(f"/{self.current} shrank while the connection was made again")
+                left -= count
+            return
+
+    def _stop(self) -> None:
+        """End the current ssh process and its session (before starting another)."""
+        self.close()
+        self.process = None
+        self.stderr_reader = None
+        self.reader = None
+
     def _stream_error(self, *, started: bool) -> SSHError:
         """Why the stream broke: ssh's own failure when it exited with one, else a lost link."""
-        lost = SSHError(f"the connection to {self.target.host} was lost during the transfer")
+        lost = SSHUnreachable(f"the connection to {self.target.host} was lost during the transfer")
         if self.process is None:
             return lost
         try:
@@ -382,12 +505,7 @@ class TarStream:
             self.session = None
 
 
-def _entry(
-    stream: TarStreamReader,
-    member: Member,
-    reporter: Reporter,
-    lost: Callable[[], SSHError],
-) -> Entry | None:
+def _entry(stream: TarStream, member: Member, reporter: Reporter) -> Entry | None:
     name = member.name.removeprefix("./").rstrip("/")
     if not name or name == ".":
         return None
@@ -395,7 +513,7 @@ def _entry(
     opener: Callable[[], BinaryIO] | None = None
     if member.is_file:
         kind, size = EntryType.FILE, member.size
-        opener = cast("Callable[[], BinaryIO]", partial(_MemberReader, stream, lost))
+        opener = cast("Callable[[], BinaryIO]", partial(_MemberReader, stream))
     elif member.type == SYMLINK:
         kind, link = EntryType.SYMLINK, member.linkname
     elif member.type == HARDLINK:
