@@ -4,6 +4,11 @@ A single file is streamed from the archive as it is read (tar: the stream is
 read until the member is found; zip: only the central directory and the member
 are fetched). A folder comes out as an uncompressed tar made on the fly.
 Nothing is saved to disk first.
+
+A hard link's second name is a file like any other to the person downloading
+it: its bytes are those of its first name, which came earlier in the archive,
+so the archive is read once more for them (for a folder, only when the first
+name lies outside the folder).
 """
 
 from __future__ import annotations
@@ -67,13 +72,41 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
                 return Download(
                     wanted[-1], member.size, _stream(handle, stack), "application/octet-stream"
                 )
-            body = _folder_tar(wanted, member, opener, members, stack)
+            if parts == wanted and member.kind is MemberKind.HARDLINK:
+                stack.close()
+                return _hard_link_file(archive, wanted, member.link)
+            body = _folder_tar(archive, wanted, member, opener, members, stack)
             return Download(wanted[-1] + ".tar", None, body, "application/x-tar")
     except BaseException:
         stack.close()
         raise
     stack.close()
     raise RestoreError(f"{path} is not in this backup")
+
+
+def _hard_link_file(archive: StoredArchive, wanted: tuple[str, ...], link: str) -> Download:
+    """The bytes of the hard link's first name, `link`, under the name `wanted`."""
+    source = _parts_of(link)
+    stack = contextlib.ExitStack()
+    try:
+        for member, opener in stack.enter_context(open_members(archive)):
+            if member.kind is MemberKind.FILE and opener is not None and _parts(member) == source:
+                handle = stack.enter_context(opener())
+                return Download(
+                    wanted[-1], member.size, _stream(handle, stack), "application/octet-stream"
+                )
+    except BaseException:
+        stack.close()
+        raise
+    stack.close()
+    raise RestoreError(f"{'/'.join(wanted)} is a hard link to {link}, which is not in this backup")
+
+
+def _parts_of(name: str) -> tuple[str, ...] | None:
+    try:
+        return member_parts(name)
+    except Refused:
+        return None
 
 
 def _parts(member: Member) -> tuple[str, ...] | None:
@@ -107,16 +140,37 @@ def _tar_header(member: Member, name: str) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
+def _file_entry(member: Member, opener: Opener, name: str) -> Iterator[bytes]:
+    """A regular file's tar header, bytes and padding."""
+    yield _tar_header(member, name)
+    copied = 0
+    with opener() as data:
+        while copied < member.size and (chunk := data.read(CHUNK)):
+            chunk = chunk[: member.size - copied]
+            copied += len(chunk)
+            yield chunk
+    if copied != member.size:
+        raise RestoreError(f"{member.name} is shorter than its header says")
+    yield b"\0" * (-copied % tarfile.BLOCKSIZE)
+
+
 def _folder_tar(
+    archive: StoredArchive,
     wanted: tuple[str, ...],
     first: Member,
     first_opener: Opener | None,
     members: Iterator[tuple[Member, Opener | None]],
     stack: contextlib.ExitStack,
 ) -> Iterator[bytes]:
-    """An uncompressed tar of the members under `wanted`, named from the folder down."""
+    """An uncompressed tar of the members under `wanted`, named from the folder down.
+
+    Hard links keep linking inside the folder; one whose first name lies outside
+    it becomes a regular file with that name's bytes, read in a second pass.
+    """
     base = len(wanted) - 1
     written = 0
+    emitted: dict[tuple[str, ...], str] = {}
+    orphans: dict[tuple[str, ...], list[tuple[Member, str]]] = {}
     try:
         pending: Iterator[tuple[Member, Opener | None]] = iter([(first, first_opener)])
         for source in (pending, members):
@@ -128,23 +182,60 @@ def _folder_tar(
                     continue
                 if member.kind is MemberKind.FILE and opener is None:
                     continue
-                header = _tar_header(member, "/".join(parts[base:]))
-                yield header
-                written += len(header)
+                name = "/".join(parts[base:])
+                if member.kind is MemberKind.HARDLINK:
+                    link_source = _parts_of(member.link)
+                    if link_source is None:
+                        continue
+                    if link_source not in emitted:
+                        orphans.setdefault(link_source, []).append((member, name))
+                        continue
+                    member = Member(
+                        member.name,
+                        member.kind,
+                        0,
+                        member.mode,
+                        member.mtime,
+                        link=emitted[link_source],
+                    )
                 if member.kind is MemberKind.FILE and opener is not None:
-                    copied = 0
-                    with opener() as data:
-                        while copied < member.size and (chunk := data.read(CHUNK)):
-                            chunk = chunk[: member.size - copied]
-                            copied += len(chunk)
-                            yield chunk
-                    if copied != member.size:
-                        raise RestoreError(f"{member.name} is shorter than its header says")
-                    padding = -copied % tarfile.BLOCKSIZE
-                    yield b"\0" * padding
-                    written += copied + padding
+                    pieces: Iterator[bytes] = _file_entry(member, opener, name)
+                else:
+                    pieces = iter([_tar_header(member, name)])
+                for piece in pieces:
+                    written += len(piece)
+                    yield piece
+                if member.kind in {MemberKind.FILE, MemberKind.HARDLINK}:
+                    emitted[parts] = name
+        stack.close()
+        for piece in _adopted_hard_links(archive, orphans):
+            written += len(piece)
+            yield piece
         trailer = 2 * tarfile.BLOCKSIZE
         written += trailer
         yield b"\0" * (trailer + (-written % tarfile.RECORDSIZE))
     finally:
         stack.close()
+
+
+def _adopted_hard_links(
+    archive: StoredArchive, orphans: dict[tuple[str, ...], list[tuple[Member, str]]]
+) -> Iterator[bytes]:
+    """Hard links whose first name lies outside the folder, as files with its bytes."""
+    if not orphans:
+        return
+    with open_members(archive) as members:
+        for member, opener in members:
+            waiting = orphans.get(_parts(member) or ()) if member.kind is MemberKind.FILE else None
+            if not waiting or opener is None:
+                continue
+            (first, first_name), *others = waiting
+            yield from _file_entry(
+                Member(first_name, MemberKind.FILE, member.size, member.mode, member.mtime),
+                opener,
+                first_name,
+            )
+            for other, name in others:
+                link = Member(other.name, MemberKind.HARDLINK, 0, other.mode, other.mtime)
+                link.link = first_name
+                yield _tar_header(link, name)

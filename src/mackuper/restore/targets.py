@@ -66,7 +66,18 @@ class Target(Protocol):
 
     def make_symlink(self, parts: tuple[str, ...], link: str) -> None: ...
 
-    def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None: ...
+    def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None:
+        """A second name for the regular file at `existing` (inside the target); Refused
+        when `existing` is anything else (a link, a folder, a device, missing)."""
+        ...
+
+    def read_link(self, parts: tuple[str, ...]) -> str:
+        """The text of the symbolic link at `parts` (whose parents are real folders)."""
+        ...
+
+    def remove_link(self, parts: tuple[str, ...]) -> None:
+        """Remove the symbolic link at `parts`; anything else there is left alone."""
+        ...
 
     def close(self) -> None: ...
 
@@ -193,6 +204,15 @@ class LocalTarget:
 
     def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None:
         source = self._parent(existing, create=False)
+        try:
+            kind = _kind_of_mode(
+                os.stat(existing[-1], dir_fd=source, follow_symlinks=False).st_mode
+            )
+        except FileNotFoundError:
+            kind = Existing.NONE
+        if kind != Existing.FILE:
+            os.close(source)
+            raise Refused(f"its hard link source {'/'.join(existing)} is not a regular file here")
         descriptor = self._parent(parts, create=True)
         temporary = _temporary_name(parts[-1])
         try:
@@ -206,6 +226,22 @@ class LocalTarget:
             os.rename(temporary, parts[-1], src_dir_fd=descriptor, dst_dir_fd=descriptor)
         finally:
             os.close(source)
+            os.close(descriptor)
+
+    def read_link(self, parts: tuple[str, ...]) -> str:
+        descriptor = self._parent(parts, create=False)
+        try:
+            return os.readlink(parts[-1], dir_fd=descriptor)
+        finally:
+            os.close(descriptor)
+
+    def remove_link(self, parts: tuple[str, ...]) -> None:
+        descriptor = self._parent(parts, create=False)
+        try:
+            info = os.stat(parts[-1], dir_fd=descriptor, follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                os.unlink(parts[-1], dir_fd=descriptor)
+        finally:
             os.close(descriptor)
 
     def close(self) -> None:
@@ -323,7 +359,18 @@ class SftpTarget:
         self._replace(temporary, self._path(parts))
 
     def make_hardlink(self, parts: tuple[str, ...], existing: tuple[str, ...]) -> None:
-        # SFTP has no portable hard link: the second name gets a copy of the bytes.
+        """SFTP has no portable hard link: the second name gets a copy of the bytes.
+
+        The source is looked at first (lstat, every parent a real folder): only a
+        regular file inside the target is copied, never what a link points to.
+        SFTP cannot open without following links, so a source swapped for a link
+        between the look and the open is the one race left; only this restore
+        writes under the target while it runs.
+        """
+        if not self._parents(existing, create=False) or (
+            self._lstat_kind(self._path(existing)) != Existing.FILE
+        ):
+            raise Refused(f"its hard link source {'/'.join(existing)} is not a regular file here")
         with self.sftp.open(self._path(existing), "rb") as source:
             info = source.stat()
             self.write_file(
@@ -333,6 +380,13 @@ class SftpTarget:
                 float(info.st_mtime or 0),
                 lambda count: None,
             )
+
+    def read_link(self, parts: tuple[str, ...]) -> str:
+        return str(self.sftp.readlink(self._path(parts)) or "")
+
+    def remove_link(self, parts: tuple[str, ...]) -> None:
+        if self._lstat_kind(self._path(parts)) == Existing.SYMLINK:
+            self.sftp.remove(self._path(parts))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -71,6 +71,13 @@ class RestoreTask:
             extractor = Extractor(target, options, recorder, counter.value)
             with open_members(archive, counter) as members:
                 report = extractor.run(members)
+            if extractor.needs_second_pass:
+                recorder.log(
+                    "info",
+                    "reading the archive once more for the first names of selected hard links",
+                )
+                with open_members(archive, counter) as members:
+                    report = extractor.finish_hard_links(members)
         finally:
             target.close()
         results = report.as_dict()
