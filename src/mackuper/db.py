@@ -7,14 +7,16 @@ SQLite, an advisory lock for PostgreSQL) so several processes may start at once.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper.config import Settings
@@ -25,8 +27,26 @@ if TYPE_CHECKING:
 _MIGRATION_LOCK_ID = 0x6D61636B  # "mack"
 
 
+def _private_sqlite_file(database_url: str) -> None:
+    """Create the SQLite file for the owner only (0600), or make an existing one so.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
+    name = make_url(database_url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if not path.parent.is_dir():
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for companion in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(companion, 0o600)
+
+
 def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
+        _private_sqlite_file(database_url)
         engine = create_engine(
             database_url, connect_args={"timeout": 30, "check_same_thread": False}
         )

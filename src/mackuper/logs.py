@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import logging
 import logging.handlers
 import os
@@ -21,8 +22,16 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating file that several processes (serve, web, worker) append to.
 
     Rotation happens under a file lock, and a process whose file was rotated by
-    another one reopens the new file instead of rotating a second time.
+    another one reopens the new file instead of rotating a second time. The logs
+    name paths, hosts and users: every file is created for the owner only (0600).
     """
+
+    def _open(self) -> io.TextIOWrapper:
+        descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)  # also for a file an older version made 0644
+        return io.TextIOWrapper(
+            io.FileIO(descriptor, "a"), encoding=self.encoding, errors=self.errors
+        )
 
     def _rotated_elsewhere(self) -> bool:
         if self.stream is None:
@@ -45,7 +54,8 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return bool(super().shouldRollover(record))
 
     def doRollover(self) -> None:  # noqa: N802
-        with open(self.baseFilename + ".lock", "a") as lock:
+        lock_descriptor = os.open(self.baseFilename + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(lock_descriptor, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._rotated_elsewhere():
                 self._reopen()

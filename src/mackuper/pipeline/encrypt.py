@@ -366,8 +366,12 @@ def unseal_manifest(
     if not isinstance(sealed, str):
         return manifest
     private = json.loads(decrypt_bytes(sealed.encode(), identities, passphrase))
+    if not isinstance(private, dict):
+        raise ValueError("the sealed part of this manifest is not an object")
     whole = {key: value for key, value in manifest.items() if key != "sealed_age"}
-    whole.update(private)
+    # Only what seal_manifest moved may come back: the sealed part of a manifest
+    # found at a destination must not replace its public header (times, sizes).
+    whole.update({key: private[key] for key in SEALED_KEYS if key in private})
     return whole
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import Destination, DestinationError
+from mackuper.pipeline.age import SCRYPT_WORK_FACTOR, Identity, ScryptIdentity
+from mackuper.pipeline.encrypt import unseal_manifest
 from mackuper.pipeline.errors import PipelineError
 from mackuper.restore.archives import DecryptionKeys
 from mackuper.restore.errors import RestoreError
@@ -30,15 +32,23 @@ def read_manifest(destination: Destination, archive_key: str) -> dict[str, Any]:
     return manifest
 
 
-def unsealed(manifest: dict[str, Any], keys: DecryptionKeys) -> dict[str, Any]:
-    """The manifest with its sealed file list opened when the keys allow; else as is."""
+def unsealed(
+    manifest: dict[str, Any], keys: DecryptionKeys, max_work_factor: int = SCRYPT_WORK_FACTOR
+) -> dict[str, Any]:
+    """The manifest with its sealed file list opened when the keys allow; else as is.
+
+    A passphrase is tried only up to `max_work_factor`: by default the one Mackuper
+    itself writes, so a manifest from storage cannot make a web request spend 4 GiB
+    and seconds of scrypt (work factor 22); runs in the worker may allow more.
+    """
     if not isinstance(manifest.get("sealed_age"), str) or not keys:
         return manifest
+    identities: list[str | Identity] = list(keys.identities)
+    if keys.passphrase:
+        identities.append(ScryptIdentity(keys.passphrase, max_work_factor))
     try:
-        from mackuper.pipeline.encrypt import unseal_manifest
-
-        return unseal_manifest(manifest, keys.identities, keys.passphrase)
-    except (ImportError, PipelineError, ValueError):
+        return unseal_manifest(manifest, identities)
+    except (PipelineError, ValueError):
         return manifest
 
 

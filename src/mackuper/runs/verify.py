@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
@@ -52,7 +53,11 @@ class VerifyTask:
         file_hashes: dict[str, str] = {}
         expected = work.known_sha256
         try:
-            manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+            manifest = unsealed(
+                read_manifest(archive.destination, archive.key),
+                archive.keys,
+                SCRYPT_MAX_WORK_FACTOR,
+            )
             section = manifest.get("archive")
             if isinstance(section, dict) and section.get("sha256"):
                 expected = str(section["sha256"])
