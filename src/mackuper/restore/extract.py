@@ -24,7 +24,7 @@ import errno
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.formats import Member, MemberKind, Opener
@@ -58,6 +58,15 @@ class ExtractOptions:
     policy: Policy = Policy.SKIP
     dry_run: bool = False
     selection: list[tuple[str, ...]] = field(default_factory=list)
+    declared_sizes: dict[str, int] | None = None
+    """Member name -> size from the manifest; a file may not grow past it."""
+
+
+def _grew(name: str, limit: int) -> str:
+    return (
+        f"{name!r} is larger than the {limit} bytes its manifest declares: the archive does"
+        " not match its manifest, so the restore stopped"
+    )
 
 
 @dataclass
@@ -181,7 +190,11 @@ class Extractor:
         if not self.options.dry_run:
             with opener() as data:
                 self.target.write_file(
-                    first_final, data, source.mode, source.mtime, self._written_bytes(first.name)
+                    first_final,
+                    self._bounded(source, data),
+                    source.mode,
+                    source.mtime,
+                    self._written_bytes(first.name),
                 )
         else:
             self.report.bytes += source.size
@@ -283,11 +296,34 @@ class Extractor:
                 raise Refused("its data cannot be read")
             with opener() as data:
                 self.target.write_file(
-                    final, data, member.mode, member.mtime, self._written_bytes(member.name)
+                    final,
+                    self._bounded(member, data),
+                    member.mode,
+                    member.mtime,
+                    self._written_bytes(member.name),
                 )
         self._count(member, final)
         if final != parts:
             self._note("info", f"{'/'.join(parts)} exists; restored as {final[-1]}")
+
+    def _bounded(self, member: Member, data: IO[bytes]) -> IO[bytes]:
+        """`data`, once the member's size is checked against the manifest's.
+
+        A tar.gz of 1 MiB can declare and hold 1 GiB of zeros; the manifest Mackuper
+        wrote says what each file really was, so a member larger than that is not
+        the backup the person chose: RestoreError stops the restore before any of
+        it is written. The readers (tarfile, zipfile) never return more bytes than
+        the member's header declares. A file the manifest does not list is Refused.
+        """
+        declared = self.options.declared_sizes
+        if declared is None:
+            return data
+        limit = declared.get(member.name)
+        if limit is None:
+            raise Refused("it is not in this backup's manifest")
+        if member.size > limit:
+            raise RestoreError(_grew(member.name, limit))
+        return data
 
     def _written_bytes(self, current: str) -> Any:
         def on_bytes(count: int) -> None:

@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
+from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.paths import normalize_selection
 from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.stored import stored_archive
@@ -55,6 +57,7 @@ class RestoreTask:
             selection=normalize_selection(list(details["paths"])),
         )
         archive = stored_archive(context.runtime, session, artifact, secrets)
+        options.declared_sizes = declared_sizes(archive)
         return RestoreWork(archive, job, details["target"], secrets, options)
 
     def execute(self, context: RunContext, work: RestoreWork) -> Finished:
@@ -103,6 +106,24 @@ class RestoreTask:
 
     def after(self, context: RunContext, outcome: Outcome) -> None:
         return None
+
+
+def declared_sizes(archive: StoredArchive) -> dict[str, int] | None:
+    """Each file's size as the manifest declares it; None when it lists no files
+    (sealed without the key, or missing): then only the archive's own headers hold."""
+    try:
+        manifest = unsealed(
+            read_manifest(archive.destination, archive.key), archive.keys, SCRYPT_MAX_WORK_FACTOR
+        )
+    except RestoreError:
+        return None
+    if "files" not in manifest:
+        return None
+    return {
+        item["path"]: item["size"]
+        for item in manifest_files(manifest)
+        if item.get("type") == "file" and isinstance(item.get("size"), int)
+    }
 
 
 def _build_target(
