@@ -191,8 +191,31 @@ def debian_cluster(name: str = "main") -> Iterator[PostgresServer | None]:
             run([*ctl, "stop"])  # pg_ctlcluster stops in "fast" mode
 
 
+@dataclass(frozen=True)
+class OwnCluster:
+    """A throwaway cluster of this test's own, which it may stop and start at will
+    (the shared server of a session must not be restarted under other tests)."""
+
+    server: PostgresServer
+    process: ManagedProcess
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def start(self) -> None:
+        self.process.start()
+        self.process.wait_ready(lambda: is_ready(self.server.port), timeout=START_TIMEOUT)
+
+
 @contextlib.contextmanager
 def throwaway_cluster() -> Iterator[PostgresServer]:
+    """``initdb`` a cluster in a temp dir, run it on a free port, remove it after."""
+    with own_cluster() as cluster:
+        yield cluster.server
+
+
+@contextlib.contextmanager
+def own_cluster() -> Iterator[OwnCluster]:
     """``initdb`` a cluster in a temp dir, run it on a free port, remove it after."""
     base = Path(tempfile.mkdtemp(prefix="mkp-pg-"))
     try:
@@ -219,7 +242,7 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
         try:
             process.start()
             process.wait_ready(lambda: is_ready(port), timeout=START_TIMEOUT)
-            yield PostgresServer(LOOPBACK, port, origin="initdb")
+            yield OwnCluster(PostgresServer(LOOPBACK, port, origin="initdb"), process)
         finally:
             process.stop()
     finally:

@@ -1,20 +1,35 @@
-"""Records a run as it goes: log lines, throttled progress, artifacts, cancel checks."""
+"""Records a run as it goes: log lines, throttled progress, artifacts, cancel checks.
+
+The database may go away for a moment in the middle of a run (PostgreSQL restarted,
+a fail-over): every write and read here is tried again on a new connection
+(pool_pre_ping drops the dead ones) with the outage backoff, for up to
+MACKUPER_RETRY_SECONDS, so the backup waits instead of failing, and its final
+status is still recorded.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Update, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.core.naming import ENCRYPTED_SUFFIX
+from mackuper.core.outage import Outage
 from mackuper.models import Artifact, ArtifactState, Run, RunLog
 from mackuper.pipeline.errors import ArchiveNameTaken, Cancelled, Interrupted
 
 LOG_MESSAGE_LIMIT = 4000
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _is_live_key_conflict(error: IntegrityError) -> bool:
@@ -32,25 +47,48 @@ class RunRecorder:
         run_id: int,
         stopping: threading.Event,
         interval: float = 1.0,
+        retry_seconds: float | None = None,
     ) -> None:
         self.sessions = sessions
         self.run_id = run_id
         self.stopping = stopping
         self.interval = interval
         self._last_report = 0.0
+        self.retry_seconds = (
+            retry_seconds_setting(os.environ) if retry_seconds is None else retry_seconds
+        )
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        """`work()`, tried again while the database cannot be reached, for up to
+        `retry_seconds` (or until the worker stops); then its error is raised."""
+        outage = Outage(self.retry_seconds, self.stopping)
+        while True:
+            try:
+                return work()
+            except (OperationalError, InterfaceError) as error:
+                if outage.attempts == 0:
+                    logger.warning("run %s: database unavailable, retrying: %s", self.run_id, error)
+                if not outage.pause():
+                    raise
 
     def log(self, level: str, message: str) -> None:
-        with self.sessions.begin() as session:
-            session.add(
-                RunLog(run_id=self.run_id, level=level, message=message[:LOG_MESSAGE_LIMIT])
-            )
+        def write() -> None:
+            with self.sessions.begin() as session:
+                session.add(
+                    RunLog(run_id=self.run_id, level=level, message=message[:LOG_MESSAGE_LIMIT])
+                )
+
+        self._retrying(write)
 
     def check_stop(self) -> None:
         if self.stopping.is_set():
             raise Interrupted("the worker is shutting down")
-        with self.sessions() as session:
-            wanted = session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
-        if wanted:
+
+        def read() -> bool | None:
+            with self.sessions() as session:
+                return session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
+
+        if self._retrying(read):
             raise Cancelled("cancelled by a user")
 
     def progress(
@@ -62,18 +100,24 @@ class RunRecorder:
         if now - self._last_report < self.interval:
             return
         self._last_report = now
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Run)
-                .where(Run.id == self.run_id)
-                .values(
-                    bytes_read=bytes_read,
-                    bytes_written=bytes_written,
-                    files_done=files_done,
-                    current_file=current[:1000],
-                )
+        self._update(
+            update(Run)
+            .where(Run.id == self.run_id)
+            .values(
+                bytes_read=bytes_read,
+                bytes_written=bytes_written,
+                files_done=files_done,
+                current_file=current[:1000],
             )
+        )
         self.check_stop()
+
+    def _update(self, statement: Update) -> None:
+        def write() -> None:
+            with self.sessions.begin() as session:
+                session.execute(statement)
+
+        self._retrying(write)
 
     def artifact_opened(self, destination_id: int, key: str) -> int:
         """The new artifact's id; raises ArchiveNameTaken when another run holds `key`.
@@ -82,7 +126,8 @@ class RunRecorder:
         workers: on PostgreSQL a second insert of the same key waits for the first
         transaction and then fails.
         """
-        try:
+
+        def insert() -> int:
             with self.sessions.begin() as session:
                 run = session.get_one(Run, self.run_id)
                 artifact = Artifact(
@@ -95,31 +140,27 @@ class RunRecorder:
                 session.add(artifact)
                 session.flush()
                 return artifact.id
+
+        try:
+            return self._retrying(insert)
         except IntegrityError as error:
             if not _is_live_key_conflict(error):
                 raise
             raise ArchiveNameTaken(f"{key} belongs to another run") from None
 
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Artifact).where(Artifact.id == artifact_id).values(upload_id=upload_id)
-            )
+        self._update(update(Artifact).where(Artifact.id == artifact_id).values(upload_id=upload_id))
 
     def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None:
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Artifact)
-                .where(Artifact.id == artifact_id)
-                .values(state=ArtifactState.STORED.value, size=size, sha256=sha256, upload_id=None)
-            )
+        self._update(
+            update(Artifact)
+            .where(Artifact.id == artifact_id)
+            .values(state=ArtifactState.STORED.value, size=size, sha256=sha256, upload_id=None)
+        )
 
     def artifact_discarded(self, artifact_id: int) -> None:
-        with self.sessions.begin() as session:
-            session.execute(
-                update(Artifact)
-                .where(Artifact.id == artifact_id, Artifact.state == ArtifactState.PENDING.value)
-                .values(
-                    state=ArtifactState.DELETED.value, deleted_at=datetime.now(UTC), upload_id=None
-                )
-            )
+        self._update(
+            update(Artifact)
+            .where(Artifact.id == artifact_id, Artifact.state == ArtifactState.PENDING.value)
+            .values(state=ArtifactState.DELETED.value, deleted_at=datetime.now(UTC), upload_id=None)
+        )
