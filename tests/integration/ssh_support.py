@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import HostKey, SSHTarget
+from mackuper.sources.ssh_connect import HostKey, SSHError, SSHTarget, connect
 from tests.integration.engine_support import RecordingHooks, make_every_kind_tree
 from tests.servers.sshd import SSHServer, chown_tree
 
@@ -60,3 +63,29 @@ def ssh_backup(
     result = run_backup(plan, hooks)
     archives = [path for path in output.rglob("*.tar")]
     return result, hooks, archives[0]
+
+
+def sshd_log_size(server: SSHServer) -> int:
+    return (server.work_dir / "sshd.log").stat().st_size
+
+
+def sshd_log_since(server: SSHServer, offset: int) -> str:
+    return (server.work_dir / "sshd.log").read_bytes()[offset:].decode(errors="replace")
+
+
+def prove_logins_are_logged(server: SSHServer, role: str) -> None:
+    """Log in as `role` (and, for a password user, fail once) and wait until sshd's log
+    shows both, so a test that finds no login in that log knows none happened, rather
+    than that the log does not record them."""
+    username = server.users[role].username
+    start = sshd_log_size(server)
+    connect(target_for(server, role)).close()
+    expected = ["Accepted password for" if role == "password" else "Accepted publickey for"]
+    if role == "password":
+        with pytest.raises(SSHError, match="authentication failed"):
+            connect(target_for(server, role, password="not-the-password")).close()
+        expected.append("Failed password for")
+    deadline = time.monotonic() + 10
+    while not all(f"{words} {username}" in sshd_log_since(server, start) for words in expected):
+        assert time.monotonic() < deadline, sshd_log_since(server, start)
+        time.sleep(0.05)

@@ -13,6 +13,7 @@ from mackuper.models import Job, RunLog
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
+from tests.integration.ssh_support import prove_logins_are_logged, sshd_log_since, sshd_log_size
 from tests.servers.sshd import SSHServer
 from tests.trees import file_hashes
 
@@ -53,7 +54,8 @@ def test_connection_test_shows_fingerprint_and_sends_nothing_until_trusted(
     api: ApiClient, sshd: SSHServer
 ) -> None:
     tree = sshd.make_remote_tree(sshd.users["password"].username, {"a.txt": "a"})
-    log_start = (sshd.work_dir / "sshd.log").stat().st_size
+    prove_logins_are_logged(sshd, "password")  # so their absence below means something
+    log_start = sshd_log_size(sshd)
     source = _source(sshd, "password", [str(tree), "/no/such/path"])
 
     first = ok(api, "POST", "/api/ssh/test", {"source": source})
@@ -61,7 +63,7 @@ def test_connection_test_shows_fingerprint_and_sends_nothing_until_trusted(
     assert first["status"] == "untrusted"
     assert first["fingerprint"] == sshd.host_key_fingerprint
     assert first["key_type"] == "ssh-ed25519"
-    server_log = (sshd.work_dir / "sshd.log").read_bytes()[log_start:].decode(errors="replace")
+    server_log = sshd_log_since(sshd, log_start)
     assert "password for" not in server_log
     assert "Accepted" not in server_log
 

@@ -18,7 +18,14 @@ from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
 from mackuper.sources.ssh_sftp import _Link, _RemoteFile
 from mackuper.sources.ssh_tar import _Session
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
-from tests.integration.ssh_support import every_kind_remote_tree, ssh_backup, target_for
+from tests.integration.ssh_support import (
+    every_kind_remote_tree,
+    prove_logins_are_logged,
+    ssh_backup,
+    sshd_log_since,
+    sshd_log_size,
+    target_for,
+)
 from tests.servers.ports import LOOPBACK
 from tests.servers.sshd import SSHServer, chown_tree, generate_key
 
@@ -26,14 +33,6 @@ pytestmark = pytest.mark.integration
 
 MODES = ["tar", "sftp"]
 ROLES = ["password", "key", "key_passphrase"]
-
-
-def _log_since(server: SSHServer, offset: int) -> str:
-    return (server.work_dir / "sshd.log").read_bytes()[offset:].decode(errors="replace")
-
-
-def _log_size(server: SSHServer) -> int:
-    return (server.work_dir / "sshd.log").stat().st_size
 
 
 def _other_host_key(tmp_path: Path) -> HostKey:
@@ -102,7 +101,8 @@ def test_changed_host_key_fails_before_login_with_both_fingerprints(
     tree = sshd.make_remote_tree(sshd.users["password"].username, {"a.txt": "a"})
     pinned = _other_host_key(tmp_path)
     source = SSHSource(target_for(sshd, "password", host_key=pinned), [str(tree)], transfer=mode)
-    log_start = _log_size(sshd)
+    prove_logins_are_logged(sshd, "password")  # so their absence below means something
+    log_start = sshd_log_size(sshd)
 
     with pytest.raises(HostKeyMismatch) as raised:
         ssh_backup(source, tmp_path / "dest")
@@ -111,7 +111,7 @@ def test_changed_host_key_fails_before_login_with_both_fingerprints(
     assert sshd.host_key_fingerprint in message
     assert pinned.fingerprint in message
     assert not list((tmp_path / "dest").rglob("*.tar*"))
-    server_log = _log_since(sshd, log_start)
+    server_log = sshd_log_since(sshd, log_start)
     assert "Accepted" not in server_log
     assert "Failed password" not in server_log
 
