@@ -57,8 +57,8 @@ DESTINATION_BODIES: dict[str, type[DestinationHead]] = {
 }
 
 
-class DestinationTest(Input):
-    """Only `kind` of a destination form (its settings are checked per kind)."""
+class DestinationKind(Input):
+    """A destination form's kind and the destination it edits (settings are checked per kind)."""
 
     kind: Literal["local", "s3"]
     id: Id | None = None
@@ -92,6 +92,8 @@ class ChannelTest(Input):
 
 class TokenBody(Input):
     name: Name
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    """Days until the token stops working; null (or left out): until it is revoked."""
 
 
 class InstallationBody(Input):

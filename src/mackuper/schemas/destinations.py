@@ -43,7 +43,8 @@ class LocalDestination(KindSettings):
 class S3Destination(KindSettings):
     """A bucket on AWS S3 or any S3-compatible server."""
 
-    bucket: Annotated[Text, Field(min_length=3, max_length=63, pattern=r"^[^ ]*$")]
+    bucket: Annotated[Text, Field(min_length=3, max_length=63, pattern=r"^[A-Za-z0-9._-]*$")]
+    """3 to 63 letters, digits, dots, hyphens (and underscores, which some servers allow)."""
     region: Annotated[Text, AfterValidator(lambda region: region or "us-east-1")] = "us-east-1"
     endpoint_url: Text = ""
     path_style: bool = False

@@ -18,9 +18,7 @@ from mackuper.schemas.api import (
     DESTINATION_BODIES,
     DestinationBody,
     DestinationHead,
-    DestinationTest,
-    LocalDestinationBody,
-    S3DestinationBody,
+    DestinationKind,
 )
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body, parse
@@ -33,11 +31,11 @@ blueprint = Blueprint("destinations", __name__, url_prefix="/api/destinations")
 
 
 def _settings(kind: str, stored: dict[str, Any]) -> DestinationHead:
-    """The form's settings for `kind`, stored secrets filling blank ones; a 422 if wrong."""
-    return _checked(parse(DESTINATION_BODIES[kind], {**json_body(), "kind": kind}), stored)
+    """The form's settings for `kind`, stored secrets filling blank ones; a 422 if wrong.
 
-
-def _checked(body: DestinationHead, stored: dict[str, Any]) -> DestinationHead:
+    Checked per kind (not as the document's tagged union) so error paths read
+    `bucket`, not `s3.bucket`."""
+    body: DestinationHead = parse(DESTINATION_BODIES[kind], {**json_body(), "kind": kind})
     body = body.keep_stored(stored)
     if problems := body.problems():
         field_errors(problems)
@@ -79,15 +77,17 @@ def list_destinations() -> Response:
 @operation(
     "Create a destination (after a write test unless test is false)",
     body=DestinationBody,
+    parse_body=False,
     responses={201: DestinationAnswer},
 )
-def create_destination(body: LocalDestinationBody | S3DestinationBody) -> tuple[Response, int]:
-    settings = _checked(body, {})
+def create_destination() -> tuple[Response, int]:
+    kind = parse(DestinationKind, json_body()).kind
+    settings = _settings(kind, {})
     if settings.test:
         _probe(settings)
     destination = Destination(
         name=settings.name,
-        kind=body.kind,
+        kind=kind,
         config=settings.public(),
         secrets_encrypted=_sealed(settings.secrets()),
     )
@@ -106,7 +106,7 @@ def create_destination(body: LocalDestinationBody | S3DestinationBody) -> tuple[
     responses={200: OkAnswer},
 )
 def test_unsaved() -> Response:
-    head: DestinationTest = parse(DestinationTest, json_body())
+    head: DestinationKind = parse(DestinationKind, json_body())
     stored: dict[str, Any] = {}
     if head.id is not None:
         row = get_db().get(Destination, head.id)

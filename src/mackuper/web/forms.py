@@ -19,7 +19,8 @@ from mackuper.schemas.base import sentence
 __all__ = ["sentence"]
 
 Location = tuple[str | int, ...]
-_CUSTOM = {"value_error", "invalid", "int_parsing", "datetime_parsing"}
+_WORDED_FOR_A_FORM = {"value_error", "invalid"}
+"""Messages written for the field they sit next to; others are prefixed with its path."""
 
 
 def field_path(location: Location) -> str:
@@ -62,7 +63,7 @@ def validation_failed(error: ValidationError, prefix: Location = (), status: int
             fields.setdefault(location[0], message)
         if number == 0:
             first_path = field_path(location)
-            named = detail["type"] in _CUSTOM or not first_path
+            named = detail["type"] in _WORDED_FOR_A_FORM or not first_path
             first_message = message if named else f"{first_path}: {message}"
     response = jsonify(error=first_message, field=first_path or None, fields=fields)
     response.status_code = status
