@@ -219,9 +219,9 @@ class KindSettings(Input):
     def keep_stored(self, stored: dict[str, Any]) -> Self:
         """A copy where each blank secret field holds its `stored` value."""
         kept = {
-            name: str(stored[name])
+            name: stored[name]
             for name in secret_names(type(self))
-            if not getattr(self, name) and isinstance(stored.get(name), str)
+            if not getattr(self, name) and isinstance(stored.get(name), str | list)
         }
         return self.model_copy(update=kept)
 
