@@ -14,8 +14,8 @@ directory once per server, on loopback, WEB_CONCURRENCY=2, and measures:
 - download: the backup through GET /api/backups/<id>/download, 1 MiB reads, best of 2.
 
 Servers: `gthread` (gunicorn as before: 4 threads a process), `gthread-64` (64 threads
-a process), `uvicorn` (gunicorn with Mackuper's AsyncWorker, httptools parser),
-`uvicorn-h11` (the same with the pure-Python h11 parser), `waitress` (8 threads, one
+a process), `uvicorn` (gunicorn with Mackuper's AsyncWorker, h11 parser),
+`uvicorn-httptools` (the same with the httptools parser), `waitress` (8 threads, one
 process: waitress has no worker processes).
 """
 
@@ -38,7 +38,7 @@ from tests.harness import BrowserClient, MackuperProcess
 from tests.servers.ports import free_port
 from tests.slow_clients import probe_while_held
 
-SERVERS = ["gthread", "gthread-64", "uvicorn", "uvicorn-h11", "waitress"]
+SERVERS = ["gthread", "gthread-64", "uvicorn", "uvicorn-httptools", "waitress"]
 MIB = 1 << 20
 
 
@@ -61,14 +61,14 @@ def serve(server: str, host: str) -> None:
         waitress.serve(app, host=host, port=settings.port, threads=8)
         return
 
-    class H11Worker(AsyncWorker):
-        CONFIG_KWARGS = {**AsyncWorker.CONFIG_KWARGS, "http": "h11"}  # noqa: RUF012
+    class HttptoolsWorker(AsyncWorker):
+        CONFIG_KWARGS = {**AsyncWorker.CONFIG_KWARGS, "http": "httptools"}  # noqa: RUF012
 
     chosen = options(settings, host)
     if server.startswith("gthread"):
         chosen.update(worker_class="gthread", threads=64 if server == "gthread-64" else 4)
-    elif server == "uvicorn-h11":
-        chosen["worker_class"] = H11Worker
+    elif server == "uvicorn-httptools":
+        chosen["worker_class"] = HttptoolsWorker
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
