@@ -333,3 +333,39 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    """None: the token works until it is revoked."""
+
+
+class LoginSession(Base):
+    """A logged-in browser: the cookie carries a random id, the row its SHA-256.
+
+    Deleting the row ends the session on the server, so a cookie copied before
+    logout (or before a password change, for other browsers) is refused after it.
+    """
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (
+        Index("ix_login_sessions_user", "user_id"),
+        Index("ix_login_sessions_expires", "expires_at"),
+    )
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    remember: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
+class LoginAttempt(Base):
+    """Login attempts counted per limiter key (client address, or address and user name)
+    in a window that starts with the first attempt; the key is a hash, so a password
+    typed into the user name field is never stored."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_started", "started_at"),)
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
