@@ -28,9 +28,16 @@ CHUNK = 64 * 1024
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close `sock` so that the peer sees a reset, not an orderly end."""
+    """Close `sock` so that the peer sees a reset, not an orderly end.
+
+    close() alone does not reach a socket another thread is blocked on (a pipe in
+    recv or sendall): the kernel keeps it open until that call returns, and the
+    client would wait for its read timeout. shutdown() wakes those threads first.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 

@@ -10,8 +10,14 @@ from mackuper.destinations.local import LocalDestination
 from mackuper.destinations.s3 import S3Destination
 
 
-def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Destination:
-    """A destination object for stored settings; raises DestinationError when unusable."""
+def build(
+    kind: str, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+) -> Destination:
+    """A destination object for stored settings; raises DestinationError when unusable.
+
+    `retry_seconds`: how long a storage outage is ridden out (a backup passes
+    MACKUPER_RETRY_SECONDS; a web request, where a person waits, none).
+    """
     if kind == "local":
         return LocalDestination(str(config.get("path", "")))
     return S3Destination(
@@ -26,4 +32,5 @@ def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Destina
         parts_in_flight=int(config.get("parts_in_flight") or 3),
         access_key_id=str(secrets.get("access_key_id", "")),
         secret_access_key=str(secrets.get("secret_access_key", "")),
+        retry_seconds=retry_seconds,
     )

@@ -16,7 +16,8 @@ header as not implemented is asked again without it, after the look.
 A short outage does not fail the backup: every request the backup makes (create,
 upload part, complete, put, head) is tried again through refused or reset
 connections, timeouts, 5xx answers and throttling, after 1, 2, 4, ... seconds (at
-most 30 apart) for up to MACKUPER_RETRY_SECONDS (core/outage.py). botocore's own
+most 30 apart) for up to `retry_seconds` (MACKUPER_RETRY_SECONDS in the worker;
+none in a web request, where a person waits; core/outage.py). botocore's own
 retries are turned off so that one schedule, ours, decides. When the outage
 outlasts the budget the upload is aborted; if the store cannot be reached for
 that either, the writer says so (`abort` returns False) and the upload id recorded
@@ -28,7 +29,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -46,8 +46,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from mackuper.config import ConfigError
-from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.core.naming import normalize_prefix
 from mackuper.core.outage import Outage, retry_delay
 from mackuper.destinations.base import (
@@ -288,7 +286,8 @@ class S3Writer:
         self.aborted = True
         if self.upload_id is not None:
             try:
-                self.destination.abort_upload(self.key, self.upload_id, ABORT_RETRY_SECONDS)
+                budget = min(ABORT_RETRY_SECONDS, self.destination.retry_seconds)
+                self.destination.abort_upload(self.key, self.upload_id, budget)
             except DestinationError as error:
                 logger.warning("upload of %s left for recovery to abort: %s", self.key, error)
                 self.aborted = False
@@ -315,9 +314,10 @@ class S3Destination:
         parts_in_flight: int = 3,
         connect_timeout: float = 10,
         read_timeout: float = 60,
-        retry_seconds: float | None = None,
+        retry_seconds: float = 0.0,
     ) -> None:
-        """`retry_seconds`: how long an outage is retried (None: MACKUPER_RETRY_SECONDS)."""
+        """`retry_seconds`: how long an outage is retried before a request fails; the
+        worker passes MACKUPER_RETRY_SECONDS, a web request (a person waiting) none."""
         if not bucket:
             raise DestinationError("an S3 destination needs a bucket name")
         if part_size < MIN_PART_SIZE:
@@ -333,12 +333,7 @@ class S3Destination:
         self.parts_in_flight = max(1, parts_in_flight)
         self.conditional_writes = True
         """False once the server said it does not implement If-None-Match."""
-        try:
-            self.retry_seconds = (
-                retry_seconds_setting(os.environ) if retry_seconds is None else retry_seconds
-            )
-        except ConfigError as error:
-            raise DestinationError(str(error)) from None
+        self.retry_seconds = retry_seconds
         config = Config(
             region_name=self.region,
             signature_version="s3v4",

@@ -39,7 +39,10 @@ class BackupTask:
         built: dict[int, Destination] = {}
         for destination in job.destinations:
             built[destination.id] = destinations.build(
-                destination.kind, destination.config, secrets.decrypt(destination.secrets_encrypted)
+                destination.kind,
+                destination.config,
+                secrets.decrypt(destination.secrets_encrypted),
+                context.runtime.settings.retry_seconds,
             )
         return BackupPlan(
             job_id=job.id,
