@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -35,3 +37,13 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """The hash of a random password nobody knows, made once per process.
+
+    A login for an unknown user name verifies against it, so it costs what a known
+    name costs and its answer time does not tell whether the user exists.
+    """
+    return _hasher.hash(secrets.token_urlsafe(32))

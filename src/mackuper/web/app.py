@@ -34,6 +34,7 @@ from mackuper.web import ssh as ssh_api
 from mackuper.web import tokens as api_tokens
 from mackuper.web.database import close_db
 from mackuper.web.security import init_security, session_user_id
+from mackuper.web.sessions import REMEMBER_FOR
 from mackuper.web.setup_state import admin_exists, setup_complete
 from mackuper.web.tokens import bearer_token
 
@@ -63,6 +64,8 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         SESSION_COOKIE_SECURE=settings.https_enabled,
         SESSION_COOKIE_NAME="mackuper_session",
         REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_DURATION=REMEMBER_FOR,
         REMEMBER_COOKIE_SECURE=settings.https_enabled,
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         JSON_SORT_KEYS=False,

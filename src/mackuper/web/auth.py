@@ -12,13 +12,15 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from mackuper.models import Setting, User
-from mackuper.passwords import hash_password, password_problem, verify_password
+from mackuper.passwords import dummy_hash, hash_password, password_problem, verify_password
 from mackuper.schemas.answers import OkAnswer
 from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail, field_errors
+from mackuper.web.login_limit import LoginLimiter
 from mackuper.web.operations import operation
-from mackuper.web.security import LoginLimiter, LoginUser, login_required
+from mackuper.web.security import login_required
+from mackuper.web.sessions import end_other_sessions, end_session, start_session
 from mackuper.web.setup_state import admin_exists, mark_setup_complete, setup_complete
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ def setup_admin(body: SetupAdminBody) -> tuple[Response, int]:
     except IntegrityError:
         session.rollback()
         fail("The administrator already exists; log in instead.", 409)
-    login_user(LoginUser(user))
+    login_user(start_session(session, user, remember=False))
     logger.info("administrator %s created by the setup wizard", username)
     return jsonify(ok=True, username=username), 201
 
@@ -109,36 +111,45 @@ def _limiter() -> LoginLimiter:
 @blueprint.post("/api/login")
 @operation("Log in (sets the session cookie)", body=LoginBody, public=True)
 def login(body: LoginBody) -> Response | tuple[Response, int]:
+    """Counted against the login limits before the password is checked (README, Security)."""
     username = body.username
-    password = body.password
-    keys = [f"ip:{request.remote_addr}", f"user:{username.lower()}"]
-    wait = _limiter().retry_after(keys)
-    if wait:
-        minutes = max(1, round(wait / 60))
+    session = get_db()
+    admission = _limiter().admit(session, request.remote_addr, username)
+    if not admission.allowed:
+        minutes = max(1, round(admission.retry_after / 60))
         response = jsonify(error=f"Too many failed logins; try again in {minutes} minute(s).")
-        response.headers["Retry-After"] = str(wait)
+        response.headers["Retry-After"] = str(admission.retry_after)
         return response, 429
-    user = get_db().scalar(select(User).where(User.username == username))
-    if user is None or not verify_password(user.password_hash, password):
-        _limiter().failed(keys)
+    user = session.scalar(select(User).where(User.username == username))
+    # An unknown name costs one argon2 verification too, so timing does not reveal it.
+    password_hash = user.password_hash if user is not None else dummy_hash()
+    if not verify_password(password_hash, body.password) or user is None:
         logger.warning("failed login for %r from %s", username[:64], request.remote_addr)
         return jsonify(error="Wrong user name or password."), 401
-    _limiter().succeeded(keys)
-    login_user(LoginUser(user), remember=body.remember)
+    _limiter().succeeded(session, admission)
+    if current_user.is_authenticated:
+        end_session(session, current_user.session_id)
+    login_user(start_session(session, user, remember=body.remember), remember=body.remember)
     logger.info("user %s logged in from %s", username, request.remote_addr)
     return jsonify(ok=True, setup_complete=setup_complete())
 
 
 @blueprint.post("/api/logout")
-@operation("Log out", responses={200: OkAnswer})
+@operation("Log out: ends the session on the server", responses={200: OkAnswer})
 def logout() -> Response:
+    if current_user.is_authenticated:
+        end_session(get_db(), current_user.session_id)
     logout_user()
     return jsonify(ok=True)
 
 
 @blueprint.post("/api/account/password")
 @login_required
-@operation("Change the password", body=PasswordBody, responses={200: OkAnswer})
+@operation(
+    "Change the password (ends the user's other sessions)",
+    body=PasswordBody,
+    responses={200: OkAnswer},
+)
 def change_password(body: PasswordBody) -> Response:
     user: User = current_user.user
     if not verify_password(user.password_hash, body.current_password):
@@ -150,6 +161,6 @@ def change_password(body: PasswordBody) -> Response:
     stored = session.get_one(User, user.id)
     stored.password_hash = hash_password(new)
     session.commit()
-    login_user(LoginUser(stored))
+    end_other_sessions(session, stored.id, keep=current_user.session_id)
     logger.info("user %s changed the password", stored.username)
     return jsonify(ok=True)

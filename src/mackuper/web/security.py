@@ -1,22 +1,18 @@
-"""Login, CSRF, login rate limiting and security headers."""
+"""Login, CSRF and security headers; sessions and login limits have their own modules."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import flask_login
 from flask import Flask, Response, abort, jsonify, request, session
-from flask_login import LoginManager, UserMixin
+from flask_login import LoginManager
 
-from mackuper.models import User
-from mackuper.web.database import get_db
+from mackuper.web.login_limit import LoginLimiter
+from mackuper.web.sessions import LoginUser, load_user
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -37,32 +33,8 @@ def login_required(view: View) -> View:
     return cast(View, flask_login.login_required(view))
 
 
-class LoginUser(UserMixin):  # type: ignore[misc]
-    """The Flask-Login view of a user; its id changes when the password does."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user
-
-    def get_id(self) -> str:
-        return f"{self.user.id}.{session_version(self.user.password_hash)}"
-
-
-def session_version(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-def load_user(identifier: str) -> LoginUser | None:
-    user_id, _, version = identifier.partition(".")
-    if not user_id.isdigit():
-        return None
-    user = get_db().get(User, int(user_id))
-    if user is None or not hmac.compare_digest(version, session_version(user.password_hash)):
-        return None
-    return LoginUser(user)
-
-
 def session_user_id() -> str | None:
-    """The user id a session cookie logged in, if any (Flask-Login's key)."""
+    """The session id this request's cookie carries, if any (Flask-Login's `_user_id`)."""
     value = session.get("_user_id")
     return value if isinstance(value, str) else None
 
@@ -90,44 +62,6 @@ def check_csrf() -> None:
         abort(response)
 
 
-class LoginLimiter:
-    """At most `limit` failed logins per client address and per user name in `window`."""
-
-    def __init__(self, limit: int = 5, window: float = 900.0) -> None:
-        self.limit = limit
-        self.window = window
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
-        self.lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self.failures[key]
-        while times and now - times[0] > self.window:
-            times.popleft()
-        return times
-
-    def retry_after(self, keys: list[str]) -> int:
-        """Seconds until another attempt is allowed (0: allowed now)."""
-        now = time.monotonic()
-        with self.lock:
-            waits = [
-                int(times[0] + self.window - now) + 1
-                for key in keys
-                if len(times := self._recent(key, now)) >= self.limit
-            ]
-        return max(waits, default=0)
-
-    def failed(self, keys: list[str]) -> None:
-        now = time.monotonic()
-        with self.lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-
-    def succeeded(self, keys: list[str]) -> None:
-        with self.lock:
-            for key in keys:
-                self.failures.pop(key, None)
-
-
 def set_security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -148,7 +82,7 @@ def init_security(app: Flask, bearer_user: Callable[[], LoginUser | None]) -> Lo
     manager.user_loader(load_user)
     manager.request_loader(lambda _request: bearer_user())
     manager.session_protection = "basic"
-    app.extensions["login_limiter"] = LoginLimiter()
+    app.extensions["login_limiter"] = LoginLimiter(app.config["SECRET_KEY"])
     app.before_request(check_csrf)
     app.after_request(set_security_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -23,14 +23,16 @@ from mackuper.schemas.api import TokenBody
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail
 from mackuper.web.operations import operation
-from mackuper.web.security import LoginUser, login_required
+from mackuper.web.security import login_required
 from mackuper.web.serialize import iso
+from mackuper.web.sessions import LoginUser
 
 logger = logging.getLogger(__name__)
 blueprint = Blueprint("tokens", __name__, url_prefix="/api/tokens")
 
 PREFIX = "mkp_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+NOT_VALID = "The API token is not valid (revoked or mistyped)."
 
 
 def hash_token(token: str) -> str:
