@@ -10,9 +10,12 @@ import contextlib
 import os
 import re
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from mackuper.core.labels import host_label, parse_labels
 
 
 class ConfigError(Exception):
@@ -42,6 +45,9 @@ class Settings:
     """MACKUPER_WORKER_ALERT_SECONDS: alert when no worker heartbeat for this long (0: off)."""
     retry_seconds: float = 300.0
     """MACKUPER_RETRY_SECONDS: how long a storage or SSH outage is retried before a run fails."""
+    worker_labels: tuple[str, ...] = ()
+    """MACKUPER_WORKER_LABELS: what this machine's workers are known by (default: host name);
+    a job with a label runs only on workers that carry it."""
 
     @property
     def public_url(self) -> str:
@@ -188,6 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         worker_alert_seconds=_int(env, "MACKUPER_WORKER_ALERT_SECONDS", 120, 0, 7 * 86400),
         retry_seconds=retry_seconds(env),
+        worker_labels=_worker_labels(env),
     )
 
 
@@ -210,6 +217,15 @@ def check_ssh_ciphers(env: Mapping[str, str]) -> str:
             " (names separated by commas, optionally starting with ^, + or -)"
         )
     return raw
+
+
+def _worker_labels(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("MACKUPER_WORKER_LABELS", "")
+    try:
+        labels = parse_labels(raw)
+    except ValueError as error:
+        raise ConfigError(f"MACKUPER_WORKER_LABELS: {error}") from None
+    return labels or (host_label(socket.gethostname()),)
 
 
 def _base_url(env: Mapping[str, str]) -> str:

@@ -183,6 +183,9 @@ class Job(Base):
     hooks: Mapped[dict[str, Any]] = mapped_column(default=dict)
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Further per-job settings that need no column of their own."""
+    worker_label: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Only workers carrying this label run the job (its files are on their machine);
+    None: any worker."""
     schedule_anchor: Mapped[datetime | None] = mapped_column(default=None)
     """Fire times are counted from here (last tick handled, or creation)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -223,6 +226,8 @@ class Run(Base):
     """The schedule tick this run belongs to; unique per job, so a tick runs once."""
     status: Mapped[RunStatus] = mapped_column(StringEnum(RunStatus), default=RunStatus.QUEUED)
     worker_id: Mapped[str | None] = mapped_column(String(100), default=None)
+    worker_label: Mapped[str | None] = mapped_column(String(64), default=None)
+    """Only a worker carrying this label may claim the run (from its job when queued)."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -306,6 +311,8 @@ class WorkerHeartbeat(Base):
     worker_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """MACKUPER_WORKER_LABELS of the worker (its host name by default)."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 

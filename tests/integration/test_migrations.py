@@ -10,11 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mackuper import db
 from mackuper.config import load_settings
-from mackuper.models import Artifact, Base, Job, Run, RunLog
+from mackuper.models import Artifact, Base, Run, RunLog
 from mackuper.runtime import open_runtime
 
 pytestmark = pytest.mark.integration
@@ -58,20 +57,31 @@ def test_upgrade_keeps_one_running_run_per_job_and_adds_the_index(
             config.attributes["connection"] = connection
             command.upgrade(config, "0002_history_indexes")
             command.upgrade(config, "0002_notify")
-        with Session(engine) as session, session.begin():
-            job = Job(name="docs", slug="docs", source_kind="local")
-            other = Job(name="mail", slug="mail", source_kind="local")
-            session.add_all([job, other])
-            session.flush()
-            runs = [
-                Run(job_id=job.id, job_name="docs", status="running"),
-                Run(job_id=job.id, job_name="docs", status="running"),
-                Run(job_id=job.id, job_name="docs", status="success"),
-                Run(job_id=other.id, job_name="mail", status="running"),
-            ]
-            session.add_all(runs)
-            session.flush()
-            ids = [run.id for run in runs]
+            # Plain SQL: the models describe the newest schema, not this old one.
+            for job_id, name in ((1, "docs"), (2, "mail")):
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, name, slug, enabled, source_kind, source_config,"
+                        " archive_format, retention, encryption, notifications, hooks, options,"
+                        " created_at, updated_at) VALUES (:id, :name, :name, true, 'local', '{}',"
+                        " 'tar.gz', '{}', '{}', '{}', '{}', '{}', CURRENT_TIMESTAMP,"
+                        " CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": job_id, "name": name},
+                )
+            ids = [1, 2, 3, 4]
+            for run_id, job_id, status in zip(
+                ids, (1, 1, 1, 2), ("running", "running", "success", "running"), strict=True
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO runs (id, job_id, job_name, kind, trigger, status,"
+                        " cancel_requested, created_at, bytes_read, bytes_written, files_done,"
+                        " details) VALUES (:id, :job_id, 'docs', 'backup', 'manual', :status,"
+                        " false, CURRENT_TIMESTAMP, 0, 0, 0, '{}')"
+                    ),
+                    {"id": run_id, "job_id": job_id, "status": status},
+                )
     finally:
         engine.dispose()
 

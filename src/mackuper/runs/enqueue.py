@@ -33,6 +33,7 @@ from mackuper.models import (
 )
 from mackuper.restore.request import RestoreRequest
 from mackuper.restore.schedule import ANCHOR_KEY, GRACE, read_schedule
+from mackuper.runs.queue import required_label
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,25 @@ def take_due_tick(
 
 def run_now(session: Session, job: Job) -> Run:
     """Queue a backup of `job` asked for by a person, and commit."""
-    run = Run(job_id=job.id, job_name=job.name, kind=RunKind.BACKUP, trigger=RunTrigger.MANUAL)
+    run = Run(
+        job_id=job.id,
+        job_name=job.name,
+        kind=RunKind.BACKUP,
+        trigger=RunTrigger.MANUAL,
+        worker_label=required_label(RunKind.BACKUP, job, {}),
+    )
     session.add(run)
     session.commit()
     return run
+
+
+def relabel_queued(session: Session, job: Job) -> None:
+    """Give the job's queued backups its current worker label (the caller commits)."""
+    session.execute(
+        update(Run)
+        .where(Run.job_id == job.id, Run.kind == RunKind.BACKUP, Run.status == RunStatus.QUEUED)
+        .values(worker_label=required_label(RunKind.BACKUP, job, {}))
+    )
 
 
 def fire_due_ticks(runtime: Runtime, now: datetime) -> None:
@@ -119,6 +135,7 @@ def enqueue_tick(session: Session, job: Job, tick: datetime, now: datetime) -> N
         kind=RunKind.BACKUP,
         trigger=RunTrigger.SCHEDULE,
         scheduled_for=tick,
+        worker_label=required_label(RunKind.BACKUP, job, {}),
         status=RunStatus.SKIPPED if busy else RunStatus.QUEUED,
         error=f"skipped: run {busy} of this job was still going" if busy else None,
         created_at=now,
@@ -178,6 +195,7 @@ def _artifact_run(
         trigger=trigger,
         archive_name=artifact.key.rsplit("/", 1)[-1],
         details=details,
+        worker_label=required_label(kind, job, details),
     )
     session.add(run)
     return run

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from mackuper.db import changed_rows
 from mackuper.models import Job, Run, RunStatus
 from mackuper.runs.alerts import RunEdges
 from mackuper.runs.outcome import Outcome, from_exception, is_unexpected
+from mackuper.runs.queue import label_allows
 from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.registry import TASKS
 from mackuper.runs.task import Clock, Finished, RunContext, Task
@@ -61,10 +63,17 @@ class Claim(enum.Enum):
     CLAIMED = "claimed"
     JOB_BUSY = "another run of its job is running"
     TAKEN = "someone else has it, or it is no longer queued"
+    ELSEWHERE = "it waits for a worker with another label"
 
 
-def claim(session: Session, run_id: int, worker_id: str) -> Claim:
-    """Take a queued run for `worker_id` with one conditional UPDATE, and commit."""
+def claim(
+    session: Session, run_id: int, worker_id: str, labels: Collection[str] | None = None
+) -> Claim:
+    """Take a queued run for `worker_id` with one conditional UPDATE, and commit.
+
+    A worker passes its `labels`: a run that names another label is not its to take.
+    None (the `mackuper` command) takes any run: whoever types it chose the machine.
+    """
     other = aliased(Run)
     running = (
         select(other.id)
@@ -75,7 +84,12 @@ def claim(session: Session, run_id: int, worker_id: str) -> Claim:
         changed = changed_rows(
             session.execute(
                 update(Run)
-                .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value, ~running)
+                .where(
+                    Run.id == run_id,
+                    Run.status == RunStatus.QUEUED.value,
+                    ~running,
+                    label_allows(labels),
+                )
                 .values(
                     status=RunStatus.RUNNING.value,
                     worker_id=worker_id,
@@ -91,8 +105,12 @@ def claim(session: Session, run_id: int, worker_id: str) -> Claim:
         return Claim.JOB_BUSY
     if changed == 1:
         return Claim.CLAIMED
-    still_queued = session.scalar(select(Run.status).where(Run.id == run_id)) is RunStatus.QUEUED
-    return Claim.JOB_BUSY if still_queued else Claim.TAKEN
+    row = session.execute(select(Run.status, Run.worker_label).where(Run.id == run_id)).first()
+    if row is None or row.status is not RunStatus.QUEUED:
+        return Claim.TAKEN
+    if labels is not None and row.worker_label is not None and row.worker_label not in labels:
+        return Claim.ELSEWHERE
+    return Claim.JOB_BUSY
 
 
 def execute_run(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SkipValidation, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, SkipValidation, ValidationInfo, field_validator
 
+from mackuper.core.labels import LABEL_RULE, normalize_label
 from mackuper.core.retention import LABELS, LIMIT
 from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.schemas.alerts import Commands, Notifications
@@ -46,13 +47,15 @@ class Retention(Input):
         return self.model_dump(exclude_none=True)
 
 
+WorkerLabel = Annotated[str, AfterValidator(normalize_label), says(f"A label is {LABEL_RULE}.")]
+
 SourceSettings = SkipValidation[LocalSource | SSHSource]
 """Checked against the model of the job's source_kind once the kind is known."""
 
 
 class JobBody(Input):
     """A job as the job form sends it. Left-out `retention`, `encryption`,
-    `notifications` and `hooks` keep what the job has."""
+    `notifications`, `hooks` and `worker_label` keep what the job has."""
 
     name: Name
     source_kind: Literal["local", "ssh"] = "local"
@@ -67,6 +70,8 @@ class JobBody(Input):
     enabled: bool = True
     notifications: Notifications | None = None
     hooks: Commands | None = None
+    worker_label: WorkerLabel | None = None
+    """Only workers carrying this label run the job; null: any worker. Left out: kept."""
 
     @field_validator("compression_level")
     @classmethod

@@ -20,11 +20,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mackuper import installation
+from mackuper.core.labels import host_label
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import DestinationError
@@ -37,7 +38,7 @@ from mackuper.models import (
     Setting,
     WorkerHeartbeat,
 )
-from mackuper.runs import enqueue, lifecycle, retention
+from mackuper.runs import enqueue, lifecycle, queue, retention
 from mackuper.runs.lifecycle import announce_interrupted
 from mackuper.runs.outcome import Outcome
 from mackuper.runtime import Runtime
@@ -66,6 +67,7 @@ class Worker:
         self.runtime = runtime
         self.hostname = socket.gethostname()
         self.worker_id = worker_id or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.labels = runtime.settings.worker_labels or (host_label(self.hostname),)
         self.stopping = threading.Event()
         self.clock = clock
         self.execute: Execute = execute or self._execute
@@ -84,7 +86,7 @@ class Worker:
         signal.signal(signal.SIGINT, stop)
 
     def run_forever(self) -> None:
-        logger.info("worker %s started", self.worker_id)
+        logger.info("worker %s started, labels %s", self.worker_id, ", ".join(self.labels))
         installation.remember_timezone(self.runtime.sessions)
         self.heartbeat()
         self.recover()
@@ -132,6 +134,7 @@ class Worker:
                         worker_id=self.worker_id,
                         hostname=self.hostname,
                         pid=os.getpid(),
+                        labels=list(self.labels),
                         started_at=now,
                         seen_at=now,
                     )
@@ -231,35 +234,29 @@ class Worker:
     # --- claiming --------------------------------------------------------
 
     def claim_and_start(self) -> None:
-        """Start queued runs while the installation's concurrency limit allows."""
+        """Start queued runs of each lane (`runs.queue`) while its slots allow."""
         self.active = {run_id: f for run_id, f in self.active.items() if not f.done()}
         if self.stopping.is_set():
             return
         with self.runtime.sessions() as session:
             limit = installation.max_concurrent_runs(session, self.limit)
-            # Counted over every worker: the limit is the installation's, not this process's.
-            running = session.scalar(
-                select(func.count()).where(Run.status == RunStatus.RUNNING.value)
-            )
-            free = limit - (running or 0)
-            if free <= 0:
-                return
-            candidates = session.scalars(
-                select(Run.id)
-                .where(Run.status == RunStatus.QUEUED.value)
-                .order_by(Run.created_at, Run.id)
-                .limit(free * 4)
-            ).all()
-            for run_id in candidates:
+            for lane in queue.CLAIM_ORDER:
+                # Counted over every worker: the limit is the installation's, not this process's.
+                free = lane.slots(limit) - queue.running_count(session, lane)
                 if free <= 0:
-                    break
-                if self.claim(session, run_id):
-                    self.active[run_id] = self.pool.submit(self.run, run_id)
-                    free -= 1
+                    continue
+                for run_id in queue.next_runs(session, lane, self.labels, free * 4):
+                    if free <= 0:
+                        break
+                    if self.claim(session, run_id):
+                        self.active[run_id] = self.pool.submit(self.run, run_id)
+                        free -= 1
 
     def claim(self, session: Session, run_id: int) -> bool:
-        """Take a queued run; False when another worker has it or its job is running."""
-        return lifecycle.claim(session, run_id, self.worker_id) is lifecycle.Claim.CLAIMED
+        """Take a queued run; False when another worker has it, its job is running or it
+        waits for a label this worker does not carry."""
+        claimed = lifecycle.claim(session, run_id, self.worker_id, self.labels)
+        return claimed is lifecycle.Claim.CLAIMED
 
     # --- once a day ---------------------------------------------------------
 
