@@ -215,3 +215,28 @@ def test_an_api_token_made_in_settings_is_shown_once_and_works(seeded: Seeded, u
     expect(page.get_by_role("row", name=re.compile("nightly script"))).to_have_count(0)
     assert requests.get(seeded.url + "/api/jobs", headers=headers, timeout=10).status_code == 401
     watch.assert_clean()
+
+
+def test_a_token_made_with_an_expiry_shows_it_and_its_last_use_in_settings(
+    seeded: Seeded, ui: Any
+) -> None:
+    import requests
+
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/settings")
+    page.locator("#token-name").fill("monthly report")
+    page.get_by_label("Expires").select_option("30")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_test_id("new-token")).to_contain_text("mkp_")
+    token = page.get_by_test_id("new-token").inner_text()
+    row = page.get_by_role("row", name=re.compile("monthly report"))
+    expect(row.get_by_role("cell").nth(2)).to_have_text("never")  # last used
+    expect(row.get_by_role("cell").nth(3)).to_have_text("in 30 days")  # expires
+
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(seeded.url + "/api/jobs", headers=headers, timeout=10).status_code == 200
+    open_settled(page, "/settings")
+    row = page.get_by_role("row", name=re.compile("monthly report"))
+    expect(row.get_by_role("cell").nth(2)).to_have_text("a few seconds ago")
+    expect(row.get_by_role("cell").nth(3)).to_have_text("in 30 days")
+    watch.assert_clean()

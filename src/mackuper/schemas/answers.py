@@ -162,6 +162,9 @@ class Token(Answer):
     name: str
     created_at: str | None
     last_used_at: str | None
+    expires_at: str | None
+    """None: the token works until it is revoked."""
+    expired: bool
 
 
 class TokensAnswer(Answer):

@@ -119,7 +119,7 @@ def _require_login() -> WerkzeugResponse | None:
         return redirect("/setup")
     if bearer_token() is not None:
         if not current_user.is_authenticated or session_user_id() is not None:
-            return _json_error("The API token is not valid (revoked or mistyped).", 401)
+            return _json_error(api_tokens.bearer_refusal(), 401)
         return None
     if not current_user.is_authenticated:
         if _wants_json():

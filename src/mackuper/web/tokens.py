@@ -2,6 +2,8 @@
 
 A request that carries a bearer token is authenticated by it alone (never by the
 session cookie), and needs no CSRF token: a cross-site page cannot add the header.
+A token may expire (`expires_in_days` at creation); an expired one is refused with a
+message saying so, and the list shows when each token was last used.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select, update
 from werkzeug.wrappers import Response
@@ -58,6 +60,12 @@ def user_for_bearer() -> LoginUser | None:
     if row is None or not hmac.compare_digest(row.token_hash, hash_token(token)):
         return None
     now = datetime.now(UTC)
+    if row.expires_at is not None and row.expires_at <= now:
+        g.bearer_refusal = (
+            f"The API token {row.name!r} expired at {iso(row.expires_at)}; "
+            "create a new one under Settings > API tokens."
+        )
+        return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         session.commit()
@@ -65,12 +73,21 @@ def user_for_bearer() -> LoginUser | None:
     return LoginUser(user) if user is not None else None
 
 
+def bearer_refusal() -> str:
+    """Why this request's bearer token was refused (expired, or not valid)."""
+    message: str = g.get("bearer_refusal", NOT_VALID)
+    return message
+
+
 def _json(token: ApiToken) -> dict[str, object]:
+    expires_at = token.expires_at
     return {
         "id": token.id,
         "name": token.name,
         "created_at": iso(token.created_at),
         "last_used_at": iso(token.last_used_at),
+        "expires_at": iso(expires_at),
+        "expired": expires_at is not None and expires_at <= datetime.now(UTC),
     }
 
 
@@ -92,7 +109,10 @@ def list_tokens() -> Response:
 def create_token(body: TokenBody) -> tuple[Response, int]:
     name = body.name
     token = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=hash_token(token))
+    expires_at = None
+    if body.expires_in_days is not None:
+        expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
+    row = ApiToken(name=name, token_hash=hash_token(token), expires_at=expires_at)
     session = get_db()
     session.add(row)
     session.commit()

@@ -614,17 +614,22 @@
       return Object.assign(formState(), helpers, {
         destinations: [], about: null, form: null, password: { current_password: "", new_password: "" },
         passwordMessage: "", passwordError: "", confirmDelete: null,
-        tokens: [], tokenName: "", newToken: "", tokenError: "",
+        tokens: [], tokenName: "", tokenExpiry: "", newToken: "", tokenError: "",
         async init() { await this.load(); },
         async loadTokens() {
           var tokens = await api("GET", "/api/tokens");
           if (tokens.ok) this.tokens = tokens.data.tokens;
         },
         async createToken() {
-          var result = await api("POST", "/api/tokens", { name: this.tokenName });
+          var days = this.tokenExpiry ? parseInt(this.tokenExpiry, 10) : null;
+          var result = await api("POST", "/api/tokens", { name: this.tokenName, expires_in_days: days });
           this.tokenError = result.ok ? "" : result.data.error;
           this.newToken = result.ok ? result.data.token : "";
-          if (result.ok) { this.tokenName = ""; await this.loadTokens(); }
+          if (result.ok) { this.tokenName = ""; this.tokenExpiry = ""; await this.loadTokens(); }
+        },
+        tokenExpires(token) {
+          if (!token.expires_at) return "never";
+          return token.expired ? "expired " + this.ago(token.expires_at) : this.ago(token.expires_at);
         },
         async revokeToken(token) {
           var result = await api("DELETE", "/api/tokens/" + token.id);
