@@ -49,6 +49,8 @@ class Job(Answer):
     notifications: dict[str, Any]
     hooks: dict[str, Any]
     encryption: dict[str, Any]
+    worker_label: str | None
+    """Only workers carrying this label run the job; None: any worker."""
     destination_ids: list[int]
     destinations: list[DestinationRef]
     created_at: str | None
@@ -111,11 +113,30 @@ class Run(Answer):
     sha256: str | None
     error: str | None
     cancel_requested: bool
+    worker_id: str | None
+    """The worker that claimed it."""
+    worker_label: str | None
+    """The label a worker needs to claim it; None: any worker."""
+    queue_position: int | None
+    """While queued: its place among the queued runs of its lane (1: next); else None."""
+    waiting_for: str | None
+    """While queued for a label no live worker carries: a sentence saying so; else None."""
     artifacts: list[Artifact]
 
 
 class RunAnswer(Answer):
     run: Run
+
+
+class Worker(Answer):
+    hostname: str
+    labels: list[str]
+    seen_at: str
+
+
+class WorkersAnswer(Answer):
+    workers: list[Worker]
+    labels: list[str]
 
 
 class RunsAnswer(Answer):

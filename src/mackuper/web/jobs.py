@@ -91,6 +91,8 @@ def _apply(job: Job, body: JobBody) -> None:
         job.retention = body.retention.stored() if body.retention else {}
     job.enabled = body.enabled
     job.destinations = chosen
+    if "worker_label" in body.model_fields_set:
+        job.worker_label = body.worker_label
     if encryption is not None:
         job.encryption = encryption.public()
         job.encryption_secrets_encrypted = _sealed(encryption.secrets())
@@ -166,6 +168,8 @@ def get_job(job_id: int) -> Response:
 def update_job(job_id: int, body: JobBody) -> Response:
     job = _get(job_id)
     _apply(job, body)
+    with get_db().no_autoflush:  # a name clash is then refused by _save, not here
+        enqueue.relabel_queued(get_db(), job)
     _save(job)
     return jsonify(job=job_json(job))
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from mackuper import encryption
-from mackuper.models import Destination, Job, Run
+from mackuper.models import Destination, Job, Run, RunStatus
+from mackuper.runs import queue
 from mackuper.runtime import Runtime
 from mackuper.schemas.base import secret_status
 from mackuper.schemas.destinations import DESTINATION_MODELS
@@ -48,6 +51,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "notifications": job.notifications,
         "hooks": job.hooks,
         "encryption": encryption.describe(job.encryption or {}),
+        "worker_label": job.worker_label,
         "destination_ids": [destination.id for destination in job.destinations],
         "destinations": [
             {"id": destination.id, "name": destination.name, "kind": destination.kind}
@@ -79,6 +83,9 @@ def run_json(run: Run) -> dict[str, Any]:
         "sha256": run.sha256,
         "error": run.error,
         "cancel_requested": run.cancel_requested,
+        "worker_id": run.worker_id,
+        "worker_label": run.worker_label,
+        **_queue_json(run),
         "artifacts": [
             {
                 "id": artifact.id,
@@ -91,4 +98,16 @@ def run_json(run: Run) -> dict[str, Any]:
             }
             for artifact in run.artifacts
         ],
+    }
+
+
+def _queue_json(run: Run) -> dict[str, Any]:
+    """A queued run's place in its lane and what it waits for; nulls once it has started."""
+    session = object_session(run)
+    if session is None or run.status is not RunStatus.QUEUED:
+        return {"queue_position": None, "waiting_for": None}
+    live = queue.live_labels(session, datetime.now(UTC)) if run.worker_label else set()
+    return {
+        "queue_position": queue.position(session, run),
+        "waiting_for": queue.waiting_for(run, live),
     }

@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 from mackuper.core import schedule
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
+from mackuper.runs.queue import WORKER_FRESH
+from mackuper.schemas.answers import WorkersAnswer
 from mackuper.web.database import get_db
 from mackuper.web.operations import operation
 from mackuper.web.runs import HEARTBEAT_FRESH
@@ -71,6 +73,28 @@ def jobs_overview() -> Response:
             "last_at": (last.finished_at or last.created_at).isoformat() if last else None,
         }
     return jsonify(jobs=result)
+
+
+@blueprint.get("/workers")
+@login_required
+@operation("The live workers and their labels, for the job form", responses={200: WorkersAnswer})
+def workers() -> Response:
+    """Workers whose heartbeat is fresh, with their labels; `labels` is every label once."""
+    beats = get_db().scalars(
+        select(WorkerHeartbeat)
+        .where(WorkerHeartbeat.seen_at >= datetime.now(UTC) - WORKER_FRESH)
+        .order_by(WorkerHeartbeat.hostname, WorkerHeartbeat.started_at)
+    )
+    live = [
+        {
+            "hostname": beat.hostname,
+            "labels": list(beat.labels or []),
+            "seen_at": _aware(beat.seen_at).isoformat(),
+        }
+        for beat in beats
+    ]
+    labels = sorted({label for worker in live for label in worker["labels"]})
+    return jsonify(workers=live, labels=labels)
 
 
 def _aware(moment: datetime) -> datetime:

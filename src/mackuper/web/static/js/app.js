@@ -361,7 +361,7 @@
 
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
-        jobs: [], destinations: [], loaded: false, editing: false, form: null, preview: [],
+        jobs: [], destinations: [], workers: [], workerLabels: [], loaded: false, editing: false, form: null, preview: [],
         previewError: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null,
         async init() {
           await this.load();
@@ -373,6 +373,8 @@
           var jobs = await api("GET", "/api/jobs");
           var destinations = await api("GET", "/api/destinations");
           var overview = await api("GET", "/api/ui/jobs");
+          var workers = await api("GET", "/api/ui/workers");
+          if (workers.ok) { this.workers = workers.data.workers; this.workerLabels = workers.data.labels; }
           if (jobs.ok) this.jobs = jobs.data.jobs; else this.error = jobs.data.error;
           if (destinations.ok) this.destinations = destinations.data.destinations;
           if (overview.ok) this.overview = overview.data.jobs;
@@ -399,7 +401,18 @@
             compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
             retention: retentionForm(null), encryption: encryptionForm(null),
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
+            // One worker: its files are the ones this job can reach, so it is the choice.
+            worker_label: this.workers.length === 1 && this.workers[0].labels.length ? this.workers[0].labels[0] : "",
           };
+        },
+        labelChoices() {
+          var labels = this.workerLabels.slice();
+          if (this.form && this.form.worker_label && labels.indexOf(this.form.worker_label) === -1) labels.push(this.form.worker_label);
+          return labels;
+        },
+        workerHint() {
+          if (!this.workers.length) return "(no worker is running now)";
+          return "(the machine whose folders these are; " + this.workers.length + " worker(s) running)";
         },
         startCreate() { this.form = this.blankForm(); this.errors = {}; this.error = ""; this.editing = true; this.updatePreview(); },
         startEdit(job) {
@@ -410,7 +423,7 @@
             compression_level: job.compression_level === null ? "" : String(job.compression_level),
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
             retention: retentionForm(job.retention), encryption: encryptionForm(job.encryption),
-            destination_ids: job.destination_ids.slice(),
+            destination_ids: job.destination_ids.slice(), worker_label: job.worker_label || "",
           };
           this.retentionPreview = null;
           this.errors = {}; this.error = ""; this.editing = true; this.updatePreview();
@@ -438,6 +451,7 @@
             schedule: this.form.schedule, timezone: this.form.timezone, enabled: this.form.enabled,
             retention: retentionPayload(this.form.retention), encryption: encryptionPayload(this.form.encryption),
             destination_ids: this.form.destination_ids,
+            worker_label: this.isSSH() ? null : (this.form.worker_label || null),
           };
         },
         async previewRetention() {
@@ -601,6 +615,15 @@
         percent() { return runPercent(this.run, this.expected); },
         hasPercent() { return this.percent() !== null; },
         barStyle() { return { width: (this.hasPercent() ? this.percent() : 100) + "%" }; },
+        queueText() {
+          var lane = this.run.kind === "backup" ? "backups" : "restores and verifications";
+          var place = this.run.queue_position === 1 ? "next to start" : "number " + this.run.queue_position + " in line";
+          return "Queued: " + place + " among the " + lane + ".";
+        },
+        workerText() {
+          var needs = this.run.worker_label ? "needs a worker labelled " + this.run.worker_label : "";
+          return [this.run.worker_id || "", needs].filter(Boolean).join(" · ");
+        },
         async cancel() {
           var result = await api("POST", "/api/runs/" + this.runId + "/cancel");
           if (!result.ok) this.error = result.data.error;
