@@ -6,7 +6,9 @@ The public part lands in `Destination.config`, the marked secrets in
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
@@ -28,6 +30,26 @@ StorageClass = Literal[
 ]
 
 
+_PRINTABLE_ASCII = r"^[!-~]*$"
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _endpoint_ok(url: str) -> bool:
+    """An http(s) URL whose host botocore accepts: DNS labels, an IPv4 or IPv6 address."""
+    try:
+        parsed = urlparse(url)
+        host, _port = parsed.hostname or "", parsed.port
+    except ValueError:
+        return False
+    if parsed.scheme not in {"http", "https"} or not host or len(host) > 255:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return all(_HOST_LABEL.match(label) for label in host.rstrip(".").split("."))
+    return True
+
+
 def _normalized_path(path: str) -> str:
     if not path:
         raise ValueError("Enter the directory where backups go.")
@@ -45,7 +67,12 @@ class S3Destination(KindSettings):
 
     bucket: Annotated[Text, Field(min_length=3, max_length=63, pattern=r"^[A-Za-z0-9._-]*$")]
     """3 to 63 letters, digits, dots, hyphens (and underscores, which some servers allow)."""
-    region: Annotated[Text, AfterValidator(lambda region: region or "us-east-1")] = "us-east-1"
+    region: Annotated[
+        Text,
+        Field(max_length=63, pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)?$"),
+        AfterValidator(lambda region: region or "us-east-1"),
+    ] = "us-east-1"
+    """Letters, digits and inner hyphens, as botocore requires (blank: us-east-1)."""
     endpoint_url: Text = ""
     path_style: bool = False
     storage_class: StorageClass = ""
@@ -53,8 +80,8 @@ class S3Destination(KindSettings):
     kms_key_id: Text = ""
     prefix: Text = ""
     parts_in_flight: Annotated[int, Field(ge=1, le=16)] | None = None
-    access_key_id: SecretText = ""
-    secret_access_key: SecretText = ""
+    access_key_id: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
+    secret_access_key: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
 
     @field_validator("storage_class", mode="before")
     @classmethod
@@ -72,8 +99,7 @@ class S3Destination(KindSettings):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, url: str) -> str:
-        parsed = urlparse(url)
-        if url and (parsed.scheme not in {"http", "https"} or not parsed.netloc):
+        if url and not _endpoint_ok(url):
             raise ValueError("The endpoint must be a URL like https://s3.example.com.")
         return url
 
