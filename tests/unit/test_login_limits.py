@@ -178,3 +178,15 @@ def test_login_limits_are_shared_by_apps_on_one_database(runtime: Runtime, api: 
     second = create_app(runtime, {"TESTING": True})
     codes = [_login(_client_at(app, "192.0.2.40"), "admin", WRONG) for app in [first, second] * 4]
     assert codes == [401] * 5 + [429] * 3
+
+
+def test_a_password_typed_as_the_user_name_is_not_logged(
+    app: Flask, api: ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _client_at(app, "192.0.2.50")
+    with caplog.at_level("INFO"):
+        assert _login(client, ADMIN_PASSWORD, ADMIN_PASSWORD) == 401
+        assert _login(client, "admin", WRONG) == 401
+    assert ADMIN_PASSWORD not in caplog.text
+    assert "failed login for an unknown user name from 192.0.2.50" in caplog.text
+    assert "failed login for 'admin' from 192.0.2.50" in caplog.text

@@ -124,7 +124,9 @@ def login(body: LoginBody) -> Response | tuple[Response, int]:
     # An unknown name costs one argon2 verification too, so timing does not reveal it.
     password_hash = user.password_hash if user is not None else dummy_hash()
     if not verify_password(password_hash, body.password) or user is None:
-        logger.warning("failed login for %r from %s", username[:64], request.remote_addr)
+        # An unknown name is not logged: it may be a password typed in the wrong field.
+        who = repr(username) if user is not None else "an unknown user name"
+        logger.warning("failed login for %s from %s", who, request.remote_addr)
         return jsonify(error="Wrong user name or password."), 401
     _limiter().succeeded(session, admission)
     if current_user.is_authenticated:

@@ -107,12 +107,13 @@ class LoginLimiter:
 
     def succeeded(self, session: Session, admission: Admission) -> None:
         """A correct password: forget the name's attempts, give the address its one back."""
-        session.execute(delete(LoginAttempt).where(LoginAttempt.key == admission.user_key))
+        # The address row first, as in admit(): two orders of locking could deadlock.
         session.execute(
             update(LoginAttempt)
             .where(LoginAttempt.key == admission.address_key, LoginAttempt.count > 0)
             .values(count=LoginAttempt.count - 1)
         )
+        session.execute(delete(LoginAttempt).where(LoginAttempt.key == admission.user_key))
         session.commit()
 
     def _count(self, session: Session, key: str, limit: int, now: datetime) -> int:
