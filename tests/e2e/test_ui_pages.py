@@ -94,7 +94,7 @@ def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any) -> No
     tabs = page.get_by_role("navigation", name="Main").get_by_role("link")
     paths = [href for href in tabs.evaluate_all("links => links.map(a => a.getAttribute('href'))")]
     assert {"/", "/jobs", "/history", "/settings"} <= set(paths)
-    for path in [*paths, f"/runs/{seeded.run_id}", "/jobs?new=1"]:
+    for path in [*paths, f"/runs/{seeded.run_id}", "/jobs?new=1", "/api-reference"]:
         open_settled(page, path)
         audit(page, path, problems)
         watch.assert_clean()
