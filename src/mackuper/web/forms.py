@@ -16,8 +16,6 @@ from pydantic_core import ErrorDetails
 
 from mackuper.schemas.base import sentence
 
-__all__ = ["sentence"]
-
 Location = tuple[str | int, ...]
 _WORDED_FOR_A_FORM = {"value_error", "invalid"}
 """Messages written for the field they sit next to; others are prefixed with its path."""

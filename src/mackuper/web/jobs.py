@@ -20,6 +20,7 @@ from mackuper.runs import enqueue
 from mackuper.runs.retention import delete_stored_backups
 from mackuper.runs.retention import preview as retention_preview
 from mackuper.schemas.answers import JobAnswer, JobsAnswer, RunAnswer, SchedulePreview
+from mackuper.schemas.base import sentence
 from mackuper.schemas.encryption import Encryption
 from mackuper.schemas.jobs import (
     DeleteJobBody,
@@ -31,7 +32,7 @@ from mackuper.schemas.jobs import (
 from mackuper.schemas.sources import SOURCE_MODELS
 from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, parse, sentence
+from mackuper.web.forms import fail, field_errors, parse
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
