@@ -6,7 +6,8 @@ their own loopback address (127.0.0.2 ...: every 127/8 address is this machine, 
 each client really is another address, with no proxy header to trust). Each
 attempt is counted in the database before its password is checked, so exactly the
 limit gets a 401 and every other attempt a 429, whichever process served it; a
-client at another address still logs in.
+client at another address still logs in. A logout on one process ends the session
+on the other (sessions are rows too).
 """
 
 from __future__ import annotations
@@ -95,12 +96,19 @@ def test_two_web_processes_share_the_login_limit_exactly(
         assert codes == {401: LIMITS.per_user, 429: ATTEMPTS - LIMITS.per_user}
 
         # Another client's correct password is not blocked, on either process...
-        for web in webs:
-            assert (
-                login_status(client_from(web.url, "127.0.0.3"), ADMIN_USER, ADMIN_PASSWORD) == 200
-            )
+        others = [client_from(web.url, "127.0.0.3") for web in webs]
+        for other in others:
+            assert login_status(other, ADMIN_USER, ADMIN_PASSWORD) == 200
         # ...while the attacker's address stays refused, even with the right one.
         assert login_status(attacker[1], ADMIN_USER, ADMIN_PASSWORD) == 429
+
+        # Logging out on one process ends the session on the other: a copy of the
+        # cookie that works on web-2 is refused there once web-1 logged it out.
+        copy = BrowserClient(webs[1].url)
+        copy.http.cookies.update(others[0].http.cookies)
+        assert copy.api("GET", "/api/jobs").status_code == 200
+        others[0].ok("POST", "/api/logout")
+        assert copy.api("GET", "/api/jobs").status_code == 401
 
         # One client trying a new name each time: exactly the per-address limit checked.
         sprayer = [client_from(web.url, "127.0.0.4") for web in webs]
