@@ -80,6 +80,7 @@ def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_say
         assert [run["status"] for run in finished] == ["success"] * len(expected), finished
 
         waiting = browser.ok("GET", f"/api/runs/{stranded['id']}")["run"]
+        log = browser.ok("GET", f"/api/runs/{stranded['id']}/log")["lines"]
         with Session(engine) as session:
             labels_of = {
                 beat.worker_id: beat.labels for beat in session.scalars(select(WorkerHeartbeat))
@@ -112,5 +113,6 @@ def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_say
     assert waiting["worker_label"] == "gamma"
     assert "'gamma'" in (waiting["waiting_for"] or ""), waiting
     assert waiting["queue_position"] == 1
+    assert [line["message"] for line in log] == [waiting["waiting_for"]]
     for process in (web, *workers.values()):
         assert "Traceback" not in process.log(), process.log()

@@ -46,6 +46,8 @@ def test_a_run_waits_for_its_jobs_label_and_says_so_until_a_worker_carries_it(
     run = ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"]
     assert run["worker_label"] == "nas" and run["queue_position"] == 1
     assert "labelled 'nas'" in run["waiting_for"]
+    (logged,) = ok(api, "GET", f"/api/runs/{run['id']}/log")["lines"]
+    assert logged["level"] == "warning" and logged["message"] == run["waiting_for"]
     assert ok(api, "GET", "/api/ui/workers") == {"workers": [], "labels": []}
 
     with runtime.sessions.begin() as session:

@@ -27,13 +27,14 @@ from mackuper.models import (
     Job,
     Run,
     RunKind,
+    RunLog,
     RunStatus,
     RunTrigger,
     Setting,
 )
 from mackuper.restore.request import RestoreRequest
 from mackuper.restore.schedule import ANCHOR_KEY, GRACE, read_schedule
-from mackuper.runs.queue import required_label
+from mackuper.runs.queue import live_labels, required_label, waiting_for
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,19 @@ def run_now(session: Session, job: Job) -> Run:
         worker_label=required_label(RunKind.BACKUP, job, {}),
     )
     session.add(run)
+    _log_if_stranded(session, run)
     session.commit()
     return run
+
+
+def _log_if_stranded(session: Session, run: Run) -> None:
+    """Log on a new run which label it waits for when no live worker carries it (flushes)."""
+    if run.worker_label is None:
+        return
+    session.flush()
+    reason = waiting_for(run, live_labels(session, datetime.now(UTC)))
+    if reason is not None:
+        session.add(RunLog(run_id=run.id, level="warning", message=reason))
 
 
 def relabel_queued(session: Session, job: Job) -> None:
@@ -143,6 +155,7 @@ def enqueue_tick(session: Session, job: Job, tick: datetime, now: datetime) -> N
     )
     session.add(run)
     try:
+        _log_if_stranded(session, run)
         session.commit()
     except IntegrityError:
         session.rollback()  # another worker made this tick's run
@@ -163,6 +176,7 @@ def queue_restore(
     if request.secrets:
         details["secrets_encrypted"] = runtime.secrets.encrypt(request.secrets)
     run = _artifact_run(session, artifact, RunKind.RESTORE, details, trigger)
+    _log_if_stranded(session, run)
     session.commit()
     return run
 
