@@ -8,23 +8,24 @@ use the same server behaviour:
   A client that trickles its headers costs a socket and a few kilobytes, never a
   thread. With gunicorn's gthread workers it held a thread until it finished its
   headers, so a handful of such clients took the web UI offline without logging in.
-  Measured (`bench/web_servers.py`, docs/benchmarks.md, 2 processes, 64 clients each
-  sending one header byte every 2 to 5 s, /login fetched every 0.5 s for 20 s):
+  Measured twice on the shared 2-core machine (`bench/web_servers.py`, section "Web
+  server: slow clients" of docs/benchmarks.md; 2 processes, 64 clients each sending
+  one header byte every 2 to 5 s while /login is fetched every 0.5 s for 20 s):
 
-  | server                      | /login probes | max     | /login req/s | download |
-  |-----------------------------|---------------|---------|--------------|----------|
-  | gthread, 4 threads (before) | 7 of 7 failed | timeout |          537 | 1448 MiB/s |
-  | gthread, 64 threads         | all answered  | 0.13 s  |          598 |  924 MiB/s |
-  | AsyncWorker, httptools      | all answered  | 0.07 s  |          598 | 1033 MiB/s |
-  | AsyncWorker, h11            | all answered  | 0.05 s  |          449 | 1058 MiB/s |
-  | waitress, 8 threads         | all answered  | 0.08 s  |          356 |  684 MiB/s |
+  | server                      | /login probes        | /login req/s | download MiB/s |
+  |-----------------------------|----------------------|--------------|----------------|
+  | gthread, 4 threads (before) | all failed, twice    | 537 / 646    | 1448 / 1279    |
+  | gthread, 64 threads         | 0.13 s; 6 of 15 fail | 598 / 418    |  924 / 605     |
+  | AsyncWorker, h11 (this)     | all within 0.05 s    | 449 / 610    | 1058 / 884     |
+  | AsyncWorker, httptools      | all within 0.09 s    | 598 / 351    | 1033 / 667     |
+  | waitress, 8 threads         | all within 0.20 s    | 356 / 319    |  684 / 182     |
 
-  With 256 such clients, 64 threads and waitress (100 connections at most by
-  default) fail every probe too, and AsyncWorker still answers in 0.03 s at most.
-  More threads only move the cliff (and let more requests than the database pool
-  holds run at once); waitress is one process with no graceful stop. The parser is
-  h11, not the faster httptools: h11 bounds an unfinished request head, httptools
-  does not (see CONFIG_KWARGS), and pages are not where Mackuper's time goes.
+  With 256 such clients gthread with 64 threads and waitress (100 connections at
+  most by default) failed every probe; AsyncWorker answered all within 0.07 s.
+  More threads only move the cliff (connections spread unevenly over processes,
+  and each thread is one more request against the database pool); waitress is one
+  process with no graceful stop. The parser is h11, not httptools: h11 bounds an
+  unfinished request head, httptools does not (see CONFIG_KWARGS).
 - The response body of a request whose client has hung up stops being produced
   (`WatchDisconnect`): uvicorn discards what is sent to a gone client, and a
   download would otherwise read its whole backup.
@@ -180,6 +181,12 @@ class AsyncWorker(UvicornWorker):  # type: ignore[misc]
 
     def _stopped(self, _signum: int, _frame: FrameType | None) -> None:
         self.alive = False
+
+    def _install_sigquit_handler(self) -> None:
+        # Gunicorn's quick stop (SIGINT or SIGQUIT to its master) sends SIGQUIT: exit
+        # now, as gthread workers did. uvicorn-worker's own handler only marked the
+        # worker, which was then killed at graceful_timeout ("was sent SIGKILL!").
+        asyncio.get_running_loop().add_signal_handler(signal.SIGQUIT, flush_and_exit, 0)
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
