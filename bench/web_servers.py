@@ -11,7 +11,8 @@ directory once per server, on loopback, WEB_CONCURRENCY=2, and measures:
   (tests/slow_clients.py) held for --seconds s while /login is fetched every 0.5 s;
   median and max latency, and how many probes failed (3 s timeout);
 - fast page: /login (logged out, rendered template) from 8 keep-alive clients for 5 s;
-- download: the backup through GET /api/backups/<id>/download, 1 MiB reads, best of 2.
+- download: the backup through GET /api/backups/<id>/download, 1 MiB reads, best of 2;
+- peak RSS: the largest web process's peak resident memory over the whole run.
 
 Servers: `gthread` (gunicorn as before: 4 threads a process), `gthread-64` (64 threads
 a process), `uvicorn` (gunicorn with Mackuper's AsyncWorker, h11 parser),
@@ -34,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tests.harness import BrowserClient, MackuperProcess
+from tests.harness import BrowserClient, MackuperProcess, peak_rss
 from tests.servers.ports import free_port
+from tests.servers.process import descendant_pids
 from tests.slow_clients import probe_while_held
 
 SERVERS = ["gthread", "gthread-64", "uvicorn", "uvicorn-httptools", "waitress"]
@@ -180,6 +182,7 @@ def measure(
         time.sleep(1)
         rate = fast_page_rate(url + "/login")
         download = download_rate(url, artifact_id)
+        memory = max(peak_rss(pid) for pid in [child.pid, *descendant_pids(child.pid)])
     finally:
         child.terminate()
         child.wait(timeout=30)
@@ -194,6 +197,7 @@ def measure(
         "dropped": clients.dropped,
         "page_rate": rate,
         "download": download,
+        "peak_rss": memory / MIB,
     }
 
 
@@ -214,15 +218,15 @@ def main() -> None:
         artifact_id = prepare(work / "data", args.mib)
         print(
             "| server | /login probes failed | median | max | slow conns dropped "
-            "| /login req/s | download MiB/s |"
+            "| /login req/s | download MiB/s | peak RSS MiB |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for server in args.servers.split(","):
             row = measure(server, work / "data", artifact_id, args.slow, args.seconds)
             print(
                 f"| {row['server']} | {row['failed']} of {row['probes']} "
                 f"| {row['median']:.3f} s | {row['max']:.3f} s | {row['dropped']} "
-                f"| {row['page_rate']:.0f} | {row['download']:.0f} |",
+                f"| {row['page_rate']:.0f} | {row['download']:.0f} | {row['peak_rss']:.0f} |",
                 flush=True,
             )
         print(f"load average: {os.getloadavg()}")
