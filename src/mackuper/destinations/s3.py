@@ -33,6 +33,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
@@ -59,7 +60,7 @@ from mackuper.destinations.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2OutputTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ MAX_PARTS = 10_000
 PARTS_PER_SIZE_STEP = 1_000
 ABORT_RETRY_SECONDS = 10.0
 """How long a failed run's writer keeps trying to abort its upload; recovery does the rest."""
+QUICK_RETRY_SECONDS = 3.0
+"""Every request rides out a blip this long (tries at 0, 1 and 3 s), even where a person
+waits: what botocore's own retries gave before `call` took them over."""
 
 __all__ = ["retry_delay"]  # the part retry schedule, from core/outage.py
 
@@ -377,13 +381,14 @@ class S3Destination:
         budget: float | None = None,
     ) -> T:
         """`request()`, tried again through transient failures for up to `budget` seconds
-        (default `retry_seconds`) after the first one.
+        (default `retry_seconds`, at least QUICK_RETRY_SECONDS) after the first one.
 
         Raises what the request raised when retrying cannot help (credentials, a missing
         bucket, a refused condition), and DestinationUnreachable naming this destination
         once the outage outlasts the budget or `stop` is set.
         """
-        outage = Outage(self.retry_seconds if budget is None else budget, stop)
+        wanted = self.retry_seconds if budget is None else budget
+        outage = Outage(max(wanted, QUICK_RETRY_SECONDS), stop)
         while True:
             try:
                 return request()
@@ -483,7 +488,7 @@ class S3Destination:
 
     def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            body = self.call(lambda: self.client.get_object(Bucket=self.bucket, Key=key)["Body"])
             yield from body.iter_chunks(chunk_size)
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
@@ -494,10 +499,11 @@ class S3Destination:
         if length == 0:
             return b""
         try:
-            response = self.client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+            return self.call(
+                lambda: self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+                )["Body"].read()
             )
-            return response["Body"].read()
         except ClientError as error:
             if _error_code(error) == "InvalidRange":  # the range starts past the end
                 return b""
@@ -518,20 +524,31 @@ class S3Destination:
 
     def delete(self, key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield StoredObject(
-                        key=item["Key"], size=item["Size"], modified=item.get("LastModified")
-                    )
-        except (BotoCoreError, ClientError) as error:
-            raise self._fail(error) from None
+        token = ""
+        while True:
+            try:
+                page = self.call(partial(self._list_page, prefix, token))
+            except (BotoCoreError, ClientError) as error:
+                raise self._fail(error) from None
+            for item in page.get("Contents", []):
+                yield StoredObject(
+                    key=item["Key"], size=item["Size"], modified=item.get("LastModified")
+                )
+            token = page.get("NextContinuationToken", "")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def _list_page(self, prefix: str, token: str) -> ListObjectsV2OutputTypeDef:
+        if token:
+            return self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=prefix, ContinuationToken=token
+            )
+        return self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
 
     def abort_upload(self, key: str, upload_id: str, retry_seconds: float = 0.0) -> None:
         """Abort the upload, retrying an outage for `retry_seconds`; raises
