@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, jsonify
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from werkzeug.wrappers import Response
 
+from mackuper.models import RunLog
+from mackuper.runtime import Runtime
 from mackuper.web.openapi import build_document
 from tests.conftest import ApiClient
 
@@ -98,3 +102,66 @@ def test_the_document_needs_a_login(client: Any) -> None:
     api.call("POST", "/api/logout")
 
     assert client.get("/api/openapi.json").status_code == 401
+
+
+def test_real_answers_fit_their_documented_schemas(
+    api: ApiClient, app: Flask, runtime: Runtime, tmp_path: Path
+) -> None:
+    destination = api.call(
+        "POST", "/api/destinations", {"name": "disk", "kind": "local", "path": str(tmp_path)}
+    )
+    assert destination.status_code == 201, destination.get_data(as_text=True)
+    destination_id = destination.get_json()["destination"]["id"]
+    job = api.call(
+        "POST",
+        "/api/jobs",
+        {
+            "name": "docs",
+            "source": {"paths": [str(tmp_path)]},
+            "schedule": "0 2 * * *",
+            "destination_ids": [destination_id],
+            "encryption": {"mode": "passphrase", "passphrase": "long enough passphrase"},
+            "notifications": {"ping_fail": "https://hc.example/ping/1"},
+            "hooks": {"pre": {"command": "true"}},
+        },
+    )
+    assert job.status_code == 201, job.get_data(as_text=True)
+    job_id = job.get_json()["job"]["id"]
+    run = api.call("POST", f"/api/jobs/{job_id}/run")
+    run_id = run.get_json()["run"]["id"]
+    with runtime.sessions.begin() as session:
+        session.add(RunLog(run_id=run_id, level="info", message="queued"))
+    document = build_document(app)
+
+    for method, path in [
+        ("GET", "/api/jobs"),
+        ("GET", f"/api/jobs/{job_id}"),
+        ("GET", f"/api/jobs/{job_id}/alerts"),
+        ("GET", f"/api/jobs/{job_id}/retention/preview"),
+        ("GET", "/api/destinations"),
+        ("GET", "/api/runs"),
+        ("GET", f"/api/runs/{run_id}"),
+        ("GET", f"/api/runs/{run_id}/log"),
+        ("GET", "/api/dashboard"),
+        ("GET", "/api/ui/jobs"),
+        ("GET", "/api/ui/chart"),
+        ("GET", f"/api/ui/runs/{run_id}/estimate"),
+        ("GET", "/api/settings/installation"),
+        ("GET", "/api/tokens"),
+        ("GET", "/api/about"),
+        ("GET", "/api/verify/schedule"),
+        ("POST", "/api/encryption/identity"),
+        ("POST", f"/api/runs/{run_id}/cancel"),
+    ]:
+        response = api.call(method, path)
+        assert response.status_code < 300, (path, response.get_data(as_text=True))
+        template = re.sub(r"/\d+", "/{id}", path)
+        item = next(
+            methods[method.lower()]
+            for documented, methods in document["paths"].items()
+            if re.sub(r"\{[^}]+\}", "{id}", documented) == template
+        )
+        schema = item["responses"][str(response.status_code)]["content"]["application/json"]
+        validator = Draft202012Validator({**document, **schema["schema"]})
+        errors = [error.message for error in validator.iter_errors(response.get_json())]
+        assert not errors, (path, errors)

@@ -238,3 +238,172 @@ class Backup(Answer):
 
 class BackupsAnswer(Answer):
     backups: list[Backup]
+
+
+class RunRef(Answer):
+    run_id: int
+    status: str
+    finished_at: str | None
+
+
+class SchedulerState(Answer):
+    running: bool
+    last_heartbeat: str | None
+
+
+class Dashboard(Answer):
+    total_jobs: int
+    active_jobs: int
+    last_backup: RunRef | None
+    scheduler: SchedulerState
+    success_rate: float | None
+    """Percent of the last `success_rate_days` days' finished backups that succeeded."""
+    success_rate_days: int
+    total_backups: int
+    stored_archives: int
+    total_size: int
+    timezone: str
+    recent: list[Run]
+    running: list[Run]
+
+
+class About(Answer):
+    version: str
+    python: str
+    database: str
+    data_dir: str
+    free_disk: int
+
+
+class HeaderStatus(Answer):
+    scheduler_running: bool
+    running: int
+
+
+class JobOverview(Answer):
+    schedule_text: str
+    next_run: str | None
+    last_status: str | None
+    last_run_id: int | None
+    last_at: str | None
+
+
+class JobsOverview(Answer):
+    jobs: dict[str, JobOverview]
+    """Keyed by job id."""
+
+
+class ChartDay(Answer):
+    date: str
+    bytes: int
+    seconds: int
+
+
+class Chart(Answer):
+    days: list[ChartDay]
+
+
+class Estimate(Answer):
+    expected_bytes: int | None
+    expected_seconds: float | None
+
+
+class NewIdentity(Answer):
+    identity: str
+    """The private key: in this answer only, never stored unless a job is saved with it."""
+    recipient: str
+    notice: str
+
+
+class SetupStatus(Answer):
+    admin_created: bool
+    complete: bool
+    logged_in: bool
+
+
+class LoggedIn(Answer):
+    ok: bool
+    setup_complete: bool
+
+
+class DeletedJob(Answer):
+    ok: bool
+    backups_deleted: int
+
+
+class CleanedHistory(Answer):
+    removed: int
+    days: int
+
+
+class SSHProbeResult(Answer):
+    ok: bool
+    status: str
+    message: str
+    host_key: str | None
+    key_type: str | None
+    fingerprint: str | None
+    paths: list[dict[str, Any]]
+    transfer: str | None
+
+
+class VerifySchedule(Answer):
+    cron: str | None
+    deep: bool
+
+
+class VerifyScheduleAnswer(Answer):
+    schedule: VerifySchedule
+
+
+class ImportReport(Answer):
+    manifests: int
+    imported: int
+    already_known: int
+    refused: int
+    jobs_created: int
+    problems: list[str]
+
+
+class ImportAnswer(Answer):
+    report: ImportReport
+
+
+class TreeEntry(Answer):
+    name: str
+    path: str
+    type: str
+    size: int | None
+    mtime: Any
+
+
+class Tree(Answer):
+    entries: list[TreeEntry]
+    truncated: bool
+
+
+class DownloadLink(Answer):
+    url: str
+    expires_in: int
+    filename: str
+
+
+class BackupAnswer(Answer):
+    backup: Backup
+    manifest: dict[str, Any]
+
+
+class RetentionDecision(Answer):
+    run_id: int
+    finished_at: str
+    successful: bool
+    keep: bool
+    reasons: list[str]
+    artifacts: list[dict[str, Any]]
+
+
+class RetentionPreview(Answer):
+    policy: dict[str, int]
+    delete_count: int
+    keep_count: int
+    backups: list[RetentionDecision]

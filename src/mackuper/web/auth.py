@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from mackuper.models import Setting, User
 from mackuper.passwords import dummy_hash, hash_password, password_problem, verify_password
-from mackuper.schemas.answers import OkAnswer
+from mackuper.schemas.answers import LoggedIn, OkAnswer, SetupStatus
 from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail, field_errors
@@ -40,7 +40,7 @@ def setup_page() -> str | Response:
 
 
 @blueprint.get("/api/setup/status")
-@operation("Where the setup wizard stands", public=True)
+@operation("Where the setup wizard stands", responses={200: SetupStatus}, public=True)
 def setup_status() -> Response:
     return jsonify(
         admin_created=admin_exists(),
@@ -109,7 +109,12 @@ def _limiter() -> LoginLimiter:
 
 
 @blueprint.post("/api/login")
-@operation("Log in (sets the session cookie)", body=LoginBody, public=True)
+@operation(
+    "Log in (sets the session cookie)",
+    body=LoginBody,
+    responses={200: LoggedIn},
+    public=True,
+)
 def login(body: LoginBody) -> Response | tuple[Response, int]:
     """Counted against the login limits before the password is checked (README, Security)."""
     username = body.username

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.encryption import generate_identity
+from mackuper.schemas.answers import NewIdentity
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
@@ -19,7 +20,7 @@ blueprint = Blueprint("encryption", __name__, url_prefix="/api/encryption")
 
 @blueprint.post("/identity")
 @login_required
-@operation("Generate an age key pair (shown once, stored nowhere)")
+@operation("Generate an age key pair (shown once, stored nowhere)", responses={200: NewIdentity})
 def new_identity() -> Response:
     identity, recipient = generate_identity()
     response = jsonify(

@@ -19,7 +19,14 @@ from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.runs import enqueue
 from mackuper.runs.retention import delete_stored_backups
 from mackuper.runs.retention import preview as retention_preview
-from mackuper.schemas.answers import JobAnswer, JobsAnswer, RunAnswer, SchedulePreview
+from mackuper.schemas.answers import (
+    DeletedJob,
+    JobAnswer,
+    JobsAnswer,
+    RetentionPreview,
+    RunAnswer,
+    SchedulePreview,
+)
 from mackuper.schemas.base import sentence
 from mackuper.schemas.encryption import Encryption
 from mackuper.schemas.jobs import (
@@ -188,7 +195,12 @@ def set_enabled(job_id: int, body: EnabledBody) -> Response:
 
 @blueprint.delete("/jobs/<int:job_id>")
 @login_required
-@operation("Delete a job, and its stored backups if asked", body=DeleteJobBody, optional_body=True)
+@operation(
+    "Delete a job, and its stored backups if asked",
+    body=DeleteJobBody,
+    optional_body=True,
+    responses={200: DeletedJob},
+)
 def delete_job(job_id: int, body: DeleteJobBody) -> Response:
     job = _get(job_id)
     session = get_db()
@@ -243,7 +255,11 @@ def preview_schedule(query: SchedulePreviewQuery) -> Response:
 
 @blueprint.get("/jobs/<int:job_id>/retention/preview")
 @login_required
-@operation("What retention would delete and keep now", query=RetentionPreviewQuery)
+@operation(
+    "What retention would delete and keep now",
+    query=RetentionPreviewQuery,
+    responses={200: RetentionPreview},
+)
 def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
     """What retention would delete and keep now, and why.
 

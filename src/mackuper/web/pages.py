@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, render_template
 from werkzeug.wrappers import Response
 
 from mackuper import __version__
+from mackuper.schemas.answers import About
 from mackuper.web import health as health_check
 from mackuper.web.database import get_db, runtime
 from mackuper.web.operations import operation
@@ -49,7 +50,7 @@ def settings() -> str:
 
 @blueprint.get("/api/about")
 @login_required
-@operation("Version, database and free disk space")
+@operation("Version, database and free disk space", responses={200: About})
 def about() -> Response:
     settings = runtime().settings
     usage = shutil.disk_usage(settings.data_dir)

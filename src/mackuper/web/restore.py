@@ -33,7 +33,15 @@ from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition, presigned_url
 from mackuper.restore.stored import build_destination, stored_archive
 from mackuper.runs import enqueue
-from mackuper.schemas.answers import BackupsAnswer, RunAnswer
+from mackuper.schemas.answers import (
+    BackupAnswer,
+    BackupsAnswer,
+    DownloadLink,
+    ImportAnswer,
+    RunAnswer,
+    Tree,
+    VerifyScheduleAnswer,
+)
 from mackuper.schemas.api import (
     BackupsQuery,
     ExtractQuery,
@@ -134,7 +142,7 @@ def _manifest(artifact: Artifact) -> dict[str, Any]:
 
 @blueprint.get("/api/backups/<int:artifact_id>")
 @login_required
-@operation("A stored backup and its manifest's summary")
+@operation("A stored backup and its manifest's summary", responses={200: BackupAnswer})
 def get_backup(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     manifest = _manifest(artifact)
@@ -157,7 +165,11 @@ def get_backup(artifact_id: int) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/tree")
 @login_required
-@operation("A folder of a backup's file list, or a search in it", query=TreeQuery)
+@operation(
+    "A folder of a backup's file list, or a search in it",
+    query=TreeQuery,
+    responses={200: Tree},
+)
 def backup_tree(artifact_id: int, query: TreeQuery) -> Response:
     files = manifest_files(_manifest(_artifact(artifact_id)))
     text = query.q
@@ -196,7 +208,7 @@ def download_backup(artifact_id: int) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/download-url")
 @login_required
-@operation("A presigned S3 link to a backup (15 minutes)")
+@operation("A presigned S3 link to a backup (15 minutes)", responses={200: DownloadLink})
 def download_url(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     archive = _archive(artifact)
@@ -249,7 +261,11 @@ def start_verify(body: VerifyBody) -> tuple[Response, int]:
 
 @blueprint.post("/api/import")
 @login_required
-@operation("Add the backups found at a destination to the catalog", body=ImportBody)
+@operation(
+    "Add the backups found at a destination to the catalog",
+    body=ImportBody,
+    responses={200: ImportAnswer},
+)
 def import_from_destination(body: ImportBody) -> Response:
     row = get_db().get(DestinationRow, body.destination_id)
     if row is None:
@@ -264,14 +280,18 @@ def import_from_destination(body: ImportBody) -> Response:
 
 @blueprint.get("/api/verify/schedule")
 @login_required
-@operation("The schedule of automatic verifications")
+@operation("The schedule of automatic verifications", responses={200: VerifyScheduleAnswer})
 def get_verify_schedule() -> Response:
     return jsonify(schedule=read_schedule(get_db()))
 
 
 @blueprint.put("/api/verify/schedule")
 @login_required
-@operation("Change the schedule of automatic verifications", body=VerifyScheduleBody)
+@operation(
+    "Change the schedule of automatic verifications",
+    body=VerifyScheduleBody,
+    responses={200: VerifyScheduleAnswer},
+)
 def set_verify_schedule(body: VerifyScheduleBody) -> Response:
     cron = body.cron or None
     if cron:

@@ -22,7 +22,7 @@ from mackuper.models import (
     WorkerHeartbeat,
 )
 from mackuper.runs import retention
-from mackuper.schemas.answers import LogAnswer, RunAnswer, RunsAnswer
+from mackuper.schemas.answers import CleanedHistory, Dashboard, LogAnswer, RunAnswer, RunsAnswer
 from mackuper.schemas.api import CleanupBody, LogQuery, RunsQuery
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail
@@ -162,7 +162,7 @@ def _good_runs(session: Session, now: datetime) -> int:
 
 @blueprint.get("/dashboard")
 @login_required
-@operation("The dashboard's figures, recent and running runs")
+@operation("The dashboard's figures, recent and running runs", responses={200: Dashboard})
 def dashboard() -> Response:
     session = get_db()
     now = datetime.now(UTC)
@@ -238,7 +238,7 @@ def dashboard() -> Response:
 
 @blueprint.post("/runs/cleanup")
 @login_required
-@operation("Remove old runs from the history", body=CleanupBody)
+@operation("Remove old runs from the history", body=CleanupBody, responses={200: CleanedHistory})
 def clean_history(body: CleanupBody) -> Response:
     """Remove runs older than `days` (30 or more); runs of stored archives stay."""
     days = body.days

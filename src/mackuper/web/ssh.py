@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
 from mackuper.models import Job
+from mackuper.schemas.answers import SSHProbeResult
 from mackuper.schemas.api import SSHTestBody
 from mackuper.schemas.sources import SSHProbe, parse_host_key
 from mackuper.sources.ssh_connect import SSHTarget
@@ -37,7 +38,11 @@ def _stored_secrets(job_id: int | None) -> dict[str, Any]:
 
 @blueprint.post("/test")
 @login_required
-@operation("Test an SSH source: the server's host key, then login and paths", body=SSHTestBody)
+@operation(
+    "Test an SSH source: the server's host key, then login and paths",
+    body=SSHTestBody,
+    responses={200: SSHProbeResult},
+)
 def test_connection(body: SSHTestBody) -> Response:
     """Key type and fingerprint of the server, and (if trusted) login and path checks.
 

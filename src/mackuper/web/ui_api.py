@@ -15,7 +15,7 @@ from mackuper.core import schedule
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
 from mackuper.runs.queue import WORKER_FRESH
-from mackuper.schemas.answers import WorkersAnswer
+from mackuper.schemas.answers import Chart, Estimate, HeaderStatus, JobsOverview, WorkersAnswer
 from mackuper.web.database import get_db
 from mackuper.web.operations import operation
 from mackuper.web.runs import HEARTBEAT_FRESH
@@ -29,7 +29,10 @@ GOOD = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
 
 @blueprint.get("/status")
 @login_required
-@operation("For the header on every page: is a worker alive, how many runs are going")
+@operation(
+    "For the header on every page: is a worker alive, how many runs are going",
+    responses={200: HeaderStatus},
+)
 def status() -> Response:
     """For the header on every page: is a worker alive, and how many runs are going."""
     session = get_db()
@@ -43,7 +46,10 @@ def status() -> Response:
 
 @blueprint.get("/jobs")
 @login_required
-@operation("Per job: the schedule in words, the next and the last run")
+@operation(
+    "Per job: the schedule in words, the next and the last run",
+    responses={200: JobsOverview},
+)
 def jobs_overview() -> Response:
     """Per job: the schedule in words with its time zone, the next run, the last run."""
     session = get_db()
@@ -103,7 +109,7 @@ def _aware(moment: datetime) -> datetime:
 
 @blueprint.get("/chart")
 @login_required
-@operation("Bytes written and time spent per day over the last 30 days")
+@operation("Bytes written and time spent per day over the last 30 days", responses={200: Chart})
 def chart() -> Response:
     """Size written and time spent per day by successful runs over the last 30 days."""
     today = datetime.now(UTC).date()
@@ -133,7 +139,7 @@ def chart() -> Response:
 
 @blueprint.get("/runs/<int:run_id>/estimate")
 @login_required
-@operation("What the job's last good run read, for a running run's ETA")
+@operation("What the job's last good run read, for a running run's ETA", responses={200: Estimate})
 def estimate(run_id: int) -> Response:
     """What the job's last good run read, so a running run can show a percentage and ETA."""
     session = get_db()
