@@ -163,7 +163,14 @@ def test_a_number_in_a_query_is_ascii_digits_within_64_bits(
 
 
 @pytest.mark.parametrize(
-    "path", [f"/api/jobs/{TOO_BIG}", f"/api/runs/{TOO_BIG}", f"/api/destinations/{10**30}"]
+    "path",
+    [
+        f"/api/jobs/{TOO_BIG}",
+        f"/api/runs/{TOO_BIG}",
+        f"/api/destinations/{10**30}",
+        "/api/jobs/%C2%B2",
+        "/api/runs/%C2%B2/log",
+    ],
 )
 def test_an_id_in_the_path_beyond_64_bits_is_not_found(api: ApiClient, path: str) -> None:
     response = api.call("GET", path)
