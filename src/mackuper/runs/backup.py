@@ -52,7 +52,10 @@ class BackupTask:
             archive_format=job.archive_format,
             compression_level=job.compression_level,
             source=sources.build(
-                job.source_kind, job.source_config, secrets.decrypt(job.source_secrets_encrypted)
+                job.source_kind,
+                job.source_config,
+                secrets.decrypt(job.source_secrets_encrypted),
+                context.runtime.settings.retry_seconds,
             ),
             destinations=built,
             started_at=run.started_at or datetime.now(UTC),

@@ -10,9 +10,13 @@ from mackuper.sources.local import LocalSource
 from mackuper.sources.ssh import SSHSource
 
 
-def build(kind: str, config: dict[str, Any], secrets: dict[str, Any]) -> Source:
+def build(
+    kind: str, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+) -> Source:
+    """A source for stored settings; `retry_seconds`: how long a lost connection is made
+    again before the run fails (a backup passes MACKUPER_RETRY_SECONDS)."""
     if kind == "local":
         return LocalSource(config.get("paths", []), config.get("excludes", []))
     if kind == "ssh":
-        return SSHSource.from_config(config, secrets)
+        return SSHSource.from_config(config, secrets, retry_seconds)
     raise SourceError(f"unknown source kind {kind!r}")

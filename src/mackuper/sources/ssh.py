@@ -38,9 +38,11 @@ class SSHSource:
         self.stream: TarStream | SFTPWalk | None = None
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SSHSource:
+    def from_config(
+        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    ) -> SSHSource:
         return cls(
-            SSHTarget.from_config(config, secrets),
+            SSHTarget.from_config(config, secrets, retry_seconds),
             config.get("paths", []),
             config.get("excludes", []),
             str(config.get("transfer") or "auto"),

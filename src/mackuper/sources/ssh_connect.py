@@ -9,15 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
 
-from mackuper.config import ConfigError
-from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.sources.base import SourceError
 
 CONNECT_TIMEOUT = 15.0
@@ -90,14 +87,6 @@ class HostKey:
         return fingerprint(self.blob)
 
 
-def configured_retry_seconds() -> float:
-    """MACKUPER_RETRY_SECONDS; raises SSHError when it is not usable."""
-    try:
-        return retry_seconds_setting(os.environ)
-    except ConfigError as error:
-        raise SSHError(str(error)) from None
-
-
 @dataclass
 class SSHTarget:
     """Where and how to log in; secrets live only in memory."""
@@ -113,11 +102,13 @@ class SSHTarget:
     connect_timeout: float = CONNECT_TIMEOUT
     io_timeout: float = IO_TIMEOUT
     keepalive: int = KEEPALIVE_SECONDS
-    retry_seconds: float = field(default_factory=configured_retry_seconds)
-    """How long a lost connection is re-established before the run fails."""
+    retry_seconds: float = 0.0
+    """How long a connection lost mid-run is made again before the run fails."""
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> SSHTarget:
+    def from_config(
+        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    ) -> SSHTarget:
         pinned = str(config.get("host_key") or "")
         return cls(
             host=str(config.get("host", "")),
@@ -128,6 +119,7 @@ class SSHTarget:
             password=str(secrets.get("password") or ""),
             private_key=str(secrets.get("private_key") or ""),
             passphrase=str(secrets.get("passphrase") or ""),
+            retry_seconds=retry_seconds,
         )
 
     @property
