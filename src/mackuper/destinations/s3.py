@@ -381,14 +381,14 @@ class S3Destination:
         budget: float | None = None,
     ) -> T:
         """`request()`, tried again through transient failures for up to `budget` seconds
-        (default `retry_seconds`, at least QUICK_RETRY_SECONDS) after the first one.
+        after the first one (default: `retry_seconds`, at least QUICK_RETRY_SECONDS).
 
         Raises what the request raised when retrying cannot help (credentials, a missing
         bucket, a refused condition), and DestinationUnreachable naming this destination
         once the outage outlasts the budget or `stop` is set.
         """
-        wanted = self.retry_seconds if budget is None else budget
-        outage = Outage(max(wanted, QUICK_RETRY_SECONDS), stop)
+        wanted = max(self.retry_seconds, QUICK_RETRY_SECONDS) if budget is None else budget
+        outage = Outage(wanted, stop)
         while True:
             try:
                 return request()
@@ -551,7 +551,8 @@ class S3Destination:
         return self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)
 
     def abort_upload(self, key: str, upload_id: str, retry_seconds: float = 0.0) -> None:
-        """Abort the upload, retrying an outage for `retry_seconds`; raises
+        """Abort the upload, retrying an outage for `retry_seconds` (recovery: one try,
+        so an unreachable store does not hold up the worker's loop); raises
         DestinationUnreachable when the store could not be reached."""
         try:
             self.call(
