@@ -117,7 +117,7 @@ def execute_run(
     runtime: Runtime, run_id: int, stopping: threading.Event, clock: Clock = system_clock
 ) -> Outcome:
     """Run a claimed run of any kind to its end and record the outcome; never raises."""
-    recorder = RunRecorder(runtime.sessions, run_id, stopping)
+    recorder = RunRecorder(runtime.sessions, run_id, stopping, runtime.settings.retry_seconds)
     context = RunContext(runtime, run_id, recorder, stopping, clock)
     finished: Finished | None = None
     edges: RunEdges | None = None
@@ -163,21 +163,26 @@ def _record(
     suffix = f": {outcome.error}" if outcome.error else ""
     recorder.log(level, f"finished: {outcome.status.value}{suffix}")
     values: dict[str, Any] = dict(finished.values) if finished is not None else {}
-    with runtime.sessions.begin() as session:
-        if finished is not None and finished.results is not None:
-            details = dict(session.get_one(Run, run_id).details)
-            values["details"] = {**details, "results": finished.results}
-        session.execute(
-            update(Run)
-            .where(Run.id == run_id)
-            .values(
-                status=outcome.status.value,
-                error=outcome.error,
-                finished_at=datetime.now(UTC),
-                current_file=None,
-                **values,
+
+    def write() -> None:
+        with runtime.sessions.begin() as session:
+            if finished is not None and finished.results is not None:
+                details = dict(session.get_one(Run, run_id).details)
+                values["details"] = {**details, "results": finished.results}
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=outcome.status.value,
+                    error=outcome.error,
+                    finished_at=datetime.now(UTC),
+                    current_file=None,
+                    **values,
+                )
             )
-        )
+
+    # Through a database restart too: a run left 'running' by a live worker stays so.
+    recorder.retrying(write)
 
 
 def announce_interrupted(runtime: Runtime, run_id: int) -> None:

@@ -1,16 +1,15 @@
 """Records a run as it goes: log lines, throttled progress, artifacts, cancel checks.
 
 The database may go away for a moment in the middle of a run (PostgreSQL restarted,
-a fail-over): every write and read here is tried again on a new connection
-(pool_pre_ping drops the dead ones) with the outage backoff, for up to
-MACKUPER_RETRY_SECONDS, so the backup waits instead of failing, and its final
-status is still recorded.
+a fail-over): every write and read here, and the lifecycle's final record through
+`retrying`, is tried again on a new connection (pool_pre_ping drops the dead ones)
+with the outage backoff, for up to MACKUPER_RETRY_SECONDS, so the backup waits
+instead of failing, and its final status is still recorded.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +20,6 @@ from sqlalchemy import Update, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mackuper.config import retry_seconds as retry_seconds_setting
 from mackuper.core.naming import ENCRYPTED_SUFFIX
 from mackuper.core.outage import Outage
 from mackuper.models import Artifact, ArtifactState, Run, RunLog
@@ -46,19 +44,18 @@ class RunRecorder:
         sessions: sessionmaker[Session],
         run_id: int,
         stopping: threading.Event,
+        retry_seconds: float = 0.0,
         interval: float = 1.0,
-        retry_seconds: float | None = None,
     ) -> None:
         self.sessions = sessions
         self.run_id = run_id
         self.stopping = stopping
         self.interval = interval
         self._last_report = 0.0
-        self.retry_seconds = (
-            retry_seconds_setting(os.environ) if retry_seconds is None else retry_seconds
-        )
+        self.retry_seconds = retry_seconds
+        """MACKUPER_RETRY_SECONDS for a run (execute_run); 0 elsewhere."""
 
-    def _retrying(self, work: Callable[[], T]) -> T:
+    def retrying(self, work: Callable[[], T]) -> T:
         """`work()`, tried again while the database cannot be reached, for up to
         `retry_seconds` (or until the worker stops); then its error is raised."""
         outage = Outage(self.retry_seconds, self.stopping)
@@ -78,7 +75,7 @@ class RunRecorder:
                     RunLog(run_id=self.run_id, level=level, message=message[:LOG_MESSAGE_LIMIT])
                 )
 
-        self._retrying(write)
+        self.retrying(write)
 
     def check_stop(self) -> None:
         if self.stopping.is_set():
@@ -88,7 +85,7 @@ class RunRecorder:
             with self.sessions() as session:
                 return session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
 
-        if self._retrying(read):
+        if self.retrying(read):
             raise Cancelled("cancelled by a user")
 
     def progress(
@@ -117,7 +114,7 @@ class RunRecorder:
             with self.sessions.begin() as session:
                 session.execute(statement)
 
-        self._retrying(write)
+        self.retrying(write)
 
     def artifact_opened(self, destination_id: int, key: str) -> int:
         """The new artifact's id; raises ArchiveNameTaken when another run holds `key`.
@@ -142,7 +139,7 @@ class RunRecorder:
                 return artifact.id
 
         try:
-            return self._retrying(insert)
+            return self.retrying(insert)
         except IntegrityError as error:
             if not _is_live_key_conflict(error):
                 raise
