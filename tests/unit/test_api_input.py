@@ -120,6 +120,18 @@ def test_a_lone_surrogate_as_raw_bytes_is_refused(
     assert _count(runtime, Job) == 0
 
 
+@pytest.mark.parametrize("number", [b"9" * 5000, b"1e999", b"-" + b"9" * 30])
+def test_a_number_python_cannot_or_should_not_read_is_refused_by_name(
+    api: ApiClient, runtime: Runtime, destination_id: int, tmp_path: Path, number: bytes
+) -> None:
+    body = json.dumps(_job(destination_id, tmp_path, compression_level="@")).encode()
+
+    response = _send_raw(api, "POST", "/api/jobs", body.replace(b'"@"', number))
+
+    _assert_refused_by_name(response, "compression_level")
+    assert _count(runtime, Job) == 0
+
+
 @pytest.mark.parametrize("depth", [40, 100_000])
 def test_deeply_nested_json_is_refused(
     api: ApiClient, runtime: Runtime, destination_id: int, tmp_path: Path, depth: int

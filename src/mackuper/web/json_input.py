@@ -32,11 +32,18 @@ class InputError(ValueError):
         self.field = field
 
 
-def _float(text: str) -> float:
+class _OutOfRange:
+    """A number in the body too large to keep; `check_value` reports it with its path."""
+
+
+def _int(text: str) -> int | _OutOfRange:
+    # Python refuses to read integers of more than 4300 digits (a ValueError); never try.
+    return int(text) if len(text) <= 20 else _OutOfRange()
+
+
+def _float(text: str) -> float | _OutOfRange:
     value = float(text)
-    if math.isinf(value):
-        raise InputError(f"The number {text[:20]} is too large.")
-    return value
+    return _OutOfRange() if math.isinf(value) else value
 
 
 def _constant(name: str) -> float:
@@ -78,7 +85,9 @@ def check_value(value: Any) -> None:
         elif isinstance(item, str):
             if problem := _text_problem(item):
                 raise InputError(f"{where}: {problem}.", path)
-        elif isinstance(item, int) and not MIN_INT <= item <= MAX_INT:
+        elif isinstance(item, _OutOfRange) or (
+            isinstance(item, int) and not MIN_INT <= item <= MAX_INT
+        ):
             raise InputError(f"{where}: the number is beyond 64 bits.", path)
 
 
@@ -90,13 +99,15 @@ def loads(data: str | bytes | bytearray) -> Any:
         except UnicodeDecodeError as error:
             raise InputError(f"The body is not valid UTF-8 (byte {error.start}).") from error
     try:
-        value = json.loads(data, parse_float=_float, parse_constant=_constant)
+        value = json.loads(data, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except RecursionError as error:
         raise InputError(f"The JSON is nested more than {MAX_DEPTH} levels deep.") from error
     except json.JSONDecodeError as error:
         raise InputError(
             f"The body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})."
         ) from error
+    except ValueError as error:
+        raise InputError("The body is not valid JSON.") from error
     check_value(value)
     return value
 
