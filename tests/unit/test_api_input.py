@@ -160,6 +160,8 @@ def test_deeply_nested_json_is_refused(
         (f"/api/backups?destination_id={TOO_BIG}", "destination_id"),
         ("/api/backups?job_id=%C2%B2", "job_id"),
         (f"/api/runs/1/log?after={TOO_BIG}", "after"),
+        ("/api/runs?since=0001-01-01T00:00:00%2B14:00", "since"),
+        ("/api/runs?until=9999-12-31T23:59:59-14:00", "until"),
     ],
 )
 def test_a_number_in_a_query_is_ascii_digits_within_64_bits(

@@ -184,7 +184,13 @@ def _moment(value: object) -> object:
             raise PydanticCustomError(
                 "datetime_parsing", "Input should be an ISO date or time"
             ) from error
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            # In UTC here, as the database compares: year 1 at +14:00 has no UTC time.
+            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        except OverflowError as error:
+            raise PydanticCustomError(
+                "datetime_range", "Input should be a time that exists in UTC"
+            ) from error
     return value
 
 
