@@ -35,8 +35,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from mackuper.runtime import Runtime
 from mackuper.web.openapi import build_document
 from tests.conftest import ApiClient
+from tests.integration.restore_support import backed_up, local_destination, ok
 from tests.servers.s3 import S3Server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -66,6 +68,27 @@ def token(api: ApiClient) -> tuple[int, str]:
     return created["id"], created["token"]
 
 
+@pytest.fixture
+def seeded(api: ApiClient, runtime: Runtime, tmp_path: Path) -> dict[str, int]:
+    """Ids of real rows (a stored backup, its run, job and destination, a channel), so
+    that pinned path parameters reach past "No such ..." into the views' real work."""
+    source = tmp_path / "source"
+    (source / "docs").mkdir(parents=True)
+    (source / "docs" / "a.txt").write_text("fuzz me\n")
+    destination = local_destination(api, tmp_path / "store")
+    backup = backed_up(api, runtime, source, destination["id"])
+    channel = ok(
+        api, "POST", "/api/notifications/channels", {"name": "c", "url": "json://127.0.0.1:9/x"}
+    )["channel"]
+    return {
+        "artifact_id": backup["id"],
+        "run_id": backup["run_id"],
+        "job_id": backup["job_id"],
+        "destination_id": destination["id"],
+        "channel_id": channel["id"],
+    }
+
+
 def _on_loopback(
     case: Case, tmp_path: Path, moto: S3Server, closed_port: int, token_id: int
 ) -> Case:
@@ -93,6 +116,7 @@ def test_every_operation_answers_as_documented_and_never_5xx(
     moto_s3: S3Server,
     closed_port: int,
     tmp_path: Path,
+    seeded: dict[str, int],
 ) -> None:
     token_id, secret = token
     headers = {"Authorization": f"Bearer {secret}"}
@@ -118,8 +142,9 @@ def test_every_operation_answers_as_documented_and_never_5xx(
         return _on_loopback(case, tmp_path, moto_s3, closed_port, token_id)
 
     for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            strategy = operation.as_strategy(generation_mode=mode).map(safe)
+        for mode, pinned in _variants(operation, seeded):
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=pinned)
+            strategy = strategy.map(safe)
             try:
                 _fuzz(strategy, lambda case: calls.append(case.call_and_validate(**checked)))
             except Unsatisfiable:
@@ -133,6 +158,18 @@ def test_every_operation_answers_as_documented_and_never_5xx(
     elapsed = time.monotonic() - started
     print(f"fuzzed {len(operations)} operations, {len(calls)} requests in {elapsed:.0f} s")
     assert not failures, "\n\n".join(failures)
+
+
+def _variants(
+    operation: Any, seeded: dict[str, int]
+) -> Iterator[tuple[GenerationMode, dict[str, int] | None]]:
+    """Valid and invalid requests; and valid ones at the seeded rows (deletes aside,
+    which would take the rows from the operations after them)."""
+    yield GenerationMode.POSITIVE, None
+    yield GenerationMode.NEGATIVE, None
+    names = [parameter.name for parameter in operation.path_parameters]
+    if names and all(name in seeded for name in names) and operation.method != "delete":
+        yield GenerationMode.POSITIVE, {name: seeded[name] for name in names}
 
 
 def _fuzz(strategy: st.SearchStrategy[Case], check: Callable[[Case], Any]) -> None:
@@ -150,3 +187,29 @@ def _fuzz(strategy: st.SearchStrategy[Case], check: Callable[[Case], Any]) -> No
         check(case)
 
     run()
+
+
+@pytest.mark.parametrize(
+    ("path", "media_type"),
+    [
+        ("/download", "application/octet-stream"),
+        ("/extract?path={source}/docs/a.txt", "application/octet-stream"),
+        ("/extract?path={source}/docs", "application/x-tar"),
+    ],
+)
+def test_downloads_answer_a_documented_file_type(
+    api: ApiClient,
+    app: Flask,
+    seeded: dict[str, int],
+    tmp_path: Path,
+    path: str,
+    media_type: str,
+) -> None:
+    source = str(tmp_path / "source").lstrip("/")
+    response = api.call("GET", f"/api/backups/{seeded['artifact_id']}{path.format(source=source)}")
+
+    assert response.status_code == 200
+    assert response.mimetype == media_type
+    operation = "/download" if path == "/download" else "/extract"
+    documented = build_document(app)["paths"][f"/api/backups/{{artifact_id}}{operation}"]
+    assert media_type in documented["get"]["responses"]["200"]["content"]

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 
 from mackuper import __version__
 from mackuper.schemas.answers import ErrorAnswer
-from mackuper.web.operations import BINARY, Operation, operation, operation_of
+from mackuper.web.operations import Files, Operation, operation, operation_of
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("openapi", __name__)
@@ -125,10 +125,13 @@ def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _response(status: int, answer: Any, rendered: dict[Any, Any]) -> dict[str, Any]:
     description = "Success" if status < 300 else "Answer"
-    if answer == BINARY:
+    if isinstance(answer, Files):
         return {
             "description": "The file's bytes",
-            "content": {BINARY: {"schema": {"type": "string", "contentMediaType": BINARY}}},
+            "content": {
+                media_type: {"schema": {"type": "string", "contentMediaType": media_type}}
+                for media_type in answer.media_types
+            },
         }
     schema = {"type": "object"} if answer is None else rendered[("answer", id(answer))]
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -150,7 +153,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         if op.query is not None:
             schemas.add("query", op.query)
         for answer in op.responses.values():
-            if answer is not None and answer != BINARY:
+            if answer is not None and not isinstance(answer, Files):
                 schemas.add("answer", answer)
     rendered, definitions = schemas.render()
     paths: dict[str, dict[str, Any]] = {}

@@ -30,8 +30,18 @@ from mackuper.web.forms import json_body, parse, query_args
 
 View = TypeVar("View", bound=Callable[..., Any])
 
-BINARY = "application/octet-stream"
-"""A response type: the bytes of a file (downloads)."""
+
+@dataclass(frozen=True)
+class Files:
+    """An answer that is a file's bytes, of one of `media_types`."""
+
+    media_types: tuple[str, ...]
+
+
+BINARY = Files(("application/octet-stream",))
+"""The bytes of a file, as stored (a whole backup)."""
+FILE_OR_TAR = Files(("application/octet-stream", "application/x-tar"))
+"""One file's bytes, or a folder as a tar."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class Operation:
     body: Any = None
     query: Any = None
     responses: Mapping[int, Any] = field(default_factory=lambda: {200: None})
-    """Status -> a model (its JSON), None (any JSON object) or BINARY."""
+    """Status -> a model (its JSON), None (any JSON object) or Files."""
     description: str = ""
     public: bool = False
     """Needs no login (login, setup)."""

@@ -53,7 +53,7 @@ from mackuper.schemas.api import (
 )
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors
-from mackuper.web.operations import BINARY, operation
+from mackuper.web.operations import BINARY, FILE_OR_TAR, operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
 
@@ -224,7 +224,7 @@ def download_url(artifact_id: int) -> Response:
 @operation(
     "Download one file, or one folder as a tar, from a backup",
     query=ExtractQuery,
-    responses={200: BINARY},
+    responses={200: FILE_OR_TAR},
 )
 def extract_from_backup(artifact_id: int, query: ExtractQuery) -> Response:
     path = query.path
