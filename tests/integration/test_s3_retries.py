@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mackuper.destinations.s3 import S3Destination, retry_delay
+from mackuper.core.outage import retry_delay
+from mackuper.destinations.s3 import S3Destination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract, sha256_bytes

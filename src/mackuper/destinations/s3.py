@@ -48,7 +48,7 @@ from botocore.exceptions import (
 )
 
 from mackuper.core.naming import normalize_prefix
-from mackuper.core.outage import Outage, retry_delay
+from mackuper.core.outage import Outage
 from mackuper.destinations.base import (
     DestinationError,
     DestinationUnreachable,
@@ -75,8 +75,6 @@ ABORT_RETRY_SECONDS = 10.0
 QUICK_RETRY_SECONDS = 3.0
 """Every request rides out a blip this long (tries at 0, 1 and 3 s), even where a person
 waits: what botocore's own retries gave before `call` took them over."""
-
-__all__ = ["retry_delay"]  # the part retry schedule, from core/outage.py
 
 T = TypeVar("T")
 
