@@ -27,6 +27,7 @@ from flask import Flask
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from jsonschema import Draft202012Validator
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -213,3 +214,25 @@ def test_downloads_answer_a_documented_file_type(
     operation = "/download" if path == "/download" else "/extract"
     documented = build_document(app)["paths"][f"/api/backups/{{artifact_id}}{operation}"]
     assert media_type in documented["get"]["responses"]["200"]["content"]
+
+
+def test_answers_about_a_real_backup_fit_the_document(
+    api: ApiClient, app: Flask, seeded: dict[str, int], tmp_path: Path
+) -> None:
+    document = build_document(app)
+    backup = f"/api/backups/{seeded['artifact_id']}"
+    source = str(tmp_path / "source").lstrip("/")
+    for method, path, template, body in [
+        ("GET", backup, "/api/backups/{artifact_id}", None),
+        ("GET", f"{backup}/tree?path={source}", "/api/backups/{artifact_id}/tree", None),
+        ("GET", f"{backup}/tree?q=a.txt", "/api/backups/{artifact_id}/tree", None),
+        ("GET", "/api/backups", "/api/backups", None),
+        ("POST", "/api/import", "/api/import", {"destination_id": seeded["destination_id"]}),
+        ("POST", "/api/verify", "/api/verify", {"artifact_id": seeded["artifact_id"]}),
+    ]:
+        response = api.call(method, path, body)
+        assert response.status_code < 300, (path, response.get_data(as_text=True))
+        answer = document["paths"][template][method.lower()]["responses"]
+        schema = answer[str(response.status_code)]["content"]["application/json"]["schema"]
+        validator = Draft202012Validator({**document, **schema})
+        assert not [error.message for error in validator.iter_errors(response.get_json())], path

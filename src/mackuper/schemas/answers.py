@@ -361,7 +361,8 @@ class ImportReport(Answer):
     imported: int
     already_known: int
     refused: int
-    jobs_created: int
+    jobs_created: list[str]
+    """Slugs of the jobs the import created for backups of unknown jobs."""
     problems: list[str]
 
 
