@@ -11,6 +11,8 @@ from mackuper.notify.dispatch import CHANNEL_DEFAULT_EVENTS
 from mackuper.schemas.base import (
     MAX_ID,
     QUERY_INT,
+    ChannelName,
+    DestinationName,
     Id,
     Input,
     KindSettings,
@@ -33,7 +35,7 @@ class DestinationHead(KindSettings):
     """What every destination form carries besides its kind's settings (none of it is
     stored in the settings, hence `exclude`)."""
 
-    name: Annotated[Name, Field(exclude=True)]
+    name: Annotated[DestinationName, Field(exclude=True)]
     test: Annotated[bool, Field(exclude=True)] = True
     """Write, read back and delete a small object before saving."""
     id: Annotated[Id | None, Field(exclude=True)] = None
@@ -77,7 +79,7 @@ class ChannelEvents(Input):
 class ChannelBody(Input):
     """A global alert channel; a blank `url` keeps the stored one."""
 
-    name: Name
+    name: ChannelName
     url: SecretText = ""
     events: ChannelEvents = ChannelEvents()
     enabled: bool = True

@@ -113,6 +113,26 @@ Name = Annotated[
 ]
 """A display name: 1 to 100 characters after stripping."""
 
+
+def when_empty(message: str) -> WrapValidator:
+    """A validator that answers `message` for an empty value (a form's wording for
+    "fill this in"); every other problem keeps its own message."""
+
+    def validate(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError as error:
+            if any(detail["type"] == "string_too_short" for detail in error.errors()):
+                raise PydanticCustomError("empty", message) from error
+            raise
+
+    return WrapValidator(validate)
+
+
+JobName = Annotated[Name, when_empty("Give the job a name.")]
+DestinationName = Annotated[Name, when_empty("Give the destination a name.")]
+ChannelName = Annotated[Name, when_empty("Give the channel a name.")]
+
 AbsolutePath = Annotated[Text, AfterValidator(_absolute)]
 
 Lines = Annotated[

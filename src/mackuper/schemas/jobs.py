@@ -10,7 +10,7 @@ from mackuper.core.labels import LABEL_RULE, normalize_label
 from mackuper.core.retention import LABELS, LIMIT
 from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.schemas.alerts import Commands, Notifications
-from mackuper.schemas.base import Id, Input, Name, QueryInt, Text, says
+from mackuper.schemas.base import Id, Input, QueryInt, Text, says
 from mackuper.schemas.encryption import Encryption
 from mackuper.schemas.sources import LocalSource, SSHSource
 
@@ -57,7 +57,9 @@ class JobBody(Input):
     """A job as the job form sends it. Left-out `retention`, `encryption`,
     `notifications`, `hooks` and `worker_label` keep what the job has."""
 
-    name: Name
+    name: Annotated[Text, Field(max_length=100, json_schema_extra={"minLength": 1})]
+    """Checked for emptiness with the source and the schedule, so a form shows every
+    problem at once."""
     source_kind: Literal["local", "ssh"] = "local"
     source: SourceSettings = Field(default_factory=dict)  # type: ignore[assignment]
     archive_format: ArchiveFormat = "tar.gz"

@@ -48,22 +48,31 @@ def _message(error: ErrorDetails) -> str:
     return sentence(error["msg"])
 
 
-def validation_failed(error: ValidationError, prefix: Location = (), status: int = 422) -> NoReturn:
-    """Abort with the errors of `error` (raised for data found at `prefix`)."""
+def field_messages(error: ValidationError, prefix: Location = ()) -> dict[str, str]:
+    """The form's messages for `error` (raised for data found at `prefix`), by field key."""
     fields: dict[str, str] = {}
-    first_path, first_message = "", "Check the highlighted fields."
-    for number, detail in enumerate(error.errors(include_url=False, include_input=False)):
+    for detail in error.errors(include_url=False, include_input=False):
         location: Location = (*prefix, *detail["loc"])
         message = _message(detail)
-        key = form_key(location)
-        fields.setdefault(key, message)
+        fields.setdefault(form_key(location), message)
         if len(location) > 1 and isinstance(location[0], str):
             fields.setdefault(location[0], message)
-        if number == 0:
-            first_path = field_path(location)
-            named = detail["type"] in _WORDED_FOR_A_FORM or not first_path
-            first_message = message if named else f"{first_path}: {message}"
-    response = jsonify(error=first_message, field=first_path or None, fields=fields)
+    return fields
+
+
+def validation_failed(error: ValidationError, prefix: Location = (), status: int = 422) -> NoReturn:
+    """Abort with the errors of `error` (raised for data found at `prefix`)."""
+    first_path, first_message = "", "Check the highlighted fields."
+    details = error.errors(include_url=False, include_input=False)
+    if details:
+        location: Location = (*prefix, *details[0]["loc"])
+        message = _message(details[0])
+        first_path = field_path(location)
+        named = details[0]["type"] in _WORDED_FOR_A_FORM or not first_path
+        first_message = message if named else f"{first_path}: {message}"
+    response = jsonify(
+        error=first_message, field=first_path or None, fields=field_messages(error, prefix)
+    )
     response.status_code = status
     abort(response)
 

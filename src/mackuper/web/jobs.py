@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
@@ -27,7 +28,7 @@ from mackuper.schemas.answers import (
     RunAnswer,
     SchedulePreview,
 )
-from mackuper.schemas.base import sentence
+from mackuper.schemas.base import KindSettings, sentence
 from mackuper.schemas.encryption import Encryption
 from mackuper.schemas.jobs import (
     DeleteJobBody,
@@ -39,7 +40,7 @@ from mackuper.schemas.jobs import (
 from mackuper.schemas.sources import SOURCE_MODELS
 from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, parse
+from mackuper.web.forms import fail, field_errors, field_messages
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import job_json, run_json
@@ -63,10 +64,18 @@ def _apply(job: Job, body: JobBody) -> None:
     Nothing is written before every check passed, so a refused form creates nothing.
     """
     secrets = runtime().secrets
-    source = parse(SOURCE_MODELS[body.source_kind], body.source, ("source",))
-    if job.source_kind == body.source_kind:
-        source = source.keep_stored(secrets.decrypt(job.source_secrets_encrypted))
-    errors = source.problems()
+    errors: dict[str, str] = {}
+    if not body.name:
+        errors["name"] = "Give the job a name."
+    source: KindSettings | None = None
+    try:
+        source = SOURCE_MODELS[body.source_kind].model_validate(body.source)
+    except ValidationError as error:
+        errors.update(field_messages(error, ("source",)))
+    if source is not None:
+        if job.source_kind == body.source_kind:
+            source = source.keep_stored(secrets.decrypt(job.source_secrets_encrypted))
+        errors.update(source.problems())
     errors.update(_schedule_problems(body))
     chosen = list(
         get_db().scalars(select(Destination).where(Destination.id.in_(body.destination_ids)))
@@ -83,7 +92,7 @@ def _apply(job: Job, body: JobBody) -> None:
         errors.update({f"encryption.{k}": v for k, v in encryption.problems().items()})
     alerts = job_alerts.settle(job, body)
     errors.update(alerts.errors)
-    if errors:
+    if errors or source is None:
         field_errors(errors)
     if body.schedule != job.schedule:
         job.schedule_anchor = datetime.now(UTC)
