@@ -83,7 +83,7 @@ def _latest_runs(statuses: tuple[str, ...]) -> dict[int, Run]:
     """The newest backup run per job among `statuses`."""
     newest = (
         select(Run.job_id, func.max(Run.id).label("run_id"))
-        .where(Run.kind == "backup", Run.status.in_(statuses), Run.job_id.is_not(None))
+        .where(Run.kind == RunKind.BACKUP, Run.status.in_(statuses), Run.job_id.is_not(None))
         .group_by(Run.job_id)
         .subquery()
     )
@@ -105,7 +105,7 @@ def metrics() -> Response:
     stored = _latest_runs(STORED_STATUSES)
     counts = session.execute(
         select(Run.job_id, Run.status, func.count())
-        .where(Run.kind == "backup", Run.job_id.is_not(None), Run.status.in_(FINAL_STATUSES))
+        .where(Run.kind == RunKind.BACKUP, Run.job_id.is_not(None), Run.status.in_(FINAL_STATUSES))
         .group_by(Run.job_id, Run.status)
     ).all()
     uploaded = session.execute(
