@@ -13,12 +13,12 @@ import pytest
 
 from mackuper.destinations.base import Destination
 from mackuper.destinations.local import LocalDestination
-from mackuper.destinations.s3 import S3Destination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runs.outcome import from_result
 from mackuper.sources.base import Entry, Reporter
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks, extract
+from tests.integration.storage_support import s3_destination
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
 from tests.trees import file_hashes, make_small_tree
 
@@ -45,18 +45,6 @@ class CountingSource(LocalSource):
 
                 entry.open = counted
             yield entry
-
-
-def s3_destination(server: S3Server, bucket: str, **options: object) -> S3Destination:
-    return S3Destination(
-        bucket=bucket,
-        access_key_id=server.access_key,
-        secret_access_key=server.secret_key,
-        region=server.region,
-        endpoint_url=server.endpoint_url,
-        path_style=True,
-        **options,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

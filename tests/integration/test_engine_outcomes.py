@@ -124,7 +124,7 @@ def test_cancel_stops_the_backup_and_publishes_nothing(tmp_path: Path, s3_bucket
         if bytes_read > 13 * 1024 * 1024:
             raise Cancelled("cancelled by a user")
 
-    from tests.integration.test_engine_destinations import s3_destination
+    from tests.integration.storage_support import s3_destination
 
     destinations: dict[int, Destination] = {
         1: s3_destination(server, bucket),
