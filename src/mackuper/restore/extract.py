@@ -229,7 +229,13 @@ class Extractor:
                 inside = False
             if inside:
                 continue
-            self.target.remove_link(parts)
+            try:
+                self.target.remove_link(parts)
+            except OSError as error:
+                raise RestoreError(
+                    f"{name!r} leads outside the target and could not be removed"
+                    f" ({error.strerror or error}): remove it by hand"
+                ) from None
             self.report.links -= 1
             self.report.refused += 1
             self._note(
