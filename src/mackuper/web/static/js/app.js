@@ -353,7 +353,7 @@
           if (!this.data || !this.data.last_backup) return "Never";
           return relativeTime(this.data.last_backup.finished_at);
         },
-        rateText() {
+        successRateText() {
           return this.data && this.data.success_rate !== null ? this.data.success_rate + " %" : "–";
         },
       });
