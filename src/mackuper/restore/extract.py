@@ -188,14 +188,7 @@ class Extractor:
         (first, first_final), *others = waiting
         self._progress(first.name)
         if not self.options.dry_run:
-            with opener() as data:
-                self.target.write_file(
-                    first_final,
-                    self._bounded(source, data),
-                    source.mode,
-                    source.mtime,
-                    self._written_bytes(first.name),
-                )
+            self._write(first_final, source, opener, first.name)
         else:
             self.report.bytes += source.size
         self.report.files += 1
@@ -300,17 +293,21 @@ class Extractor:
         else:
             if opener is None:
                 raise Refused("its data cannot be read")
-            with opener() as data:
-                self.target.write_file(
-                    final,
-                    self._bounded(member, data),
-                    member.mode,
-                    member.mtime,
-                    self._written_bytes(member.name),
-                )
+            self._write(final, member, opener, member.name)
         self._count(member, final)
         if final != parts:
             self._note("info", f"{'/'.join(parts)} exists; restored as {final[-1]}")
+
+    def _write(self, final: tuple[str, ...], member: Member, opener: Opener, current: str) -> None:
+        """Write `member`'s bytes (checked against the manifest) at `final`."""
+        with opener() as data:
+            self.target.write_file(
+                final,
+                self._bounded(member, data),
+                member.mode,
+                member.mtime,
+                self._written_bytes(current),
+            )
 
     def _bounded(self, member: Member, data: IO[bytes]) -> IO[bytes]:
         """`data`, once the member's size is checked against the manifest's.
