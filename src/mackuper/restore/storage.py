@@ -21,7 +21,6 @@ __all__ = [
     "object_size",
     "open_seekable",
     "open_stream",
-    "presigned_url",
 ]
 
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -134,8 +133,3 @@ def open_seekable(destination: Destination, key: str) -> BinaryIO:
     """A seekable reader of the object, by ranged reads."""
     raw = RangedReader(destination, key, object_size(destination, key))
     return io.BufferedReader(raw, 64 * 1024)
-
-
-def presigned_url(destination: Destination, key: str, filename: str, seconds: int) -> str | None:
-    """A short-lived download URL where the destination kind has them; else None."""
-    return destination.presign(key, filename, seconds)

@@ -30,7 +30,7 @@ from mackuper.restore.manifest import (
 )
 from mackuper.restore.request import parse_restore
 from mackuper.restore.schedule import read_schedule, save_schedule
-from mackuper.restore.storage import content_disposition, presigned_url
+from mackuper.restore.storage import content_disposition
 from mackuper.restore.stored import build_destination, stored_archive
 from mackuper.runs import enqueue
 from mackuper.schemas.answers import (
@@ -213,7 +213,7 @@ def download_url(artifact_id: int) -> Response:
     artifact = _artifact(artifact_id)
     archive = _archive(artifact)
     filename = download_filename(artifact.run.job_name, artifact.key)
-    url = presigned_url(archive.destination, artifact.key, filename, PRESIGNED_SECONDS)
+    url = archive.destination.presign(artifact.key, filename, PRESIGNED_SECONDS)
     if url is None:
         fail("Only S3 backups have direct download links; use the download instead.", 409)
     return jsonify(url=url, expires_in=PRESIGNED_SECONDS, filename=filename)
