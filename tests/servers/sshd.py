@@ -8,6 +8,9 @@ reuses) three system users and resets their credentials each session:
 ``password``        ``mkp_pw``: logs in with a password.
 ``key``             ``mkp_key``: logs in with an ed25519 key, no passphrase.
 ``key_passphrase``  ``mkp_kpp``: logs in with an RSA key protected by a passphrase.
+
+The password user's password is one per machine (kept in ``PASSWORD_FILE``), so
+two pytest sessions running at once do not reset each other's logins.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = "ssh-keygen"
 START_TIMEOUT = 20.0
 USERNAMES = {"password": "mkp_pw", "key": "mkp_key", "key_passphrase": "mkp_kpp"}
+PASSWORD_FILE = Path("/var/lib/mackuper-test/mkp_pw.password")
 
 
 class SSHUser(NamedTuple):
@@ -161,6 +165,23 @@ def set_password(username: str, password: str | None) -> None:
         run(["chpasswd"], stdin=f"{username}:{password}\n")
 
 
+def machine_password() -> str:
+    """Return the password user's password, creating it once per machine.
+
+    Every session sets the same password, so sessions running side by side
+    (a developer's and a helper's) keep working; the first writer wins a race.
+    """
+    PASSWORD_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return PASSWORD_FILE.read_text().strip()
+    password = secrets.token_urlsafe(16)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    return password
+
+
 def make_users(work_dir: Path) -> dict[str, SSHUser]:
     """Create or reset the three test users; write their authorized keys."""
     keys_dir = work_dir / "keys"
@@ -170,7 +191,7 @@ def make_users(work_dir: Path) -> dict[str, SSHUser]:
     users: dict[str, SSHUser] = {}
     for role, username in USERNAMES.items():
         ensure_user(username)
-        password = secrets.token_urlsafe(16) if role == "password" else None
+        password = machine_password() if role == "password" else None
         set_password(username, password)
         private_key = passphrase = None
         authorized = ""
