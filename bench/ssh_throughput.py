@@ -33,8 +33,8 @@ from bench.ssh_corpus import ensure_corpus
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import HostKey, SSHTarget
 from mackuper.sources.ssh_tar import _Session, preferred_ciphers
+from mackuper.ssh import HostKey, SSHTarget
 
 
 def _target(server: SSHServer) -> SSHTarget:

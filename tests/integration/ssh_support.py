@@ -13,7 +13,7 @@ import pytest
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import HostKey, SSHError, SSHTarget, connect
+from mackuper.ssh import HostKey, SSHError, SSHTarget, connect
 from tests.integration.engine_support import RecordingHooks, make_every_kind_tree
 from tests.servers.sshd import SSHServer, chown_tree
 

@@ -33,7 +33,7 @@ from mackuper.runs import enqueue
 from mackuper.runtime import Runtime
 from mackuper.sources.local import LocalSource
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import SSHError
+from mackuper.ssh import SSHError
 from mackuper.worker.service import Worker
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.notify_helpers import run_log

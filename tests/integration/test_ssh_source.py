@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_connect import HostKey, HostKeyMismatch, SSHError
 from mackuper.sources.ssh_sftp import _Link, _RemoteFile
 from mackuper.sources.ssh_tar import _Session
+from mackuper.ssh import HostKey, HostKeyMismatch, SSHError
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import (
     every_kind_remote_tree,

@@ -1,6 +1,6 @@
 """An SFTP session for restoring to an SSH host, through the SSH source's connect code.
 
-The host key is pinned exactly as for backups (sources/ssh_connect.py): either the
+The host key is pinned exactly as for backups (mackuper/ssh.py): either the
 whole public key line the job stores, or the `SHA256:...` fingerprint typed in the
 restore form. It is checked before any credential is sent; a mismatch ends the
 connection at once.
@@ -16,8 +16,9 @@ import paramiko
 
 from mackuper.restore.errors import TargetError
 from mackuper.sources.base import SourceError
-from mackuper.sources.ssh_connect import (
+from mackuper.ssh import (
     HostKey,
+    SSHError,
     SSHTarget,
     authenticate,
     connect,
@@ -103,7 +104,7 @@ def open_restore_sftp(settings: SshSettings) -> tuple[paramiko.Transport, parami
             with contextlib.suppress(Exception):
                 transport.close()
             raise
-    except SourceError as error:
+    except (SourceError, SSHError) as error:
         message = str(error)
         if "host key" in message.lower() and "nothing was sent" not in message:
             message += "; nothing was sent"

@@ -10,6 +10,7 @@ from mackuper.pipeline.errors import Cancelled, Interrupted, PipelineError
 from mackuper.pipeline.run import BackupResult
 from mackuper.restore.errors import RestoreError
 from mackuper.sources.base import SourceError
+from mackuper.ssh import SSHError
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,15 @@ def from_result(result: BackupResult) -> Outcome:
     return Outcome(RunStatus.SUCCESS, None)
 
 
-_EXPECTED = (SourceError, DestinationError, PipelineError, RestoreError, OSError, MemoryError)
+_EXPECTED = (
+    SourceError,
+    SSHError,
+    DestinationError,
+    PipelineError,
+    RestoreError,
+    OSError,
+    MemoryError,
+)
 
 
 def is_unexpected(error: BaseException) -> bool:
@@ -45,7 +54,7 @@ def from_exception(error: BaseException) -> Outcome:
         return Outcome(RunStatus.CANCELLED, "cancelled by a user; nothing was published")
     if isinstance(error, Interrupted):
         return Outcome(RunStatus.INTERRUPTED, "the worker stopped; nothing was published")
-    if isinstance(error, SourceError | DestinationError | PipelineError | RestoreError):
+    if isinstance(error, SourceError | SSHError | DestinationError | PipelineError | RestoreError):
         return Outcome(RunStatus.FAILED, str(error))
     if isinstance(error, MemoryError):
         return Outcome(RunStatus.FAILED, "out of memory")

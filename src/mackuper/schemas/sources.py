@@ -21,7 +21,7 @@ from mackuper.schemas.base import (
     absolute_paths,
     sentence,
 )
-from mackuper.sources.ssh_connect import HostKey, SSHError, load_private_key
+from mackuper.ssh import HostKey, SSHError, load_private_key
 
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
 _USER = re.compile(r"^[A-Za-z0-9._@+-]+$")

@@ -12,9 +12,9 @@ from typing import Any
 
 from mackuper.core.globs import is_excluded
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.ssh_connect import SSHError, SSHTarget
 from mackuper.sources.ssh_sftp import SFTPWalk
 from mackuper.sources.ssh_tar import NoRemoteTar, TarStream, openssh_available
+from mackuper.ssh import SSHError, SSHTarget
 
 TRANSFER_MODES = ("auto", "tar", "sftp")
 

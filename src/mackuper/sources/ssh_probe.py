@@ -13,7 +13,8 @@ from typing import Any
 
 import paramiko
 
-from mackuper.sources.ssh_connect import (
+from mackuper.sources.ssh_tar import openssh_available
+from mackuper.ssh import (
     HostKey,
     SSHError,
     SSHTarget,
@@ -22,7 +23,6 @@ from mackuper.sources.ssh_connect import (
     open_sftp,
     open_transport,
 )
-from mackuper.sources.ssh_tar import openssh_available
 
 
 @dataclass

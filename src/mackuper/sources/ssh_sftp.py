@@ -30,7 +30,7 @@ import paramiko
 from mackuper.core.globs import is_excluded
 from mackuper.core.outage import Outage
 from mackuper.sources.base import Entry, EntryType, Reporter
-from mackuper.sources.ssh_connect import SSHError, SSHTarget, SSHUnreachable, connect, open_sftp
+from mackuper.ssh import SSHError, SSHTarget, SSHUnreachable, connect, open_sftp
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -35,15 +35,6 @@ from typing import IO, BinaryIO, cast
 from mackuper.config import ConfigError, check_ssh_ciphers
 from mackuper.core.outage import Outage
 from mackuper.sources.base import Entry, EntryType, Reporter
-from mackuper.sources.ssh_connect import (
-    HostKey,
-    HostKeyMismatch,
-    HostKeyNotTrusted,
-    SSHError,
-    SSHTarget,
-    SSHUnreachable,
-    normalize_key_text,
-)
 from mackuper.sources.tar_stream import (
     DIRECTORY,
     HARDLINK,
@@ -51,6 +42,15 @@ from mackuper.sources.tar_stream import (
     Member,
     TarStreamError,
     TarStreamReader,
+)
+from mackuper.ssh import (
+    HostKey,
+    HostKeyMismatch,
+    HostKeyNotTrusted,
+    SSHError,
+    SSHTarget,
+    SSHUnreachable,
+    normalize_key_text,
 )
 
 SSH = "ssh"

@@ -16,8 +16,8 @@ from mackuper.models import Job
 from mackuper.schemas.answers import SSHProbeResult
 from mackuper.schemas.api import SSHTestBody
 from mackuper.schemas.sources import SSHProbe, parse_host_key
-from mackuper.sources.ssh_connect import SSHTarget
 from mackuper.sources.ssh_probe import probe
+from mackuper.ssh import SSHTarget
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import field_errors, parse
 from mackuper.web.operations import operation

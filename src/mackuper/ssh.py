@@ -1,5 +1,9 @@
 """SSH connection settings, pinned host keys and paramiko sessions, with plain errors.
 
+Shared by SSH sources (sources/ssh*.py), SSH restores and SFTP destinations, so it
+sits below both sources and destinations and raises its own errors; each side maps
+them to its own hierarchy (a source's SourceError, a destination's DestinationError).
+
 The host key is checked right after the key exchange and before any credential is
 sent: a server whose key differs from the pinned one never sees a password.
 """
@@ -14,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
-
-from mackuper.sources.base import SourceError
 
 CONNECT_TIMEOUT = 15.0
 KEEPALIVE_SECONDS = 10
@@ -35,8 +37,10 @@ HOST_KEY_ALGORITHMS = {
 }
 
 
-class SSHError(SourceError):
+class SSHError(Exception):
     """The SSH server could not be used."""
+
+    retryable = False
 
 
 class SSHUnreachable(SSHError):
