@@ -32,6 +32,10 @@ class Seen:
     method: str
     path: str
     refused: bool
+    range: str | None = None
+    """The request's Range header."""
+    sent: int = 0
+    """Body bytes answered (a test counts what a client read)."""
 
 
 @dataclass
@@ -51,7 +55,10 @@ class HttpFront:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         refused = self.refuse(handler.command, handler.path)
-        self.seen.append(Seen(time.monotonic(), handler.command, handler.path, refused))
+        seen = Seen(
+            time.monotonic(), handler.command, handler.path, refused, handler.headers.get("Range")
+        )
+        self.seen.append(seen)
         if refused:
             handler.send_response(503)
             handler.send_header("Content-Type", "application/xml")
@@ -71,10 +78,13 @@ class HttpFront:
         for key, value in response.getheaders():
             if key.lower() not in HOP_BY_HOP | {"content-length"}:
                 handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(data)))
+        # A HEAD answer has no body but announces the object's length, as the server did.
+        length = response.getheader("Content-Length") if handler.command == "HEAD" else None
+        handler.send_header("Content-Length", length or str(len(data)))
         handler.end_headers()
         if handler.command != "HEAD":
             handler.wfile.write(data)
+            seen.sent = len(data)
 
 
 def _handler_for(front: HttpFront) -> type[BaseHTTPRequestHandler]:

@@ -8,16 +8,16 @@ import subprocess
 import time
 
 import pytest
+import zstandard
 
 from mackuper.pipeline import streams
+from mackuper.pipeline.seekable import FRAME_SIZE, SeekableZstdStage
 from mackuper.pipeline.streams import (
     GZIP_BLOCK,
     HANDOFF_DEPTH,
     HANDOFF_SIZE,
-    ZSTD_JOB_SIZE,
     BackgroundStage,
     ParallelGzipStage,
-    ZstdStage,
     compress_stage,
 )
 
@@ -106,18 +106,25 @@ def test_background_stage_reuses_a_handful_of_pieces_and_keeps_every_byte() -> N
 
 
 @pytest.mark.parametrize("disk_bound", [True, False])
-def test_zstd_stage_is_one_stream_the_zstd_tool_reads_with_or_without_workers(
+def test_zstd_stage_writes_frames_the_zstd_tool_reads_as_one_stream_with_or_without_workers(
     monkeypatch: pytest.MonkeyPatch, disk_bound: bool
 ) -> None:
     monkeypatch.setattr(streams, "compressor_threads", lambda: 2)
     text = b"the quick brown fox jumps over the lazy dog\n" * 100_000
-    payload = text + os.urandom(5 * ZSTD_JOB_SIZE)  # several 2 MiB jobs
+    payload = text + os.urandom(2 * FRAME_SIZE)  # several independent frames
     sink = Collect()
     stage = compress_stage("tar.zst", None, sink, disk_bound=disk_bound)
-    assert isinstance(stage, ZstdStage)
+    assert isinstance(stage, SeekableZstdStage)
     assert stage.threads == (2 if disk_bound else 0)  # uploads keep one thread's memory
     for start in range(0, len(payload), 300_000):
         stage.write(payload[start : start + 300_000])
     stage.close()
     unzstd = subprocess.run(["zstd", "-dc"], input=bytes(sink.data), capture_output=True)
     assert unzstd.returncode == 0 and unzstd.stdout == payload
+    frames = stage.index()["frames"]
+    assert isinstance(frames, list) and len(frames) == -(-len(payload) // FRAME_SIZE)
+    offset = 0
+    for number, size in enumerate(frames):  # each frame opens on its own
+        frame = zstandard.ZstdDecompressor().decompress(bytes(sink.data[offset : offset + size]))
+        assert frame == payload[number * FRAME_SIZE : (number + 1) * FRAME_SIZE]
+        offset += size

@@ -195,9 +195,12 @@ class TarWriter:
         self.sink = sink
         self.on_file_bytes = on_file_bytes
         self.offset = 0
+        self.entry_offset = 0
+        """Where the last entry added starts in the tar stream (its first header block)."""
         self.buffer = bytearray(CHUNK)  # reused for every file: no allocation per file
 
     def add(self, entry: Entry, reporter: Reporter) -> bool:
+        self.entry_offset = self.offset
         if entry.type is not EntryType.FILE:
             header = tar_header(entry)
             self.sink.write(header)

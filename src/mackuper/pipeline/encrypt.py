@@ -67,6 +67,7 @@ __all__ = [
     "decrypt_bytes",
     "encrypt_bytes",
     "open_decrypting_reader",
+    "parse_keys",
     "seal_manifest",
     "unseal_manifest",
 ]
@@ -144,7 +145,8 @@ class AgeEncryptStage:
         self.downstream.close()
 
 
-def _identities(identities: Iterable[str | Identity], passphrase: str | None) -> list[Identity]:
+def parse_keys(identities: Iterable[str | Identity], passphrase: str | None) -> list[Identity]:
+    """Identities from pasted strings, parsed ones and a passphrase; WrongKeyError if none."""
     parsed: list[Identity] = []
     for identity in identities:
         parsed.extend(parse_identities(identity) if isinstance(identity, str) else [identity])
@@ -266,7 +268,7 @@ def open_decrypting_reader(
     identity string is malformed). Reading later raises TamperedError when a chunk was
     modified, reordered or the stream was truncated.
     """
-    return DecryptingReader(readable, _identities(identities, passphrase))
+    return DecryptingReader(readable, parse_keys(identities, passphrase))
 
 
 def encrypt_bytes(data: bytes, recipients: list[Recipient], armored: bool = False) -> bytes:

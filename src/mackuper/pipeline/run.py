@@ -7,6 +7,11 @@ partial archive is ever published.
 
 An encrypted job adds an age stage after the compressor; its manifest keeps a
 public header and seals the file list and source (see pipeline/encrypt.py for why).
+
+tar and tar.zst archives can be read from any member: the manifest gives each
+entry's `offset` in the tar stream and, for tar.zst, the `index` of its
+independent zstd frames (pipeline/seekable.py), so a restore of a few files
+fetches only their frames with ranged reads.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
 from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
 from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
+from mackuper.pipeline.seekable import PLAIN_TAR_SCHEME, SeekableZstdStage
 from mackuper.pipeline.streams import (
     DEFAULT_LEVELS,
     BackgroundStage,
@@ -274,7 +280,10 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
             progress.current = entry.name
             digest = _hashing_open(entry)
             if archive.add(entry, reporter):
-                files.append(_manifest_entry(entry, digest.hexdigest() if digest else None))
+                item = _manifest_entry(entry, digest.hexdigest() if digest else None)
+                if stages.indexed:
+                    item["offset"] = archive.entry_offset  # type: ignore[attr-defined]
+                files.append(item)
                 progress.files_done += 1
                 progress.report()
         archive.close()
@@ -311,6 +320,8 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         "source": plan.source.describe(),
         "files": files,
     }
+    if stages.indexed:
+        manifest["index"] = stages.index()
     if plan.encryption is not None:
         manifest = seal_manifest(manifest, plan.encryption)
     # No indent: with one, json falls back to its pure-Python encoder (seconds for 20,000 files).
@@ -342,6 +353,15 @@ class _Stages:
     archive: ArchiveWriter
     meter: Meter
     threads: list[BackgroundStage]
+    frames: SeekableZstdStage | None = None
+    indexed: bool = False
+    """Tar formats that can be read from any member: plain tar, and tar.zst's frames."""
+
+    def index(self) -> dict[str, object]:
+        """The manifest's `index` (read by restore/seekable.py)."""
+        if self.frames is not None:
+            return self.frames.index()
+        return {"scheme": PLAIN_TAR_SCHEME}
 
     def stop(self) -> None:
         """Stop every stage thread, upstream first; never raises."""
@@ -388,7 +408,9 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
         archive = ZipWriter(tail, progress.read, zip_level)
     else:
         archive = TarWriter(tail, progress.read)
-    return _Stages(archive, meter, threads)
+    frames = compressed if isinstance(compressed, SeekableZstdStage) else None
+    indexed = frames is not None or plan.archive_format == "tar"
+    return _Stages(archive, meter, threads, frames, indexed)
 
 
 def _commit(

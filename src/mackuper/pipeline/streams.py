@@ -16,10 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-import zstandard
-
 from mackuper.destinations.base import ArtifactWriter, DestinationError
 from mackuper.pipeline.errors import AllDestinationsFailed
+from mackuper.pipeline.seekable import SeekableZstdStage
 
 
 class Sink(Protocol):
@@ -51,41 +50,6 @@ class CompressStage:
         if tail:
             self.downstream.write(tail)
         self.downstream.close()
-
-
-class ZstdStage:
-    """Zstandard; with `threads`, the library compresses 2 MiB jobs on its own workers.
-
-    Measured on the 1 GiB corpus, 2 cores (docs/benchmarks.md): two workers made
-    tar.zst to a local directory about 10% faster than one thread (which was the
-    pipeline's bottleneck), for archives 1% larger and ~30 MiB more peak memory.
-    The small job size bounds that memory (the library's default, 8 MiB at level
-    3, added 110 MiB; 1 MiB jobs gained nothing).
-    """
-
-    def __init__(self, downstream: Sink, level: int, threads: int) -> None:
-        self.downstream = downstream
-        self.threads = threads
-        if threads:
-            parameters = zstandard.ZstdCompressionParameters.from_level(
-                level, threads=threads, job_size=ZSTD_JOB_SIZE
-            )
-            context = zstandard.ZstdCompressor(compression_params=parameters)
-        else:
-            context = zstandard.ZstdCompressor(level=level)
-        self.compressor = context.compressobj()
-
-    def write(self, data: bytes | memoryview) -> None:
-        out = self.compressor.compress(data)
-        if out:
-            self.downstream.write(out)
-
-    def close(self) -> None:
-        self.downstream.write(self.compressor.flush())
-        self.downstream.close()
-
-
-ZSTD_JOB_SIZE = 2 << 20
 
 
 GZIP_BLOCK = 1 << 20
@@ -180,7 +144,9 @@ def compress_stage(
     `disk_bound`: every destination is a local directory, so compression speed sets
     the pace. Then zstd gets two workers of its own. Uploads are paced by the
     network, where a second zstd worker only adds memory: in the benchmark it took
-    a backup to S3 from 120 to 164 MiB peak, over the 150 MiB budget.
+    a backup to S3 from 120 to 164 MiB peak, over the 150 MiB budget. (Measured with
+    zstd's own workers; tar.zst is now written as independent frames, compressed
+    on that many pool threads: `pipeline/seekable.py`.)
     """
     chosen = DEFAULT_LEVELS.get(archive_format) if level is None else level
     if archive_format == "tar.gz":
@@ -192,7 +158,7 @@ def compress_stage(
     if archive_format == "tar.zst":
         cores = compressor_threads()
         threads = 2 if cores >= 4 or (disk_bound and cores >= 2) else 0
-        return ZstdStage(downstream, chosen or 3, threads=threads)
+        return SeekableZstdStage(downstream, chosen or 3, threads=threads)
     return downstream
 
 

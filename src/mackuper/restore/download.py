@@ -1,9 +1,10 @@
 """Downloads: a whole archive, or one file or folder taken out of it, as streams.
 
-A single file is streamed from the archive as it is read (tar: the stream is
-read until the member is found; zip: only the central directory and the member
-are fetched). A folder comes out as an uncompressed tar made on the fly.
-Nothing is saved to disk first.
+A single file is streamed from the archive as it is read: tar and tar.zst
+archives with an index in their manifest fetch only the frames that hold it
+(restore/seekable.py), zip only its central directory and the member, other
+formats are read from the start until the member is found. A folder comes out
+as an uncompressed tar made on the fly. Nothing is saved to disk first.
 
 A hard link's second name is a file like any other to the person downloading
 it: its bytes are those of its first name, which came earlier in the archive,
@@ -17,11 +18,14 @@ import contextlib
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.archives import StoredArchive
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.formats import Member, MemberKind, Opener
+from mackuper.restore.manifest import read_manifest, unsealed
 from mackuper.restore.paths import member_parts
+from mackuper.restore.seekable import open_selected
 from mackuper.restore.storage import object_size
 
 CHUNK = 1 << 20
@@ -60,9 +64,15 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
         wanted = member_parts(path.strip("/"))
     except Refused as error:
         raise RestoreError(f"{path!r} is not a valid path ({error})") from None
+    manifest = _manifest_of(archive)
+
+    def selected(name: str) -> bool:
+        parts = _parts_of(name)
+        return parts is not None and parts[: len(wanted)] == wanted
+
     stack = contextlib.ExitStack()
     try:
-        members = stack.enter_context(open_members(archive))
+        members = stack.enter_context(open_selected(archive, manifest, selected))
         for member, opener in members:
             parts = _parts(member)
             if parts is None or parts[: len(wanted)] != wanted:
@@ -74,8 +84,8 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
                 )
             if parts == wanted and member.kind is MemberKind.HARDLINK:
                 stack.close()
-                return _hard_link_file(archive, wanted, member.link)
-            body = _folder_tar(archive, wanted, member, opener, members, stack)
+                return _hard_link_file(archive, manifest, wanted, member.link)
+            body = _folder_tar(archive, manifest, wanted, member, opener, members, stack)
             return Download(wanted[-1] + ".tar", None, body, "application/x-tar")
     except BaseException:
         stack.close()
@@ -84,12 +94,15 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
     raise RestoreError(f"{path} is not in this backup")
 
 
-def _hard_link_file(archive: StoredArchive, wanted: tuple[str, ...], link: str) -> Download:
+def _hard_link_file(
+    archive: StoredArchive, manifest: dict[str, Any] | None, wanted: tuple[str, ...], link: str
+) -> Download:
     """The bytes of the hard link's first name, `link`, under the name `wanted`."""
     source = _parts_of(link)
     stack = contextlib.ExitStack()
     try:
-        for member, opener in stack.enter_context(open_members(archive)):
+        members = open_selected(archive, manifest, lambda name: _parts_of(name) == source)
+        for member, opener in stack.enter_context(members):
             if member.kind is MemberKind.FILE and opener is not None and _parts(member) == source:
                 handle = stack.enter_context(opener())
                 return Download(
@@ -100,6 +113,15 @@ def _hard_link_file(archive: StoredArchive, wanted: tuple[str, ...], link: str) 
         raise
     stack.close()
     raise RestoreError(f"{'/'.join(wanted)} is a hard link to {link}, which is not in this backup")
+
+
+def _manifest_of(archive: StoredArchive) -> dict[str, Any] | None:
+    """The archive's manifest with its file list opened, or None when it cannot be read
+    (the archive is then read as one stream)."""
+    try:
+        return unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+    except RestoreError:
+        return None
 
 
 def _parts_of(name: str) -> tuple[str, ...] | None:
@@ -156,6 +178,7 @@ def _file_entry(member: Member, opener: Opener, name: str) -> Iterator[bytes]:
 
 def _folder_tar(
     archive: StoredArchive,
+    manifest: dict[str, Any] | None,
     wanted: tuple[str, ...],
     first: Member,
     first_opener: Opener | None,
@@ -208,7 +231,7 @@ def _folder_tar(
                 if member.kind in {MemberKind.FILE, MemberKind.HARDLINK}:
                     emitted[parts] = name
         stack.close()
-        for piece in _adopted_hard_links(archive, orphans):
+        for piece in _adopted_hard_links(archive, manifest, orphans):
             written += len(piece)
             yield piece
         trailer = 2 * tarfile.BLOCKSIZE
@@ -219,12 +242,14 @@ def _folder_tar(
 
 
 def _adopted_hard_links(
-    archive: StoredArchive, orphans: dict[tuple[str, ...], list[tuple[Member, str]]]
+    archive: StoredArchive,
+    manifest: dict[str, Any] | None,
+    orphans: dict[tuple[str, ...], list[tuple[Member, str]]],
 ) -> Iterator[bytes]:
     """Hard links whose first name lies outside the folder, as files with its bytes."""
     if not orphans:
         return
-    with open_members(archive) as members:
+    with open_selected(archive, manifest, lambda name: _parts_of(name) in orphans) as members:
         for member, opener in members:
             waiting = orphans.get(_parts(member) or ()) if member.kind is MemberKind.FILE else None
             if not waiting or opener is None:

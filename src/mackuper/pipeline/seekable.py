@@ -1,0 +1,131 @@
+"""Seekable tar.zst: the compressed stream as independent zstd frames.
+
+The tar stream is cut every `FRAME_SIZE` bytes and each piece compressed as a
+frame of its own, so any frame decompresses without the ones before it. Frame
+`k` holds tar bytes `k * FRAME_SIZE` onwards, so the index is just each frame's
+compressed size: it goes to the manifest (`index`), and also to the end of the
+archive as the zstd seekable format's seek table (a skippable frame), which
+`zstd -d`, `tar -I zstd` and every zstd decoder pass over. The result is one
+ordinary `.tar.zst` file.
+
+With `threads`, frames are compressed on a small pool (zstd releases the GIL),
+at most two per thread in flight; without, in the calling stage thread.
+
+Frame size, measured on the 1 GiB bench corpus at level 3 (bench/seekable.py,
+docs/benchmarks.md): independent frames cost compression ratio because each
+starts with an empty window; the cost falls with the frame size, and a ranged
+restore of one file reads about one frame more than the file. FRAME_SIZE is the
+smallest size that keeps the cost under 1%.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+import zstandard
+
+FRAME_SIZE = 4 << 20
+INDEX_SCHEME = "zstd-frames/1"
+PLAIN_TAR_SCHEME = "tar/1"
+"""The index of a plain tar: an entry's offset is its place in the stored object."""
+SKIPPABLE_MAGIC = 0x184D2A5E
+SEEKABLE_MAGIC = 0x8F92EAB1
+
+
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def seek_table(frames: list[tuple[int, int]]) -> bytes:
+    """The zstd seekable format's seek table for (compressed, plain) frame sizes."""
+    entries = b"".join(struct.pack("<II", compressed, plain) for compressed, plain in frames)
+    footer = struct.pack("<IBI", len(frames), 0, SEEKABLE_MAGIC)
+    body = entries + footer
+    return struct.pack("<II", SKIPPABLE_MAGIC, len(body)) + body
+
+
+class SeekableZstdStage:
+    """Compresses into independent frames of FRAME_SIZE tar bytes; see the module."""
+
+    def __init__(
+        self, downstream: Sink, level: int, threads: int = 0, frame_size: int = FRAME_SIZE
+    ) -> None:
+        self.downstream = downstream
+        self.frame_size = frame_size
+        self.level = level
+        self.compressor = self._new_compressor()
+        self.local = threading.local()
+        self.threads = threads
+        self.pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="zstd") if threads else None
+        )
+        self.pending: deque[tuple[Future[bytes], int]] = deque()
+        self.buffer = bytearray()
+        self.frames: list[tuple[int, int]] = []
+        """(compressed, plain) size of each frame written so far."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        while view:
+            step = min(self.frame_size - len(self.buffer), len(view))
+            self.buffer += view[:step]
+            view = view[step:]
+            if len(self.buffer) == self.frame_size:
+                self._submit()
+
+    def _submit(self) -> None:
+        block = bytes(self.buffer)
+        self.buffer.clear()
+        if self.pool is None:
+            self._emit(self.compressor.compress(block), len(block))
+            return
+        self.pending.append((self.pool.submit(self._compress, block), len(block)))
+        while len(self.pending) > 2 * self.threads:
+            self._emit_oldest()
+
+    def _compress(self, block: bytes) -> bytes:
+        # A compressor is not thread safe: each pool thread keeps its own.
+        compressor: zstandard.ZstdCompressor | None = getattr(self.local, "compressor", None)
+        if compressor is None:
+            compressor = self.local.compressor = self._new_compressor()
+        return compressor.compress(block)
+
+    def _new_compressor(self) -> zstandard.ZstdCompressor:
+        return zstandard.ZstdCompressor(level=self.level, write_checksum=True)
+
+    def _emit_oldest(self) -> None:
+        future, plain = self.pending.popleft()
+        self._emit(future.result(), plain)
+
+    def _emit(self, frame: bytes, plain: int) -> None:
+        self.frames.append((len(frame), plain))
+        self.downstream.write(frame)
+
+    def close(self) -> None:
+        try:
+            if self.buffer or not self.frames:
+                self._submit()
+            while self.pending:
+                self._emit_oldest()
+        finally:
+            self.abort()
+        self.downstream.write(seek_table(self.frames))
+        self.downstream.close()
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def index(self) -> dict[str, object]:
+        """The manifest's `index`: frame size and each frame's compressed size."""
+        return {
+            "scheme": INDEX_SCHEME,
+            "frame_size": self.frame_size,
+            "frames": [compressed for compressed, _plain in self.frames],
+        }
