@@ -13,10 +13,13 @@ from botocore.exceptions import ClientError
 from mackuper.destinations.base import Destination
 from mackuper.destinations.local import LocalDestination
 from mackuper.destinations.s3 import S3Destination
+from mackuper.destinations.sftp import SFTPDestination
+from tests.integration.ssh_support import target_for
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
+from tests.servers.sshd import SSHServer, chown_tree
 
 PLANTED = b"an object that is not Mackuper's and must stay as it is\n"
-KINDS = ["local", "moto", "rclone"]
+KINDS = ["local", "moto", "rclone", "sftp"]
 """Every destination kind, on every real server it is tested against."""
 
 
@@ -43,22 +46,41 @@ class Store:
     """Temporary files or multipart uploads still present."""
 
 
+def _directory_store(destination: Destination, root: Path, owner: str | None = None) -> Store:
+    """A store whose objects are files under `root` on this machine."""
+
+    def plant_file(key: str, data: bytes) -> None:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if owner is not None:
+            chown_tree(root, owner)
+
+    return Store(
+        destination,
+        plant_file,
+        lambda key: (root / key).read_bytes(),
+        lambda: sorted(path.name for path in root.rglob("*") if ".partial-" in path.name),
+    )
+
+
+def sftp_store(server: SSHServer) -> Store:
+    """A directory the password user owns on the test sshd, reached over SFTP."""
+    username = server.users["password"].username
+    root = server.make_remote_tree(username, {})
+    destination = SFTPDestination(target_for(server, "password"), str(root / "backups"))
+    return _directory_store(destination, root / "backups", username)
+
+
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "local":
         root = tmp_path / "backups"
 
-        def plant_file(key: str, data: bytes) -> None:
-            path = root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        yield Store(
-            LocalDestination(str(root)),
-            plant_file,
-            lambda key: (root / key).read_bytes(),
-            lambda: sorted(path.name for path in root.rglob("*") if ".partial-" in path.name),
-        )
+        yield _directory_store(LocalDestination(str(root)), root)
+        return
+    if request.param == "sftp":
+        yield sftp_store(request.getfixturevalue("sshd"))
         return
     server: S3Server = request.getfixturevalue(f"{request.param}_s3")
     bucket = server.make_bucket(unique_bucket_name("names"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from mackuper.destinations.base import Destination
+from mackuper.destinations.base import Destination, DestinationError
 from mackuper.destinations.local import LocalDestination
 from mackuper.destinations.s3 import S3Destination
+from mackuper.destinations.sftp import SFTPDestination
+from mackuper.ssh import SSHTarget
 
 
 def build(
@@ -20,6 +22,12 @@ def build(
     """
     if kind == "local":
         return LocalDestination(str(config.get("path", "")))
+    if kind == "sftp":
+        try:
+            target = SSHTarget.from_config(config, secrets, retry_seconds)
+        except ValueError:
+            raise DestinationError("the trusted host key is not an OpenSSH public key") from None
+        return SFTPDestination(target, str(config.get("path", "")), retry_seconds)
     return S3Destination(
         bucket=str(config.get("bucket", "")),
         region=str(config.get("region", "us-east-1")),

@@ -22,7 +22,7 @@ from mackuper.schemas.base import (
     SecretText,
     Text,
 )
-from mackuper.schemas.destinations import LocalDestination, S3Destination
+from mackuper.schemas.destinations import LocalDestination, S3Destination, SFTPDestination
 from mackuper.schemas.sources import SSHProbe
 
 Password = Annotated[
@@ -50,19 +50,26 @@ class S3DestinationBody(DestinationHead, S3Destination):
     kind: Annotated[Literal["s3"], Field(exclude=True)]
 
 
-DestinationBody = Annotated[LocalDestinationBody | S3DestinationBody, Discriminator("kind")]
+class SFTPDestinationBody(DestinationHead, SFTPDestination):
+    kind: Annotated[Literal["sftp"], Field(exclude=True)]
+
+
+DestinationBody = Annotated[
+    LocalDestinationBody | S3DestinationBody | SFTPDestinationBody, Discriminator("kind")
+]
 """A destination form: `kind` says which settings follow."""
 
 DESTINATION_BODIES: dict[str, type[DestinationHead]] = {
     "local": LocalDestinationBody,
     "s3": S3DestinationBody,
+    "sftp": SFTPDestinationBody,
 }
 
 
 class DestinationKind(Input):
     """A destination form's kind and the destination it edits (settings are checked per kind)."""
 
-    kind: Literal["local", "s3"]
+    kind: Literal["local", "s3", "sftp"]
     id: Id | None = None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import posixpath
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
@@ -16,6 +17,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from mackuper.core.naming import normalize_prefix
 from mackuper.schemas.base import AbsolutePath, KindSettings, SecretText, Text
+from mackuper.schemas.sources import SSHConnection, parse_host_key
 
 StorageClass = Literal[
     "",
@@ -48,6 +50,14 @@ def _endpoint_ok(url: str) -> bool:
     except ValueError:
         return all(_HOST_LABEL.match(label) for label in host.rstrip(".").split("."))
     return True
+
+
+def _remote_directory(path: str) -> str:
+    if not path:
+        raise ValueError("Enter the directory on the server where backups go.")
+    if not posixpath.isabs(path):
+        raise ValueError(f"Use an absolute path on the server ({path} is relative).")
+    return posixpath.normpath(path)
 
 
 def _normalized_path(path: str) -> str:
@@ -118,7 +128,23 @@ class S3Destination(KindSettings):
         return data
 
 
+class SFTPDestination(SSHConnection):
+    """A directory on an SFTP server; its host key pinned as for SSH sources."""
+
+    path: Annotated[Text, AfterValidator(_remote_directory)]
+    host_key: Annotated[Text, AfterValidator(lambda text: parse_host_key(text) if text else "")] = (
+        ""
+    )
+
+    def problems(self) -> dict[str, str]:
+        problems = super().problems()
+        if not self.host_key:
+            problems["host_key"] = "Test the connection and trust the server's host key."
+        return problems
+
+
 DESTINATION_MODELS: dict[str, type[KindSettings]] = {
     "local": LocalDestination,
     "s3": S3Destination,
+    "sftp": SFTPDestination,
 }
