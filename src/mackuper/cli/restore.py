@@ -119,7 +119,9 @@ def _restore(runtime: Runtime, args: argparse.Namespace) -> int:
         if artifact is None or artifact.state != ArtifactState.STORED.value:
             print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
             return 2
-        run_id = enqueue.queue_restore(session, runtime, artifact, parsed, RunTrigger.CLI).id
+        run_id = enqueue.queue_restore(
+            session, runtime, artifact, parsed, RunTrigger.CLI, wake=False
+        ).id
     return _execute(runtime, run_id)
 
 
@@ -129,7 +131,7 @@ def _verify(runtime: Runtime, args: argparse.Namespace) -> int:
         if artifact is None or artifact.state != ArtifactState.STORED.value:
             print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
             return 2
-        run_id = enqueue.queue_verify(session, artifact, args.deep, RunTrigger.CLI).id
+        run_id = enqueue.queue_verify(session, artifact, args.deep, RunTrigger.CLI, wake=False).id
     return _execute(runtime, run_id)
 
 

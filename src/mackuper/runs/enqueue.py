@@ -35,6 +35,7 @@ from mackuper.models import (
 from mackuper.restore.request import RestoreRequest
 from mackuper.restore.schedule import ANCHOR_KEY, GRACE, read_schedule
 from mackuper.runs.queue import live_labels, required_label, waiting_for
+from mackuper.runs.wake import commit_and_wake
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def take_due_tick(
 
 
 def run_now(session: Session, job: Job) -> Run:
-    """Queue a backup of `job` asked for by a person, and commit."""
+    """Queue a backup of `job` asked for by a person, commit, and wake the workers."""
     run = Run(
         job_id=job.id,
         job_name=job.name,
@@ -71,7 +72,7 @@ def run_now(session: Session, job: Job) -> Run:
     )
     session.add(run)
     _log_if_stranded(session, run)
-    session.commit()
+    commit_and_wake(session)
     return run
 
 
@@ -170,22 +171,35 @@ def queue_restore(
     artifact: Artifact,
     request: RestoreRequest,
     trigger: RunTrigger,
+    wake: bool = True,
 ) -> Run:
-    """Queue a restore (or its dry run) of `artifact`, its secrets encrypted, and commit."""
+    """Queue a restore (or its dry run) of `artifact`, its secrets encrypted, and commit.
+
+    `wake=False` leaves the workers asleep: the CLI claims its own run at once.
+    """
     details = {**request.details, "artifact_id": artifact.id, "archive_key": artifact.key}
     if request.secrets:
         details["secrets_encrypted"] = runtime.secrets.encrypt(request.secrets)
     run = _artifact_run(session, artifact, RunKind.RESTORE, details, trigger)
     _log_if_stranded(session, run)
-    session.commit()
+    _commit(session, wake)
     return run
 
 
-def queue_verify(session: Session, artifact: Artifact, deep: bool, trigger: RunTrigger) -> Run:
-    """Queue a verification of `artifact`, and commit."""
+def queue_verify(
+    session: Session, artifact: Artifact, deep: bool, trigger: RunTrigger, wake: bool = True
+) -> Run:
+    """Queue a verification of `artifact`, and commit (waking the workers unless told not to)."""
     run = _verify_run(session, artifact, deep, trigger)
-    session.commit()
+    _commit(session, wake)
     return run
+
+
+def _commit(session: Session, wake: bool) -> None:
+    if wake:
+        commit_and_wake(session)
+    else:
+        session.commit()
 
 
 def _verify_run(session: Session, artifact: Artifact, deep: bool, trigger: RunTrigger) -> Run:

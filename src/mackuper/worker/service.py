@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,11 +42,14 @@ from mackuper.models import (
 from mackuper.runs import enqueue, lifecycle, queue, retention
 from mackuper.runs.lifecycle import announce_interrupted
 from mackuper.runs.outcome import Outcome
+from mackuper.runs.wake import WakeListener
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_STALE = timedelta(seconds=30)
+RECOVER_EVERY_POLLS = 10
+"""Recovery (dead workers' runs and uploads) runs once per this many poll intervals."""
 POOL_THREADS = installation.CONCURRENCY_RANGE[1]
 """Threads are started on demand; the limit in force is the concurrency setting."""
 
@@ -69,6 +73,9 @@ class Worker:
         self.worker_id = worker_id or f"{self.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.labels = runtime.settings.worker_labels or (host_label(self.hostname),)
         self.stopping = threading.Event()
+        self.wake = threading.Event()
+        """Set when a run is queued elsewhere, one of ours ends, or we stop: look now."""
+        self.listener = WakeListener(runtime.engine, self.wake)
         self.clock = clock
         self.execute: Execute = execute or self._execute
         self.limit = runtime.settings.max_concurrent_runs
@@ -81,6 +88,7 @@ class Worker:
         def stop(signum: int, _frame: FrameType | None) -> None:
             logger.info("signal %s: stopping; running backups are aborted", signum)
             self.stopping.set()
+            self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -90,14 +98,20 @@ class Worker:
         installation.remember_timezone(self.runtime.sessions)
         self.heartbeat()
         self.recover()
-        cycles = 0
+        self.listener.start()
+        poll = self.runtime.settings.worker_poll_seconds
+        recovered_at = time.monotonic()
         while not self.stopping.is_set():
+            # Cleared before the step: a wake-up during it makes the next wait return at once.
+            self.wake.clear()
+            due = time.monotonic() - recovered_at >= poll * RECOVER_EVERY_POLLS
             try:
-                self.step(recover=cycles % 10 == 0)
+                self.step(recover=due)
             except Exception:
                 logger.exception("worker step failed; retrying")
-            cycles += 1
-            self.stopping.wait(self.runtime.settings.worker_poll_seconds)
+            if due:
+                recovered_at = time.monotonic()
+            self.wake.wait(poll)
         self.shutdown()
 
     def step(self, recover: bool = False, now: datetime | None = None) -> None:
@@ -112,6 +126,7 @@ class Worker:
 
     def shutdown(self) -> None:
         self.stopping.set()
+        self.listener.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
         with self.runtime.sessions.begin() as session:
             session.execute(
@@ -249,7 +264,10 @@ class Worker:
                     if free <= 0:
                         break
                     if self.claim(session, run_id):
-                        self.active[run_id] = self.pool.submit(self.run, run_id)
+                        future: Future[object] = self.pool.submit(self.run, run_id)
+                        # A slot frees when it ends: the next queued run need not wait a poll.
+                        future.add_done_callback(lambda _done: self.wake.set())
+                        self.active[run_id] = future
                         free -= 1
 
     def claim(self, session: Session, run_id: int) -> bool:

@@ -1,0 +1,96 @@
+"""Queuing a run wakes the workers at once (runs/wake.py), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session
+
+from mackuper.runs import wake
+from mackuper.runs.wake import WakeListener, commit_and_wake
+
+WAIT = 20.0
+"""Generous for a loaded machine; a missed wake-up would never come at all."""
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'mackuper.db'}")
+    yield engine
+    engine.dispose()
+
+
+def _listening(engine: Engine) -> tuple[WakeListener, threading.Event]:
+    event = threading.Event()
+    listener = WakeListener(engine, event)
+    listener.start()
+    return listener, event
+
+
+def test_a_commit_on_sqlite_wakes_a_listening_worker(sqlite_engine: Engine) -> None:
+    listener, event = _listening(sqlite_engine)
+    try:
+        assert not event.is_set()
+        with Session(sqlite_engine) as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+            commit_and_wake(session)
+        assert event.wait(WAIT)
+    finally:
+        listener.close()
+    assert not list(Path(str(sqlite_engine.url.database) + ".wake").glob("*.sock"))
+
+
+def test_a_database_path_too_long_for_a_socket_uses_the_short_fallback(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    engine = create_engine(f"sqlite:///{deep / 'mackuper.db'}")
+    listener, event = _listening(engine)
+    try:
+        fallback = wake._fallback_directory((deep / "mackuper.db").resolve())
+        assert list(fallback.glob("*.sock")), "the listener bound nowhere"
+        with Session(engine) as session:
+            commit_and_wake(session)
+        assert event.wait(WAIT)
+    finally:
+        listener.close()
+        engine.dispose()
+
+
+def test_a_dead_workers_socket_is_removed_and_the_others_still_woken(
+    sqlite_engine: Engine,
+) -> None:
+    listener, event = _listening(sqlite_engine)
+    directory = Path(str(sqlite_engine.url.database) + ".wake")
+    dead = directory / "1-deadbeef.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as gone:
+        gone.bind(str(dead))  # bound, then closed without unlinking: a killed worker
+    try:
+        assert wake.poke_sqlite_workers(sqlite_engine.url) == 1
+        assert event.wait(WAIT)
+        assert not dead.exists()
+    finally:
+        listener.close()
+
+
+def test_postgres_wakes_on_commit_and_not_on_rollback(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    listener, event = _listening(engine)
+    try:
+        assert event.wait(WAIT), "the listener never connected"  # it looks once on connecting
+        event.clear()
+        with Session(engine) as session:
+            session.execute(text("SELECT 1"))
+            session.execute(text("SELECT pg_notify(:c, '')"), {"c": wake.CHANNEL})
+            session.rollback()
+        assert not event.wait(2), "a rolled-back transaction woke the worker"
+        with Session(engine) as session:
+            commit_and_wake(session)
+        assert event.wait(WAIT)
+    finally:
+        listener.close()
+        engine.dispose()
