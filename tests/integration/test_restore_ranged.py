@@ -20,8 +20,11 @@ from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.pipeline.seekable import FRAME_SIZE
 from mackuper.restore.archives import DecryptionKeys, StoredArchive
 from mackuper.restore.download import extract_path
+from mackuper.runtime import Runtime
 from mackuper.sources.local import LocalSource
+from tests.conftest import ApiClient
 from tests.integration.engine_support import RecordingHooks
+from tests.integration.restore_support import backed_up, ok, restore
 from tests.servers.faults import endpoint_address
 from tests.servers.http_front import HttpFront, http_front
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
@@ -189,3 +192,50 @@ def test_an_archive_whose_manifest_has_no_index_is_still_read_as_a_stream(
     name = PICKS["end"]
     assert _download(archive, str(source / name).lstrip("/")) == (source / name).read_bytes()
     assert [header for header, _sent in _archive_reads(front, archive.key, before)] == [None]
+
+
+def test_a_selective_restore_run_reads_only_the_frames_of_its_selection(
+    tmp_path: Path,
+    api: ApiClient,
+    runtime: Runtime,
+    moto_s3: S3Server,
+    bucket: str,
+    front: HttpFront,
+    source: Path,
+) -> None:
+    destination = ok(
+        api,
+        "POST",
+        "/api/destinations",
+        {
+            "name": "Bucket behind a counting front",
+            "kind": "s3",
+            "bucket": bucket,
+            "region": moto_s3.region,
+            "endpoint_url": front.url,
+            "path_style": True,
+            "access_key_id": moto_s3.access_key,
+            "secret_access_key": moto_s3.secret_key,
+        },
+    )["destination"]
+    backup = backed_up(api, runtime, source, destination["id"], "tar.zst", "Selective")
+    key = ok(api, "GET", f"/api/backups/{backup['id']}")["backup"]["key"]
+    picked = [str(source / PICKS["middle"]).lstrip("/"), str(source / "z-last").lstrip("/")]
+    before = len(front.seen)
+    target = tmp_path / "restored"
+    run = restore(api, runtime, backup["id"], {"kind": "local", "path": str(target)}, paths=picked)
+    assert run["status"] == "success", run["error"]
+    restored = file_hashes(target / str(source).lstrip("/"))
+    assert restored == {
+        path: digest
+        for path, digest in file_hashes(source).items()
+        if path in {PICKS["middle"], PICKS["end"]}
+    }
+    reads = _archive_reads(front, key, before)
+    assert reads and all(header is not None for header, _sent in reads), reads
+    fetched = sum(sent for _header, sent in reads)
+    size = sum(entry.stat().st_size for entry in source.rglob("*") if entry.is_file())
+    # Two reads: the middle file's two frames, and the last frame.
+    assert fetched <= (source / PICKS["middle"]).stat().st_size + 3 * FRAME_SIZE, reads
+    assert fetched < size / 2
+    assert run["bytes_read"] == fetched

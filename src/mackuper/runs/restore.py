@@ -7,6 +7,7 @@ and, at the end, the results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,11 @@ from sqlalchemy.orm import Session
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
-from mackuper.restore.errors import RestoreError
+from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
-from mackuper.restore.paths import normalize_selection
+from mackuper.restore.paths import is_selected, member_parts, normalize_selection
+from mackuper.restore.seekable import open_selected
 from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.stored import stored_archive
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
@@ -34,6 +36,8 @@ class RestoreWork:
     target: dict[str, Any]
     secrets: dict[str, str]
     options: ExtractOptions
+    manifest: dict[str, Any] | None = None
+    """With its file list opened; None when it cannot be read."""
 
 
 class RestoreTask:
@@ -57,8 +61,9 @@ class RestoreTask:
             selection=normalize_selection(list(details["paths"])),
         )
         archive = stored_archive(context.runtime, session, artifact, secrets)
-        options.declared_sizes = declared_sizes(archive)
-        return RestoreWork(archive, job, details["target"], secrets, options)
+        manifest = _manifest(archive)
+        options.declared_sizes = declared_sizes(manifest)
+        return RestoreWork(archive, job, details["target"], secrets, options, manifest)
 
     def execute(self, context: RunContext, work: RestoreWork) -> Finished:
         recorder, options, archive = context.recorder, work.options, work.archive
@@ -72,7 +77,14 @@ class RestoreTask:
         counter = _ByteCount()
         try:
             extractor = Extractor(target, options, recorder, counter.value)
-            with open_members(archive, counter) as members:
+            # A selection reads only the frames holding it when the archive has an index.
+            chosen = _selected(options.selection) if options.selection else None
+            opened = (
+                open_selected(archive, work.manifest, chosen, counter)
+                if chosen is not None
+                else open_members(archive, counter)
+            )
+            with opened as members:
                 report = extractor.run(members)
             if extractor.needs_second_pass:
                 recorder.log(
@@ -108,16 +120,29 @@ class RestoreTask:
         return None
 
 
-def declared_sizes(archive: StoredArchive) -> dict[str, int] | None:
-    """Each file's size as the manifest declares it; None when it lists no files
-    (sealed without the key, or missing): then only the archive's own headers hold."""
+def _manifest(archive: StoredArchive) -> dict[str, Any] | None:
     try:
-        manifest = unsealed(
+        return unsealed(
             read_manifest(archive.destination, archive.key), archive.keys, SCRYPT_MAX_WORK_FACTOR
         )
     except RestoreError:
         return None
-    if "files" not in manifest:
+
+
+def _selected(selection: list[tuple[str, ...]]) -> Callable[[str], bool]:
+    def selected(name: str) -> bool:
+        try:
+            return is_selected(member_parts(name), selection)
+        except Refused:
+            return False
+
+    return selected
+
+
+def declared_sizes(manifest: dict[str, Any] | None) -> dict[str, int] | None:
+    """Each file's size as the manifest declares it; None when it lists no files
+    (sealed without the key, or missing): then only the archive's own headers hold."""
+    if manifest is None or "files" not in manifest:
         return None
     return {
         item["path"]: item["size"]
