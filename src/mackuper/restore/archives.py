@@ -19,6 +19,7 @@ from mackuper.restore.formats import (
     iter_tar_members,
     iter_zip_members,
 )
+from mackuper.restore.readahead import read_ahead_chain, staged
 from mackuper.restore.storage import open_seekable, open_stream
 
 
@@ -70,7 +71,8 @@ def open_members(
     """Members of the archive; `on_bytes` sees the stored bytes of tar formats as read.
 
     With `drain`, the rest of the stored object (after the tar trailer) is read at
-    the end too, so `on_bytes` has seen every byte.
+    the end too, so `on_bytes` has seen every byte; without, tar formats are read
+    through `ReadAhead` stages (restore/readahead.py), one thread per stage.
     """
     with contextlib.ExitStack() as stack:
         if archive.archive_format == "zip":
@@ -86,7 +88,17 @@ def open_members(
             yield iter_zip_members(seekable)
             return
         raw = stack.enter_context(open_stream(archive.destination, archive.key, on_bytes))
-        plain = decrypting(raw, archive.keys) if archive.encrypted else raw
-        yield iter_tar_members(decompressed(plain, archive.archive_format))
-        while drain and raw.read(1 << 20):
-            pass
+        if drain:
+            plain = decrypting(raw, archive.keys) if archive.encrypted else raw
+            yield iter_tar_members(decompressed(plain, archive.archive_format))
+            while raw.read(1 << 20):
+                pass
+            return
+        # Download, decryption and decompression each in a thread of their own.
+        chain = stack.enter_context(read_ahead_chain())
+        stream = staged(raw, "download", chain)
+        if archive.encrypted:
+            stream = staged(decrypting(stream, archive.keys), "decrypt", chain)
+        if archive.archive_format != "tar":
+            stream = staged(decompressed(stream, archive.archive_format), "decompress", chain)
+        yield iter_tar_members(stream)

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from mackuper.core import schedule
 from mackuper.installation import timezone as installation_timezone
-from mackuper.models import Job, Run, RunStatus, WorkerHeartbeat
+from mackuper.models import Artifact, Job, Run, RunKind, RunStatus, WorkerHeartbeat
 from mackuper.runs.queue import WORKER_FRESH
 from mackuper.schemas.answers import Chart, Estimate, HeaderStatus, JobsOverview, WorkersAnswer
 from mackuper.web.database import get_db
@@ -141,9 +141,20 @@ def chart() -> Response:
 @login_required
 @operation("What the job's last good run read, for a running run's ETA", responses={200: Estimate})
 def estimate(run_id: int) -> Response:
-    """What the job's last good run read, so a running run can show a percentage and ETA."""
+    """What the job's last good run read, so a running run can show a percentage and ETA.
+
+    A full restore reads its archive once from start to end: its size is the
+    estimate (a selection reads only some of it, so it gets none).
+    """
     session = get_db()
     run = session.get(Run, run_id)
+    if run is not None and run.kind == RunKind.RESTORE.value:
+        details = run.details or {}
+        artifact_id = details.get("artifact_id")
+        artifact = session.get(Artifact, artifact_id) if isinstance(artifact_id, int) else None
+        whole = not details.get("paths")
+        size = artifact.size if artifact is not None and whole else None
+        return jsonify(expected_bytes=size, expected_seconds=None)
     previous = None
     if run is not None and run.job_id is not None:
         previous = session.scalars(
