@@ -50,10 +50,18 @@ def test_encrypted_backups_restore_with_stored_passphrase_or_pasted_identity(
         encryption={"mode": "recipients", "recipients": [recipient]},
     )
     target = {"kind": "local", "path": str(tmp_path / "b")}
-    refused = restore(api, runtime, keyed["id"], target)
-    assert refused["status"] == "failed"
-    assert "encrypted" in refused["error"] and "identity" in refused["error"]
-    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    # Without the key the form is refused before anything is queued (issue 15, item 8).
+    runs_before = ok(api, "GET", "/api/runs")["total"]
+    for decryption in ({}, {"identity": generate_identity()[0]}):
+        refused = api.call(
+            "POST",
+            "/api/restore",
+            {"artifact_id": keyed["id"], "target": target, "decryption": decryption},
+        )
+        assert refused.status_code == 422, refused.get_data(as_text=True)
+        assert "key" in refused.get_json()["fields"]["decryption"]
+    assert ok(api, "GET", "/api/runs")["total"] == runs_before
+    assert not (tmp_path / "b").exists()
 
     run = restore(api, runtime, keyed["id"], target, decryption={"identity": identity})
     assert run["status"] == "success", run["error"]

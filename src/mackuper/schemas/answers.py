@@ -6,7 +6,7 @@ object may carry more fields than listed, so adding a field never breaks a clien
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -205,6 +205,28 @@ class InstallationSettings(Answer):
     history_keep_days: int | None
 
 
+class MasterKeyOrigin(Answer):
+    origin: Literal["environment", "file"]
+    """MACKUPER_MASTER_KEY, or the key file in the data directory."""
+    path: str | None
+
+
+class MasterKey(MasterKeyOrigin):
+    master_key: str
+    """The key itself: in this answer only (marked no-store)."""
+    filename: str
+
+
+class ConfigurationExport(Answer):
+    mackuper_export: int
+    exported_at: str
+    warning: str
+    installation: InstallationSettings
+    destinations: list[dict[str, Any]]
+    jobs: list[dict[str, Any]]
+    notification_channels: list[dict[str, Any]]
+
+
 class InstallationAnswer(Answer):
     settings: InstallationSettings
 
@@ -234,6 +256,8 @@ class Backup(Answer):
     sha256: str | None
     format: str
     encrypted: bool
+    key_stored: bool
+    """The job keeps a key or passphrase that opens its backups."""
 
 
 class BackupsAnswer(Answer):
@@ -381,6 +405,8 @@ class TreeEntry(Answer):
 class Tree(Answer):
     entries: list[TreeEntry]
     truncated: bool
+    sealed: bool
+    """The file list is encrypted and no key at hand opened it: send one (POST)."""
 
 
 class DownloadLink(Answer):

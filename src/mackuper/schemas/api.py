@@ -172,6 +172,12 @@ class DecryptionKeys(Input):
     passphrase: Annotated[str, StringConstraints(max_length=20_000)] = ""
 
 
+class TreeBody(TreeQuery):
+    decryption: DecryptionKeys | None = None
+    """The key or passphrase of an encrypted backup whose job stores none: used for this
+    request only, never stored."""
+
+
 class RestoreBody(Input):
     artifact_id: Id
     policy: Literal["skip", "overwrite", "keep-both"] = "skip"
@@ -213,6 +219,11 @@ class LoginBody(Input):
     username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=256)] = ""
     password: Password = ""
     remember: bool = False
+
+
+class MasterKeyBody(Input):
+    password: Password = ""
+    """The signed-in user's password, typed again."""
 
 
 class PasswordBody(Input):

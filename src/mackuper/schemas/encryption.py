@@ -45,6 +45,8 @@ class Encryption(KindSettings):
     store_identity: Annotated[bool, Field(exclude=True)] = False
     """Keep `identity` (encrypted) so restores need no key pasted."""
     identity: SecretText = ""
+    identity_saved: Annotated[bool, Field(exclude=True)] = False
+    """The person confirmed they keep the private key of a key pair generated here."""
 
     @field_validator("recipients")
     @classmethod

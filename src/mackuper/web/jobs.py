@@ -40,6 +40,7 @@ from mackuper.schemas.jobs import (
 from mackuper.schemas.sources import SOURCE_MODELS
 from mackuper.web import job_alerts
 from mackuper.web.database import get_db, runtime
+from mackuper.web.encryption import unconfirmed_key
 from mackuper.web.forms import fail, field_errors, field_messages
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
@@ -90,6 +91,7 @@ def _apply(job: Job, body: JobBody) -> None:
             secrets.decrypt(job.encryption_secrets_encrypted)
         )
         errors.update({f"encryption.{k}": v for k, v in encryption.problems().items()})
+        errors.update(unconfirmed_key(encryption, job.encryption or {}))
     alerts = job_alerts.settle(job, body)
     errors.update(alerts.errors)
     if errors or source is None:

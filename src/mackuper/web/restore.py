@@ -14,13 +14,14 @@ from werkzeug.wrappers import Response
 from mackuper import installation
 from mackuper.core import schedule
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, ArtifactState, RunTrigger
+from mackuper.models import Artifact, ArtifactState, Job, RunTrigger
 from mackuper.models import Destination as DestinationRow
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.catalog import import_backups
 from mackuper.restore.download import Download, download_filename, extract_path, whole_archive
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.formats import format_of_key
+from mackuper.restore.keys import KeyNeeded, KeyRefused, check_opens
 from mackuper.restore.manifest import (
     children,
     manifest_files,
@@ -44,9 +45,11 @@ from mackuper.schemas.answers import (
 )
 from mackuper.schemas.api import (
     BackupsQuery,
+    DecryptionKeys,
     ExtractQuery,
     ImportBody,
     RestoreBody,
+    TreeBody,
     TreeQuery,
     VerifyBody,
     VerifyScheduleBody,
@@ -74,7 +77,16 @@ def _sentence(error: Exception) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def backup_json(artifact: Artifact) -> dict[str, Any]:
+def key_stored(job: Job | None) -> bool:
+    """Whether the job keeps a key that opens its backups (a passphrase, or a stored identity)."""
+    if job is None:
+        return False
+    settings = job.encryption or {}
+    mode = settings.get("mode") or "none"
+    return mode == "passphrase" or (mode == "recipients" and bool(settings.get("identity_stored")))
+
+
+def backup_json(artifact: Artifact, stored_key: bool = False) -> dict[str, Any]:
     try:
         archive_format, encrypted = format_of_key(artifact.key)
     except RestoreError:
@@ -94,6 +106,7 @@ def backup_json(artifact: Artifact) -> dict[str, Any]:
         "sha256": artifact.sha256,
         "format": archive_format,
         "encrypted": encrypted or artifact.encrypted,
+        "key_stored": stored_key,
         "verified_at": iso(artifact.verified_at),
         "verify_status": artifact.verify_status,
     }
@@ -106,9 +119,21 @@ def _artifact(artifact_id: int) -> Artifact:
     return artifact
 
 
-def _archive(artifact: Artifact) -> StoredArchive:
+def _given(decryption: DecryptionKeys | None) -> dict[str, str]:
+    """A key or passphrase sent with this request only: used for it, never stored or logged."""
+    if decryption is None:
+        return {}
+    given = {"key_identity": decryption.identity, "key_passphrase": decryption.passphrase}
+    return {name: value for name, value in given.items() if value}
+
+
+def _job_of(artifact: Artifact) -> Job | None:
+    return get_db().get(Job, artifact.job_id) if artifact.job_id is not None else None
+
+
+def _archive(artifact: Artifact, given: dict[str, str] | None = None) -> StoredArchive:
     try:
-        return stored_archive(runtime(), get_db(), artifact, {})
+        return stored_archive(runtime(), get_db(), artifact, given or {})
     except (RestoreError, DestinationError) as error:
         fail(_sentence(error), 409)
 
@@ -129,11 +154,19 @@ def list_backups(query: BackupsQuery) -> Response:
         .order_by(Artifact.created_at.desc(), Artifact.id.desc())
         .limit(500)
     )
-    return jsonify(backups=[backup_json(artifact) for artifact in rows])
+    artifacts = list(rows)
+    job_ids = {artifact.job_id for artifact in artifacts if artifact.job_id is not None}
+    jobs = get_db().scalars(select(Job).where(Job.id.in_(job_ids)))
+    stored = {job.id: key_stored(job) for job in jobs}
+    return jsonify(
+        backups=[
+            backup_json(artifact, stored.get(artifact.job_id or 0, False)) for artifact in artifacts
+        ]
+    )
 
 
-def _manifest(artifact: Artifact) -> dict[str, Any]:
-    archive = _archive(artifact)
+def _manifest(artifact: Artifact, given: dict[str, str] | None = None) -> dict[str, Any]:
+    archive = _archive(artifact, given)
     try:
         return unsealed(read_manifest(archive.destination, artifact.key), archive.keys)
     except RestoreError as error:
@@ -148,7 +181,7 @@ def get_backup(artifact_id: int) -> Response:
     manifest = _manifest(artifact)
     files = manifest_files(manifest)
     return jsonify(
-        backup=backup_json(artifact),
+        backup=backup_json(artifact, key_stored(_job_of(artifact))),
         manifest={
             "started_at": manifest.get("started_at"),
             "finished_at": manifest.get("finished_at"),
@@ -171,14 +204,44 @@ def get_backup(artifact_id: int) -> Response:
     responses={200: Tree},
 )
 def backup_tree(artifact_id: int, query: TreeQuery) -> Response:
-    files = manifest_files(_manifest(_artifact(artifact_id)))
-    text = query.q
+    return _tree(_manifest(_artifact(artifact_id)), query.q, query.path)
+
+
+@blueprint.post("/api/backups/<int:artifact_id>/tree")
+@login_required
+@operation(
+    "A folder of an encrypted backup's file list, or a search in it, with its key",
+    body=TreeBody,
+    responses={200: Tree},
+)
+def backup_tree_with_key(artifact_id: int, body: TreeBody) -> Response:
+    """The key or passphrase in the body opens the sealed file list for this request
+    only; it is neither stored nor logged. A key that does not open it is a 422."""
+    given = _given(body.decryption)
+    manifest = _manifest(_artifact(artifact_id), given)
+    if given and _sealed(manifest):
+        field_errors({"decryption": _sentence(KeyRefused())})
+    return _tree(manifest, body.q, body.path)
+
+
+def _sealed(manifest: dict[str, Any]) -> bool:
+    """The file list is encrypted and no key at hand opened it."""
+    return bool(manifest.get("sealed_age")) and not manifest_files(manifest)
+
+
+def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
+    files = manifest_files(manifest)
+    sealed = _sealed(manifest)
     if text:
         matches, cut = search(files, text)
-        return jsonify(entries=[node.as_dict() for node in matches], truncated=cut, query=text)
-    folder = query.path.strip("/")
+        return jsonify(
+            entries=[node.as_dict() for node in matches], truncated=cut, query=text, sealed=sealed
+        )
+    folder = path.strip("/")
     nodes = children(files, folder)
-    return jsonify(path=folder, entries=[node.as_dict() for node in nodes], truncated=False)
+    return jsonify(
+        path=folder, entries=[node.as_dict() for node in nodes], truncated=False, sealed=sealed
+    )
 
 
 def _send(download: Download) -> Response:
@@ -246,6 +309,12 @@ def start_restore(body: RestoreBody) -> tuple[Response, int]:
     parsed = parse_restore(body.model_dump(mode="json"))
     if isinstance(parsed, dict):
         field_errors(parsed)
+    try:
+        check_opens(_archive(artifact, parsed.secrets))
+    except (KeyNeeded, KeyRefused) as error:
+        field_errors({"decryption": _sentence(error)})
+    except (RestoreError, DestinationError) as error:
+        fail(_sentence(error), 409)
     run = enqueue.queue_restore(get_db(), runtime(), artifact, parsed, RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202
 

@@ -119,6 +119,7 @@
       mode: current.mode || "none", passphrase: "", passphrase_set: current.passphrase === "set",
       recipients: (current.recipients || []).join("\n"), identity: "", generated: false,
       store_identity: current.identity === "stored", identity_stored: current.identity === "stored",
+      identity_saved: false,
     };
   }
 
@@ -128,6 +129,7 @@
     if (form.mode === "recipients") {
       payload.recipients = form.recipients;
       payload.store_identity = form.store_identity;
+      payload.identity_saved = form.identity_saved;
       // The private key leaves the browser only when the user chose to store it.
       if (form.store_identity && form.identity) payload.identity = form.identity;
     }
@@ -362,7 +364,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], workers: [], workerLabels: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null,
+        previewError: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null, keyNotice: "",
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -485,12 +487,39 @@
         passphraseHint() { return this.form.encryption.passphrase_set ? "(set; leave blank to keep)" : "(at least 10 characters)"; },
         identityHint() { return this.form.encryption.identity_stored ? "(stored; leave blank to keep)" : "(AGE-SECRET-KEY-1...)"; },
         showIdentity() { return this.form.encryption.generated || this.form.encryption.store_identity; },
+        /* A generated private key that is neither stored here nor confirmed saved: the
+           one careless click that would make every backup of the job unrecoverable. */
+        needsKeyConfirmation() {
+          var form = this.form && this.form.encryption;
+          return !!form && form.mode === "recipients" && form.generated && !form.store_identity && !form.identity_saved;
+        },
+        async copyKey() {
+          try {
+            await navigator.clipboard.writeText(this.form.encryption.identity);
+            this.keyNotice = "Private key copied.";
+          } catch (error) {
+            this.keyNotice = "Copying was refused by the browser: select the key and copy it, or download it.";
+          }
+        },
+        downloadKey() {
+          var blob = new Blob([this.form.encryption.identity + "\n"], { type: "text/plain" });
+          var link = document.createElement("a");
+          link.href = URL.createObjectURL(blob);
+          link.download = (this.form.name || "mackuper").replace(/[^A-Za-z0-9._-]+/g, "-") + ".age-key.txt";
+          document.body.appendChild(link);
+          link.click();
+          link.remove();
+          window.setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
+          this.keyNotice = "Private key downloaded.";
+        },
         async generateKey() {
           var result = await api("POST", "/api/encryption/identity");
           if (!result.ok) { this.error = result.data.error; return; }
           var form = this.form.encryption;
           form.identity = result.data.identity;
           form.generated = true;
+          form.identity_saved = false;
+          this.keyNotice = "";
           form.recipients = (form.recipients.trim() ? form.recipients.trim() + "\n" : "") + result.data.recipient;
         },
         isSSH() { return this.form.source_kind === "ssh"; },

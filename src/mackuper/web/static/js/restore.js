@@ -21,6 +21,7 @@
         jobs: [], backups: [], destinations: [], jobId: "", loaded: false,
         selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
+        sealed: false, keyInput: "", keyError: "", browseKey: "",
         importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
         async init() {
@@ -72,22 +73,51 @@
         },
         async browse(backup) {
           this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
+          this.sealed = false; this.keyInput = ""; this.keyError = ""; this.browseKey = "";
           await this.openFolder("");
+        },
+        /* The file list of `path` or the matches of `query`. A key typed for this backup
+           goes in a POST body with every request and lives only in this page's memory. */
+        async tree(path, query) {
+          var url = "/api/backups/" + this.selected.id + "/tree";
+          if (this.browseKey) {
+            return api("POST", url, { path: path, q: query, decryption: { identity: this.browseKey } });
+          }
+          return api("GET", url + "?" + (query ? "q=" + encodeURIComponent(query) : "path=" + encodeURIComponent(path)));
         },
         async openFolder(path) {
           this.folder = path; this.searching = false;
-          var result = await api("GET", "/api/backups/" + this.selected.id + "/tree?path=" + encodeURIComponent(path));
-          if (result.ok) { this.entries = result.data.entries; this.error = ""; } else { this.entries = []; this.error = result.data.error; }
+          var result = await this.tree(path, "");
+          if (result.ok) { this.entries = result.data.entries; this.sealed = result.data.sealed; this.error = ""; } else { this.entries = []; this.error = result.data.error; }
+        },
+        async openWithKey() {
+          if (!this.keyInput) { this.keyError = "Enter the private key or passphrase of this backup."; return; }
+          this.busy = true; this.browseKey = this.keyInput;
+          var result = await this.tree("", "");
+          this.busy = false;
+          if (!result.ok) {
+            this.browseKey = "";
+            this.keyError = (result.data.fields && result.data.fields.decryption) || result.data.error;
+            return;
+          }
+          this.keyError = ""; this.keyInput = ""; this.error = ""; this.folder = ""; this.searching = false;
+          this.entries = result.data.entries; this.sealed = result.data.sealed;
+          this.form.decryption = this.browseKey;
         },
         async runSearch() {
           if (!this.query) { await this.openFolder(this.folder); return; }
-          var result = await api("GET", "/api/backups/" + this.selected.id + "/tree?q=" + encodeURIComponent(this.query));
+          var result = await this.tree("", this.query);
           this.searching = true;
           if (result.ok) {
             this.entries = result.data.entries;
             this.notice = result.data.truncated ? "Only the first matches are shown; refine the search." : "";
           } else { this.error = result.data.error; }
         },
+        decryptionHint() {
+          return this.selected && this.selected.key_stored ? "(empty: the one the job stores)" : "(required: the job stores no key)";
+        },
+        isoTime(seconds) { return seconds ? new Date(seconds * 1000).toISOString() : ""; },
+        mtimeText(seconds) { return seconds ? "modified " + new Date(seconds * 1000).toLocaleString() : ""; },
         crumbs() {
           var parts = this.folder ? this.folder.split("/") : [];
           return parts.map(function (name, index) { return { name: name, path: parts.slice(0, index + 1).join("/") }; });
