@@ -239,3 +239,17 @@ def test_a_selective_restore_run_reads_only_the_frames_of_its_selection(
     assert fetched <= (source / PICKS["middle"]).stat().st_size + 3 * FRAME_SIZE, reads
     assert fetched < size / 2
     assert run["bytes_read"] == fetched
+
+
+def test_a_folder_download_reads_only_the_frames_of_the_folder(
+    moto_s3: S3Server, bucket: str, front: HttpFront, source: Path, tmp_path: Path
+) -> None:
+    archive = _stored(moto_s3, bucket, front, source, "tar.zst", True)
+    before = len(front.seen)
+    folder = tmp_path / "z-last.tar"
+    folder.write_bytes(_download(archive, str(source / "z-last").lstrip("/")))
+    reads = _archive_reads(front, archive.key, before)
+    assert reads and all(header is not None for header, _sent in reads), reads
+    assert sum(sent for _header, sent in reads) <= 2 * FRAME_SIZE
+    subprocess.run(["tar", "-xf", str(folder), "-C", str(tmp_path)], check=True)
+    assert file_hashes(tmp_path / "z-last") == file_hashes(source / "z-last")
