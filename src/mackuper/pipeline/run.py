@@ -322,6 +322,9 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     }
     if stages.indexed:
         manifest["index"] = stages.index()
+    # Database sources list each dump (database, member name, parts, size, tool).
+    if databases := getattr(plan.source, "dumped", None):
+        manifest["databases"] = databases
     if plan.encryption is not None:
         manifest = seal_manifest(manifest, plan.encryption)
     # No indent: with one, json falls back to its pure-Python encoder (seconds for 20,000 files).

@@ -12,7 +12,7 @@ from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.schemas.alerts import Commands, Notifications
 from mackuper.schemas.base import Id, Input, QueryInt, Text, says
 from mackuper.schemas.encryption import Encryption
-from mackuper.schemas.sources import LocalSource, SSHSource
+from mackuper.schemas.sources import LocalSource, PostgresSource, SSHSource
 
 ArchiveFormat = Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"]
 
@@ -49,7 +49,7 @@ class Retention(Input):
 
 WorkerLabel = Annotated[str, AfterValidator(normalize_label), says(f"A label is {LABEL_RULE}.")]
 
-SourceSettings = SkipValidation[LocalSource | SSHSource]
+SourceSettings = SkipValidation[LocalSource | SSHSource | PostgresSource]
 """Checked against the model of the job's source_kind once the kind is known."""
 
 
@@ -60,7 +60,7 @@ class JobBody(Input):
     name: Annotated[Text, Field(max_length=100, json_schema_extra={"minLength": 1})]
     """Checked for emptiness with the source and the schedule, so a form shows every
     problem at once."""
-    source_kind: Literal["local", "ssh"] = "local"
+    source_kind: Literal["local", "ssh", "postgresql"] = "local"
     source: SourceSettings = Field(default_factory=dict)  # type: ignore[assignment]
     archive_format: ArchiveFormat = "tar.gz"
     compression_level: int | None = None
@@ -108,6 +108,12 @@ class EnabledBody(Input):
 class DeleteJobBody(Input):
     delete_backups: bool = False
     """Also delete the job's stored backups (else they are kept and stay restorable)."""
+
+
+class RunNowBody(Input):
+    another: bool = False
+    """Queue a further backup even while one of the job is queued or running (scripts
+    that mean it; a click never sends this)."""
 
 
 class SchedulePreviewQuery(Input):

@@ -131,4 +131,52 @@ class SSHSource(SSHConnection):
         return problems
 
 
-SOURCE_MODELS: dict[str, type[KindSettings]] = {"local": LocalSource, "ssh": SSHSource}
+def _database_names(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("Name each database once.")
+    if too_long := [name for name in names if len(name.encode()) > 63]:
+        raise ValueError(f"{too_long[0][:20]}... is longer than a PostgreSQL name can be.")
+    return names
+
+
+class PostgresConnection(KindSettings):
+    """How to reach a PostgreSQL server and who logs in (what "Test connection" needs).
+
+    The password reaches psql, pg_dump and pg_restore as PGPASSWORD, never an argument.
+    """
+
+    host: Annotated[Text, Field(min_length=1, max_length=255)] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    username: Annotated[Text, Field(min_length=1, max_length=63)] = "postgres"
+    password: SecretText = ""
+    maintenance_database: Annotated[Text, Field(min_length=1, max_length=63)] = "postgres"
+    """The database psql connects to for listing the others."""
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if host.startswith("/"):
+            return host  # a UNIX socket directory
+        if not _HOST.match(host) or host.startswith("-"):
+            raise ValueError("Use a host name, an IP address or a socket directory.")
+        return host
+
+
+class PostgresSource(PostgresConnection):
+    """PostgreSQL databases dumped with pg_dump (custom format by default), streamed."""
+
+    databases: Annotated[Lines, AfterValidator(_database_names)] = []
+    """Empty: every database that accepts connections."""
+    include_globals: bool = True
+    """Roles and tablespaces too (pg_dumpall --globals-only)."""
+    dump_format: Literal["custom", "plain"] = "custom"
+    schema_only: bool = False
+    exclude_tables: Lines = []
+    """pg_dump --exclude-table patterns."""
+
+
+SOURCE_MODELS: dict[str, type[KindSettings]] = {
+    "local": LocalSource,
+    "ssh": SSHSource,
+    "postgresql": PostgresSource,
+}

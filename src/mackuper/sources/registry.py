@@ -7,6 +7,7 @@ from typing import Any
 
 from mackuper.sources.base import Source, SourceError
 from mackuper.sources.local import LocalSource
+from mackuper.sources.postgres import PostgresSource
 from mackuper.sources.ssh import SSHSource
 
 
@@ -19,4 +20,6 @@ def build(
         return LocalSource(config.get("paths", []), config.get("excludes", []))
     if kind == "ssh":
         return SSHSource.from_config(config, secrets, retry_seconds)
+    if kind == "postgresql":
+        return PostgresSource.from_config(config, secrets)
     raise SourceError(f"unknown source kind {kind!r}")

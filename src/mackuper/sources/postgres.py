@@ -1,0 +1,177 @@
+"""PostgreSQL databases, dumped by `pg_dump` (and `pg_dumpall --globals-only`) as they are archived.
+
+Each database becomes `postgresql/<name>.dump.part000001...` (custom format, so
+`pg_restore` can pick single tables) or `.sql.part...` (plain SQL); the globals (roles,
+tablespaces) `postgresql/pg_dumpall.globals.sql.part...`. sources/dump.py says why parts.
+
+Where to connect travels in PGHOST, PGPORT, PGUSER and PGDATABASE and the password in
+PGPASSWORD: nothing secret is on a command line, and a database name is never read as
+a connection string (`-d` would expand `host=... dbname=...`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mackuper.sources.base import Entry, Reporter, SourceError
+from mackuper.sources.dump import PART_SIZE, dump_entries
+
+FOLDER = "postgresql"
+LIST_DATABASES = (
+    "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]")
+COMMAND_TIMEOUT = 60.0
+GLOBALS_NAME = f"{FOLDER}/pg_dumpall.globals.sql"
+"""Roles and tablespaces; a dot in the stem, which no encoded database name has."""
+
+
+def member_name(database: str, extension: str) -> str:
+    """`postgresql/<database>.<extension>`, every byte outside [A-Za-z0-9_-] as %XX, so
+    any name is one safe path component and no name's parts match another's wildcard."""
+    encoded = "".join(
+        character
+        if _PLAIN_NAME.fullmatch(character)
+        else "".join(f"%{b:02X}" for b in character.encode())
+        for character in database
+    )
+    return f"{FOLDER}/{encoded}.{extension}"
+
+
+@dataclass
+class PostgresConnection:
+    """Where the server is and who logs in; `environment()` is what every tool gets."""
+
+    host: str
+    port: int
+    username: str
+    password: str = ""
+    maintenance_database: str = "postgres"
+
+    def environment(self, database: str | None = None) -> dict[str, str]:
+        env = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.username,
+            "PGDATABASE": database or self.maintenance_database,
+            "PGCONNECT_TIMEOUT": "10",
+            "PGAPPNAME": "mackuper",
+        }
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def query(self, sql: str) -> list[str]:
+        """The lines `psql` prints for `sql` (one value per row); SourceError naming the
+        server's complaint when it cannot connect or the query fails."""
+        try:
+            result = subprocess.run(  # noqa: S603 - fixed argv, the query is ours
+                ["psql", "-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],  # noqa: S607
+                capture_output=True,
+                env={**os.environ, **self.environment()},
+                timeout=COMMAND_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SourceError(f"psql could not run: {error}") from error
+        if result.returncode != 0:
+            message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SourceError(
+                f"cannot connect to PostgreSQL at {self.host}:{self.port}: "
+                + (message[-1] if message else f"psql exit status {result.returncode}")
+            )
+        return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
+
+
+@dataclass
+class PostgresSource:
+    connection: PostgresConnection
+    databases: list[str] = field(default_factory=list)
+    """Names to dump; empty: every database that accepts connections."""
+    include_globals: bool = True
+    dump_format: str = "custom"
+    schema_only: bool = False
+    exclude_tables: list[str] = field(default_factory=list)
+    part_size: int = PART_SIZE
+    dumped: list[dict[str, Any]] = field(default_factory=list)
+    """What the manifest lists: each database and its dump's size and tool."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> PostgresSource:
+        return cls(
+            PostgresConnection(
+                host=config["host"],
+                port=int(config.get("port", 5432)),
+                username=config["username"],
+                password=str(secrets.get("password", "")),
+                maintenance_database=config.get("maintenance_database") or "postgres",
+            ),
+            databases=list(config.get("databases", [])),
+            include_globals=bool(config.get("include_globals", True)),
+            dump_format=config.get("dump_format", "custom"),
+            schema_only=bool(config.get("schema_only", False)),
+            exclude_tables=list(config.get("exclude_tables", [])),
+        )
+
+    def describe(self) -> str:
+        which = ", ".join(self.databases) if self.databases else "all databases"
+        connection = self.connection
+        return f"PostgreSQL {connection.username}@{connection.host}:{connection.port} ({which})"
+
+    def dump_command(self) -> list[str]:
+        argv = ["pg_dump", "-w", "--format", "custom" if self.dump_format == "custom" else "plain"]
+        if self.dump_format == "custom":
+            argv += ["--compress", "0"]  # the archive's compressor does it once, better
+        if self.schema_only:
+            argv.append("--schema-only")
+        argv += [f"--exclude-table={pattern}" for pattern in self.exclude_tables]
+        return argv
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        databases = self.databases or self.connection.query(LIST_DATABASES)
+        if not databases:
+            raise SourceError("the server shows no database to back up")
+        reporter.note(f"databases to dump: {', '.join(databases)}")
+        if self.include_globals:
+            yield from self._dump(
+                "globals",
+                GLOBALS_NAME,
+                ["pg_dumpall", "-w", "--globals-only"],
+                None,
+                reporter,
+            )
+        extension = "dump" if self.dump_format == "custom" else "sql"
+        for database in databases:
+            yield from self._dump(
+                database, member_name(database, extension), self.dump_command(), database, reporter
+            )
+
+    def _dump(
+        self,
+        label: str,
+        name: str,
+        argv: list[str],
+        database: str | None,
+        reporter: Reporter,
+    ) -> Iterator[Entry]:
+        size = 0
+        parts = 0
+        environment = self.connection.environment(database)
+        label = f"{argv[0]} {label}"
+        for entry in dump_entries(name, argv, environment, label, reporter, self.part_size):
+            size += entry.size
+            parts += 1
+            yield entry
+        self.dumped.append(
+            {"database": database or "(globals)", "path": name, "parts": parts, "size": size}
+        )
+        reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
+
+    def close(self) -> None:
+        """Each dump process is ended by its own entries' generator."""
