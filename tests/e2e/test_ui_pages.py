@@ -82,24 +82,95 @@ def audit(page: Page, path: str, problems: dict[str, Any]) -> None:
         problems[f"{path} ({scheme})"] = run_axe(page)
 
 
-def test_axe_finds_no_serious_problem_on_any_page(seeded: Seeded, ui: Any) -> None:
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+def overflow(page: Page) -> dict[str, Any] | None:
+    """None when nothing makes the page scroll sideways; else the widths and the
+    widest elements outside any scroll container."""
+    widths: dict[str, Any] = page.evaluate(
+        """() => {
+             const viewport = window.innerWidth;
+             const clipped = (el) => {
+               for (let up = el.parentElement; up; up = up.parentElement) {
+                 if (getComputedStyle(up).overflowX !== 'visible') return true;
+               }
+               return false;
+             };
+             const wide = [...document.querySelectorAll('body *')]
+               .filter(el => el.getBoundingClientRect().right > viewport + 0.5 && !clipped(el))
+               .map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+                 + ' ' + (el.textContent || '').trim().slice(0, 30)).slice(0, 6);
+             return {scroll: document.documentElement.scrollWidth, viewport, wide};
+           }"""
+    )
+    return None if widths["scroll"] <= widths["viewport"] else widths
+
+
+class NotFound:
+    """Every response of 404 a page caused (a missing favicon, script or image)."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def watch(self, page: Page) -> None:
+        page.on("response", lambda response: self.note(response.status, response.url))
+
+    def note(self, status: int, url: str) -> None:
+        if status == 404:
+            self.urls.append(url)
+
+
+def check(page: Page, where: str, problems: dict[str, Any], too_wide: dict[str, Any]) -> None:
+    too_wide[where] = overflow(page)
+    audit(page, where, problems)
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_every_page_fits_the_screen_and_axe_finds_no_serious_problem(
+    seeded: Seeded, ui: Any, viewport: dict[str, int]
+) -> None:
+    size = f"{viewport['width']}x{viewport['height']}"
     problems: dict[str, Any] = {}
-    anonymous, anonymous_watch = ui(seeded.url)
+    too_wide: dict[str, Any] = {}
+    missing = NotFound()
+    anonymous, anonymous_watch = ui(seeded.url, viewport=viewport)
+    missing.watch(anonymous)
     open_settled(anonymous, "/login")
-    audit(anonymous, "/login", problems)
+    check(anonymous, f"/login at {size}", problems, too_wide)
     anonymous_watch.assert_clean()
 
-    page, watch = log_in(ui, seeded)
+    page, watch = ui(seeded.url, storage_state=seeded.session, viewport=viewport)
+    missing.watch(page)
     open_settled(page, "/")
+    menu = page.get_by_role("button", name="Menu")
+    if viewport is PHONE:  # the tabs fold behind a menu button on phones
+        expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+        header = page.locator("header").bounding_box()
+        assert header is not None
+        assert header["height"] < 70
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+    else:
+        expect(menu).to_be_hidden()
     tabs = page.get_by_role("navigation", name="Main").get_by_role("link")
     paths = [href for href in tabs.evaluate_all("links => links.map(a => a.getAttribute('href'))")]
-    assert {"/", "/jobs", "/history", "/settings"} <= set(paths)
+    assert {"/", "/jobs", "/history", "/restore", "/settings"} <= set(paths)
     for path in [*paths, f"/runs/{seeded.run_id}", "/jobs?new=1", "/api-reference"]:
         open_settled(page, path)
-        audit(page, path, problems)
-        watch.assert_clean()
+        check(page, f"{path} at {size}", problems, too_wide)
+    open_settled(page, "/restore")
+    page.get_by_role("button", name="Browse").first.click()
+    expect(page.get_by_role("region", name="Backup contents")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    check(page, f"/restore (browsing) at {size}", problems, too_wide)
+    sideways = {where: wide for where, wide in too_wide.items() if wide}
+    assert sideways == {}, json.dumps(sideways, indent=1)
     found = {path: issues for path, issues in problems.items() if issues}
     assert found == {}, json.dumps(found, indent=1)
+    assert missing.urls == []
+    watch.assert_clean()
 
 
 def test_jobs_list_says_the_schedule_in_words(seeded: Seeded, ui: Any) -> None:

@@ -288,6 +288,16 @@
       };
     });
 
+    /* The header's menu button: on phones the tabs fold behind it (base.html). */
+    Alpine.data("headerMenu", function () {
+      return {
+        open: false,
+        toggle() { this.open = !this.open; },
+        close() { this.open = false; },
+        expanded() { return this.open ? "true" : "false"; },
+      };
+    });
+
     Alpine.data("logoutButton", function () {
       return {
         async logout() {
