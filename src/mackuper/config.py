@@ -58,6 +58,9 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+MIGRATED_BY_SERVE = "MACKUPER_MIGRATED_BY_SERVE"
+"""Set by `serve` for its web and worker processes: it migrated, so they skip it."""
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 

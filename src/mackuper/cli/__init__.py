@@ -5,22 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import subprocess
 import sys
-import time
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mackuper import __version__
-from mackuper.config import ConfigError, load_settings
+from mackuper.config import MIGRATED_BY_SERVE, ConfigError, load_settings
 from mackuper.logs import configure_logging, flush_and_exit
-from mackuper.runtime import Runtime, open_runtime
+
+if TYPE_CHECKING:  # the runtime (SQLAlchemy, models) is loaded only by commands that use it
+    from mackuper.runtime import Runtime
 
 logger = logging.getLogger("mackuper")
-
-
-_MIGRATED_BY_PARENT = "MACKUPER_MIGRATED_BY_SERVE"
 
 
 def _start(process: str) -> Runtime:
@@ -31,8 +26,10 @@ def _start(process: str) -> Runtime:
         print(f"mackuper: configuration error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings, process)
+    from mackuper.runtime import open_runtime
+
     # serve migrates once before it starts its children, which then skip it.
-    migrate = os.environ.get(_MIGRATED_BY_PARENT) != "1"
+    migrate = os.environ.get(MIGRATED_BY_SERVE) != "1"
     try:
         return open_runtime(settings, migrate=migrate)
     except ConfigError as error:
@@ -85,47 +82,12 @@ def command_web(args: argparse.Namespace) -> int:
 
 
 def command_serve(args: argparse.Namespace) -> int:
-    """Web and one worker as two child processes; restarts a child that dies."""
-    runtime = _start("serve")
-    runtime.engine.dispose()
-    base = [sys.executable, "-m", "mackuper"]
-    commands = {"worker": [*base, "worker"], "web": [*base, "web", "--host", args.host]}
-    child_env = {**os.environ, _MIGRATED_BY_PARENT: "1"}
-    children = {
-        name: subprocess.Popen(command, env=child_env)  # noqa: S603
-        for name, command in commands.items()
-    }
-    stopping = False
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logger.info(
-        "Mackuper %s serving on http://%s:%s", __version__, args.host, runtime.settings.port
-    )
-    while not stopping:
-        for name, child in list(children.items()):
-            code = child.poll()
-            if code is not None and not stopping:
-                logger.error("the %s process exited with %s; restarting it", name, code)
-                time.sleep(1)
-                if stopping:  # a stop signal came during the pause: start nothing new
-                    break
-                children[name] = subprocess.Popen(commands[name], env=child_env)  # noqa: S603
-        time.sleep(0.5)
-    deadline = time.monotonic() + 25
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-    flush_and_exit(0)
+    """Check and migrate here, then become the small supervisor (`cli.supervise`)."""
+    _start("serve").engine.dispose()
+    logging.shutdown()
+    sys.stdout.flush()
+    command = [sys.executable, "-m", "mackuper.cli.supervise", "--host", args.host]
+    os.execv(sys.executable, command)  # noqa: S606 (our own interpreter and module)
 
 
 def command_db_upgrade(_args: argparse.Namespace) -> int:
