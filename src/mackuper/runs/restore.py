@@ -24,6 +24,11 @@ from mackuper.restore.seekable import open_selected
 from mackuper.restore.ssh import SshSettings, open_restore_sftp
 from mackuper.restore.stored import stored_archive
 from mackuper.restore.targets import LocalTarget, SftpTarget, Target
+from mackuper.runs.database_restore import (
+    DatabaseRestoreTask,
+    DatabaseRestoreWork,
+    is_database_restore,
+)
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.task import Finished, RunContext
 from mackuper.runtime import Runtime
@@ -48,9 +53,11 @@ class RestoreTask:
 
     def prepare(
         self, context: RunContext, session: Session, run: Run, job: Job | None
-    ) -> RestoreWork:
+    ) -> RestoreWork | DatabaseRestoreWork:
         """The archive and the options; RestoreError when the backup is no longer stored."""
         details = dict(run.details)
+        if is_database_restore(details):
+            return DatabaseRestoreTask().prepare(context, session, run, job)
         artifact = session.get(Artifact, details.get("artifact_id"))
         if artifact is None:
             raise RestoreError("the backup to restore is no longer in the catalog")
@@ -65,7 +72,9 @@ class RestoreTask:
         options.declared_sizes = declared_sizes(manifest)
         return RestoreWork(archive, job, details["target"], secrets, options, manifest)
 
-    def execute(self, context: RunContext, work: RestoreWork) -> Finished:
+    def execute(self, context: RunContext, work: RestoreWork | DatabaseRestoreWork) -> Finished:
+        if isinstance(work, DatabaseRestoreWork):
+            return DatabaseRestoreTask().execute(context, work)
         recorder, options, archive = context.recorder, work.options, work.archive
         target = _build_target(context.runtime, work.job, work.target, work.secrets)
         what = f"{len(options.selection)} selected path(s)" if options.selection else "everything"

@@ -21,6 +21,7 @@ published; its standard error goes to the run log line by line.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import subprocess
 import threading
@@ -127,23 +128,27 @@ class DumpProcess:
     MYSQL_PWD, REDISCLI_AUTH), never on the command line.
     """
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], label: str) -> None:
+    def __init__(
+        self, argv: Sequence[str], env: Mapping[str, str], label: str, stdin: bool = False
+    ) -> None:
+        """With `stdin`, the command reads what is written to `stdin` (a restore tool)
+        and its output is discarded; else its output is `stdout` and it reads nothing."""
         self.label = label
         self.errors: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_error = ""
         self.lock = threading.Lock()
         try:
-            self.process = subprocess.Popen(  # noqa: S603 - argv built by the source, no shell
+            self.process = subprocess.Popen(  # noqa: S603 - argv built by the caller, no shell
                 list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL if stdin else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={**os.environ, **env},
             )
         except OSError as error:
             raise SourceError(f"cannot start {argv[0]}: {error.strerror or error}") from error
-        assert self.process.stdout is not None  # noqa: S101 - PIPE was asked for
-        self.stdout: IO[bytes] = self.process.stdout
+        self.stdin: IO[bytes] | None = self.process.stdin
+        self.stdout: IO[bytes] | None = self.process.stdout
         self.reader = threading.Thread(target=self._read_errors, name=f"{label} stderr")
         self.reader.start()
 
@@ -182,7 +187,10 @@ class DumpProcess:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self.stdout.close()
+        for pipe in (self.stdin, self.stdout):
+            if pipe is not None:
+                with contextlib.suppress(BrokenPipeError):  # unread input goes with it
+                    pipe.close()
         self.reader.join()
         if self.process.stderr is not None:
             self.process.stderr.close()
@@ -198,6 +206,7 @@ def dump_entries(
 ) -> Iterator[Entry]:
     """The parts of `argv`'s standard output stored as `name`; SourceError when it fails."""
     dump = DumpProcess(argv, env, label)
+    assert dump.stdout is not None  # noqa: S101 - an output was asked for
     try:
         for entry in iter_parts(name, dump.stdout, part_size=part_size):
             dump.log_errors(reporter)

@@ -66,24 +66,31 @@ class PostgresConnection:
             env["PGPASSWORD"] = self.password
         return env
 
-    def query(self, sql: str) -> list[str]:
+    def query(self, sql: str, variables: dict[str, str] | None = None) -> list[str]:
         """The lines `psql` prints for `sql` (one value per row); SourceError naming the
-        server's complaint when it cannot connect or the query fails."""
+        server's complaint when it cannot connect or the query fails.
+
+        `sql` is read from standard input so psql quotes `variables` into it
+        (`:'name'` as a literal, `:"name"` as an identifier).
+        """
+        argv = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        for name, value in (variables or {}).items():
+            argv += ["-v", f"{name}={value}"]
         try:
             result = subprocess.run(  # noqa: S603 - fixed argv, the query is ours
-                ["psql", "-X", "-w", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql],  # noqa: S607
+                argv,
+                input=sql.encode(),
                 capture_output=True,
                 env={**os.environ, **self.environment()},
                 timeout=COMMAND_TIMEOUT,
                 check=False,
-                stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SourceError(f"psql could not run: {error}") from error
         if result.returncode != 0:
             message = result.stderr.decode("utf-8", "replace").strip().splitlines()
             raise SourceError(
-                f"cannot connect to PostgreSQL at {self.host}:{self.port}: "
+                f"PostgreSQL at {self.host}:{self.port}: "
                 + (message[-1] if message else f"psql exit status {result.returncode}")
             )
         return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
@@ -175,3 +182,50 @@ class PostgresSource:
 
     def close(self) -> None:
         """Each dump process is ended by its own entries' generator."""
+
+
+def tool_major(argv: list[str]) -> int | None:
+    """The major version of a client tool (`pg_dump --version` -> 15), None when absent."""
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argv
+            [*argv, "--version"], capture_output=True, timeout=COMMAND_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(rb"(\d+)(?:\.\d+)?", result.stdout)
+    return int(found.group(1)) if found and result.returncode == 0 else None
+
+
+@dataclass
+class Probe:
+    """What "Test connection" shows: the server, what it holds, whether pg_dump fits."""
+
+    ok: bool
+    message: str
+    server_version: str = ""
+    databases: list[str] = field(default_factory=list)
+    pg_dump_version: int | None = None
+
+
+def probe(connection: PostgresConnection) -> Probe:
+    """Log in, read the server version and the databases; never raises."""
+    try:
+        rows = connection.query("SHOW server_version_num")
+        databases = connection.query(LIST_DATABASES)
+        version = connection.query("SHOW server_version")
+    except SourceError as error:
+        return Probe(False, str(error))
+    server_major = int(rows[0]) // 10000 if rows and rows[0].isdigit() else 0
+    dump_major = tool_major(["pg_dump"])
+    found = Probe(True, "", version[0] if version else "", databases, dump_major)
+    if dump_major is None:
+        found.ok, found.message = False, "pg_dump is not installed on this worker"
+    elif dump_major < server_major:
+        found.ok = False
+        found.message = (
+            f"pg_dump {dump_major} cannot dump a PostgreSQL {server_major} server:"
+            f" install the version {server_major} client tools"
+        )
+    else:
+        found.message = f"PostgreSQL {found.server_version}: {len(databases)} database(s) visible"
+    return found

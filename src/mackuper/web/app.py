@@ -15,6 +15,7 @@ from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import (
     auth,
+    databases,
     destinations,
     encryption,
     jobs,
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ui_api.blueprint,
         restore_pages.blueprint,
         ssh_api.blueprint,
+        databases.blueprint,
         api_tokens.blueprint,
         notifications_api.blueprint,
         job_alerts_api.blueprint,

@@ -1,0 +1,54 @@
+"""Database sources' "Test connection" and database restores: request and answer models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SkipValidation
+
+from mackuper.schemas.answers import Answer
+from mackuper.schemas.api import DecryptionKeys
+from mackuper.schemas.base import Id, Input, SecretText, Text
+from mackuper.schemas.sources import PostgresConnection
+
+DatabaseName = Annotated[Text, Field(min_length=1, max_length=63)]
+
+
+class PostgresTestBody(Input):
+    source: SkipValidation[PostgresConnection] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The PostgreSQL source form; checked as a PostgresConnection."""
+    job_id: Id | None = None
+    """The job being edited: its stored password fills a blank one."""
+
+
+class PostgresProbeResult(Answer):
+    ok: bool
+    message: str
+    server_version: str
+    databases: list[str]
+    pg_dump_version: int | None
+
+
+class DatabaseTarget(Input):
+    """Where a dump is restored: the job's own server (its stored login) or another."""
+
+    same_as_source: bool = True
+    host: Annotated[Text, Field(max_length=255)] = ""
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    username: Annotated[Text, Field(max_length=63)] = ""
+    password: SecretText = ""
+    maintenance_database: Annotated[Text, Field(min_length=1, max_length=63)] = "postgres"
+    database: DatabaseName
+    """The database to restore into: made new, unless `existing`."""
+    existing: bool = False
+    """Restore into a database that exists, replacing the objects the dump holds."""
+    confirm: Annotated[Text, Field(max_length=63)] = ""
+    """With `existing`: the database's name typed again, to confirm what is overwritten."""
+
+
+class DatabaseRestoreBody(Input):
+    artifact_id: Id
+    database: DatabaseName
+    """The dumped database, as the backup's manifest names it."""
+    target: DatabaseTarget
+    decryption: DecryptionKeys | None = None

@@ -1,0 +1,144 @@
+"""A PostgreSQL job end to end through the API: backup, then Mackuper's database restore.
+
+The job is made and run as the pages do; the restore run feeds the dump's parts from
+the stored archive to pg_restore, into a database it makes; every row compares equal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mackuper.runtime import Runtime
+from tests.conftest import ApiClient
+from tests.integration.restore_support import finished_run, local_destination, ok, run_log
+from tests.integration.test_postgres_source import fill_database, fingerprint
+from tests.servers.postgres import PostgresServer, temporary_database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def source_database(postgres_server: PostgresServer) -> Iterator[str]:
+    with temporary_database(postgres_server) as database:
+        with postgres_server.connect(database) as connection:
+            fill_database(connection)
+        yield database
+
+
+def backed_up_database(
+    api: ApiClient,
+    runtime: Runtime,
+    server: PostgresServer,
+    database: str,
+    destination_id: int,
+    archive_format: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    job = ok(
+        api,
+        "POST",
+        "/api/jobs",
+        {
+            "name": "Shop database",
+            "source_kind": "postgresql",
+            "source": {
+                "host": server.host,
+                "port": server.port,
+                "username": server.user,
+                "databases": [database],
+                "include_globals": False,
+            },
+            "archive_format": archive_format,
+            "schedule": "",
+            "destination_ids": [destination_id],
+            **extra,
+        },
+    )["job"]
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert run["status"] == "success", run["error"]
+    (backup,) = ok(api, "GET", f"/api/backups?job_id={job['id']}")["backups"]
+    return backup  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("archive_format", ["tar.zst", "zip"])
+def test_postgres_backup_restores_through_mackuper_into_a_new_database(
+    api: ApiClient,
+    runtime: Runtime,
+    postgres_server: PostgresServer,
+    source_database: str,
+    tmp_path: Path,
+    archive_format: str,
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    backup = backed_up_database(
+        api, runtime, postgres_server, source_database, destination["id"], archive_format
+    )
+    manifest_path = next((tmp_path / "backups").rglob("*.manifest.json"))
+    (dumped,) = json.loads(manifest_path.read_text())["databases"]
+    assert dumped["database"] == source_database and dumped["size"] > 16 << 20
+
+    new_name = f"{source_database}_restored"
+    body = {
+        "artifact_id": backup["id"],
+        "database": source_database,
+        "target": {"same_as_source": True, "database": new_name},
+    }
+    try:
+        run = finished_run(api, runtime, ok(api, "POST", "/api/restore/database", body)["run"])
+        assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
+        with (
+            postgres_server.connect(source_database) as original,
+            postgres_server.connect(new_name) as restored,
+        ):
+            assert fingerprint(restored) == fingerprint(original)
+
+        # The same again: the database exists now, so the run refuses to touch it.
+        again = finished_run(api, runtime, ok(api, "POST", "/api/restore/database", body)["run"])
+        assert again["status"] == "failed"
+        assert "already exists" in again["error"]
+    finally:
+        with postgres_server.connect() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)')
+
+
+def test_postgres_restore_into_an_existing_database_needs_its_name_confirmed(
+    api: ApiClient,
+    runtime: Runtime,
+    postgres_server: PostgresServer,
+    source_database: str,
+    tmp_path: Path,
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    backup = backed_up_database(
+        api, runtime, postgres_server, source_database, destination["id"], "tar.zst"
+    )
+    with temporary_database(postgres_server) as existing:
+        with postgres_server.connect(existing) as connection:
+            connection.execute("CREATE TABLE people (id int PRIMARY KEY, name text)")
+            connection.execute("INSERT INTO people VALUES (1, 'to be replaced')")
+        body: dict[str, Any] = {
+            "artifact_id": backup["id"],
+            "database": source_database,
+            "target": {"database": existing, "existing": True, "confirm": "yes"},
+        }
+        refused = api.call("POST", "/api/restore/database", body)
+        assert refused.status_code == 422
+        assert refused.get_json()["field"] == "target.confirm"
+        body["target"]["confirm"] = existing
+        missing = api.call(
+            "POST", "/api/restore/database", {**body, "database": "not_in_this_backup"}
+        )
+        assert missing.status_code == 422 and missing.get_json()["field"] == "database"
+
+        run = finished_run(api, runtime, ok(api, "POST", "/api/restore/database", body)["run"])
+        assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
+        with (
+            postgres_server.connect(source_database) as original,
+            postgres_server.connect(existing) as restored,
+        ):
+            assert fingerprint(restored) == fingerprint(original)
