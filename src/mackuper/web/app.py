@@ -23,6 +23,7 @@ from mackuper.web import (
     openapi,
     pages,
     runs,
+    safekeeping,
     ui_api,
 )
 from mackuper.web import health as health_check
@@ -95,6 +96,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         job_alerts_api.blueprint,
         metrics_api.blueprint,
         installation_settings.blueprint,
+        safekeeping.blueprint,
         openapi.blueprint,
     ):
         app.register_blueprint(blueprint)

@@ -29,7 +29,7 @@ _NUMBERS: dict[str, tuple[str, int, int]] = {
 }
 
 
-def _current() -> dict[str, Any]:
+def current() -> dict[str, Any]:
     session = get_db()
     return {
         "timezone": installation.timezone(session),
@@ -47,7 +47,7 @@ def _current() -> dict[str, Any]:
 @login_required
 @operation("The installation's settings", responses={200: InstallationAnswer})
 def get_settings() -> Response:
-    return jsonify(settings=_current())
+    return jsonify(settings=current())
 
 
 @blueprint.put("/installation")
@@ -85,4 +85,4 @@ def update_settings(body: InstallationBody) -> Response:
     for key, text in changes.items():
         installation.write(session, key, text)
     session.commit()
-    return jsonify(settings=_current())
+    return jsonify(settings=current())
