@@ -3,6 +3,7 @@ and find leftovers directly (the contract suite and the naming tests share it)."
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +13,16 @@ from botocore.exceptions import ClientError
 
 from mackuper.destinations.base import Destination
 from mackuper.destinations.local import LocalDestination
+from mackuper.destinations.rclone import RcloneDestination
 from mackuper.destinations.s3 import S3Destination
 from mackuper.destinations.sftp import SFTPDestination
 from tests.integration.ssh_support import target_for
+from tests.servers.rclone_remotes import RcloneRemote
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
 from tests.servers.sshd import SSHServer, chown_tree
 
 PLANTED = b"an object that is not Mackuper's and must stay as it is\n"
-KINDS = ["local", "moto", "rclone", "sftp"]
+KINDS = ["local", "moto", "rclone", "sftp", "rclone:sftp", "rclone:webdav", "rclone:s3"]
 """Every destination kind, on every real server it is tested against."""
 
 
@@ -72,6 +75,28 @@ def sftp_store(server: SSHServer) -> Store:
     return _directory_store(destination, root / "backups", username)
 
 
+def rclone_store(remote: RcloneRemote) -> Store:
+    """A fresh directory on a remote that rclone serves, reached through rclone's backend."""
+    directory = f"store-{secrets.token_hex(6)}"
+    options, secret_options = remote.settings()
+    destination = RcloneDestination(remote.protocol, options, secret_options, directory)
+    store = _directory_store(destination, remote.data_dir / directory)
+    # Another writer goes through the server, which caches what it listed (so a file
+    # put on its disk behind its back would stay unseen for minutes).
+    other = RcloneDestination(remote.protocol, options, secret_options, directory)
+    store.plant = lambda key, data: other.put_bytes(key, data, "application/octet-stream")
+    return store
+
+
+def rclone_s3_store(server: S3Server, bucket: str) -> Store:
+    """A bucket of `rclone serve s3`, reached through rclone's own s3 backend."""
+    assert server.data_dir is not None
+    options = {"provider": "Rclone", "endpoint": server.endpoint_url, "region": server.region}
+    secret_options = {"access_key_id": server.access_key, "secret_access_key": server.secret_key}
+    destination = RcloneDestination("s3", options, secret_options, bucket)
+    return _directory_store(destination, server.data_dir / bucket)
+
+
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "local":
@@ -81,6 +106,15 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         return
     if request.param == "sftp":
         yield sftp_store(request.getfixturevalue("sshd"))
+        return
+    if request.param in {"rclone:sftp", "rclone:webdav"}:
+        yield rclone_store(request.getfixturevalue(f"rclone_{request.param[7:]}"))
+        return
+    if request.param == "rclone:s3":
+        server = request.getfixturevalue("rclone_s3")
+        bucket = server.make_bucket(unique_bucket_name("rclone"))
+        yield rclone_s3_store(server, bucket)
+        remove_bucket(server, bucket)
         return
     server: S3Server = request.getfixturevalue(f"{request.param}_s3")
     bucket = server.make_bucket(unique_bucket_name("names"))

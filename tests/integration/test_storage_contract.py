@@ -39,6 +39,13 @@ def _as_if_killed(writer: object) -> None:
     executor = getattr(writer, "executor", None)
     if executor is not None:
         executor.shutdown(wait=True)
+    process = getattr(writer, "process", None)
+    if process is not None:
+        # The worst case for rclone: its input ended (not killed with the worker), so it
+        # stored what it had under the temporary name.
+        process.stdin.close()
+        process.wait()
+        writer.destination.finish(process)  # type: ignore[attr-defined]
 
 
 def _write(store: Store, key: str, data: bytes, chunk: int = MIB) -> None:

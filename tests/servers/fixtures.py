@@ -13,6 +13,8 @@ fixture             scope     yields
 ``sshd_server``     session   :class:`SSHServer`: a throwaway OpenSSH sshd
 ``sshd``            function  the same server, restarted after the test if the
                               test stopped it
+``rclone_sftp``     session   :class:`RcloneRemote`: ``rclone serve sftp``
+``rclone_webdav``   session   :class:`RcloneRemote`: ``rclone serve webdav``
 ``postgres_url``    session   ``postgresql+psycopg://postgres@127.0.0.1:PORT/DB``
                               for a fresh database, dropped afterwards
 ==================  ========  ==================================================
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.servers.postgres import PostgresServer, running_postgres, temporary_database
+from tests.servers.rclone_remotes import RcloneRemote, running_remote
 from tests.servers.s3 import (
     S3Bucket,
     S3Server,
@@ -41,6 +44,8 @@ __all__ = [
     "postgres_server",
     "postgres_url",
     "rclone_s3",
+    "rclone_sftp",
+    "rclone_webdav",
     "s3_bucket",
     "s3_server",
     "sshd",
@@ -62,6 +67,20 @@ def rclone_s3() -> Iterator[S3Server]:
     """``rclone serve s3`` over a temp directory, checking SigV4 signatures."""
     with running_rclone() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def rclone_sftp() -> Iterator[RcloneRemote]:
+    """``rclone serve sftp`` over a temp directory, with a user and password."""
+    with running_remote("sftp") as remote:
+        yield remote
+
+
+@pytest.fixture(scope="session")
+def rclone_webdav() -> Iterator[RcloneRemote]:
+    """``rclone serve webdav`` over a temp directory, with a user and password."""
+    with running_remote("webdav") as remote:
+        yield remote
 
 
 @pytest.fixture(scope="session", params=S3_KINDS, ids=S3_KINDS)

@@ -7,6 +7,7 @@ from typing import Any
 
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.destinations.local import LocalDestination
+from mackuper.destinations.rclone import RcloneDestination, parse_options
 from mackuper.destinations.s3 import S3Destination
 from mackuper.destinations.sftp import SFTPDestination
 from mackuper.ssh import SSHTarget
@@ -28,6 +29,19 @@ def build(
         except ValueError:
             raise DestinationError("the trusted host key is not an OpenSSH public key") from None
         return SFTPDestination(target, str(config.get("path", "")), retry_seconds)
+    if kind == "rclone":
+        try:
+            secret_options = parse_options(str(secrets.get("secret_options") or ""))
+        except ValueError as error:
+            raise DestinationError(f"the secret options: {error}") from None
+        return RcloneDestination(
+            remote_type=str(config.get("remote_type", "")),
+            options={
+                str(name): str(value) for name, value in dict(config.get("options") or {}).items()
+            },
+            secret_options=secret_options,
+            path=str(config.get("path", "")),
+        )
     return S3Destination(
         bucket=str(config.get("bucket", "")),
         region=str(config.get("region", "us-east-1")),
@@ -37,6 +51,7 @@ def build(
         storage_class=config.get("storage_class") or None,
         server_side_encryption=config.get("server_side_encryption") or None,
         kms_key_id=config.get("kms_key_id") or None,
+        object_lock_mode=str(config.get("object_lock_mode") or ""),
         parts_in_flight=int(config.get("parts_in_flight") or 3),
         access_key_id=str(secrets.get("access_key_id", "")),
         secret_access_key=str(secrets.get("secret_access_key", "")),

@@ -13,10 +13,19 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from mackuper.core.naming import normalize_prefix
-from mackuper.schemas.base import AbsolutePath, KindSettings, SecretText, Text
+from mackuper.destinations import rclone
+from mackuper.destinations.base import DestinationError
+from mackuper.schemas.base import AbsolutePath, KindSettings, SecretText, Text, sentence
 from mackuper.schemas.sources import SSHConnection, parse_host_key
 
 StorageClass = Literal[
@@ -90,10 +99,16 @@ class S3Destination(KindSettings):
     kms_key_id: Text = ""
     prefix: Text = ""
     parts_in_flight: Annotated[int, Field(ge=1, le=16)] | None = None
+    object_lock_mode: Literal["", "GOVERNANCE", "COMPLIANCE"] = ""
+    """S3 Object Lock: each archive and manifest stays immutable in this mode until the
+    date its job's retention promises to keep it (the bucket needs Object Lock)."""
+    lock_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    """With Object Lock: days every backup stays locked at least (what keep-last, which
+    counts backups and promises no time, is taken to mean)."""
     access_key_id: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
     secret_access_key: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
 
-    @field_validator("storage_class", mode="before")
+    @field_validator("storage_class", "object_lock_mode", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
@@ -119,12 +134,17 @@ class S3Destination(KindSettings):
             problems["access_key_id"] = "Enter the access key ID."
         if not self.secret_access_key:
             problems["secret_access_key"] = "Enter the secret access key."  # noqa: S105
+        if self.object_lock_mode and self.lock_days is None:
+            problems["lock_days"] = "Enter the days each backup stays locked at least."
         return problems
 
     def public(self) -> dict[str, object]:
         data = super().public()
-        if data["parts_in_flight"] is None:
-            del data["parts_in_flight"]
+        for optional in ("parts_in_flight", "lock_days"):
+            if data[optional] is None:
+                del data[optional]
+        if not data["object_lock_mode"]:
+            del data["object_lock_mode"]
         return data
 
 
@@ -143,8 +163,88 @@ class SFTPDestination(SSHConnection):
         return problems
 
 
+def _option_lines(value: object) -> object:
+    """A textarea's `name = value` lines as a dict; a dict passes on to be checked."""
+    if isinstance(value, str):
+        try:
+            return rclone.parse_options(value)
+        except ValueError as error:
+            raise ValueError(sentence(str(error))) from error
+    return value
+
+
+def _secret_option_lines(text: str) -> str:
+    try:
+        rclone.parse_options(text)
+    except ValueError as error:
+        raise ValueError(sentence(str(error))) from error
+    return text
+
+
+OptionName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+OptionValue = Annotated[Text, Field(max_length=2000, pattern=r"^[^\r\n]*$")]
+
+
+class RcloneDestination(KindSettings):
+    """Any remote rclone supports: its type, its options, and where on it backups go."""
+
+    remote_type: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]*$")]
+    """rclone's name for the backend: b2, drive, onedrive, azureblob, webdav, smb, ..."""
+    options: Annotated[
+        dict[OptionName, OptionValue],
+        BeforeValidator(_option_lines),
+        WithJsonSchema(
+            {
+                "description": "Options by name, or text of 'name = value' lines.",
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "string"}},
+                    {"type": "string"},
+                ],
+            }
+        ),
+    ] = {}
+    """The backend's options that are not secret (`rclone help backend <type>`)."""
+    secret_options: Annotated[SecretText, AfterValidator(_secret_option_lines)] = ""
+    """Passwords, keys and tokens as `name = value` lines; encrypted at rest."""
+    path: Annotated[Text, Field(max_length=1000)] = ""
+    """Where on the remote backups go: 'bucket/backups', '/srv/backups', or the root."""
+
+    @field_validator("remote_type")
+    @classmethod
+    def _known(cls, remote_type: str) -> str:
+        try:
+            known = rclone.backends()
+        except DestinationError as error:
+            raise ValueError(sentence(str(error))) from error
+        if remote_type not in known:
+            raise ValueError(
+                f"rclone has no backend named {remote_type!r} (rclone help backends lists them)."
+            )
+        return remote_type
+
+    def problems(self) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        try:
+            known = rclone.backends().get(self.remote_type, {})
+            secret = rclone.secret_options(self.remote_type)
+        except DestinationError as error:
+            return {"remote_type": sentence(str(error))}
+        given = {"options": set(self.options), "secret_options": set()}
+        given["secret_options"] = set(rclone.parse_options(self.secret_options))
+        for field, names in given.items():
+            if unknown := sorted(names - set(known)):
+                problems[field] = (
+                    f"The {self.remote_type} backend has no option {unknown[0]!r}"
+                    f" (rclone help backend {self.remote_type} lists them)."
+                )
+        if exposed := sorted(set(self.options) & secret):
+            problems["options"] = f"{exposed[0]!r} is a secret: put it in the secret options."
+        return problems
+
+
 DESTINATION_MODELS: dict[str, type[KindSettings]] = {
     "local": LocalDestination,
     "s3": S3Destination,
     "sftp": SFTPDestination,
+    "rclone": RcloneDestination,
 }
