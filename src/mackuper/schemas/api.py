@@ -22,7 +22,12 @@ from mackuper.schemas.base import (
     SecretText,
     Text,
 )
-from mackuper.schemas.destinations import LocalDestination, S3Destination, SFTPDestination
+from mackuper.schemas.destinations import (
+    LocalDestination,
+    RcloneDestination,
+    S3Destination,
+    SFTPDestination,
+)
 from mackuper.schemas.sources import SSHProbe
 
 Password = Annotated[
@@ -54,8 +59,13 @@ class SFTPDestinationBody(DestinationHead, SFTPDestination):
     kind: Annotated[Literal["sftp"], Field(exclude=True)]
 
 
+class RcloneDestinationBody(DestinationHead, RcloneDestination):
+    kind: Annotated[Literal["rclone"], Field(exclude=True)]
+
+
 DestinationBody = Annotated[
-    LocalDestinationBody | S3DestinationBody | SFTPDestinationBody, Discriminator("kind")
+    LocalDestinationBody | S3DestinationBody | SFTPDestinationBody | RcloneDestinationBody,
+    Discriminator("kind"),
 ]
 """A destination form: `kind` says which settings follow."""
 
@@ -63,13 +73,14 @@ DESTINATION_BODIES: dict[str, type[DestinationHead]] = {
     "local": LocalDestinationBody,
     "s3": S3DestinationBody,
     "sftp": SFTPDestinationBody,
+    "rclone": RcloneDestinationBody,
 }
 
 
 class DestinationKind(Input):
     """A destination form's kind and the destination it edits (settings are checked per kind)."""
 
-    kind: Literal["local", "s3", "sftp"]
+    kind: Literal["local", "s3", "sftp", "rclone"]
     id: Id | None = None
 
 
