@@ -101,7 +101,11 @@ def _on_loopback(
             body["path"] = str(tmp_path / "destination")
         if "endpoint_url" in body or body.get("kind") == "s3":
             body["endpoint_url"] = moto.endpoint_url
-    if body is not None and path == "/api/ssh/test" and isinstance(body.get("source"), dict):
+    if (
+        body is not None
+        and path in {"/api/ssh/test", "/api/postgresql/test"}
+        and isinstance(body.get("source"), dict)
+    ):
         body["source"].update(host="127.0.0.1", port=closed_port)
     if body is not None and path.startswith("/api/notifications") and "url" in body:
         body["url"] = f"json://127.0.0.1:{closed_port}/fuzz"

@@ -175,8 +175,27 @@ class PostgresSource(PostgresConnection):
     """pg_dump --exclude-table patterns."""
 
 
+def _distinct_file_names(paths: list[str]) -> list[str]:
+    names = [posixpath.basename(path) for path in paths]
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"Two databases are named {twice[0]}: the archive keeps file names.")
+    return paths
+
+
+class SQLiteSource(KindSettings):
+    """SQLite database files on the worker's machine, dumped consistently while in use."""
+
+    paths: Annotated[
+        Lines,
+        AfterValidator(_some),
+        AfterValidator(absolute_paths),
+        AfterValidator(_distinct_file_names),
+    ]
+
+
 SOURCE_MODELS: dict[str, type[KindSettings]] = {
     "local": LocalSource,
     "ssh": SSHSource,
     "postgresql": PostgresSource,
+    "sqlite": SQLiteSource,
 }

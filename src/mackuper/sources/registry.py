@@ -8,6 +8,7 @@ from typing import Any
 from mackuper.sources.base import Source, SourceError
 from mackuper.sources.local import LocalSource
 from mackuper.sources.postgres import PostgresSource
+from mackuper.sources.sqlite import SQLiteSource
 from mackuper.sources.ssh import SSHSource
 
 
@@ -22,4 +23,6 @@ def build(
         return SSHSource.from_config(config, secrets, retry_seconds)
     if kind == "postgresql":
         return PostgresSource.from_config(config, secrets)
+    if kind == "sqlite":
+        return SQLiteSource.from_config(config)
     raise SourceError(f"unknown source kind {kind!r}")

@@ -1,0 +1,66 @@
+"""SQLite databases, dumped as SQL text by the `sqlite3` shell's `.dump` as they are archived.
+
+`.dump` reads inside one transaction, so the text is one consistent snapshot; in WAL
+mode a reader never blocks writers (they append to the WAL meanwhile), and in the
+other journal modes writers wait only while a page is read. Nothing is copied to disk:
+the text streams into the archive as `sqlite/<name>.sql.part000001...` (sources/dump.py),
+and `tar -xOf backup.tar.zst --wildcards 'sqlite/app.db.sql.part*' | sqlite3 new.db`
+restores it. The database is opened read-only (`-readonly`), so a wrong path is an
+error and never an empty new database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mackuper.sources.base import Entry, Reporter, SourceError
+from mackuper.sources.dump import PART_SIZE, dump_entries
+
+FOLDER = "sqlite"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]")
+
+
+def member_name(path: str) -> str:
+    """`sqlite/<file name>.sql`, every byte outside [A-Za-z0-9_.-] as %XX."""
+    encoded = "".join(
+        character
+        if _PLAIN_NAME.fullmatch(character)
+        else "".join(f"%{byte:02X}" for byte in character.encode())
+        for character in os.path.basename(path)
+    )
+    return f"{FOLDER}/{encoded}.sql"
+
+
+@dataclass
+class SQLiteSource:
+    paths: list[str]
+    part_size: int = PART_SIZE
+    dumped: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> SQLiteSource:
+        return cls(list(config.get("paths", [])))
+
+    def describe(self) -> str:
+        return "SQLite " + ", ".join(self.paths)
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        for path in self.paths:
+            if not os.path.isfile(path):
+                raise SourceError(f"the SQLite database {path} does not exist")
+            name = member_name(path)
+            size = parts = 0
+            argv = ["sqlite3", "-readonly", "-bail", path, ".dump"]
+            for entry in dump_entries(name, argv, {}, f"sqlite3 {path}", reporter, self.part_size):
+                size += entry.size
+                parts += 1
+                yield entry
+            self.dumped.append({"database": path, "path": name, "parts": parts, "size": size})
+            reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
+
+    def close(self) -> None:
+        """Each dump process is ended by its own entries' generator."""
