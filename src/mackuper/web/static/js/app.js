@@ -173,12 +173,69 @@
       id: null, name: "", kind: "s3", bucket: "", region: "us-east-1", endpoint_url: "", prefix: "",
       path_style: false, access_key_id: "", secret_access_key: "", path: "", storage_class: "",
       server_side_encryption: "",
+      host: "", port: "22", username: "", auth: "password", password: "", private_key: "",
+      passphrase: "", host_key: "", remote_type: "", options: {}, options_text: "", secret_options: "",
+    };
+  }
+
+  /* A stored destination's settings as its form holds them (rclone options as lines). */
+  function destinationForm(destination) {
+    var form = Object.assign(emptyDestination(), destination.config, {
+      id: destination.id, name: destination.name, kind: destination.kind, secrets: destination.secrets,
+    });
+    form.port = String(form.port || "22");
+    form.options_text = Object.keys(form.options || {}).map(function (name) {
+      return name + " = " + form.options[name];
+    }).join("\n");
+    return form;
+  }
+
+  /* SFTP destinations: show the server's host key (nothing is sent before it is trusted). */
+  function hostKeyState(field) {
+    return {
+      hostKeyResult: null,
+      secretPlaceholder: function (name) {
+        var secrets = this[field].secrets || {};
+        return secrets[name] === "set" ? "set (leave blank to keep)" : "";
+      },
+      hasHostKey: function () { return Boolean(this[field].host_key); },
+      hostKeyText: function () { return "Trusted host key: " + this[field].host_key.split(" ")[0]; },
+      hostKeyMessage: function () { return this.hostKeyResult ? this.hostKeyResult.message : ""; },
+      canTrustHostKey: function () {
+        var r = this.hostKeyResult;
+        return Boolean(r && r.host_key && (r.status === "untrusted" || r.status === "mismatch"));
+      },
+      async fetchHostKey() {
+        var form = this[field];
+        var source = { host: form.host, username: form.username, auth: form.auth, password: form.password,
+          private_key: form.private_key, passphrase: form.passphrase, host_key: form.host_key };
+        var port = String(form.port || "").trim();
+        if (port !== "") source.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+        this.busy = true; this.hostKeyResult = null;
+        var result = await api("POST", "/api/ssh/test", { source: source });
+        this.busy = false;
+        if (result.ok) this.hostKeyResult = result.data; else this.takeResult(result);
+      },
+      trustHostKey: function () { this[field].host_key = this.hostKeyResult.host_key; this.hostKeyResult = null; },
     };
   }
 
   function destinationPayload(form) {
     var payload = { name: form.name, kind: form.kind, id: form.id };
     if (form.kind === "local") { payload.path = form.path; return payload; }
+    if (form.kind === "sftp") {
+      ["host", "username", "auth", "password", "private_key", "passphrase", "path", "host_key"].forEach(function (key) {
+        payload[key] = form[key];
+      });
+      var port = String(form.port || "").trim();
+      if (port !== "") payload.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+      return payload;
+    }
+    if (form.kind === "rclone") {
+      ["remote_type", "path", "secret_options"].forEach(function (key) { payload[key] = form[key]; });
+      payload.options = form.options_text;
+      return payload;
+    }
     ["bucket", "region", "endpoint_url", "prefix", "access_key_id", "secret_access_key",
       "storage_class", "server_side_encryption"].forEach(function (key) { payload[key] = form[key]; });
     payload.path_style = !!form.path_style;
@@ -206,7 +263,7 @@
     var Alpine = window.Alpine;
 
     Alpine.data("setupWizard", function () {
-      return Object.assign(formState(), {
+      return Object.assign(formState(), hostKeyState("destination"), {
         step: 1,
         admin: { username: "admin", password: "", password_confirm: "" },
         destination: Object.assign(emptyDestination(), { name: "Main storage" }),
@@ -673,7 +730,7 @@
     });
 
     Alpine.data("settingsPage", function () {
-      return Object.assign(formState(), helpers, {
+      return Object.assign(formState(), helpers, hostKeyState("form"), {
         destinations: [], about: null, form: null, password: { current_password: "", new_password: "" },
         passwordMessage: "", passwordError: "", confirmDelete: null,
         tokens: [], tokenName: "", tokenExpiry: "", newToken: "", tokenError: "",
@@ -708,7 +765,7 @@
         },
         startCreate() { this.form = emptyDestination(); this.errors = {}; this.error = ""; this.notice = ""; },
         startEdit(destination) {
-          this.form = Object.assign(emptyDestination(), destination.config, { id: destination.id, name: destination.name, kind: destination.kind, secrets: destination.secrets });
+          this.form = destinationForm(destination);
           this.errors = {}; this.error = ""; this.notice = "";
         },
         cancelEdit() { this.form = null; },
