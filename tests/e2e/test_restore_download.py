@@ -67,6 +67,7 @@ def test_browser_downloads_backup_with_utf8_name_and_one_file_out_of_it(
         single_path = tmp_path / "single.txt"
         single.save_as(single_path)
 
+        page.get_by_role("button", name="Clear search").click()
         page.get_by_label("Directory (absolute path)").fill(str(tmp_path / "from-the-page"))
         page.get_by_role("button", name="Start restore").click()
         page.wait_for_url("**/runs/*")

@@ -262,6 +262,9 @@ class Backup(Answer):
 
 class BackupsAnswer(Answer):
     backups: list[Backup]
+    total: int
+    page: int
+    per_page: int
 
 
 class RunRef(Answer):

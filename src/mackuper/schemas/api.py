@@ -152,6 +152,10 @@ class LogQuery(Input):
 class BackupsQuery(Input):
     job_id: QueryId | None = None
     destination_id: QueryId | None = None
+    order: Literal["newest", "job"] = "newest"
+    """Newest first, or grouped by job (by name, each job's newest first)."""
+    page: Annotated[int, Field(ge=1, le=1_000_000), QUERY_INT] = 1
+    per_page: Annotated[int, Field(ge=1, le=500), QUERY_INT] = 500
 
 
 class TreeQuery(Input):
@@ -165,7 +169,8 @@ class ExtractQuery(Input):
 
 
 class RestoreTarget(Input):
-    kind: Literal["local", "ssh"] = "local"
+    kind: Literal["local", "ssh", "original"] = "local"
+    """`original`: where the files came from (the job's host or SSH server, path `/`)."""
     path: Text = ""
     same_as_source: bool = False
     host: Text = ""

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, jsonify, render_template
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from mackuper import installation
 from mackuper.core import schedule
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, ArtifactState, Job, RunTrigger
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunTrigger
 from mackuper.models import Destination as DestinationRow
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.catalog import import_backups
@@ -141,7 +141,9 @@ def _archive(artifact: Artifact, given: dict[str, str] | None = None) -> StoredA
 @blueprint.get("/api/backups")
 @login_required
 @operation(
-    "Stored backups, newest first (500 at most)", query=BackupsQuery, responses={200: BackupsAnswer}
+    "Stored backups, newest first or grouped by job, a page at a time",
+    query=BackupsQuery,
+    responses={200: BackupsAnswer},
 )
 def list_backups(query: BackupsQuery) -> Response:
     statement = select(Artifact).where(Artifact.state == ArtifactState.STORED.value)
@@ -149,10 +151,19 @@ def list_backups(query: BackupsQuery) -> Response:
         statement = statement.where(Artifact.job_id == query.job_id)
     if query.destination_id is not None:
         statement = statement.where(Artifact.destination_id == query.destination_id)
-    rows = get_db().scalars(
+    session = get_db()
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    newest = (Artifact.created_at.desc(), Artifact.id.desc())
+    if query.order == "job":
+        statement = statement.join(Run, Run.id == Artifact.run_id).order_by(
+            func.lower(Run.job_name), Artifact.job_id, *newest
+        )
+    else:
+        statement = statement.order_by(*newest)
+    rows = session.scalars(
         statement.options(selectinload(Artifact.run))
-        .order_by(Artifact.created_at.desc(), Artifact.id.desc())
-        .limit(500)
+        .offset((query.page - 1) * query.per_page)
+        .limit(query.per_page)
     )
     artifacts = list(rows)
     job_ids = {artifact.job_id for artifact in artifacts if artifact.job_id is not None}
@@ -161,7 +172,10 @@ def list_backups(query: BackupsQuery) -> Response:
     return jsonify(
         backups=[
             backup_json(artifact, stored.get(artifact.job_id or 0, False)) for artifact in artifacts
-        ]
+        ],
+        total=total,
+        page=query.page,
+        per_page=query.per_page,
     )
 
 
@@ -306,7 +320,10 @@ def extract_from_backup(artifact_id: int, query: ExtractQuery) -> Response:
 @operation("Queue a restore of a backup", body=RestoreBody, responses={202: RunAnswer})
 def start_restore(body: RestoreBody) -> tuple[Response, int]:
     artifact = _artifact(body.artifact_id)
-    parsed = parse_restore(body.model_dump(mode="json"))
+    payload = body.model_dump(mode="json")
+    if body.target.kind == "original":
+        payload["target"] = _original_location(artifact)
+    parsed = parse_restore(payload)
     if isinstance(parsed, dict):
         field_errors(parsed)
     try:
@@ -317,6 +334,30 @@ def start_restore(body: RestoreBody) -> tuple[Response, int]:
         fail(_sentence(error), 409)
     run = enqueue.queue_restore(get_db(), runtime(), artifact, parsed, RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202
+
+
+def _original_location(artifact: Artifact) -> dict[str, Any]:
+    """The target that puts files back where they were backed up from.
+
+    Archive members are the source's absolute paths without the leading slash, so the
+    original location is `/` on the job's own machine: this host (or the worker the
+    job runs on) for local folders, the job's SSH server with its saved login and
+    pinned host key for SSH sources.
+    """
+    job = _job_of(artifact)
+    places: dict[str, dict[str, Any]] = {
+        "local": {"kind": "local", "path": "/"},
+        "ssh": {"kind": "ssh", "same_as_source": True, "path": "/"},
+    }
+    place = places.get(job.source_kind) if job is not None else None
+    if place is None:
+        field_errors(
+            {
+                "target.kind": "Where this backup came from is unknown (its job is gone or"
+                " backs up no folders): choose a directory."
+            }
+        )
+    return place
 
 
 @blueprint.post("/api/verify")

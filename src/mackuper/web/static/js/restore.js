@@ -7,6 +7,8 @@
 
   var formatBytes = window.Mackuper.formatBytes;
 
+  var PER_PAGE = 20;
+
   function emptyForm() {
     return {
       kind: "local", path: "", host: "", port: "22", username: "", host_key_fingerprint: "",
@@ -22,6 +24,7 @@
         selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
         sealed: false, keyInput: "", keyError: "", browseKey: "",
+        page: 1, total: 0, perPage: PER_PAGE,
         importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
         async init() {
@@ -50,11 +53,33 @@
         },
         showSshFields() { return this.form.kind === "ssh" && !this.form.same_as_source; },
         async loadBackups() {
-          var url = "/api/backups" + (this.jobId ? "?job_id=" + encodeURIComponent(this.jobId) : "");
-          var result = await api("GET", url);
-          this.loaded = true;
-          if (result.ok) { this.backups = result.data.backups; this.error = ""; } else { this.error = result.data.error; }
+          this.page = 1;
+          await this.loadPage();
         },
+        /* One page of backups: all jobs grouped by job, one job newest first. */
+        async loadPage() {
+          var query = "?per_page=" + this.perPage + "&page=" + this.page + "&order=" + (this.jobId ? "newest" : "job");
+          if (this.jobId) query += "&job_id=" + encodeURIComponent(this.jobId);
+          var result = await api("GET", "/api/backups" + query);
+          this.loaded = true;
+          if (result.ok) { this.backups = result.data.backups; this.total = result.data.total; this.error = ""; } else { this.error = result.data.error; }
+        },
+        pages() { return Math.max(1, Math.ceil(this.total / this.perPage)); },
+        pageText() { return "Page " + this.page + " of " + this.pages() + " · " + this.total + " backups"; },
+        async previousPage() { if (this.page > 1) { this.page -= 1; await this.loadPage(); } },
+        async nextPage() { if (this.page < this.pages()) { this.page += 1; await this.loadPage(); } },
+        grouped() { return !this.jobId; },
+        groups() {
+          var groups = [];
+          this.backups.forEach(function (backup) {
+            var key = String(backup.job_id) + ":" + backup.job_name;
+            var last = groups[groups.length - 1];
+            if (!last || last.key !== key) { last = { key: key, name: backup.job_name, backups: [] }; groups.push(last); }
+            last.backups.push(backup);
+          });
+          return groups;
+        },
+        groupTitle(group) { return group.name + " · " + group.backups.length + (group.backups.length === 1 ? " backup" : " backups") + " on this page"; },
         isEmpty() { return this.loaded && this.backups.length === 0; },
         bytes: formatBytes,
         when: function (iso) { return iso ? new Date(iso).toLocaleString() : ""; },
@@ -69,7 +94,19 @@
         },
         selectedTitle() { return this.selected ? this.selected.job_name + " · " + this.when(this.selected.created_at) : ""; },
         restoreTitle() {
-          return this.picked.length ? "Restore " + this.picked.length + " selected item(s)" : "Restore everything in this backup";
+          if (this.picked.length) return "Restore " + this.picked.length + " selected item(s)";
+          return this.searching ? "Restore from the search results" : "Restore everything in this backup";
+        },
+        async clearSearch() { this.query = ""; this.notice = ""; await this.openFolder(this.folder); },
+        originalJob() {
+          var id = this.selected && this.selected.job_id;
+          return this.jobs.filter(function (job) { return job.id === id; })[0] || null;
+        },
+        originalText() {
+          var job = this.originalJob();
+          if (!job) return "The job of this backup is gone: choose a directory instead.";
+          var where = job.source_kind === "ssh" ? "on " + job.source.host + " over SSH" : "on this host";
+          return "Files go back to the paths they were backed up from, " + where + ".";
         },
         async browse(backup) {
           this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
@@ -131,7 +168,9 @@
         async startRestore() {
           var form = this.form;
           var target = { kind: form.kind, path: form.path };
-          if (form.kind === "ssh" && form.same_as_source) {
+          if (form.kind === "original") {
+            target = { kind: "original" };
+          } else if (form.kind === "ssh" && form.same_as_source) {
             target.same_as_source = true;
           } else if (form.kind === "ssh") {
             target.host = form.host; target.port = parseInt(form.port, 10) || 22; target.username = form.username;
