@@ -78,6 +78,25 @@ class RunKind(enum.StrEnum):
     VERIFY = "verify"
 
 
+class Role(enum.StrEnum):
+    """What a user (or an API token) may do; each includes the ones before it."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMINISTRATOR = "administrator"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+    def capped(self, other: Role) -> Role:
+        """The lower of the two roles."""
+        return self if self.rank <= other.rank else other
+
+
 class RunTrigger(enum.StrEnum):
     """Who asked for a run."""
 
@@ -126,6 +145,13 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    role: Mapped[Role] = mapped_column(StringEnum(Role), default=Role.ADMINISTRATOR)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A disabled user cannot log in; their sessions and tokens stop working."""
+    can_download: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Lets a viewer download backups (operators and administrators always may)."""
+    restore_targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Local folders an operator may restore into (administrators restore anywhere)."""
 
 
 class Setting(Base):
@@ -331,17 +357,41 @@ class NotificationChannel(Base):
 
 
 class ApiToken(Base):
-    """A token for scripts; only its SHA-256 is stored."""
+    """A token for scripts; only its SHA-256 is stored. It acts as its user, with a role
+    no higher than the user's (the lower of the two counts at each request)."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = (Index("ix_api_tokens_user", "user_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(StringEnum(Role), default=Role.ADMINISTRATOR)
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     """None: the token works until it is revoked."""
+
+
+class AuditEvent(Base):
+    """Who did what, from where, to which object; rows are only added (and deleted by
+    the retention setting when old), never changed. `details` never holds a secret."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_action", "action"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The user name, or None for an anonymous request (a failed login names the attempt)."""
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class LoginSession(Base):

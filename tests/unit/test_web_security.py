@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -14,8 +15,8 @@ from sqlalchemy import func, select
 from mackuper.config import load_settings
 from mackuper.models import Destination, User
 from mackuper.runtime import Runtime, open_runtime
-from mackuper.web import create_app
-from mackuper.web.app import PUBLIC_ENDPOINTS
+from mackuper.web import access, create_app
+from mackuper.web.access import public_endpoints
 from tests.conftest import ApiClient
 
 ACCESS_KEY = "AKIAEXAMPLEACCESS1234"
@@ -67,7 +68,7 @@ def _s3_destination(api: ApiClient) -> dict[str, object]:
 
 
 def test_only_the_intended_routes_are_public() -> None:
-    assert PUBLIC_ENDPOINTS == PUBLIC
+    assert public_endpoints() == PUBLIC
 
 
 def test_every_protected_route_refuses_an_anonymous_request(api: ApiClient, app: Flask) -> None:
@@ -288,8 +289,12 @@ def test_a_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     )
 
 
-def test_unexpected_errors_reach_the_user_as_a_plain_message(runtime: Runtime) -> None:
+def test_unexpected_errors_reach_the_user_as_a_plain_message(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = create_app(runtime, {"TESTING": True, "PROPAGATE_EXCEPTIONS": False})
+    for endpoint in ("pages.health_explode", "pages.explode"):
+        monkeypatch.setitem(access.RULES, endpoint, access.VIEWER)
 
     def explode() -> str:
         raise RuntimeError("secret internals")

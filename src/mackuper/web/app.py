@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import (
+    access,
+    audit,
     auth,
     databases,
     destinations,
@@ -25,6 +27,7 @@ from mackuper.web import (
     runs,
     safekeeping,
     ui_api,
+    users,
 )
 from mackuper.web import health as health_check
 from mackuper.web import job_alerts as job_alerts_api
@@ -41,18 +44,6 @@ from mackuper.web.setup_state import admin_exists, setup_complete
 from mackuper.web.tokens import bearer_token
 
 logger = logging.getLogger(__name__)
-
-PUBLIC_ENDPOINTS = {
-    "static",
-    "pages.health",
-    "pages.liveness",
-    "metrics.metrics",
-    "auth.login_page",
-    "auth.login",
-    "auth.setup_page",
-    "auth.setup_status",
-    "auth.setup_admin",
-}
 
 
 def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = None) -> Flask:
@@ -80,6 +71,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
     init_security(app, api_tokens.user_for_bearer)
     app.before_request(_require_login)
     json_input.install(app)
+    audit.install(app)
     for blueprint in (
         auth.blueprint,
         destinations.blueprint,
@@ -92,6 +84,8 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ssh_api.blueprint,
         databases.blueprint,
         api_tokens.blueprint,
+        users.blueprint,
+        audit.blueprint,
         notifications_api.blueprint,
         job_alerts_api.blueprint,
         metrics_api.blueprint,
@@ -115,7 +109,7 @@ def _wants_json() -> bool:
 
 def _require_login() -> WerkzeugResponse | None:
     endpoint = request.endpoint or ""
-    if endpoint in PUBLIC_ENDPOINTS:
+    if access.is_public(endpoint):
         return None
     if not admin_exists():
         if _wants_json():
@@ -124,14 +118,14 @@ def _require_login() -> WerkzeugResponse | None:
     if bearer_token() is not None:
         if not current_user.is_authenticated or session_user_id() is not None:
             return _json_error(api_tokens.bearer_refusal(), 401)
-        return None
+        return access.refusal(request.endpoint)
     if not current_user.is_authenticated:
         if _wants_json():
             return _json_error("Log in first.", 401)
         return redirect("/login")
     if not setup_complete() and not _wants_json() and endpoint != "auth.setup_page":
         return redirect("/setup")
-    return None
+    return access.refusal(request.endpoint)
 
 
 def _json_error(message: str, status: int) -> WerkzeugResponse:

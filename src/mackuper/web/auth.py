@@ -15,6 +15,7 @@ from mackuper.models import Setting, User
 from mackuper.passwords import dummy_hash, hash_password, password_problem, verify_password
 from mackuper.schemas.answers import LoggedIn, OkAnswer, SetupStatus
 from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
+from mackuper.web import audit
 from mackuper.web.database import get_db
 from mackuper.web.forms import fail, field_errors
 from mackuper.web.login_limit import LoginLimiter
@@ -83,6 +84,7 @@ def setup_admin(body: SetupAdminBody) -> tuple[Response, int]:
         fail("The administrator already exists; log in instead.", 409)
     login_user(start_session(session, user, remember=False))
     logger.info("administrator %s created by the setup wizard", username)
+    audit.record("administrator created by setup", f"user {username}")
     return jsonify(ok=True, username=username), 201
 
 
@@ -128,16 +130,24 @@ def login(body: LoginBody) -> Response | tuple[Response, int]:
     user = session.scalar(select(User).where(User.username == username))
     # An unknown name costs one argon2 verification too, so timing does not reveal it.
     password_hash = user.password_hash if user is not None else dummy_hash()
-    if not verify_password(password_hash, body.password) or user is None:
+    if not verify_password(password_hash, body.password) or user is None or user.disabled:
         # An unknown name is not logged: it may be a password typed in the wrong field.
         who = repr(username) if user is not None else "an unknown user name"
         logger.warning("failed login for %s from %s", who, request.remote_addr)
+        reason = "disabled" if user is not None and user.disabled else "wrong password"
+        audit.record(
+            "login failed",
+            f"user {user.username}" if user is not None else "an unknown user name",
+            {"reason": reason if user is not None else "unknown user name"},
+            actor=user.username if user is not None else None,
+        )
         return jsonify(error="Wrong user name or password."), 401
     _limiter().succeeded(session, admission)
     if current_user.is_authenticated:
         end_session(session, current_user.session_id)
     login_user(start_session(session, user, remember=body.remember), remember=body.remember)
     logger.info("user %s logged in from %s", username, request.remote_addr)
+    audit.record("login", f"user {user.username}", {"remember": body.remember})
     return jsonify(ok=True, setup_complete=setup_complete())
 
 
@@ -145,6 +155,7 @@ def login(body: LoginBody) -> Response | tuple[Response, int]:
 @operation("Log out: ends the session on the server", responses={200: OkAnswer})
 def logout() -> Response:
     if current_user.is_authenticated:
+        audit.record("logout", f"user {current_user.user.username}")
         end_session(get_db(), current_user.session_id)
     logout_user()
     return jsonify(ok=True)

@@ -18,6 +18,7 @@ from mackuper.models import Job
 from mackuper.schemas.alerts import Commands, Notifications
 from mackuper.schemas.answers import JobAlertsAnswer
 from mackuper.schemas.jobs import AlertsBody, JobBody
+from mackuper.web.access import require_commands_change
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors
 from mackuper.web.operations import operation
@@ -49,6 +50,8 @@ def settle(job: Job, body: JobBody | AlertsBody) -> AlertChanges:
         )
     if "hooks" in body.model_fields_set:
         changes.commands = (body.hooks or Commands()).stored()
+        if changes.commands != (job.hooks or {}):
+            require_commands_change()
     return changes
 
 

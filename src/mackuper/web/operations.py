@@ -12,7 +12,8 @@ body or query the document shows is the one the view checked:
     @operation("Create a job", body=JobBody, responses={201: JobAnswer})
     def create_job(body: JobBody) -> ...
 
-A view gets `body=` and `query=` arguments with the validated models. With
+A view gets `body=` and `query=` arguments with the validated models (also kept in
+`g.api_body` and `g.api_query`, where the audit log reads them). With
 `parse_body=False` the view validates itself (a destination's settings depend on
 the stored row's kind) and `body` only describes.
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from flask import request
+from flask import g, request
 
 from mackuper.web.forms import json_body, parse, query_args
 
@@ -75,9 +76,9 @@ def operation(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if body is not None and parse_body:
                 given = json_body() if not optional_body or request.get_data(cache=True) else {}
-                kwargs["body"] = parse(body, given)
+                kwargs["body"] = g.api_body = parse(body, given)
             if query is not None:
-                kwargs["query"] = parse(query, query_args())
+                kwargs["query"] = g.api_query = parse(query, query_args())
             return view(*args, **kwargs)
 
         wrapper.api_operation = Operation(  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from flask_login import UserMixin
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from mackuper.models import LoginSession, User, utcnow
+from mackuper.models import LoginSession, Role, User, utcnow
 from mackuper.web.database import get_db
 
 SESSION_IDLE = timedelta(hours=12)
@@ -29,11 +29,12 @@ SEEN_RESOLUTION = timedelta(minutes=1)
 
 class LoginUser(UserMixin):  # type: ignore[misc]
     """The Flask-Login view of a user: by a browser session, or by an API token
-    (`session_id` None)."""
+    (`session_id` None) whose `role` may be lower than the user's."""
 
-    def __init__(self, user: User, session_id: str | None = None) -> None:
+    def __init__(self, user: User, session_id: str | None = None, role: Role | None = None) -> None:
         self.user = user
         self.session_id = session_id
+        self.role: Role = user.role if role is None else role.capped(user.role)
 
     def get_id(self) -> str:
         if self.session_id is None:
@@ -72,7 +73,7 @@ def load_user(session_id: str) -> LoginUser | None:
     if row is None or row.expires_at <= now:
         return None
     user = session.get(User, row.user_id)
-    if user is None:
+    if user is None or user.disabled:
         return None
     if now - row.seen_at > SEEN_RESOLUTION:
         values = (

@@ -19,11 +19,12 @@ from flask_login import current_user
 from sqlalchemy import select, update
 from werkzeug.wrappers import Response
 
-from mackuper.models import ApiToken, User
+from mackuper.models import ApiToken, Role, User
 from mackuper.schemas.answers import NewToken, OkAnswer, TokensAnswer
 from mackuper.schemas.api import TokenBody
+from mackuper.web.access import current_role
 from mackuper.web.database import get_db
-from mackuper.web.forms import fail
+from mackuper.web.forms import fail, field_errors
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso
@@ -66,11 +67,14 @@ def user_for_bearer() -> LoginUser | None:
             "create a new one under Settings > API tokens."
         )
         return None
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled:
+        g.bearer_refusal = f"The API token {row.name!r} belongs to a disabled user."
+        return None
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
         session.commit()
-    user = session.scalar(select(User).order_by(User.id).limit(1))
-    return LoginUser(user) if user is not None else None
+    return LoginUser(user, role=row.role)
 
 
 def bearer_refusal() -> str:
@@ -79,11 +83,13 @@ def bearer_refusal() -> str:
     return message
 
 
-def _json(token: ApiToken) -> dict[str, object]:
+def _json(token: ApiToken, username: str) -> dict[str, object]:
     expires_at = token.expires_at
     return {
         "id": token.id,
         "name": token.name,
+        "role": token.role.value,
+        "user": username,
         "created_at": iso(token.created_at),
         "last_used_at": iso(token.last_used_at),
         "expires_at": iso(expires_at),
@@ -93,10 +99,20 @@ def _json(token: ApiToken) -> dict[str, object]:
 
 @blueprint.get("")
 @login_required
-@operation("List the API tokens (never the tokens themselves)", responses={200: TokensAnswer})
+@operation(
+    "List the API tokens: your own, or everyone's for an administrator (never the tokens)",
+    responses={200: TokensAnswer},
+)
 def list_tokens() -> Response:
-    rows = get_db().scalars(select(ApiToken).order_by(ApiToken.created_at)).all()
-    return jsonify(tokens=[_json(row) for row in rows])
+    statement = (
+        select(ApiToken, User.username)
+        .join(User, User.id == ApiToken.user_id)
+        .order_by(ApiToken.created_at)
+    )
+    if current_role() is not Role.ADMINISTRATOR:
+        statement = statement.where(ApiToken.user_id == current_user.user.id)
+    rows = get_db().execute(statement).all()
+    return jsonify(tokens=[_json(row, username) for row, username in rows])
 
 
 @blueprint.post("")
@@ -108,16 +124,23 @@ def list_tokens() -> Response:
 )
 def create_token(body: TokenBody) -> tuple[Response, int]:
     name = body.name
+    acting: Role = current_user.role
+    role = Role(body.role) if body.role is not None else acting
+    if not acting.at_least(role):
+        field_errors({"role": f"A token's role cannot be higher than yours ({acting})."}, 403)
     token = PREFIX + secrets.token_urlsafe(32)
     expires_at = None
     if body.expires_in_days is not None:
         expires_at = datetime.now(UTC) + timedelta(days=body.expires_in_days)
-    row = ApiToken(name=name, token_hash=hash_token(token), expires_at=expires_at)
+    user: User = current_user.user
+    row = ApiToken(
+        name=name, token_hash=hash_token(token), expires_at=expires_at, user_id=user.id, role=role
+    )
     session = get_db()
     session.add(row)
     session.commit()
-    logger.info("API token %r created by %s", name, current_user.user.username)
-    return jsonify(token=token, shown_once=True, **_json(row)), 201
+    logger.info("API token %r (%s) created by %s", name, role, user.username)
+    return jsonify(token=token, shown_once=True, **_json(row, user.username)), 201
 
 
 @blueprint.delete("/<int:token_id>")
@@ -126,7 +149,8 @@ def create_token(body: TokenBody) -> tuple[Response, int]:
 def revoke_token(token_id: int) -> Response:
     session = get_db()
     row = session.get(ApiToken, token_id)
-    if row is None:
+    mine = row is not None and row.user_id == current_user.user.id
+    if row is None or not (mine or current_role() is Role.ADMINISTRATOR):
         fail("No such token.", 404)
     session.delete(row)
     session.commit()
