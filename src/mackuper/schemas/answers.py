@@ -181,6 +181,10 @@ class ChannelsAnswer(Answer):
 class Token(Answer):
     id: int
     name: str
+    role: str
+    """viewer, operator or administrator: no more than its user's role."""
+    user: str
+    """The user the token acts as."""
     created_at: str | None
     last_used_at: str | None
     expires_at: str | None

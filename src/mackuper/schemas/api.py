@@ -29,6 +29,7 @@ from mackuper.schemas.destinations import (
     SFTPDestination,
 )
 from mackuper.schemas.sources import SSHProbe
+from mackuper.schemas.users import RoleName
 
 Password = Annotated[
     str, StringConstraints(max_length=1024), Field(json_schema_extra={"writeOnly": True})
@@ -114,6 +115,8 @@ class TokenBody(Input):
     name: Name
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     """Days until the token stops working; null (or left out): until it is revoked."""
+    role: RoleName | None = None
+    """What the token may do, no more than its user; null (or left out): the user's role."""
 
 
 class InstallationBody(Input):

@@ -54,6 +54,7 @@ from mackuper.schemas.api import (
     VerifyBody,
     VerifyScheduleBody,
 )
+from mackuper.web.access import check_restore_target
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors
 from mackuper.web.operations import BINARY, FILE_OR_TAR, operation
@@ -319,6 +320,7 @@ def extract_from_backup(artifact_id: int, query: ExtractQuery) -> Response:
 @login_required
 @operation("Queue a restore of a backup", body=RestoreBody, responses={202: RunAnswer})
 def start_restore(body: RestoreBody) -> tuple[Response, int]:
+    check_restore_target(body.target)
     artifact = _artifact(body.artifact_id)
     payload = body.model_dump(mode="json")
     if body.target.kind == "original":
