@@ -12,7 +12,14 @@ from mackuper.pipeline.streams import LEVEL_RANGES
 from mackuper.schemas.alerts import Commands, Notifications
 from mackuper.schemas.base import Id, Input, QueryInt, Text, says
 from mackuper.schemas.encryption import Encryption
-from mackuper.schemas.sources import LocalSource, PostgresSource, SQLiteSource, SSHSource
+from mackuper.schemas.sources import (
+    LocalSource,
+    MariaDBSource,
+    PostgresSource,
+    RedisSource,
+    SQLiteSource,
+    SSHSource,
+)
 
 ArchiveFormat = Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"]
 
@@ -49,7 +56,9 @@ class Retention(Input):
 
 WorkerLabel = Annotated[str, AfterValidator(normalize_label), says(f"A label is {LABEL_RULE}.")]
 
-SourceSettings = SkipValidation[LocalSource | SSHSource | PostgresSource | SQLiteSource]
+SourceSettings = SkipValidation[
+    LocalSource | SSHSource | PostgresSource | SQLiteSource | MariaDBSource | RedisSource
+]
 """Checked against the model of the job's source_kind once the kind is known."""
 
 
@@ -60,7 +69,7 @@ class JobBody(Input):
     name: Annotated[Text, Field(max_length=100, json_schema_extra={"minLength": 1})]
     """Checked for emptiness with the source and the schedule, so a form shows every
     problem at once."""
-    source_kind: Literal["local", "ssh", "postgresql", "sqlite"] = "local"
+    source_kind: Literal["local", "ssh", "postgresql", "sqlite", "mariadb", "redis"] = "local"
     source: SourceSettings = Field(default_factory=dict)  # type: ignore[assignment]
     archive_format: ArchiveFormat = "tar.gz"
     compression_level: int | None = None

@@ -193,9 +193,52 @@ class SQLiteSource(KindSettings):
     ]
 
 
+def _server_host(host: str) -> str:
+    if not _HOST.match(host) or host.startswith("-"):
+        raise ValueError("Use a host name or IP address, without spaces.")
+    return host
+
+
+def _mariadb_names(names: list[str]) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValueError("Name each database once.")
+    if bad := [name for name in names if len(name) > 64 or name.startswith("-")]:
+        raise ValueError(f"{bad[0][:20]} is not a MariaDB database name.")
+    return names
+
+
+ServerHost = Annotated[Text, Field(min_length=1, max_length=255), AfterValidator(_server_host)]
+
+
+class MariaDBSource(KindSettings):
+    """MariaDB or MySQL databases, dumped by mariadb-dump in one consistent snapshot.
+
+    The password reaches mariadb-dump as MYSQL_PWD, never an argument.
+    """
+
+    host: ServerHost = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 3306
+    username: Annotated[Text, Field(min_length=1, max_length=80)] = "root"
+    password: SecretText = ""
+    databases: Annotated[Lines, AfterValidator(_mariadb_names)] = []
+    """Empty: every database, in one dump."""
+
+
+class RedisSource(KindSettings):
+    """A Redis server's RDB snapshot (redis-cli --rdb); the password travels as REDISCLI_AUTH."""
+
+    host: ServerHost = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 6379
+    username: Annotated[Text, Field(max_length=255)] = ""
+    """An ACL user; empty: the default user."""
+    password: SecretText = ""
+
+
 SOURCE_MODELS: dict[str, type[KindSettings]] = {
     "local": LocalSource,
     "ssh": SSHSource,
     "postgresql": PostgresSource,
     "sqlite": SQLiteSource,
+    "mariadb": MariaDBSource,
+    "redis": RedisSource,
 }

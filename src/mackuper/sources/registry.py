@@ -7,7 +7,9 @@ from typing import Any
 
 from mackuper.sources.base import Source, SourceError
 from mackuper.sources.local import LocalSource
+from mackuper.sources.mariadb import MariaDBSource
 from mackuper.sources.postgres import PostgresSource
+from mackuper.sources.redis import RedisSource
 from mackuper.sources.sqlite import SQLiteSource
 from mackuper.sources.ssh import SSHSource
 
@@ -25,4 +27,8 @@ def build(
         return PostgresSource.from_config(config, secrets)
     if kind == "sqlite":
         return SQLiteSource.from_config(config)
+    if kind == "mariadb":
+        return MariaDBSource.from_config(config, secrets)
+    if kind == "redis":
+        return RedisSource.from_config(config, secrets)
     raise SourceError(f"unknown source kind {kind!r}")
