@@ -166,3 +166,71 @@ def _plan(backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo
 
 def to_delete(decisions: Sequence[Decision]) -> list[Backup]:
     return [decision.backup for decision in decisions if not decision.keep]
+
+
+def _period_start(name: str, moment: datetime) -> datetime:
+    """Local midnight starting the `name` period that `moment` (local) falls in."""
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if name == "weekly":
+        return day - timedelta(days=day.weekday())
+    if name == "monthly":
+        return day.replace(day=1)
+    if name == "yearly":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _periods_later(name: str, start: datetime, count: int) -> datetime:
+    """The start of the `name` period `count` periods after the one starting at `start`."""
+    if name == "daily":
+        return start + timedelta(days=count)
+    if name == "weekly":
+        return start + timedelta(weeks=count)
+    if name == "monthly":
+        months = start.month - 1 + count
+        return start.replace(year=start.year + months // 12, month=months % 12 + 1)
+    return start.replace(year=start.year + count)
+
+
+def guaranteed_until(
+    backups: Sequence[Backup],
+    policy: Policy,
+    now: datetime,
+    zone: tzinfo = UTC,
+    minimum_days: int = 0,
+) -> dict[int, datetime]:
+    """Backup id -> the time before which the policy is sure to keep it, known at `now`.
+
+    This is the date an immutable copy may be locked until: retention would not delete
+    the backup earlier whatever backups come later. `minimum_days` (the period the user
+    sets for an Object Lock destination, which stands in for keep-last: a count promises
+    no time) holds for every backup. Younger than N days promises N days from the
+    backup's end. A GFS slot promises nothing while its period runs (a later backup in
+    the same day, week, month or year takes the slot), but once the period is over its
+    newest backup holds the slot until `count` periods have begun since: each later
+    period adds at most one slot ahead of it. So a lock set at upload covers the minimum
+    and the days, and later sweeps extend it as periods close.
+    """
+    newest_in: dict[tuple[str, Hashable], Backup] = {}
+    for backup in backups:
+        for name, period_of in PERIODS.items():
+            slot = (name, period_of(backup.finished_at.astimezone(zone)))
+            held = newest_in.get(slot)
+            if held is None or (backup.finished_at, backup.id) > (held.finished_at, held.id):
+                newest_in[slot] = backup
+    promised: dict[int, datetime] = {}
+    for backup in backups:
+        dates = [backup.finished_at + timedelta(days=minimum_days)]
+        if policy.keep_days is not None:
+            dates.append(backup.finished_at + timedelta(days=policy.keep_days))
+        local = backup.finished_at.astimezone(zone)
+        for name, period_of in PERIODS.items():
+            count = getattr(policy, f"keep_{name}")
+            if count is None or newest_in[(name, period_of(local))] is not backup:
+                continue
+            start = _period_start(name, local.replace(tzinfo=None))
+            if _periods_later(name, start, 1).replace(tzinfo=zone) > now:
+                continue  # the period still runs: a later backup may take its slot
+            dates.append(_periods_later(name, start, count).replace(tzinfo=zone))
+        promised[backup.id] = max(dates).astimezone(UTC)
+    return promised

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 
@@ -112,4 +112,38 @@ class Destination(Protocol):
 
     def check_access(self) -> None:
         """Prove write access with a real put, get and delete; raises DestinationError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An object version's retention: S3 Object Lock's mode and retain-until date."""
+
+    mode: str
+    """GOVERNANCE or COMPLIANCE."""
+    until: datetime
+
+
+@runtime_checkable
+class Lockable(Protocol):
+    """A destination that can make what it stores immutable until a date (S3 Object Lock).
+
+    While `lock_mode` is set, everything stored carries a retention of that mode until
+    `retain_until` (set per backup from the job's retention policy before writing).
+    """
+
+    lock_mode: str
+    """'' (no locks), GOVERNANCE or COMPLIANCE."""
+    retain_until: datetime | None
+
+    def lock_of(self, key: str) -> Lock | None:
+        """The current version's lock, or None when it has none; raises DestinationError."""
+        ...
+
+    def extend_lock(self, key: str, until: datetime) -> None:
+        """Keep the current version locked until `until` (never shortens a lock)."""
+        ...
+
+    def protection(self) -> list[str]:
+        """Sentences on the bucket's versioning, Object Lock and default retention."""
         ...

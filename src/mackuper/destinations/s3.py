@@ -33,6 +33,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -52,6 +53,7 @@ from mackuper.core.outage import Outage
 from mackuper.destinations.base import (
     DestinationError,
     DestinationUnreachable,
+    Lock,
     ObjectExists,
     StoredObject,
     UploadStarted,
@@ -60,7 +62,11 @@ from mackuper.destinations.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2OutputTypeDef
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        ListObjectsV2OutputTypeDef,
+        ObjectLockRetentionTypeDef,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -317,9 +323,13 @@ class S3Destination:
         connect_timeout: float = 10,
         read_timeout: float = 60,
         retry_seconds: float = 0.0,
+        object_lock_mode: str = "",
     ) -> None:
         """`retry_seconds`: how long an outage is retried before a request fails; the
-        worker passes MACKUPER_RETRY_SECONDS, a web request (a person waiting) none."""
+        worker passes MACKUPER_RETRY_SECONDS, a web request (a person waiting) none.
+
+        `object_lock_mode` (GOVERNANCE or COMPLIANCE): every object is stored with that
+        retention until `retain_until`, which the backup sets from the job's policy."""
         if not bucket:
             raise DestinationError("an S3 destination needs a bucket name")
         if part_size < MIN_PART_SIZE:
@@ -336,6 +346,11 @@ class S3Destination:
         self.conditional_writes = True
         """False once the server said it does not implement If-None-Match."""
         self.retry_seconds = retry_seconds
+        self.lock_mode = object_lock_mode.upper()
+        if self.lock_mode not in {"", "GOVERNANCE", "COMPLIANCE"}:
+            raise DestinationError("the Object Lock mode is GOVERNANCE or COMPLIANCE")
+        self.retain_until: datetime | None = None
+        self._versioned: bool | None = None
         config = Config(
             region_name=self.region,
             signature_version="s3v4",
@@ -367,6 +382,9 @@ class S3Destination:
             arguments["ServerSideEncryption"] = self.server_side_encryption
             if self.kms_key_id:
                 arguments["SSEKMSKeyId"] = self.kms_key_id
+        if self.lock_mode and self.retain_until is not None:
+            arguments["ObjectLockMode"] = self.lock_mode
+            arguments["ObjectLockRetainUntilDate"] = self.retain_until
         return arguments
 
     def _fail(self, error: Exception) -> DestinationError:
@@ -521,10 +539,131 @@ class S3Destination:
         )
 
     def delete(self, key: str) -> None:
+        """Remove the object; on a versioned bucket every version of it, not just adding a
+        delete marker (a version still locked refuses, and the error says so)."""
         try:
-            self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+            if not self.versioned():
+                self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+                return
+            for version in self._versions(key):
+                self.call(
+                    partial(
+                        self.client.delete_object, Bucket=self.bucket, Key=key, VersionId=version
+                    )
+                )
+        except ClientError as error:
+            if _error_code(error) == "AccessDenied" and self.versioned():
+                try:
+                    lock = self.lock_of(key)
+                except DestinationError:
+                    lock = None
+                if lock is not None and lock.until > datetime.now(UTC):
+                    raise DestinationError(
+                        f"{key} is locked ({lock.mode.lower()} mode) until"
+                        f" {lock.until:%Y-%m-%d %H:%M} UTC"
+                    ) from None
+            raise self._fail(error) from None
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+
+    def versioned(self) -> bool:
+        """Whether the bucket keeps versions (asked once; an Object Lock bucket always does)."""
+        if self._versioned is None:
+            try:
+                answer = self.call(lambda: self.client.get_bucket_versioning(Bucket=self.bucket))
+                self._versioned = answer.get("Status") in {"Enabled", "Suspended"}
+            except (BotoCoreError, ClientError):
+                self._versioned = bool(self.lock_mode)
+        return self._versioned
+
+    def _versions(self, key: str) -> list[str]:
+        """The version ids (delete markers too) stored at exactly `key`."""
+        found: list[str] = []
+        marker: dict[str, Any] = {}
+        while True:
+            page = self.call(
+                partial(self.client.list_object_versions, Bucket=self.bucket, Prefix=key, **marker)
+            )
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if item.get("Key") == key and item.get("VersionId"):
+                    found.append(str(item["VersionId"]))
+            if not page.get("IsTruncated"):
+                return found
+            marker = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "VersionIdMarker": page.get("NextVersionIdMarker", ""),
+            }
+
+    def lock_of(self, key: str) -> Lock | None:
+        try:
+            head = self.call(lambda: self.client.head_object(Bucket=self.bucket, Key=key))
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
+        mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+        if not mode or until is None:
+            return None
+        return Lock(mode=str(mode), until=until.astimezone(UTC))
+
+    def extend_lock(self, key: str, until: datetime) -> None:
+        if not self.lock_mode:
+            return
+        current = self.lock_of(key)
+        if current is not None and current.until >= until:
+            return
+        mode = current.mode if current is not None else self.lock_mode
+        retention: ObjectLockRetentionTypeDef = {
+            "Mode": "COMPLIANCE" if mode == "COMPLIANCE" else "GOVERNANCE",
+            "RetainUntilDate": until,
+        }
+        try:
+            self.call(
+                lambda: self.client.put_object_retention(
+                    Bucket=self.bucket, Key=key, Retention=retention
+                )
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def protection(self) -> list[str]:
+        """What the bucket does against deletion; raises DestinationError when this
+        destination locks objects and the bucket has no Object Lock."""
+        said: list[str] = []
+        versioning = "unknown"
+        try:
+            status = self.call(lambda: self.client.get_bucket_versioning(Bucket=self.bucket))
+            versioning = str(status.get("Status") or "off").lower()
+        except ClientError as error:
+            versioning = f"unknown ({_error_code(error)})"
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+        said.append(f"Versioning: {versioning}.")
+        try:
+            lock = self.call(lambda: self.client.get_object_lock_configuration(Bucket=self.bucket))[
+                "ObjectLockConfiguration"
+            ]
+        except ClientError as error:
+            lock = {}
+            if _error_code(error) not in {"ObjectLockConfigurationNotFoundError", "404"}:
+                said.append(f"Object Lock: unknown ({_error_code(error)}).")
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+        if said[-1].startswith("Object Lock"):
+            pass
+        elif lock.get("ObjectLockEnabled") != "Enabled":
+            said.append("Object Lock: off.")
+        else:
+            rule = lock.get("Rule", {}).get("DefaultRetention", {})
+            if rule:
+                span = f"{rule['Days']} days" if "Days" in rule else f"{rule.get('Years')} years"
+                said.append(f"Object Lock: on, default retention {rule['Mode'].lower()} {span}.")
+            else:
+                said.append("Object Lock: on, no default retention.")
+        if self.lock_mode and not any(line.startswith("Object Lock: on") for line in said):
+            raise DestinationError(
+                f"bucket {self.bucket!r} has no Object Lock, so backups cannot be locked"
+                f" ({' '.join(said)}): create the bucket with Object Lock, or turn locking off"
+            )
+        return said
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         token = ""
@@ -571,4 +710,8 @@ class S3Destination:
             if self.get_bytes(key) != payload:
                 raise DestinationError("the bucket returned different bytes than were written")
         finally:
-            self.delete(key)
+            # A delete marker only: a bucket's default retention may lock the probe too.
+            try:
+                self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+            except (BotoCoreError, ClientError) as error:
+                raise self._fail(error) from None

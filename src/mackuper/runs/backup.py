@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from mackuper.destinations import registry as destinations
-from mackuper.destinations.base import Destination
+from mackuper.destinations.base import Destination, Lockable
 from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunKind, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
-from mackuper.runs import retention
+from mackuper.runs import retention, source_count
 from mackuper.runs.outcome import Outcome, from_result
 from mackuper.runs.task import Finished, RunContext
 from mackuper.sources import registry as sources
@@ -37,13 +38,19 @@ class BackupTask:
             raise PipelineError("the job has no destination")
         secrets = context.runtime.secrets
         built: dict[int, Destination] = {}
+        started = run.started_at or datetime.now(UTC)
         for destination in job.destinations:
-            built[destination.id] = destinations.build(
+            target = destinations.build(
                 destination.kind,
                 destination.config,
                 secrets.decrypt(destination.secrets_encrypted),
                 context.runtime.settings.retry_seconds,
             )
+            if isinstance(target, Lockable) and target.lock_mode:
+                target.retain_until = retention.first_lock(
+                    session, job, destination, run.id, started
+                )
+            built[destination.id] = target
         return BackupPlan(
             job_id=job.id,
             job_slug=job.slug,
@@ -58,14 +65,20 @@ class BackupTask:
                 context.runtime.settings.retry_seconds,
             ),
             destinations=built,
-            started_at=run.started_at or datetime.now(UTC),
+            started_at=started,
             encryption=backup_recipients(
                 job.encryption or {}, secrets.decrypt(job.encryption_secrets_encrypted)
             ),
         )
 
     def execute(self, context: RunContext, work: BackupPlan) -> Finished:
-        result = run_backup(work, context.recorder)
+        # Beside the backup, a quick count of the source: a first run's percentage.
+        done = threading.Event()
+        source_count.start(context.runtime.sessions, context.run_id, work.source, done)
+        try:
+            result = run_backup(work, context.recorder)
+        finally:
+            done.set()
         values: dict[str, object] = {
             "archive_name": result.archive_name,
             "bytes_read": result.bytes_read,

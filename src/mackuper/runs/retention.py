@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import delete, exists, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,10 +19,12 @@ from mackuper.core import retention, schedule
 from mackuper.core.naming import manifest_key
 from mackuper.db import changed_rows
 from mackuper.destinations import registry as destinations
-from mackuper.destinations.base import DestinationError
+from mackuper.destinations.base import Destination as Target
+from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import (
     Artifact,
     ArtifactState,
+    Destination,
     Job,
     Run,
     RunKind,
@@ -64,6 +66,35 @@ def _in_use(session: Session) -> tuple[set[int], set[int]]:
     return runs, artifacts
 
 
+def _zone(session: Session, job: Job) -> tzinfo:
+    return schedule.zone(job.timezone or installation.timezone(session))
+
+
+def _lock_days(destination: Destination) -> int:
+    return int((destination.config or {}).get("lock_days") or 0)
+
+
+def first_lock(
+    session: Session, job: Job, destination: Destination, run_id: int, started: datetime
+) -> datetime:
+    """The retain-until date of a backup starting now at an Object Lock destination.
+
+    What the job's policy promises a backup the moment it is made: the destination's
+    minimum days and the policy's days (a GFS slot is promised only once its period is
+    over; retention then extends the lock). A policy that no longer parses locks for
+    the minimum only.
+    """
+    try:
+        policy = retention.Policy.from_json(job.retention)
+    except retention.RetentionError:
+        policy = retention.Policy()
+    backup = retention.Backup(id=run_id, finished_at=started, successful=True)
+    promised = retention.guaranteed_until(
+        [backup], policy, started, _zone(session, job), _lock_days(destination)
+    )
+    return promised[run_id]
+
+
 def preview(session: Session, job: Job, now: datetime) -> Preview:
     """What the job's retention policy would keep and delete now, and why."""
     policy = retention.Policy.from_json(job.retention)
@@ -88,8 +119,7 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
                 imported=run.trigger == RunTrigger.IMPORT,
             )
         )
-    zone = schedule.zone(job.timezone or installation.timezone(session))
-    return Preview(retention.plan_retention(backups, policy, now, zone), by_run)
+    return Preview(retention.plan_retention(backups, policy, now, _zone(session, job)), by_run)
 
 
 def apply_retention(
@@ -113,13 +143,98 @@ def apply_retention(
         except (retention.RetentionError, schedule.ScheduleError) as error:
             logger.warning("retention of job %s skipped: %s", job.name, error)
             return 0
+        targets: dict[int, Target | None] = {}
+        _extend_locks(session, secrets, job, plan, now, targets, triggered_by)
         deleted = 0
         for decision in plan.decisions:
             if decision.keep:
                 continue
             for artifact in plan.artifacts[decision.backup.id]:
-                deleted += _delete_artifact(session, secrets, artifact, now, triggered_by)
+                deleted += _delete_artifact(session, secrets, artifact, now, triggered_by, targets)
         return deleted
+
+
+def _target(
+    secrets: SecretBox, destination: Destination, targets: dict[int, Target | None]
+) -> Target | None:
+    """The destination object (built once per sweep); None when it cannot be built."""
+    if destination.id not in targets:
+        try:
+            targets[destination.id] = destinations.build(
+                destination.kind, destination.config, secrets.decrypt(destination.secrets_encrypted)
+            )
+        except DestinationError:
+            targets[destination.id] = None
+    return targets[destination.id]
+
+
+def _log(session: Session, run_ids: set[int | None], level: str, message: str) -> None:
+    for run_id in run_ids - {None}:
+        session.add(RunLog(run_id=run_id, level=level, message=message))
+    session.commit()
+    getattr(logger, level)("%s", message)
+
+
+def _extend_locks(
+    session: Session,
+    secrets: SecretBox,
+    job: Job,
+    plan: Preview,
+    now: datetime,
+    targets: dict[int, Target | None],
+    triggered_by: int | None,
+) -> None:
+    """Lengthen the locks of kept backups whose GFS slot now promises more than the lock
+    they were stored with (their period is over, so the slot is theirs for good)."""
+    try:
+        policy = retention.Policy.from_json(job.retention)
+    except retention.RetentionError:
+        return
+    if not any(getattr(policy, f"keep_{name}") for name in retention.PERIODS):
+        return  # the lock set at upload is all the policy promises
+    backups = [decision.backup for decision in plan.decisions]
+    zone = _zone(session, job)
+    plain = retention.Policy(keep_days=policy.keep_days)
+    for decision in plan.decisions:
+        if not decision.keep:
+            continue
+        for artifact in plan.artifacts[decision.backup.id]:
+            target = _target(secrets, artifact.destination, targets)
+            if not isinstance(target, Lockable) or not target.lock_mode:
+                continue
+            days = _lock_days(artifact.destination)
+            until = retention.guaranteed_until(backups, policy, now, zone, days)[artifact.run_id]
+            first = retention.guaranteed_until(backups, plain, now, zone, days)[artifact.run_id]
+            if until <= first or until <= now:
+                continue
+            try:
+                lock = target.lock_of(artifact.key)
+                if lock is not None and lock.until >= until:
+                    continue
+                target.extend_lock(artifact.key, until)
+                target.extend_lock(manifest_key(artifact.key), until)
+            except DestinationError as error:
+                message = f"retention could not extend the lock of {artifact.key}: {error}"
+                _log(session, {artifact.run_id, triggered_by}, "warning", message)
+                continue
+            message = (
+                f"lock of {artifact.key} at {artifact.destination.name} extended to"
+                f" {until:%Y-%m-%d %H:%M} UTC ({', '.join(decision.reasons)})"
+            )
+            _log(session, {artifact.run_id, triggered_by}, "info", message)
+
+
+def _still_locked(target: Target | None, artifact: Artifact, now: datetime) -> str | None:
+    """Why the archive cannot be deleted yet (its lock runs past `now`), or None."""
+    if not isinstance(target, Lockable):
+        return None
+    try:
+        lock = target.lock_of(artifact.key)
+    except DestinationError:
+        return None  # the delete itself says what is wrong
+    if lock is None or lock.until <= now:
+        return None
+    return f"locked ({lock.mode.lower()} mode) until {lock.until:%Y-%m-%d %H:%M} UTC"
 
 
 def _delete_artifact(
@@ -128,6 +243,7 @@ def _delete_artifact(
     artifact: Artifact,
     now: datetime,
     triggered_by: int | None,
+    targets: dict[int, Target | None] | None = None,
 ) -> int:
     # Claim the artifact first, so two workers never both delete (and log) it.
     claimed = changed_rows(
@@ -141,12 +257,24 @@ def _delete_artifact(
     if not claimed:
         return 0
     where = artifact.destination.name
-    try:
-        target = destinations.build(
-            artifact.destination.kind,
-            artifact.destination.config,
-            secrets.decrypt(artifact.destination.secrets_encrypted),
+    target = _target(secrets, artifact.destination, {} if targets is None else targets)
+    if (locked := _still_locked(target, artifact, now)) is not None:
+        session.execute(
+            update(Artifact)
+            .where(Artifact.id == artifact.id)
+            .values(state=ArtifactState.STORED.value, deleted_at=None)
         )
+        session.commit()
+        message = f"retention keeps {artifact.key} at {where} for now: it is {locked}"
+        _log(session, {triggered_by}, "info", message)
+        return 0
+    try:
+        if target is None:
+            target = destinations.build(
+                artifact.destination.kind,
+                artifact.destination.config,
+                secrets.decrypt(artifact.destination.secrets_encrypted),
+            )
         target.delete(artifact.key)
         target.delete(manifest_key(artifact.key))
     except DestinationError as error:

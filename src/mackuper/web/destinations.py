@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from mackuper.destinations import registry
-from mackuper.destinations.base import DestinationError
+from mackuper.destinations.base import Destination as Target
+from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import Destination, job_destinations
 from mackuper.schemas.answers import DestinationAnswer, DestinationsAnswer, OkAnswer
 from mackuper.schemas.api import (
@@ -42,13 +43,27 @@ def _settings(kind: str, stored: dict[str, Any]) -> DestinationHead:
     return body
 
 
-def _probe(body: DestinationHead) -> None:
-    """Put, get and delete a small object; abort with the cause when it fails."""
-    kind = str(getattr(body, "kind", ""))
+CONNECTED = "Connected: a test object was written, read back and deleted."
+
+
+def _check(target: Target) -> str:
+    """Put, get and delete a small object, then say how the bucket guards what it keeps
+    (versioning, Object Lock); abort with the cause when it fails."""
     try:
-        registry.build(kind, body.public(), body.secrets()).check_access()
+        target.check_access()
+        said = target.protection() if isinstance(target, Lockable) else []
     except DestinationError as error:
         fail(f"Connection test failed: {error}.", 422)
+    return " ".join([CONNECTED, *said])
+
+
+def _probe(body: DestinationHead) -> str:
+    kind = str(getattr(body, "kind", ""))
+    try:
+        target = registry.build(kind, body.public(), body.secrets())
+    except DestinationError as error:
+        fail(f"Connection test failed: {error}.", 422)
+    return _check(target)
 
 
 def _sealed(secrets: dict[str, Any]) -> str | None:
@@ -112,8 +127,7 @@ def test_unsaved() -> Response:
         row = get_db().get(Destination, head.id)
         if row is not None and row.kind == head.kind:
             stored = runtime().secrets.decrypt(row.secrets_encrypted)
-    _probe(_settings(head.kind, stored))
-    return jsonify(ok=True, message="Connected: a test object was written, read back and deleted.")
+    return jsonify(ok=True, message=_probe(_settings(head.kind, stored)))
 
 
 def _get(destination_id: int) -> Destination:
@@ -157,14 +171,14 @@ def update_destination(destination_id: int) -> Response:
 def test_saved(destination_id: int) -> Response:
     destination = _get(destination_id)
     try:
-        registry.build(
+        target = registry.build(
             destination.kind,
             destination.config,
             runtime().secrets.decrypt(destination.secrets_encrypted),
-        ).check_access()
+        )
     except DestinationError as error:
         fail(f"Connection test failed: {error}.", 422)
-    return jsonify(ok=True, message="Connected: a test object was written, read back and deleted.")
+    return jsonify(ok=True, message=_check(target))
 
 
 @blueprint.delete("/<int:destination_id>")
