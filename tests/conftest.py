@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from flask import Flask
@@ -15,6 +17,16 @@ from mackuper.web import create_app
 from tests.servers.fixtures import *  # noqa: F403
 
 ADMIN_PASSWORD = "Correct-Horse-9"
+
+
+def _stop_like_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (`timeout`, a CI runner giving up) stops the session like Ctrl-C does,
+    so fixtures tear down and stop their servers instead of leaving them running."""
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 
 
 @pytest.fixture
