@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.e2e.browser import PageWatch, run_axe
 from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
@@ -21,10 +21,11 @@ pytestmark = pytest.mark.e2e
 
 
 class Seeded:
-    def __init__(self, url: str, run_id: int, session: Any) -> None:
+    def __init__(self, url: str, run_id: int, session: Any, data_dir: Path) -> None:
         self.url = url
         self.run_id = run_id
         self.session = session  # a logged-in browser's cookies (Playwright storage state)
+        self.data_dir = data_dir
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, chromium: Browser) -> Itera
         expect(page.get_by_role("navigation", name="Main")).to_be_visible()
         session = context.storage_state()
         context.close()
-        yield Seeded(mackuper.url, run["id"], session)
+        yield Seeded(mackuper.url, run["id"], session, root / "data")
 
 
 def log_in(ui: Any, seeded: Seeded) -> tuple[Page, PageWatch]:
@@ -109,17 +110,23 @@ def overflow(page: Page) -> dict[str, Any] | None:
 
 
 class NotFound:
-    """Every response of 404 a page caused (a missing favicon, script or image)."""
+    """Every 404 a page caused: its own requests (scripts, styles, images) and the
+    browser's (a missing favicon is reported only on the console)."""
 
     def __init__(self) -> None:
         self.urls: list[str] = []
 
     def watch(self, page: Page) -> None:
         page.on("response", lambda response: self.note(response.status, response.url))
+        page.on("console", self.on_console)
 
     def note(self, status: int, url: str) -> None:
         if status == 404:
             self.urls.append(url)
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if "status of 404" in message.text:
+            self.urls.append(message.location.get("url") or message.text)
 
 
 def check(page: Page, where: str, problems: dict[str, Any], too_wide: dict[str, Any]) -> None:
@@ -311,3 +318,141 @@ def test_a_token_made_with_an_expiry_shows_it_and_its_last_use_in_settings(
     expect(row.get_by_role("cell").nth(2)).to_have_text("a few seconds ago")
     expect(row.get_by_role("cell").nth(3)).to_have_text("in 30 days")
     watch.assert_clean()
+
+
+def test_change_password_asks_for_the_new_one_twice(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/settings")
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    page.get_by_label("Current password").fill(ADMIN_PASSWORD)
+    page.get_by_label("New password", exact=True).fill("Another-Secret-1")
+    page.get_by_label("Repeat the new password").fill("Another-Secret-2")
+    page.get_by_role("button", name="Change password").click()
+    expect(page.get_by_role("alert").filter(has_text="differ")).to_be_visible()
+    assert not [url for url in sent if url.endswith("/api/account/password")]
+    watch.assert_clean()
+
+
+def test_cancel_clears_the_destination_form_s_error(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/settings")
+    page.get_by_role("button", name="Add destination").click()
+    page.locator("#dest-kind").select_option("local")
+    destinations = page.get_by_role("region", name="Destinations")
+    destinations.get_by_role("button", name="Save", exact=True).click()
+    alert = page.locator("[x-data=settingsPage] > p[role=alert]")
+    expect(alert).to_be_visible()
+    page.get_by_role("button", name="Cancel").click()
+    expect(alert).to_be_hidden()
+    page.get_by_role("button", name="Add destination").click()
+    expect(alert).to_be_hidden()
+    expect(page.locator("#dest-name")).not_to_have_attribute("aria-invalid", "true")
+    watch.assert_clean()
+
+
+def test_local_destination_suggests_the_directory_serve_uses(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/settings")
+    page.get_by_role("button", name="Add destination").click()
+    page.locator("#dest-kind").select_option("local")
+    suggested = str((seeded.data_dir / "local_backups").resolve())
+    expect(page.locator("#dest-path")).to_have_attribute("placeholder", suggested)
+    watch.assert_clean()
+
+
+def test_ssh_test_connection_button_looks_like_a_button(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/jobs")
+    page.get_by_role("button", name="New job").click()
+    page.locator("#job-source-kind").select_option("ssh")
+    button = page.get_by_role("button", name="Test connection")
+    expect(button).to_be_visible()
+    border = button.evaluate("b => getComputedStyle(b).borderTopColor")
+    assert border not in ("rgba(0, 0, 0, 0)", "transparent"), border
+    watch.assert_clean()
+
+
+def test_commands_are_named_on_the_jobs_list(seeded: Seeded, ui: Any) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/jobs")
+    row = page.get_by_role("row").filter(has_text="Documents")
+    row.get_by_role("button", name="Alerts & commands").click()
+    expect(page.get_by_label(re.compile("^Before each backup"))).to_be_visible()
+    watch.assert_clean()
+
+
+def test_missing_source_path_is_a_warning_and_delete_asks_in_a_dialog_naming_the_job(
+    seeded: Seeded, ui: Any, tmp_path: Path
+) -> None:
+    page, watch = log_in(ui, seeded)
+    open_settled(page, "/jobs")
+    page.get_by_role("button", name="New job").click()
+    page.locator("#job-name").fill("Ghost files")
+    missing = tmp_path / "not-there"
+    page.locator("#job-paths").fill(str(missing))
+    page.get_by_role("checkbox", name="Local disk").check()
+    page.get_by_role("button", name="Save job").click()
+    expect(page.get_by_test_id("job-warning")).to_contain_text(f"{missing} does not exist")
+    row = page.get_by_role("row").filter(has_text="Ghost files")
+    row.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_contain_text("Delete the job “Ghost files”?")
+    assert dialog.evaluate("d => d.matches(':modal')")  # over the page, where the person is
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    row.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete job").click()
+    expect(page.get_by_role("row").filter(has_text="Ghost files")).to_have_count(0)
+    expect(page.get_by_role("row").filter(has_text="Documents")).to_have_count(1)
+    watch.assert_clean()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_setup_wizard_shows_each_error_once_and_a_busy_test_button(
+    tmp_path: Path, ui: Any, viewport: dict[str, int]
+) -> None:
+    with running_mackuper(tmp_path / "data") as mackuper:
+        page, watch = ui(mackuper.url, viewport=viewport)
+        missing = NotFound()
+        missing.watch(page)
+        open_settled(page, "/setup")
+        too_wide = {"/setup": overflow(page)}
+        problems: dict[str, Any] = {}
+        audit(page, "/setup", problems)
+        page.get_by_label("Password", exact=True).fill("Short-pass-1")
+        page.get_by_label("Repeat the password").fill("Short-pass-2")
+        page.get_by_role("button", name="Create administrator").click()
+        expect(
+            page.locator("#admin-password2").locator("xpath=..").locator(".field-error")
+        ).to_be_visible()
+        message = (
+            page.locator("#admin-password2")
+            .locator("xpath=..")
+            .locator(".field-error")
+            .inner_text()
+        )
+        assert message
+        expect(page.get_by_text(message, exact=True)).to_have_count(1)
+
+        page.get_by_label("Repeat the password").fill("Short-pass-1")
+        page.get_by_role("button", name="Create administrator").click()
+        expect(page.get_by_role("button", name="Save and finish")).to_be_visible()
+        page.locator("#dest-kind").select_option("local")
+        suggested = str((tmp_path / "data" / "local_backups").resolve())
+        expect(page.locator("#dest-path")).to_have_attribute("placeholder", suggested)
+        page.locator("#dest-path").fill(str(tmp_path / "backups"))
+        held: list[Any] = []
+        page.route("**/api/destinations/test", lambda route: held.append(route))
+        page.get_by_role("button", name="Test connection").click()
+        busy = page.get_by_role("button", name="Testing…")
+        expect(busy).to_be_disabled()
+        expect(busy).to_have_attribute("aria-busy", "true")
+        held[0].continue_()
+        expect(page.get_by_role("button", name="Test connection")).to_be_enabled()
+        too_wide["/setup (destination)"] = overflow(page)
+        audit(page, "/setup (destination)", problems)
+        assert {where: wide for where, wide in too_wide.items() if wide} == {}
+        assert {where: found for where, found in problems.items() if found} == {}
+        assert missing.urls == []
+        watch.assert_clean()

@@ -61,6 +61,11 @@ class JobAnswer(Answer):
     job: Job
 
 
+class SavedJobAnswer(JobAnswer):
+    warnings: list[str]
+    """Saved, but worth a look: a local source path this server cannot find."""
+
+
 class JobsAnswer(Answer):
     jobs: list[Job]
 

@@ -16,7 +16,7 @@ from mackuper.passwords import dummy_hash, hash_password, password_problem, veri
 from mackuper.schemas.answers import LoggedIn, OkAnswer, SetupStatus
 from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
 from mackuper.web import audit
-from mackuper.web.database import get_db
+from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors
 from mackuper.web.login_limit import LoginLimiter
 from mackuper.web.operations import operation
@@ -31,13 +31,19 @@ USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 SETUP_LOCK = "setup_admin_created"
 
 
+def local_backup_dir() -> str:
+    """Where `mackuper serve` suggests local destinations go (LOCAL_BACKUP_DIR), as an
+    absolute path: the placeholder of the destination form's Directory field."""
+    return str(runtime().settings.local_backup_dir.resolve())
+
+
 @blueprint.get("/setup")
 def setup_page() -> str | Response:
     if setup_complete():
         return redirect("/")
     if admin_exists() and not current_user.is_authenticated:
         return redirect("/login")
-    return render_template("setup.html")
+    return render_template("setup.html", local_backup_dir=local_backup_dir())
 
 
 @blueprint.get("/api/setup/status")

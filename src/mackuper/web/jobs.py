@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -26,6 +27,7 @@ from mackuper.schemas.answers import (
     JobsAnswer,
     RetentionPreview,
     RunAnswer,
+    SavedJobAnswer,
     SchedulePreview,
 )
 from mackuper.schemas.base import KindSettings, sentence
@@ -163,7 +165,7 @@ def list_jobs() -> Response:
 
 @blueprint.post("/jobs")
 @login_required
-@operation("Create a job", body=JobBody, responses={201: JobAnswer})
+@operation("Create a job", body=JobBody, responses={201: SavedJobAnswer})
 def create_job(body: JobBody) -> tuple[Response, int]:
     job = Job(name="", slug="", source_kind="")
     _apply(job, body)
@@ -171,7 +173,7 @@ def create_job(body: JobBody) -> tuple[Response, int]:
     get_db().add(job)
     _save(job)
     logger.info("job %s created", job.name)
-    return jsonify(job=job_json(job)), 201
+    return jsonify(job=job_json(job), warnings=missing_paths(job)), 201
 
 
 @blueprint.get("/jobs/<int:job_id>")
@@ -183,14 +185,32 @@ def get_job(job_id: int) -> Response:
 
 @blueprint.put("/jobs/<int:job_id>")
 @login_required
-@operation("Change a job (secrets left blank are kept)", body=JobBody, responses={200: JobAnswer})
+@operation(
+    "Change a job (secrets left blank are kept)", body=JobBody, responses={200: SavedJobAnswer}
+)
 def update_job(job_id: int, body: JobBody) -> Response:
     job = _get(job_id)
     _apply(job, body)
     with get_db().no_autoflush:  # a name clash is then refused by _save, not here
         enqueue.relabel_queued(get_db(), job)
     _save(job)
-    return jsonify(job=job_json(job))
+    return jsonify(job=job_json(job), warnings=missing_paths(job))
+
+
+def missing_paths(job: Job) -> list[str]:
+    """A sentence per local source path this server cannot find. A warning, not a
+    refusal: a disk unmounted now may be back before the first run. A job labelled for
+    workers this server is not (MACKUPER_WORKER_LABELS) reads its files elsewhere, so
+    its paths are not checked here."""
+    if job.source_kind != "local":
+        return []
+    if job.worker_label and job.worker_label not in runtime().settings.worker_labels:
+        return []
+    return [
+        f"{path} does not exist on this server: check the path (or its disk) before a backup runs."
+        for path in job.source_config.get("paths", [])
+        if not Path(path).exists()
+    ]
 
 
 @blueprint.post("/jobs/<int:job_id>/enabled")

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from mackuper import __version__
 from mackuper.schemas.answers import About
 from mackuper.web import health as health_check
+from mackuper.web.auth import local_backup_dir
 from mackuper.web.database import get_db, runtime
 from mackuper.web.operations import operation
 from mackuper.web.security import login_required
@@ -45,7 +46,7 @@ def run(run_id: int) -> str:
 @blueprint.get("/settings")
 @login_required
 def settings() -> str:
-    return render_template("settings.html", tab="settings")
+    return render_template("settings.html", tab="settings", local_backup_dir=local_backup_dir())
 
 
 @blueprint.get("/api/about")

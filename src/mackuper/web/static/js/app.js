@@ -46,6 +46,9 @@
   }
 
   /* Percent done against what the job's last good run read; null when unknown. */
+  /* Without an estimate the bar shows a short pulsing stub: a full bar would look done. */
+  var UNKNOWN_WIDTH = 12;
+
   function runPercent(run, expected) {
     if (!run || !expected) return null;
     return Math.min(99, Math.floor((100 * run.bytes_read) / expected));
@@ -53,7 +56,7 @@
 
   function runEta(run, expected) {
     var rate = runRate(run);
-    if (!expected) return "no estimate on a job's first run";
+    if (!expected) return "no estimate yet";
     if (rate <= 0) return "estimating…";
     var left = (expected - run.bytes_read) / rate;
     return left <= 1 ? "almost done" : "about " + formatDuration(left) + " left";
@@ -267,7 +270,15 @@
         step: 1,
         admin: { username: "admin", password: "", password_confirm: "" },
         destination: Object.assign(emptyDestination(), { name: "Main storage" }),
-        tested: false,
+        tested: false, testing: false,
+        /* A problem tied to a field is shown under that field only, not twice. */
+        takeResult: function (result) {
+          this.errors = (result.data && result.data.fields) || {};
+          var general = result.ok ? "" : (result.data.error || "Something went wrong.");
+          this.error = Object.keys(this.errors).length ? "" : general;
+          return result.ok;
+        },
+        testLabel() { return this.testing ? "Testing…" : "Test connection"; },
         async init() {
           var result = await api("GET", "/api/setup/status");
           if (result.ok && result.data.admin_created) this.step = 2;
@@ -282,9 +293,9 @@
           if (this.takeResult(result)) window.location.reload();
         },
         async testConnection() {
-          this.busy = true; this.notice = "";
+          this.busy = true; this.testing = true; this.notice = "";
           var result = await api("POST", "/api/destinations/test", destinationPayload(this.destination));
-          this.busy = false;
+          this.busy = false; this.testing = false;
           this.tested = this.takeResult(result);
           if (this.tested) this.notice = result.data.message;
         },
@@ -382,7 +393,8 @@
         async loadEstimates(running) {
           for (var i = 0; i < running.length; i++) {
             var id = String(running[i].id);
-            if (this.estimates[id] !== undefined) continue;
+            // None yet (a first run's source still being counted): ask again next time.
+            if (this.estimates[id] !== undefined && this.estimates[id] !== null) continue;
             var estimate = await api("GET", "/api/ui/runs/" + id + "/estimate");
             this.estimates[id] = estimate.ok ? estimate.data.expected_bytes : null;
           }
@@ -411,7 +423,7 @@
         expectedFor(run) { var value = this.estimates[String(run.id)]; return value === undefined ? null : value; },
         barStyle(run) {
           var percent = runPercent(run, this.expectedFor(run));
-          return { width: (percent === null ? 100 : percent) + "%" };
+          return { width: (percent === null ? UNKNOWN_WIDTH : percent) + "%" };
         },
         hasEstimate(run) { return this.expectedFor(run) !== null; },
         sizeSummary() { return "Backup size per day over the last 30 days; " + formatBytes(this.chartTotals.bytes) + " in total"; },
@@ -431,7 +443,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], workers: [], workerLabels: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null, keyNotice: "",
+        previewError: "", warning: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null, keyNotice: "",
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -548,6 +560,7 @@
             ? await api("PUT", "/api/jobs/" + this.form.id, this.payload())
             : await api("POST", "/api/jobs", this.payload());
           this.busy = false;
+          this.warning = result.ok ? (result.data.warnings || []).join(" ") : "";
           if (this.takeResult(result)) { this.editing = false; this.notice = "Job saved."; await this.load(); }
         },
         encryptionIs(mode) { return this.form.encryption.mode === mode; },
@@ -634,12 +647,14 @@
           var result = await api("POST", "/api/jobs/" + job.id + "/enabled", { enabled: !job.enabled });
           if (result.ok) await this.load(); else this.error = result.data.error;
         },
-        askDelete(job) { this.confirmDelete = job; this.deleteBackups = false; },
-        keepJob() { this.confirmDelete = null; },
+        /* A modal <dialog>: it opens where the person is looking, over the list. */
+        askDelete(job) { this.confirmDelete = job; this.deleteBackups = false; this.$refs.deleteDialog.showModal(); },
+        keepJob() { this.confirmDelete = null; if (this.$refs.deleteDialog.open) this.$refs.deleteDialog.close(); },
+        deleteTitle() { return this.confirmDelete ? "Delete the job “" + this.confirmDelete.name + "”?" : ""; },
         async deleteJob() {
           var body = { delete_backups: this.deleteBackups === true };
           var result = await api("DELETE", "/api/jobs/" + this.confirmDelete.id, body);
-          this.confirmDelete = null;
+          this.keepJob();
           if (result.ok) {
             this.notice = result.data.backups_deleted
               ? "Job deleted, with its " + result.data.backups_deleted + " stored backup(s)."
@@ -649,6 +664,13 @@
           else this.error = result.data.error;
         },
         destinationNames(job) { return job.destinations.map(function (d) { return d.name; }).join(", "); },
+        commandsText(job) {
+          var hooks = job.hooks || {};
+          var pre = hooks.pre && hooks.pre.command, post = hooks.post && hooks.post.command;
+          if (pre && post) return "Runs commands before and after";
+          if (pre) return "Runs a command before";
+          return post ? "Runs a command after" : "";
+        },
         scheduleText(job) {
           var words = this.info(job).schedule_text;
           return words || (job.schedule ? job.schedule : "manual only");
@@ -687,8 +709,7 @@
       return Object.assign({}, helpers, {
         runId: runId, run: null, log: [], lastLine: 0, timer: null, error: "", expected: null,
         async init() {
-          var estimate = await api("GET", "/api/ui/runs/" + this.runId + "/estimate");
-          if (estimate.ok) this.expected = estimate.data.expected_bytes;
+          await this.loadEstimate();
           await this.refresh();
           var self = this;
           this.timer = setInterval(function () { self.refresh(); }, 1000);
@@ -698,6 +719,8 @@
           var run = await api("GET", "/api/runs/" + this.runId);
           if (!run.ok) { this.error = run.data.error; clearInterval(this.timer); return; }
           this.run = run.data.run;
+          // A first run's source is counted while it runs: ask until the total is known.
+          if (this.expected === null && this.isRunning()) await this.loadEstimate();
           var log = await api("GET", "/api/runs/" + this.runId + "/log?after=" + this.lastLine);
           if (log.ok && log.data.lines.length) {
             this.log = this.log.concat(log.data.lines);
@@ -710,7 +733,11 @@
         isRunning() { return this.run && this.run.status === "running"; },
         percent() { return runPercent(this.run, this.expected); },
         hasPercent() { return this.percent() !== null; },
-        barStyle() { return { width: (this.hasPercent() ? this.percent() : 100) + "%" }; },
+        async loadEstimate() {
+          var estimate = await api("GET", "/api/ui/runs/" + this.runId + "/estimate");
+          if (estimate.ok) this.expected = estimate.data.expected_bytes;
+        },
+        barStyle() { return { width: (this.hasPercent() ? this.percent() : UNKNOWN_WIDTH) + "%" }; },
         queueText() {
           var lane = this.run.kind === "backup" ? "backups" : "restores and verifications";
           var place = this.run.queue_position === 1 ? "next to start" : "number " + this.run.queue_position + " in line";
@@ -732,7 +759,7 @@
     Alpine.data("settingsPage", function () {
       return Object.assign(formState(), helpers, hostKeyState("form"), {
         destinations: [], about: null, form: null, password: { current_password: "", new_password: "" },
-        passwordMessage: "", passwordError: "", confirmDelete: null,
+        passwordMessage: "", passwordError: "", passwordConfirm: "", confirmDelete: null,
         tokens: [], tokenName: "", tokenExpiry: "", newToken: "", tokenError: "",
         async init() { await this.load(); },
         async loadTokens() {
@@ -768,7 +795,7 @@
           this.form = destinationForm(destination);
           this.errors = {}; this.error = ""; this.notice = "";
         },
-        cancelEdit() { this.form = null; },
+        cancelEdit() { this.form = null; this.errors = {}; this.error = ""; },
         isKind(kind) { return this.form && this.form.kind === kind; },
         secretState(name) { return this.form && this.form.secrets ? this.form.secrets[name] : "not set"; },
         async test() {
@@ -793,10 +820,15 @@
           if (result.ok) await this.load(); else this.error = result.data.error;
         },
         async changePassword() {
+          this.passwordMessage = "";
+          if (this.password.new_password !== this.passwordConfirm) {
+            this.passwordError = "The two new passwords differ: type the same one twice.";
+            return;
+          }
           var result = await api("POST", "/api/account/password", this.password);
           this.passwordError = result.ok ? "" : result.data.error;
           this.passwordMessage = result.ok ? "Password changed." : "";
-          if (result.ok) this.password = { current_password: "", new_password: "" };
+          if (result.ok) { this.password = { current_password: "", new_password: "" }; this.passwordConfirm = ""; }
         },
       });
     });
