@@ -25,8 +25,11 @@ from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.base import SourceError
 from mackuper.sources.postgres import PostgresConnection, PostgresSource, member_name
+from mackuper.ssh import HostKey, HostKeyMismatch
 from tests.integration.engine_support import RecordingHooks
+from tests.integration.ssh_support import target_for
 from tests.servers.postgres import OwnCluster, PostgresServer, own_cluster, temporary_database
+from tests.servers.sshd import SSHServer
 
 pytestmark = pytest.mark.integration
 
@@ -373,3 +376,40 @@ def test_postgres_member_names_cannot_escape_or_collide() -> None:
     assert member_name("app", "dump") == "postgresql/app.dump"
     assert member_name("../x y.é", "dump") == "postgresql/%2E%2E%2Fx%20y%2E%C3%A9.dump"
     assert "." not in member_name(str(uuid.uuid4()) + ".dump.part", "dump")[11:-5]
+
+
+def test_postgres_dump_runs_on_the_ssh_host_with_the_password_on_stdin_only(
+    password_cluster: OwnCluster, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """pg_dump runs behind the test sshd (same machine, its loopback); the archive
+    restores with pg_restore alone and equals the source table."""
+    source = keeper_source(password_cluster, "right horse")
+    source.ssh = target_for(sshd, "password")
+    source.databases = []  # every database: psql lists them over SSH too
+    source.include_globals = True
+    result, hooks = backup(source, tmp_path / "backups")
+    assert result.problems == []  # type: ignore[attr-defined]
+    assert "via SSH" in source.describe()
+    assert "right horse" not in hooks.messages()
+    assert {item["database"] for item in source.dumped} >= {"shop", "(globals)"}
+
+    archive = next(path for path in stored_files(tmp_path / "backups") if path.suffix == ".zst")
+    server = password_cluster.server
+    with server.connect() as connection:
+        connection.execute("DROP DATABASE IF EXISTS shop_copy")
+        connection.execute("CREATE DATABASE shop_copy")
+    restore_with_tools(archive, member_name("shop", "dump"), server, "shop_copy")
+    query = "SELECT count(*), md5(string_agg(payload, ',' ORDER BY n)) FROM big"
+    with server.connect("shop") as original, server.connect("shop_copy") as restored:
+        assert restored.execute(query).fetchone() == original.execute(query).fetchone()
+
+
+def test_postgres_over_ssh_with_a_changed_host_key_sends_nothing(
+    password_cluster: OwnCluster, sshd: SSHServer, tmp_path: Path
+) -> None:
+    source = keeper_source(password_cluster, "right horse")
+    other_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    source.ssh = target_for(sshd, "password", host_key=HostKey.parse(other_key))
+    with pytest.raises(HostKeyMismatch, match="host key .* changed"):
+        backup(source, tmp_path / "backups")
+    assert stored_files(tmp_path / "backups") == []

@@ -173,6 +173,48 @@ class PostgresSource(PostgresConnection):
     schema_only: bool = False
     exclude_tables: Lines = []
     """pg_dump --exclude-table patterns."""
+    ssh_host: Annotated[Text, Field(max_length=255)] = ""
+    """Run pg_dump on this SSH host (for a server on its loopback); empty: on the worker."""
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    ssh_username: Annotated[Text, Field(max_length=255)] = ""
+    ssh_auth: Literal["password", "key"] = "password"
+    ssh_password: SecretText = ""
+    ssh_private_key: SecretText = ""
+    ssh_passphrase: SecretText = ""
+    ssh_host_key: Annotated[
+        Text, AfterValidator(lambda text: parse_host_key(text) if text else "")
+    ] = ""
+
+    @field_validator("ssh_host")
+    @classmethod
+    def _ssh_host(cls, host: str) -> str:
+        if host and (not _HOST.match(host) or host.startswith("-")):
+            raise ValueError("Use a host name or IP address, without spaces.")
+        return host
+
+    def unused_secrets(self) -> set[str]:
+        ssh = {"ssh_password", "ssh_private_key", "ssh_passphrase"}
+        if not self.ssh_host:
+            return ssh
+        return (
+            {"ssh_private_key", "ssh_passphrase"}
+            if self.ssh_auth == "password"
+            else {"ssh_password"}
+        )
+
+    def problems(self) -> dict[str, str]:
+        if not self.ssh_host:
+            return {}
+        problems: dict[str, str] = {}
+        if not self.ssh_username:
+            problems["ssh_username"] = "Enter the SSH user name."
+        if not self.ssh_host_key:
+            problems["ssh_host_key"] = "Paste the SSH host's public key to pin it."
+        if self.ssh_auth == "password" and not self.ssh_password:
+            problems["ssh_password"] = "Enter the SSH password."  # noqa: S105 - a message
+        if self.ssh_auth == "key" and not self.ssh_private_key:
+            problems["ssh_private_key"] = "Paste the private key (OpenSSH or PEM text)."
+        return problems
 
 
 def _distinct_file_names(paths: list[str]) -> list[str]:

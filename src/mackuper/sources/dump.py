@@ -43,6 +43,15 @@ STDERR_LINES = 200
 """Lines of a dump's standard error kept for the log; the rest are counted."""
 
 
+class DumpFailed(SourceError):
+    """A dump command failed; `code` is its exit status and `lines` its last error lines."""
+
+    def __init__(self, message: str, code: int, lines: list[str]) -> None:
+        super().__init__(message)
+        self.code = code
+        self.lines = lines
+
+
 class _PartReader:
     """One part's bytes, read once by the archive writer (no copy of the buffer)."""
 
@@ -129,10 +138,16 @@ class DumpProcess:
     """
 
     def __init__(
-        self, argv: Sequence[str], env: Mapping[str, str], label: str, stdin: bool = False
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        label: str,
+        stdin: bool = False,
+        feed: bytes | None = None,
     ) -> None:
         """With `stdin`, the command reads what is written to `stdin` (a restore tool)
-        and its output is discarded; else its output is `stdout` and it reads nothing."""
+        and its output is discarded; else its output is `stdout` and it reads `feed`
+        (settings and a password for a command run over SSH), or nothing."""
         self.label = label
         self.errors: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_error = ""
@@ -140,7 +155,7 @@ class DumpProcess:
         try:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by the caller, no shell
                 list(argv),
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if stdin or feed is not None else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL if stdin else subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={**os.environ, **env},
@@ -149,6 +164,11 @@ class DumpProcess:
             raise SourceError(f"cannot start {argv[0]}: {error.strerror or error}") from error
         self.stdin: IO[bytes] | None = self.process.stdin
         self.stdout: IO[bytes] | None = self.process.stdout
+        if feed is not None and self.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):  # a command that died says why itself
+                self.stdin.write(feed)  # a few short lines: within any pipe's buffer
+                self.stdin.close()
+            self.stdin = None
         self.reader = threading.Thread(target=self._read_errors, name=f"{label} stderr")
         self.reader.start()
 
@@ -175,12 +195,14 @@ class DumpProcess:
         """Wait for the command; SourceError when it failed or was killed."""
         code = self.process.wait()
         self.reader.join()
+        with self.lock:
+            lines = list(self.errors)
         self.log_errors(reporter)
         last = self.last_error
         if code == 0:
             return
         why = f"was killed by signal {-code}" if code < 0 else f"failed (exit status {code})"
-        raise SourceError(f"{self.label} {why}" + (f": {last}" if last else ""))
+        raise DumpFailed(f"{self.label} {why}" + (f": {last}" if last else ""), code, lines)
 
     def stop(self) -> None:
         """Kill the command if it still runs (the backup stopped early); never raises."""
@@ -203,9 +225,10 @@ def dump_entries(
     label: str,
     reporter: Reporter,
     part_size: int = PART_SIZE,
+    feed: bytes | None = None,
 ) -> Iterator[Entry]:
     """The parts of `argv`'s standard output stored as `name`; SourceError when it fails."""
-    dump = DumpProcess(argv, env, label)
+    dump = DumpProcess(argv, env, label, feed=feed)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
     try:
         for entry in iter_parts(name, dump.stdout, part_size=part_size):

@@ -7,19 +7,29 @@ tablespaces) `postgresql/pg_dumpall.globals.sql.part...`. sources/dump.py says w
 Where to connect travels in PGHOST, PGPORT, PGUSER and PGDATABASE and the password in
 PGPASSWORD: nothing secret is on a command line, and a database name is never read as
 a connection string (`-d` would expand `host=... dbname=...`).
+
+With an SSH host, the tools run there (for a server bound to that host's loopback),
+through the OpenSSH client with the pinned host key (sources/ssh_tar.py's session).
+The same five settings reach them as lines on the command's standard input, read by
+the shell's `read` builtin and exported to the tool alone: never in the remote
+command line, where `ps` on that host would show them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, dump_entries
+from mackuper.sources.dump import PART_SIZE, DumpFailed, DumpProcess, dump_entries
+from mackuper.sources.ssh_tar import _Session, connection_error
+from mackuper.ssh import SSHTarget
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -41,6 +51,21 @@ def member_name(database: str, extension: str) -> str:
         for character in database
     )
     return f"{FOLDER}/{encoded}.{extension}"
+
+
+SSH_FAILED = 255
+"""The OpenSSH client's exit status for its own failures (connection, host key, login)."""
+_SETTINGS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD")
+
+
+def remote_command(tool: list[str]) -> str:
+    """The remote shell command: read the settings from standard input, then run `tool`."""
+    reads = " && ".join(f"IFS= read -r {name}" for name in _SETTINGS)
+    exports = " ".join(_SETTINGS)
+    return (
+        f"{reads} && export {exports} PGCONNECT_TIMEOUT=10 PGAPPNAME=mackuper"
+        f" && exec {shlex.join(tool)}"
+    )
 
 
 @dataclass
@@ -106,13 +131,35 @@ class PostgresSource:
     schema_only: bool = False
     exclude_tables: list[str] = field(default_factory=list)
     part_size: int = PART_SIZE
+    ssh: SSHTarget | None = None
+    """Run the tools on this SSH host instead of the worker."""
     dumped: list[dict[str, Any]] = field(default_factory=list)
     """What the manifest lists: each database and its dump's size and tool."""
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> PostgresSource:
+    def from_config(
+        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    ) -> PostgresSource:
+        ssh = None
+        if config.get("ssh_host"):
+            ssh = SSHTarget.from_config(
+                {
+                    "host": config["ssh_host"],
+                    "port": config.get("ssh_port") or 22,
+                    "username": config.get("ssh_username", ""),
+                    "auth": config.get("ssh_auth", "password"),
+                    "host_key": config.get("ssh_host_key", ""),
+                },
+                {
+                    "password": secrets.get("ssh_password", ""),
+                    "private_key": secrets.get("ssh_private_key", ""),
+                    "passphrase": secrets.get("ssh_passphrase", ""),
+                },
+                retry_seconds,
+            )
         return cls(
-            PostgresConnection(
+            ssh=ssh,
+            connection=PostgresConnection(
                 host=config["host"],
                 port=int(config.get("port", 5432)),
                 username=config["username"],
@@ -129,7 +176,10 @@ class PostgresSource:
     def describe(self) -> str:
         which = ", ".join(self.databases) if self.databases else "all databases"
         connection = self.connection
-        return f"PostgreSQL {connection.username}@{connection.host}:{connection.port} ({which})"
+        via = f" via SSH {self.ssh.address}" if self.ssh is not None else ""
+        return (
+            f"PostgreSQL {connection.username}@{connection.host}:{connection.port}{via} ({which})"
+        )
 
     def dump_command(self) -> list[str]:
         argv = ["pg_dump", "-w", "--format", "custom" if self.dump_format == "custom" else "plain"]
@@ -141,7 +191,7 @@ class PostgresSource:
         return argv
 
     def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
-        databases = self.databases or self.connection.query(LIST_DATABASES)
+        databases = self.databases or self._list_databases()
         if not databases:
             raise SourceError("the server shows no database to back up")
         reporter.note(f"databases to dump: {', '.join(databases)}")
@@ -169,19 +219,71 @@ class PostgresSource:
     ) -> Iterator[Entry]:
         size = 0
         parts = 0
-        environment = self.connection.environment(database)
         label = f"{argv[0]} {label}"
-        for entry in dump_entries(name, argv, environment, label, reporter, self.part_size):
-            size += entry.size
-            parts += 1
-            yield entry
+        with self._command(argv, database) as (command, environment, feed):
+            try:
+                for entry in dump_entries(
+                    name, command, environment, label, reporter, self.part_size, feed
+                ):
+                    size += entry.size
+                    parts += 1
+                    yield entry
+            except DumpFailed as error:
+                if self.ssh is not None and error.code == SSH_FAILED:
+                    raise connection_error(self.ssh, "\n".join(error.lines)) from error
+                raise
         self.dumped.append(
             {"database": database or "(globals)", "path": name, "parts": parts, "size": size}
         )
         reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
 
+    @contextlib.contextmanager
+    def _command(
+        self, tool: list[str], database: str | None
+    ) -> Iterator[tuple[list[str], dict[str, str], bytes | None]]:
+        """How to run `tool`: here with the settings in the environment, or on the SSH
+        host with them on standard input (the session's files removed afterwards)."""
+        environment = self.connection.environment(database)
+        if self.ssh is None:
+            yield tool, environment, None
+            return
+        values = [environment.get(name, "") for name in _SETTINGS]
+        if any("\n" in value for value in values):
+            raise SourceError("a setting or password with a line break cannot be sent over SSH")
+        session = _Session(self.ssh)
+        try:
+            feed = "".join(value + "\n" for value in values).encode()
+            yield [*session.argv, remote_command(tool)], session.env, feed
+        finally:
+            session.close()
+
+    def _list_databases(self) -> list[str]:
+        """The databases that accept connections, asked here or on the SSH host."""
+        if self.ssh is None:
+            return self.connection.query(LIST_DATABASES)
+        tool = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", LIST_DATABASES]
+        with self._command(tool, None) as (command, environment, feed):
+            process = DumpProcess(command, environment, "psql", feed=feed)
+            try:
+                assert process.stdout is not None  # noqa: S101 - an output was asked for
+                output = process.stdout.read()
+                process.finish(_Quiet())
+            finally:
+                process.stop()
+        return [line for line in output.decode("utf-8", "replace").splitlines() if line]
+
     def close(self) -> None:
         """Each dump process is ended by its own entries' generator."""
+
+
+class _Quiet:
+    """A reporter for a listing's standard error: only its failure matters."""
+
+    def problem(self, message: str) -> None:
+        """Not needed: a failed listing raises."""
+
+    def note(self, message: str) -> None:
+        """Not needed: a failed listing raises with its last error line."""
 
 
 def tool_major(argv: list[str]) -> int | None:

@@ -24,7 +24,7 @@ def build(
     if kind == "ssh":
         return SSHSource.from_config(config, secrets, retry_seconds)
     if kind == "postgresql":
-        return PostgresSource.from_config(config, secrets)
+        return PostgresSource.from_config(config, secrets, retry_seconds)
     if kind == "sqlite":
         return SQLiteSource.from_config(config)
     if kind == "mariadb":
