@@ -17,6 +17,7 @@ from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
 from tests.integration.test_postgres_source import fill_database, fingerprint
+from tests.integration.test_restore_cli import _mackuper
 from tests.servers.postgres import PostgresServer, temporary_database
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,37 @@ def test_postgres_restore_into_an_existing_database_needs_its_name_confirmed(
             postgres_server.connect(existing) as restored,
         ):
             assert fingerprint(restored) == fingerprint(original)
+
+
+def test_postgres_restore_database_from_the_cli(
+    api: ApiClient,
+    runtime: Runtime,
+    data_dir: Path,
+    postgres_server: PostgresServer,
+    source_database: str,
+    tmp_path: Path,
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    backup = backed_up_database(
+        api, runtime, postgres_server, source_database, destination["id"], "tar.gz"
+    )
+    new_name = f"{source_database}_cli"
+    command = ["restore-database", str(backup["id"]), "--database", source_database]
+    try:
+        done = _mackuper(data_dir, *command, "--into", new_name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "success" in done.stdout
+        with (
+            postgres_server.connect(source_database) as original,
+            postgres_server.connect(new_name) as restored,
+        ):
+            assert fingerprint(restored) == fingerprint(original)
+        again = _mackuper(data_dir, *command, "--into", new_name)
+        assert again.returncode == 1 and "already exists" in again.stdout
+        unconfirmed = _mackuper(data_dir, *command, "--into", new_name, "--replace-existing", "x")
+        assert unconfirmed.returncode == 2
+        replaced = _mackuper(data_dir, *command, "--into", new_name, "--replace-existing", new_name)
+        assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    finally:
+        with postgres_server.connect() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)')

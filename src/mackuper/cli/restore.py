@@ -30,6 +30,7 @@ from mackuper.restore.extract import Policy
 from mackuper.restore.request import parse_restore
 from mackuper.restore.stored import build_destination
 from mackuper.runs import enqueue, lifecycle
+from mackuper.runs.database_restore import queue_database_restore
 from mackuper.runtime import Runtime
 
 Start = Callable[[str], Runtime]
@@ -51,6 +52,21 @@ def add_commands(commands: Any, start: Start) -> None:
     )
     restore.add_argument("--dry-run", action="store_true", help="check and count, write nothing")
     restore.set_defaults(handler=lambda args: _restore(start("cli"), args))
+    database = commands.add_parser(
+        "restore-database",
+        help="restore one database dump of a backup into a new (or, confirmed, an existing)"
+        " database on the job's own PostgreSQL server",
+    )
+    database.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
+    database.add_argument("--database", required=True, help="the dumped database's name")
+    database.add_argument("--into", required=True, help="the database to restore into")
+    database.add_argument(
+        "--replace-existing",
+        metavar="NAME",
+        help="restore into the existing database NAME (the same as --into), replacing"
+        " the objects the dump holds",
+    )
+    database.set_defaults(handler=lambda args: _restore_database(start("cli"), args))
     verify = commands.add_parser("verify", help="re-read a stored backup and check its SHA-256")
     verify.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
     verify.add_argument("--deep", action="store_true", help="also open and read every entry")
@@ -121,6 +137,26 @@ def _restore(runtime: Runtime, args: argparse.Namespace) -> int:
             return 2
         run_id = enqueue.queue_restore(
             session, runtime, artifact, parsed, RunTrigger.CLI, wake=False
+        ).id
+    return _execute(runtime, run_id)
+
+
+def _restore_database(runtime: Runtime, args: argparse.Namespace) -> int:
+    existing = args.replace_existing is not None
+    if existing and args.replace_existing != args.into:
+        print("mackuper: --replace-existing must name the --into database again, to confirm")
+        return 2
+    with runtime.sessions() as session:
+        artifact = session.get(Artifact, args.backup)
+        if artifact is None or artifact.state != ArtifactState.STORED.value:
+            print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
+            return 2
+        details = {
+            "database": args.database,
+            "target": {"same_as_source": True, "database": args.into, "existing": existing},
+        }
+        run_id = queue_database_restore(
+            session, runtime, artifact, details, {}, RunTrigger.CLI, wake=False
         ).id
     return _execute(runtime, run_id)
 

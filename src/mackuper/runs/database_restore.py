@@ -149,8 +149,10 @@ def queue_database_restore(
     details: dict[str, Any],
     secrets: dict[str, str],
     trigger: RunTrigger,
+    wake: bool = True,
 ) -> Run:
-    """Queue a database restore of `artifact` (its password encrypted), commit and wake."""
+    """Queue a database restore of `artifact` (its password encrypted) and commit, waking
+    the workers unless told not to (the CLI runs it itself)."""
     stored = {**details, "artifact_id": artifact.id, "archive_key": artifact.key}
     # `path` is what a restore's page shows as its target: user@host:database.
     stored["target"] = {**details["target"], "kind": TARGET_KIND, "path": target_name(details)}
@@ -158,7 +160,7 @@ def queue_database_restore(
         stored["secrets_encrypted"] = runtime.secrets.encrypt(secrets)
     run = enqueue._artifact_run(session, artifact, RunKind.RESTORE, stored, trigger)
     enqueue._log_if_stranded(session, run)
-    enqueue._commit(session, wake=True)
+    enqueue._commit(session, wake)
     return run
 
 
