@@ -141,7 +141,8 @@ def chart() -> Response:
 @login_required
 @operation("What the job's last good run read, for a running run's ETA", responses={200: Estimate})
 def estimate(run_id: int) -> Response:
-    """What the job's last good run read, so a running run can show a percentage and ETA.
+    """What a running backup will read, so it can show a percentage and ETA: its own
+    count of the source when that is done, else what the job's last good backup read.
 
     A full restore reads its archive once from start to end: its size is the
     estimate (a selection reads only some of it, so it gets none).
@@ -155,6 +156,10 @@ def estimate(run_id: int) -> Response:
         whole = not details.get("paths")
         size = artifact.size if artifact is not None and whole else None
         return jsonify(expected_bytes=size, expected_seconds=None)
+    # This run's own count of its source (runs/source_count.py), once it is done.
+    counted = (run.details or {}).get("source_total") if run is not None else None
+    if isinstance(counted, dict) and isinstance(counted.get("bytes"), int):
+        return jsonify(expected_bytes=counted["bytes"], expected_seconds=None)
     previous = None
     if run is not None and run.job_id is not None:
         previous = session.scalars(
