@@ -242,10 +242,9 @@ class RcloneDestination:
         options: Mapping[str, str],
         secret_options: Mapping[str, str],
         path: str,
-        bandwidth_limit: str = "",
     ) -> None:
         """`path` is where on the remote backups go ('bucket/backups', '/srv/backups' or
-        '' for the remote's root); `bandwidth_limit` is rclone's `--bwlimit` syntax."""
+        '' for the remote's root)."""
         if not remote_type or not _OPTION_NAME.match(remote_type):
             raise DestinationError("an rclone destination needs the remote's type (such as b2)")
         self.remote_type = remote_type
@@ -262,8 +261,6 @@ class RcloneDestination:
                 self._secret_values.append(value)
             environment[f"RCLONE_CONFIG_{REMOTE}_{name.upper()}"] = value
         environment["RCLONE_RETRIES"] = "1"  # one try per command; failures are explained
-        if bandwidth_limit:
-            environment["RCLONE_BWLIMIT"] = bandwidth_limit
         self.environment = environment
         self._messages: dict[int, IO[bytes]] = {}
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from mackuper.destinations.base import Destination, DestinationError
+from mackuper.destinations.limits import Limited
 from mackuper.destinations.local import LocalDestination
 from mackuper.destinations.rclone import RcloneDestination, parse_options
 from mackuper.destinations.s3 import S3Destination
 from mackuper.destinations.sftp import SFTPDestination
 from mackuper.ssh import SSHTarget
+
+MIB = 1024 * 1024
 
 
 def build(
@@ -19,8 +22,19 @@ def build(
     """A destination object for stored settings; raises DestinationError when unusable.
 
     `retry_seconds`: how long a storage outage is ridden out (a backup passes
-    MACKUPER_RETRY_SECONDS; a web request, where a person waits, none).
+    MACKUPER_RETRY_SECONDS; a web request, where a person waits, none). A
+    `bandwidth_limit` (MiB/s) paces its uploads and reads (destinations/limits.py).
     """
+    destination = _build_kind(kind, config, secrets, retry_seconds)
+    limit = config.get("bandwidth_limit")
+    if isinstance(limit, int | float) and limit > 0:
+        return Limited(destination, float(limit) * MIB)
+    return destination
+
+
+def _build_kind(
+    kind: str, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float
+) -> Destination:
     if kind == "local":
         return LocalDestination(str(config.get("path", "")))
     if kind == "sftp":

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import posixpath
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -75,13 +75,26 @@ def _normalized_path(path: str) -> str:
     return os.path.normpath(path)
 
 
-class LocalDestination(KindSettings):
+class Bandwidth(KindSettings):
+    """What every destination kind has: an optional bandwidth limit."""
+
+    bandwidth_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    """MiB/s for uploads and for reads (restores, verification); none: as fast as it goes."""
+
+    def public(self) -> dict[str, Any]:
+        data = super().public()
+        if data.get("bandwidth_limit", 0) is None:
+            del data["bandwidth_limit"]
+        return data
+
+
+class LocalDestination(Bandwidth):
     """A directory on the worker's machine (a mounted disk or share)."""
 
     path: Annotated[AbsolutePath, AfterValidator(_normalized_path)]
 
 
-class S3Destination(KindSettings):
+class S3Destination(Bandwidth):
     """A bucket on AWS S3 or any S3-compatible server."""
 
     bucket: Annotated[Text, Field(min_length=3, max_length=63, pattern=r"^[A-Za-z0-9._-]*$")]
@@ -148,7 +161,7 @@ class S3Destination(KindSettings):
         return data
 
 
-class SFTPDestination(SSHConnection):
+class SFTPDestination(SSHConnection, Bandwidth):
     """A directory on an SFTP server; its host key pinned as for SSH sources."""
 
     path: Annotated[Text, AfterValidator(_remote_directory)]
@@ -185,7 +198,7 @@ OptionName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 OptionValue = Annotated[Text, Field(max_length=2000, pattern=r"^[^\r\n]*$")]
 
 
-class RcloneDestination(KindSettings):
+class RcloneDestination(Bandwidth):
     """Any remote rclone supports: its type, its options, and where on it backups go."""
 
     remote_type: Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]*$")]

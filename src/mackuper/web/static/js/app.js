@@ -178,6 +178,7 @@
       server_side_encryption: "",
       host: "", port: "22", username: "", auth: "password", password: "", private_key: "",
       passphrase: "", host_key: "", remote_type: "", options: {}, options_text: "", secret_options: "",
+      bandwidth_limit: "",
     };
   }
 
@@ -225,6 +226,9 @@
 
   function destinationPayload(form) {
     var payload = { name: form.name, kind: form.kind, id: form.id };
+    // MiB/s as a number; other text goes as typed, to be refused by name.
+    var limit = String(form.bandwidth_limit || "").trim();
+    if (limit !== "") payload.bandwidth_limit = /^[0-9]+([.][0-9]+)?$/.test(limit) ? Number(limit) : limit;
     if (form.kind === "local") { payload.path = form.path; return payload; }
     if (form.kind === "sftp") {
       ["host", "username", "auth", "password", "private_key", "passphrase", "path", "host_key"].forEach(function (key) {

@@ -1,0 +1,134 @@
+"""A bandwidth limit per destination, for uploads and for reads (restores, verification).
+
+`Limited` wraps any destination kind: bytes written to its writers and bytes read
+through it are paced so that, over any stretch longer than a second, they average at
+most `bytes_per_second`. Pacing keeps a running due time (`Pace`): each piece adds its
+size / rate, and the caller sleeps while ahead of it; an idle spell earns at most
+BURST_SECONDS of credit. Everything else (listing, deletes, Object Lock) passes
+through untouched, attributes included, so kind-specific checks still see the kind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from mackuper.destinations.base import ArtifactWriter, Destination, StoredObject, UploadStarted
+
+BURST_SECONDS = 0.5
+PIECE = 256 * 1024
+"""Writes are paced in pieces this size, so a large write does not arrive as one burst."""
+
+
+class Pace:
+    """Sleeps so that what passes averages at most `bytes_per_second`."""
+
+    def __init__(
+        self,
+        bytes_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = bytes_per_second
+        self.clock = clock
+        self.sleep = sleep
+        self.due = clock()
+        self.lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self.lock:
+            now = self.clock()
+            self.due = max(self.due, now - BURST_SECONDS) + size / self.rate
+            wait = self.due - now
+        if wait > 0:
+            self.sleep(wait)
+
+
+class LimitedWriter:
+    def __init__(self, writer: ArtifactWriter, pace: Pace) -> None:
+        self.writer = writer
+        self.pace = pace
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), PIECE):
+            piece = view[start : start + PIECE]
+            self.pace.take(len(piece))
+            self.writer.write(piece)
+
+    def commit(self) -> StoredObject:
+        return self.writer.commit()
+
+    def abort(self) -> bool:
+        return self.writer.abort()
+
+
+class Limited:
+    """`destination` with its transfers paced to `bytes_per_second` (see the module)."""
+
+    _OWN = frozenset({"inner", "pace", "kind", "prefix"})
+    kind: str
+    prefix: str
+
+    def __init__(self, destination: Destination, bytes_per_second: float) -> None:
+        object.__setattr__(self, "inner", destination)
+        object.__setattr__(self, "pace", Pace(bytes_per_second))
+        object.__setattr__(self, "kind", destination.kind)
+        object.__setattr__(self, "prefix", destination.prefix)
+
+    inner: Destination
+    pace: Pace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._OWN:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.inner, name, value)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def open_writer(
+        self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
+    ) -> ArtifactWriter:
+        return LimitedWriter(self.inner.open_writer(key, metadata, on_upload_started), self.pace)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self.pace.take(len(data))
+        self.inner.put_bytes(key, data, content_type)
+
+    def stat(self, key: str) -> StoredObject | None:
+        return self.inner.stat(key)
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.iter_chunks(key))
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        for chunk in self.inner.iter_chunks(key, min(chunk_size, PIECE)):
+            self.pace.take(len(chunk))
+            yield chunk
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        data = self.inner.read_range(key, offset, length)
+        self.pace.take(len(data))
+        return data
+
+    def presign(self, key: str, filename: str, seconds: int) -> str | None:
+        return None  # a link would bypass the limit: the web process streams instead
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        return self.inner.list(prefix)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.inner.abort_upload(key, upload_id)
+
+    def check_access(self) -> None:
+        self.inner.check_access()
