@@ -43,7 +43,10 @@ def test_a_restore_starts_before_the_backups_queued_ahead_of_it(tmp_path: Path) 
             f"/api/jobs/{slow['id']}/alerts",
             {"hooks": {"pre": {"command": "sleep 0.5", "timeout": 30, "on_failure": "abort"}}},
         )
-        backups = [browser.ok("POST", f"/api/jobs/{slow['id']}/run")["run"] for _ in range(BACKUPS)]
+        again = {"another": True}  # queue them all, though one is already waiting
+        backups = [
+            browser.ok("POST", f"/api/jobs/{slow['id']}/run", again)["run"] for _ in range(BACKUPS)
+        ]
         restore = browser.ok(
             "POST",
             "/api/restore",

@@ -93,7 +93,8 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
             },
         )
         run_ids = [
-            browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"] for _ in range(RUNS)
+            browser.ok("POST", f"/api/jobs/{job['id']}/run", {"another": True})["run"]["id"]
+            for _ in range(RUNS)
         ]
         try:
             finished = [browser.wait_run(run_id, timeout=240) for run_id in run_ids]

@@ -74,7 +74,8 @@ def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_say
         expected: dict[int, str] = {}
         for _ in range(RUNS_PER_LABEL):
             for label in ("alpha", "beta"):
-                run = browser.ok("POST", f"/api/jobs/{jobs[label]['id']}/run")["run"]
+                again = {"another": True}  # several queued backups of one job, on purpose
+                run = browser.ok("POST", f"/api/jobs/{jobs[label]['id']}/run", again)["run"]
                 expected[run["id"]] = label
         finished = [browser.wait_run(run_id, timeout=180) for run_id in expected]
         assert [run["status"] for run in finished] == ["success"] * len(expected), finished

@@ -117,7 +117,7 @@ def _queue_backup(
         )
         session.add(job)
         session.flush()
-        return enqueue.run_now(session, job).id
+        return enqueue.run_now(session, job)[0].id
 
 
 def _heartbeat(runtime: Runtime, worker_id: str) -> datetime | None:

@@ -250,7 +250,7 @@ def _queue_backup(
         )
         session.add(job)
         session.flush()
-        return enqueue.run_now(session, job).id
+        return enqueue.run_now(session, job)[0].id
 
 
 def _cut_when_reading(runtime: Runtime, run_id: int, proxy: FaultProxy) -> None:

@@ -79,7 +79,10 @@ def test_a_queued_run_shows_its_place_in_its_lane_restores_first(
 ) -> None:
     destination = local_destination(api, tmp_path / "store")
     backup = backed_up(api, runtime, make_small_tree(tmp_path / "src"), destination["id"])
-    backups = [ok(api, "POST", f"/api/jobs/{backup['job_id']}/run")["run"]["id"] for _ in range(3)]
+    again = {"another": True}  # three queued backups of one job, asked for on purpose
+    backups = [
+        ok(api, "POST", f"/api/jobs/{backup['job_id']}/run", again)["run"]["id"] for _ in range(3)
+    ]
     verify = ok(api, "POST", "/api/verify", {"artifact_id": backup["id"]})["run"]["id"]
     target = {"kind": "local", "path": str(tmp_path / "out")}
     restore = ok(api, "POST", "/api/restore", {"artifact_id": backup["id"], "target": target})

@@ -61,8 +61,30 @@ def take_due_tick(
 # --- backups ------------------------------------------------------------------
 
 
-def run_now(session: Session, job: Job) -> Run:
-    """Queue a backup of `job` asked for by a person, commit, and wake the workers."""
+def run_now(session: Session, job: Job, another: bool = False) -> tuple[Run, bool]:
+    """Queue a backup of `job` asked for by a person, commit, and wake the workers.
+
+    While a backup of the job is queued or running, that one comes back instead, with
+    False: three clicks on "Run now" make one backup (`another` queues one all the
+    same, for scripts that mean it). The job's row is written first so that two
+    requests at once take turns (a row lock on PostgreSQL, the write lock on SQLite,
+    taken before anything is read, so no stale read can follow).
+    """
+    session.commit()
+    session.execute(update(Job).where(Job.id == job.id).values(updated_at=Job.updated_at))
+    going = session.scalars(
+        select(Run)
+        .where(
+            Run.job_id == job.id,
+            Run.kind == RunKind.BACKUP,
+            Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+        )
+        .order_by(Run.id)
+        .limit(1)
+    ).first()
+    if going is not None and not another:
+        session.commit()
+        return going, False
     run = Run(
         job_id=job.id,
         job_name=job.name,
@@ -73,7 +95,7 @@ def run_now(session: Session, job: Job) -> Run:
     session.add(run)
     _log_if_stranded(session, run)
     commit_and_wake(session)
-    return run
+    return run, True
 
 
 def _log_if_stranded(session: Session, run: Run) -> None:

@@ -126,11 +126,20 @@ class Run(Answer):
     """While queued: its place among the queued runs of its lane (1: next); else None."""
     waiting_for: str | None
     """While queued for a label no live worker carries: a sentence saying so; else None."""
+    summary: dict[str, Any]
+    """A restore's target, dry run, policy and counts, or a verification's depth and
+    counts; empty for a backup."""
     artifacts: list[Artifact]
 
 
 class RunAnswer(Answer):
     run: Run
+
+
+class RunNowAnswer(RunAnswer):
+    queued: bool
+    """False: a backup of the job was already queued or running, and `run` is that one."""
+    message: str
 
 
 class Worker(Answer):
@@ -287,6 +296,19 @@ class SchedulerState(Answer):
     last_heartbeat: str | None
 
 
+class AttentionItem(Answer):
+    kind: Literal[
+        "backup_failed", "backup_warning", "overdue", "destination_failing", "verify_failed"
+    ]
+    message: str
+    job_id: int | None
+    job_name: str | None
+    destination_id: int | None
+    run_id: int | None
+    """The run to look at (for an overdue job, its last good backup, if any)."""
+    at: str | None
+
+
 class Dashboard(Answer):
     total_jobs: int
     active_jobs: int
@@ -299,6 +321,9 @@ class Dashboard(Answer):
     stored_archives: int
     total_size: int
     timezone: str
+    attention: list[AttentionItem]
+    """What needs a person: failed or warned last backups, overdue jobs, destinations
+    that could not be written, failed verifications."""
     recent: list[Run]
     running: list[Run]
 
@@ -318,8 +343,11 @@ class HeaderStatus(Answer):
 
 class JobOverview(Answer):
     schedule_text: str
+    timezone: str
+    """The zone the schedule runs in (the job's, or the installation's)."""
     next_run: str | None
     last_status: str | None
+    """The status of the job's last backup run (restores and verifications aside)."""
     last_run_id: int | None
     last_at: str | None
 

@@ -17,6 +17,7 @@ from mackuper.schemas.base import (
     Input,
     KindSettings,
     Name,
+    QueryDay,
     QueryId,
     QueryMoment,
     SecretText,
@@ -138,11 +139,19 @@ RunStatusName = Literal[
 ]
 
 
+RunKindName = Literal["backup", "restore", "verify"]
+
+
 class RunsQuery(Input):
     status: RunStatusName | None = None
+    kind: RunKindName | None = None
     job_id: QueryId | None = None
     since: QueryMoment | None = None
     until: QueryMoment | None = None
+    from_date: QueryDay | None = None
+    """Runs created on this day or later, in the installation's time zone."""
+    to_date: QueryDay | None = None
+    """Runs created on this day or earlier, in the installation's time zone."""
     page: Annotated[int, Field(ge=1, le=1_000_000), QUERY_INT] = 1
     per_page: Annotated[int, Field(ge=1, le=200), QUERY_INT] = 25
 
@@ -204,6 +213,8 @@ class RestoreBody(Input):
     """Files and folders to restore; none restores everything."""
     target: RestoreTarget = RestoreTarget()
     decryption: DecryptionKeys | None = None
+    dry_run: bool = False
+    """Read the archive and report what would be restored, writing nothing."""
 
 
 class VerifyBody(Input):

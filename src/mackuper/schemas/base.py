@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
@@ -216,6 +216,22 @@ def _moment(value: object) -> object:
 
 QueryMoment = Annotated[datetime, BeforeValidator(_moment)]
 """An ISO 8601 date or time in a query string; without a zone it is UTC."""
+
+
+def _day(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError as error:
+            raise PydanticCustomError(
+                "date_parsing", "Input should be a day as YYYY-MM-DD"
+            ) from error
+    return value
+
+
+QueryDay = Annotated[date, BeforeValidator(_day), Field(ge=date(1970, 1, 1), le=date(9000, 12, 31))]
+"""A day (YYYY-MM-DD) in a query string, from 1970 on: far enough from year 1 and 9999
+that its midnight exists in every zone."""
 
 
 def secret_names(model: type[BaseModel]) -> tuple[str, ...]:

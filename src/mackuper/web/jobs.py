@@ -26,7 +26,7 @@ from mackuper.schemas.answers import (
     JobAnswer,
     JobsAnswer,
     RetentionPreview,
-    RunAnswer,
+    RunNowAnswer,
     SavedJobAnswer,
     SchedulePreview,
 )
@@ -37,6 +37,7 @@ from mackuper.schemas.jobs import (
     EnabledBody,
     JobBody,
     RetentionPreviewQuery,
+    RunNowBody,
     SchedulePreviewQuery,
 )
 from mackuper.schemas.sources import SOURCE_MODELS
@@ -261,11 +262,23 @@ def delete_job(job_id: int, body: DeleteJobBody) -> Response:
 
 @blueprint.post("/jobs/<int:job_id>/run")
 @login_required
-@operation("Queue a backup of the job now", responses={202: RunAnswer})
-def run_now(job_id: int) -> tuple[Response, int]:
+@operation(
+    "Queue a backup of the job now, or answer the one already queued or running",
+    body=RunNowBody,
+    optional_body=True,
+    responses={200: RunNowAnswer, 202: RunNowAnswer},
+)
+def run_now(job_id: int, body: RunNowBody) -> tuple[Response, int]:
+    """202 with a new run; 200 with the job's backup that is already queued or running."""
     job = _get(job_id)
-    run = enqueue.run_now(get_db(), job)
-    return jsonify(run=run_json(run)), 202
+    run, queued = enqueue.run_now(get_db(), job, another=body.another)
+    if queued:
+        return jsonify(run=run_json(run), queued=True, message="Backup queued."), 202
+    message = (
+        f"A backup of {job.name} is already {run.status.value} (run #{run.id});"
+        " no second one was queued."
+    )
+    return jsonify(run=run_json(run), queued=False, message=message), 200
 
 
 @blueprint.get("/schedule/preview")

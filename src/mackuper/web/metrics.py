@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from mackuper.models import Artifact, Destination, Job, Run, RunKind, RunStatus, WorkerHeartbeat
+from mackuper.runs import health
 from mackuper.web.database import get_db, runtime
 from mackuper.web.runs import HEARTBEAT_FRESH
 
@@ -79,18 +80,6 @@ def _authorised() -> Response | None:
     return None
 
 
-def _latest_runs(statuses: tuple[str, ...]) -> dict[int, Run]:
-    """The newest backup run per job among `statuses`."""
-    newest = (
-        select(Run.job_id, func.max(Run.id).label("run_id"))
-        .where(Run.kind == RunKind.BACKUP, Run.status.in_(statuses), Run.job_id.is_not(None))
-        .group_by(Run.job_id)
-        .subquery()
-    )
-    rows = get_db().scalars(select(Run).join(newest, Run.id == newest.c.run_id)).all()
-    return {run.job_id: run for run in rows if run.job_id is not None}
-
-
 @blueprint.get("/metrics")
 def metrics() -> Response:
     refusal = _authorised()
@@ -100,9 +89,10 @@ def metrics() -> Response:
     now = datetime.now(UTC)
     jobs = session.scalars(select(Job).order_by(Job.slug)).all()
     slugs = {job.id: job.slug for job in jobs}
-    successes = _latest_runs((RunStatus.SUCCESS.value,))
-    ended = _latest_runs(ENDED_STATUSES)
-    stored = _latest_runs(STORED_STATUSES)
+    # Backup runs only: a restore or verification never stands in for a backup.
+    successes = health.latest_backups(session, (RunStatus.SUCCESS.value,))
+    ended = health.latest_backups(session, ENDED_STATUSES)
+    stored = health.latest_backups(session, STORED_STATUSES)
     counts = session.execute(
         select(Run.job_id, Run.status, func.count())
         .where(Run.kind == RunKind.BACKUP, Run.job_id.is_not(None), Run.status.in_(FINAL_STATUSES))

@@ -8,7 +8,7 @@ import shutil
 from flask import Blueprint, jsonify, render_template
 from werkzeug.wrappers import Response
 
-from mackuper import __version__
+from mackuper import __version__, installation
 from mackuper.schemas.answers import About
 from mackuper.web import health as health_check
 from mackuper.web.auth import local_backup_dir
@@ -17,6 +17,13 @@ from mackuper.web.operations import operation
 from mackuper.web.security import login_required
 
 blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.app_context_processor
+def time_zone() -> dict[str, str]:
+    """Every page shows times in the installation's zone, labelled (base.html hands it
+    to app.js), never in whatever zone the browser happens to be in."""
+    return {"installation_timezone": installation.timezone(get_db())}
 
 
 @blueprint.get("/")

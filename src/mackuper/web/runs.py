@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, lazyload
 from werkzeug.wrappers import Response
 
 from mackuper import installation
+from mackuper.core import schedule
 from mackuper.db import changed_rows
 from mackuper.models import (
     Artifact,
@@ -21,7 +22,7 @@ from mackuper.models import (
     RunStatus,
     WorkerHeartbeat,
 )
-from mackuper.runs import retention
+from mackuper.runs import health, retention
 from mackuper.schemas.answers import CleanedHistory, Dashboard, LogAnswer, RunAnswer, RunsAnswer
 from mackuper.schemas.api import CleanupBody, LogQuery, RunsQuery
 from mackuper.web.database import get_db
@@ -45,6 +46,16 @@ def list_runs(query: RunsQuery) -> Response:
     statement = select(Run).options(_LISTED)
     if query.status is not None:
         statement = statement.where(Run.status == RunStatus(query.status))
+    if query.kind is not None:
+        statement = statement.where(Run.kind == RunKind(query.kind))
+    session = get_db()
+    zone = schedule.zone(installation.timezone(session))
+    if query.from_date is not None:
+        start = datetime.combine(query.from_date, time.min, tzinfo=zone)
+        statement = statement.where(Run.created_at >= start.astimezone(UTC))
+    if query.to_date is not None:
+        end = datetime.combine(query.to_date + timedelta(days=1), time.min, tzinfo=zone)
+        statement = statement.where(Run.created_at < end.astimezone(UTC))
     if query.job_id is not None:
         statement = statement.where(Run.job_id == query.job_id)
     if query.since is not None:
@@ -52,7 +63,6 @@ def list_runs(query: RunsQuery) -> Response:
     if query.until is not None:
         statement = statement.where(Run.created_at < query.until)
     page, per_page = query.page, query.per_page
-    session = get_db()
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     rows = session.scalars(
         statement.order_by(Run.created_at.desc(), Run.id.desc())
@@ -166,6 +176,7 @@ def _good_runs(session: Session, now: datetime) -> int:
 def dashboard() -> Response:
     session = get_db()
     now = datetime.now(UTC)
+    zone = installation.timezone(session)
     good_statuses = [RunStatus.SUCCESS.value, RunStatus.WARNING.value]
     # The rate covers recent runs only: it says how things go now, and it reads a
     # small index range instead of every run ever made.
@@ -230,7 +241,8 @@ def dashboard() -> Response:
         total_backups=good,
         stored_archives=stored[0],
         total_size=int(stored[1] or 0),
-        timezone=installation.timezone(session),
+        timezone=zone,
+        attention=[item.as_dict() for item in health.needs_attention(session, now, zone)],
         recent=[run_json(run) for run in recent],
         running=[run_json(run) for run in running],
     )

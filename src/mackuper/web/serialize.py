@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from mackuper import encryption
-from mackuper.models import Destination, Job, Run, RunStatus
+from mackuper.models import Destination, Job, Run, RunKind, RunStatus
 from mackuper.runs import queue
 from mackuper.runtime import Runtime
 from mackuper.schemas.base import secret_status
@@ -86,6 +86,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "worker_id": run.worker_id,
         "worker_label": run.worker_label,
         **_queue_json(run),
+        "summary": _kind_summary(run),
         "artifacts": [
             {
                 "id": artifact.id,
@@ -99,6 +100,51 @@ def run_json(run: Run) -> dict[str, Any]:
             for artifact in run.artifacts
         ],
     }
+
+
+_RESULT_NUMBERS = (
+    "files",
+    "directories",
+    "links",
+    "bytes",
+    "skipped",
+    "renamed",
+    "refused",
+    "failed",
+    "size",
+    "entries",
+    "files_checked",
+)
+
+
+def _kind_summary(run: Run) -> dict[str, Any]:
+    """What a restore or verification was asked to do and found, for its page (no secret:
+    a restore's keys and SSH credentials are never in `details` in the clear)."""
+    details = run.details or {}
+    raw = details.get("results")
+    results = raw if isinstance(raw, dict) else {}
+    numbers = {
+        name: results[name]
+        for name in _RESULT_NUMBERS
+        if isinstance(results.get(name), int) and not isinstance(results.get(name), bool)
+    }
+    if run.kind is RunKind.RESTORE:
+        target = details.get("target")
+        where = target if isinstance(target, dict) else {}
+        host = where.get("host")
+        paths = details.get("paths")
+        return {
+            "dry_run": bool(details.get("dry_run")),
+            "policy": str(details.get("policy") or ""),
+            "target": f"{where.get('username')}@{host}:{where.get('path')}"
+            if host
+            else str(where.get("path") or ""),
+            "selected_paths": len(paths) if isinstance(paths, list) else 0,
+            "results": numbers,
+        }
+    if run.kind is RunKind.VERIFY:
+        return {"deep": bool(details.get("deep")), "results": numbers}
+    return {}
 
 
 def _queue_json(run: Run) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from mackuper.core import schedule
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus, WorkerHeartbeat
+from mackuper.runs import health
 from mackuper.runs.queue import WORKER_FRESH
 from mackuper.schemas.answers import Chart, Estimate, HeaderStatus, JobsOverview, WorkersAnswer
 from mackuper.web.database import get_db
@@ -47,15 +48,17 @@ def status() -> Response:
 @blueprint.get("/jobs")
 @login_required
 @operation(
-    "Per job: the schedule in words, the next and the last run",
+    "Per job: the schedule in words, the next run and the last backup run",
     responses={200: JobsOverview},
 )
 def jobs_overview() -> Response:
-    """Per job: the schedule in words with its time zone, the next run, the last run."""
+    """Per job: the schedule in words with its time zone, the next run, the last backup."""
     session = get_db()
     default_zone = installation_timezone(session)
     now = datetime.now(UTC)
     result = {}
+    # Backups only: a verify or restore that went well says nothing about the job's backups.
+    last_backups = health.latest_backups(session, health.SHOWN)
     for job in session.scalars(select(Job)):
         zone = job.timezone or default_zone
         next_run = None
@@ -68,11 +71,10 @@ def jobs_overview() -> Response:
                 except schedule.ScheduleError:
                     times = []
                 next_run = times[0].isoformat() if times else None
-        last = session.scalars(
-            select(Run).where(Run.job_id == job.id).order_by(Run.created_at.desc()).limit(1)
-        ).first()
+        last = last_backups.get(job.id)
         result[str(job.id)] = {
             "schedule_text": words,
+            "timezone": zone,
             "next_run": next_run,
             "last_status": last.status if last else None,
             "last_run_id": last.id if last else None,
@@ -111,13 +113,16 @@ def _aware(moment: datetime) -> datetime:
 @login_required
 @operation("Bytes written and time spent per day over the last 30 days", responses={200: Chart})
 def chart() -> Response:
-    """Size written and time spent per day by successful runs over the last 30 days."""
+    """Size written and time spent per day by good backups over the last 30 days."""
     today = datetime.now(UTC).date()
     first = today - timedelta(days=CHART_DAYS - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     rows = get_db().execute(
         select(Run.started_at, Run.finished_at, Run.bytes_written).where(
-            Run.status.in_(GOOD), Run.finished_at.is_not(None), Run.finished_at >= start
+            Run.kind == RunKind.BACKUP,  # the chart says what backing up costs
+            Run.status.in_(GOOD),
+            Run.finished_at.is_not(None),
+            Run.finished_at >= start,
         )
     )
     days: dict[date, list[float]] = {first + timedelta(days=i): [0, 0] for i in range(CHART_DAYS)}
@@ -164,7 +169,12 @@ def estimate(run_id: int) -> Response:
     if run is not None and run.job_id is not None:
         previous = session.scalars(
             select(Run)
-            .where(Run.job_id == run.job_id, Run.status.in_(GOOD), Run.id != run.id)
+            .where(
+                Run.job_id == run.job_id,
+                Run.kind == RunKind.BACKUP,  # a verify's reading is no measure of a backup
+                Run.status.in_(GOOD),
+                Run.id != run.id,
+            )
             .order_by(Run.finished_at.desc())
             .limit(1)
         ).first()
