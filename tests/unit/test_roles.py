@@ -72,6 +72,7 @@ EXPECTED: dict[str, str] = {
     "restore.download_backup": "download",
     "restore.download_url": "download",
     "restore.extract_from_backup": "download",
+    "restore.extract_with_key": "download",
     "jobs.create_job": "operator",
     "jobs.update_job": "operator",
     "jobs.delete_job": "operator",

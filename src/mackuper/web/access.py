@@ -106,6 +106,7 @@ RULES: dict[str, Rule] = {
     "restore.download_backup": DOWNLOAD,
     "restore.download_url": DOWNLOAD,
     "restore.extract_from_backup": DOWNLOAD,
+    "restore.extract_with_key": DOWNLOAD,
     # Operators: jobs, runs, restores, verifications
     "jobs.create_job": OPERATOR,
     "jobs.update_job": OPERATOR,

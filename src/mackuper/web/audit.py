@@ -80,6 +80,18 @@ AUDITED: dict[str, str] = {
     "safekeeping.reveal_master_key": "master key shown",
 }
 
+_FIXED_OBJECTS = {
+    "auth.change_password": "own password",
+    "auth.setup_finish": "setup",
+    "runs.clean_history": "run history",
+    "installation_settings.update_settings": "installation settings",
+    "restore.set_verify_schedule": "verify schedule",
+    "audit.set_retention": "audit log",
+    "safekeeping.export_configuration": "configuration",
+    "safekeeping.reveal_master_key": "master key",
+}
+"""Objects of actions that name no row."""
+
 _OBJECT_ARGUMENTS = {
     "job_id": "job",
     "destination_id": "destination",
@@ -165,10 +177,19 @@ def public_view(value: Any) -> Any:
 
 
 def _object_of(response: Response) -> str:
+    fixed = _FIXED_OBJECTS.get(request.endpoint or "")
+    if fixed is not None:
+        return fixed
+    body = g.get("api_body")
     for argument, kind in _OBJECT_ARGUMENTS.items():
         if request.view_args and argument in request.view_args:
             return f"{kind} {request.view_args[argument]}"
+        if isinstance(getattr(body, argument, None), int):
+            return f"{kind} {getattr(body, argument)}"
     answer = response.get_json(silent=True) if response.is_json else None
+    if isinstance(answer, dict) and isinstance(answer.get("id"), int):
+        # A flat answer (a new token): the blueprint names the kind.
+        return f"{(request.blueprint or '').rstrip('s')} {answer['id']} {answer.get('name', '')}"
     if isinstance(answer, dict):
         for kind, item in answer.items():
             if isinstance(item, dict) and "id" in item:
@@ -186,6 +207,10 @@ def _after_request(response: Response) -> Response:
         model = g.get(part)
         if model is not None:
             details.update(public_view(model))
+    given = request.get_json(silent=True) if request.is_json else None
+    if g.get("api_body") is None and isinstance(given, dict):
+        # A view that checks its body itself (a destination, by its stored kind).
+        details.update(public_view(given))
     if request.view_args:
         details.update({key: value for key, value in request.view_args.items()})
     answer = response.get_json(silent=True) if response.is_json else None
