@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
 
 from mackuper.destinations import registry
 from mackuper.destinations.base import Lockable
-from mackuper.destinations.limits import BURST_SECONDS, Limited, Pace
+from mackuper.destinations.limits import BURST_SECONDS, Limited, Pace, in_window, parse_window
 
 MIB = 1024 * 1024
 
@@ -78,3 +79,35 @@ def test_a_limited_destination_is_still_its_kind_and_keeps_its_object_lock(
     s3.retain_until = until  # type: ignore[attr-defined]
     assert s3.inner.retain_until == until  # type: ignore[attr-defined]
     assert not isinstance(registry.build("local", {"path": str(tmp_path)}, {}), Limited)
+
+
+@pytest.mark.parametrize(
+    ("window", "moment", "inside"),
+    [
+        ("08:00-20:00", "08:00", True),
+        ("08:00-20:00", "19:59", True),
+        ("08:00-20:00", "20:00", False),
+        ("08:00-20:00", "07:59", False),
+        ("22:00-06:00", "23:30", True),
+        ("22:00-06:00", "05:59", True),
+        ("22:00-06:00", "12:00", False),
+        ("", "03:00", True),
+    ],
+)
+def test_a_window_holds_from_its_start_to_its_end_also_across_midnight(
+    window: str, moment: str, inside: bool
+) -> None:
+    assert in_window(clock_time.fromisoformat(moment), parse_window(window)) is inside
+
+
+@pytest.mark.parametrize("text", ["8:00-20:00", "08:00-24:00", "08:00", "08:00-20:00 ", "x"])
+def test_a_window_that_is_not_hh_mm_hh_mm_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="HH:MM-HH:MM"):
+        parse_window(text)
+
+
+def test_outside_its_window_the_limit_holds_nothing_back() -> None:
+    clock = FakeClock()
+    pace = Pace(MIB, clock, clock.sleep, active=lambda: False)
+    pace.take(100 * MIB)
+    assert clock.slept == 0

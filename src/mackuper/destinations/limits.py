@@ -6,13 +6,19 @@ most `bytes_per_second`. Pacing keeps a running due time (`Pace`): each piece ad
 size / rate, and the caller sleeps while ahead of it; an idle spell earns at most
 BURST_SECONDS of credit. Everything else (listing, deletes, Object Lock) passes
 through untouched, attributes included, so kind-specific checks still see the kind.
+
+A limit may hold only within a daily window ("08:00-20:00", or "22:00-06:00" across
+midnight) in the worker's local time (its TZ); outside it transfers run free.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from datetime import time as clock_time
 from typing import Any
 
 from mackuper.destinations.base import ArtifactWriter, Destination, StoredObject, UploadStarted
@@ -22,22 +28,55 @@ PIECE = 256 * 1024
 """Writes are paced in pieces this size, so a large write does not arrive as one burst."""
 
 
+WINDOW = re.compile(r"^(?:([01]\d|2[0-3]):([0-5]\d))-(?:([01]\d|2[0-3]):([0-5]\d))$")
+
+
+def parse_window(text: str) -> tuple[clock_time, clock_time] | None:
+    """`HH:MM-HH:MM` as its start and end; None for ''; raises ValueError otherwise."""
+    if not text:
+        return None
+    match = WINDOW.match(text)
+    if match is None:
+        raise ValueError("use HH:MM-HH:MM, such as 08:00-20:00")
+    hour, minute, end_hour, end_minute = (int(part) for part in match.groups())
+    return clock_time(hour, minute), clock_time(end_hour, end_minute)
+
+
+def in_window(moment: clock_time, window: tuple[clock_time, clock_time] | None) -> bool:
+    """Whether `moment` falls in the daily `window` (start included, end not); a window
+    whose end comes before its start runs across midnight; None is always."""
+    if window is None:
+        return True
+    start, end = window
+    if start <= end:
+        return start <= moment < end
+    return moment >= start or moment < end
+
+
+def _local_time() -> clock_time:
+    return datetime.now(UTC).astimezone().time()
+
+
 class Pace:
-    """Sleeps so that what passes averages at most `bytes_per_second`."""
+    """Sleeps so that what passes averages at most `bytes_per_second` (while `active()`)."""
 
     def __init__(
         self,
         bytes_per_second: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.rate = bytes_per_second
         self.clock = clock
         self.sleep = sleep
+        self.active = active
         self.due = clock()
         self.lock = threading.Lock()
 
     def take(self, size: int) -> None:
+        if not self.active():
+            return
         with self.lock:
             now = self.clock()
             self.due = max(self.due, now - BURST_SECONDS) + size / self.rate
@@ -72,9 +111,15 @@ class Limited:
     kind: str
     prefix: str
 
-    def __init__(self, destination: Destination, bytes_per_second: float) -> None:
+    def __init__(
+        self,
+        destination: Destination,
+        bytes_per_second: float,
+        window: tuple[clock_time, clock_time] | None = None,
+    ) -> None:
+        pace = Pace(bytes_per_second, active=lambda: in_window(_local_time(), window))
         object.__setattr__(self, "inner", destination)
-        object.__setattr__(self, "pace", Pace(bytes_per_second))
+        object.__setattr__(self, "pace", pace)
         object.__setattr__(self, "kind", destination.kind)
         object.__setattr__(self, "prefix", destination.prefix)
 

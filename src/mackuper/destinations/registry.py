@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mackuper.destinations.base import Destination, DestinationError
-from mackuper.destinations.limits import Limited
+from mackuper.destinations.limits import Limited, parse_window
 from mackuper.destinations.local import LocalDestination
 from mackuper.destinations.rclone import RcloneDestination, parse_options
 from mackuper.destinations.s3 import S3Destination
@@ -23,12 +23,17 @@ def build(
 
     `retry_seconds`: how long a storage outage is ridden out (a backup passes
     MACKUPER_RETRY_SECONDS; a web request, where a person waits, none). A
-    `bandwidth_limit` (MiB/s) paces its uploads and reads (destinations/limits.py).
+    `bandwidth_limit` (MiB/s) paces its uploads and reads (destinations/limits.py), within
+    `bandwidth_window` when one is set.
     """
     destination = _build_kind(kind, config, secrets, retry_seconds)
     limit = config.get("bandwidth_limit")
     if isinstance(limit, int | float) and limit > 0:
-        return Limited(destination, float(limit) * MIB)
+        try:
+            window = parse_window(str(config.get("bandwidth_window") or ""))
+        except ValueError as error:
+            raise DestinationError(f"the bandwidth window: {error}") from None
+        return Limited(destination, float(limit) * MIB, window)
     return destination
 
 

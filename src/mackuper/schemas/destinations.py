@@ -25,6 +25,7 @@ from pydantic import (
 from mackuper.core.naming import normalize_prefix
 from mackuper.destinations import rclone
 from mackuper.destinations.base import DestinationError
+from mackuper.destinations.limits import parse_window
 from mackuper.schemas.base import AbsolutePath, KindSettings, SecretText, Text, sentence
 from mackuper.schemas.sources import SSHConnection, parse_host_key
 
@@ -75,16 +76,28 @@ def _normalized_path(path: str) -> str:
     return os.path.normpath(path)
 
 
+def _window(text: str) -> str:
+    try:
+        parse_window(text)
+    except ValueError as error:
+        raise ValueError(sentence(f"the bandwidth window: {error}")) from error
+    return text
+
+
 class Bandwidth(KindSettings):
     """What every destination kind has: an optional bandwidth limit."""
 
     bandwidth_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
     """MiB/s for uploads and for reads (restores, verification); none: as fast as it goes."""
+    bandwidth_window: Annotated[Text, AfterValidator(_window)] = ""
+    """`HH:MM-HH:MM` in the worker's local time: the limit holds only then; '': always."""
 
     def public(self) -> dict[str, Any]:
         data = super().public()
         if data.get("bandwidth_limit", 0) is None:
             del data["bandwidth_limit"]
+        if not data.get("bandwidth_window", "x"):
+            del data["bandwidth_window"]
         return data
 
 
