@@ -93,8 +93,38 @@
     return future ? "in " + text : text + " ago";
   }
 
-  function absoluteTime(iso) {
-    return iso ? new Date(iso).toLocaleString() : "";
+  /* The installation's time zone (base.html): every time is shown in it, or in a job's
+     own zone, with the zone's name, never in whatever zone the browser is in. */
+  function installationZone() {
+    var meta = document.querySelector('meta[name="mackuper-timezone"]');
+    return (meta && meta.getAttribute("content")) || "UTC";
+  }
+
+  function absoluteTime(iso, zone) {
+    if (!iso) return "";
+    var options = {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      timeZone: zone || installationZone(), timeZoneName: "short",
+    };
+    try {
+      return new Date(iso).toLocaleString(undefined, options);
+    } catch (unknownZone) {
+      return new Date(iso).toLocaleString(undefined, Object.assign(options, { timeZone: "UTC" }));
+    }
+  }
+
+  var RUN_KINDS = {
+    backup: { icon: "\u2191", word: "Backup" },
+    restore: { icon: "\u2193", word: "Restore" },
+    verify: { icon: "\u2713", word: "Verify" },
+  };
+
+  function runKind(run) {
+    var kind = RUN_KINDS[run && run.kind] || { icon: "\u2022", word: String((run && run.kind) || "") };
+    if (run && run.kind === "restore" && run.summary && run.summary.dry_run) {
+      return { icon: kind.icon, word: "Restore (dry run)" };
+    }
+    return kind;
   }
 
   var RETENTION_FIELDS = ["keep_days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"];
@@ -165,6 +195,9 @@
     duration: formatDuration,
     ago: relativeTime,
     when: absoluteTime,
+    zone: installationZone,
+    kindIcon: function (run) { return runKind(run).icon; },
+    kindWord: function (run) { return runKind(run).word; },
     badge: function (status) { return "badge badge-" + (status === "skipped" ? "cancelled" : status); },
     rateText: function (run) { return formatBytes(runRate(run)) + "/s"; },
     percentOf: runPercent,
@@ -351,7 +384,7 @@
         text() {
           if (!this.status) return "";
           var text = this.status.scheduler_running ? "Scheduler running" : "Scheduler stopped";
-          if (this.status.running) text += " · " + this.status.running + " backing up";
+          if (this.status.running) text += " · " + this.status.running + " running";
           return text;
         },
         hint() {
@@ -442,6 +475,26 @@
         successRateText() {
           return this.data && this.data.success_rate !== null ? this.data.success_rate + " %" : "–";
         },
+        attention() { return this.data ? this.data.attention : []; },
+        needsAttention() { return this.attention().length > 0; },
+        headline() {
+          var count = this.attention().length;
+          if (!count) return "All is well: every job's last backup succeeded and none is overdue";
+          return count === 1 ? "1 thing needs attention" : count + " things need attention";
+        },
+        headlineClass() {
+          return this.needsAttention() ? "text-red-700 dark:text-red-400" : "text-emerald-700 dark:text-emerald-400";
+        },
+        attentionKey(item) { return [item.kind, item.job_id, item.destination_id, item.run_id].join("-"); },
+        attentionLabel(item) {
+          return {
+            backup_failed: "Backup failed", backup_warning: "Backup warning", overdue: "Overdue",
+            destination_failing: "Destination failing", verify_failed: "Verification failed",
+          }[item.kind] || item.kind;
+        },
+        attentionWho(item) { return item.job_name || ""; },
+        attentionWhen(item) { return item.kind === "overdue" ? "due " + relativeTime(item.at) : relativeTime(item.at); },
+        attentionHref(item) { return item.run_id ? "/runs/" + item.run_id : "/jobs"; },
       });
     });
 
@@ -472,7 +525,7 @@
           var next = this.info(job).next_run;
           return next ? relativeTime(next) : "–";
         },
-        nextRunTitle(job) { return absoluteTime(this.info(job).next_run); },
+        nextRunTitle(job) { return absoluteTime(this.info(job).next_run, this.info(job).timezone); },
         lastStatus(job) { return this.info(job).last_status || ""; },
         lastRunHref(job) { return "/runs/" + this.info(job).last_run_id; },
         sourceText(job) {
@@ -525,7 +578,8 @@
           if (!this.form || !this.form.schedule) { this.preview = []; this.previewError = ""; return; }
           var query = "?cron=" + encodeURIComponent(this.form.schedule) + "&timezone=" + encodeURIComponent(this.form.timezone || "");
           var result = await api("GET", "/api/schedule/preview" + query);
-          this.preview = result.ok ? result.data.next.map(absoluteTime) : [];
+          // In the job's zone (the one the schedule fires in), labelled, not the browser's.
+          this.preview = result.ok ? result.data.next.map(function (time) { return absoluteTime(time, result.data.timezone); }) : [];
           this.previewError = result.ok ? "" : result.data.error;
         },
         payload() {
@@ -645,8 +699,9 @@
         trustedKeyText() { return "Trusted host key: " + this.form.ssh.host_key.split(" ")[0]; },
         async runNow(job) {
           var result = await api("POST", "/api/jobs/" + job.id + "/run");
-          if (result.ok) window.location.assign("/runs/" + result.data.run.id);
-          else this.error = result.data.error;
+          if (!result.ok) { this.error = result.data.error; return; }
+          // A click while the job's backup is queued or running opens that one and says so.
+          window.location.assign("/runs/" + result.data.run.id + (result.data.queued ? "" : "?existing=1"));
         },
         async toggleEnabled(job) {
           var result = await api("POST", "/api/jobs/" + job.id + "/enabled", { enabled: !job.enabled });
@@ -684,28 +739,54 @@
     });
 
     Alpine.data("historyPage", function () {
+      var FILTERS = { kind: "kind", status: "status", jobId: "job_id", fromDate: "from_date", toDate: "to_date" };
       return Object.assign({}, helpers, {
-        runs: [], total: 0, page: 1, perPage: 25, status: "", jobId: "", jobs: [], loaded: false, error: "",
+        runs: [], total: 0, page: 1, perPage: 25, kind: "", status: "", jobId: "", fromDate: "", toDate: "",
+        jobs: [], loaded: false, error: "",
         async init() {
+          var self = this;
+          this.readUrl();
+          // Back and forward walk through the filters and pages chosen before.
+          window.addEventListener("popstate", function () { self.readUrl(); self.load(); });
           var jobs = await api("GET", "/api/jobs");
           if (jobs.ok) this.jobs = jobs.data.jobs;
           await this.load();
         },
+        /* The filters and page live in the address, so a reload or a shared link keeps them. */
+        readUrl() {
+          var params = new URLSearchParams(window.location.search), self = this;
+          Object.keys(FILTERS).forEach(function (name) { self[name] = params.get(FILTERS[name]) || ""; });
+          var page = parseInt(params.get("page") || "1", 10);
+          this.page = page > 0 ? page : 1;
+        },
+        query() {
+          var params = new URLSearchParams(), self = this;
+          Object.keys(FILTERS).forEach(function (name) { if (self[name]) params.set(FILTERS[name], self[name]); });
+          if (this.page > 1) params.set("page", String(this.page));
+          return params;
+        },
+        writeUrl() {
+          var search = this.query().toString();
+          var url = window.location.pathname + (search ? "?" + search : "");
+          if (url !== window.location.pathname + window.location.search) window.history.pushState(null, "", url);
+        },
         async load() {
-          var query = "?page=" + this.page + "&per_page=" + this.perPage;
-          if (this.status) query += "&status=" + encodeURIComponent(this.status);
-          if (this.jobId) query += "&job_id=" + encodeURIComponent(this.jobId);
-          var result = await api("GET", "/api/runs" + query);
+          var params = this.query();
+          params.set("page", String(this.page));
+          params.set("per_page", String(this.perPage));
+          var result = await api("GET", "/api/runs?" + params.toString());
           if (result.ok) { this.runs = result.data.runs; this.total = result.data.total; this.error = ""; }
-          else this.error = result.data.error;
+          else { this.runs = []; this.total = 0; this.error = result.data.error; }
           this.loaded = true;
         },
-        filter() { this.page = 1; this.load(); },
+        filter() { this.page = 1; this.writeUrl(); this.load(); },
+        hasFilters() { var self = this; return Object.keys(FILTERS).some(function (name) { return self[name]; }); },
+        clearFilters() { var self = this; Object.keys(FILTERS).forEach(function (name) { self[name] = ""; }); this.filter(); },
         pages() { return Math.max(1, Math.ceil(this.total / this.perPage)); },
         hasPrevious() { return this.page > 1; },
         hasNext() { return this.page < this.pages(); },
-        previous() { if (this.hasPrevious()) { this.page -= 1; this.load(); } },
-        next() { if (this.hasNext()) { this.page += 1; this.load(); } },
+        previous() { if (this.hasPrevious()) { this.page -= 1; this.writeUrl(); this.load(); } },
+        next() { if (this.hasNext()) { this.page += 1; this.writeUrl(); this.load(); } },
         isEmpty() { return this.loaded && this.runs.length === 0; },
       });
     });
@@ -756,6 +837,41 @@
           var result = await api("POST", "/api/runs/" + this.runId + "/cancel");
           if (!result.ok) this.error = result.data.error;
           await this.refresh();
+        },
+        /* What fits the run's kind: a verify has no archive size of its own, a restore
+           has a target and restored files, a backup its archive. */
+        facts() {
+          var run = this.run, summary = run.summary || {}, results = summary.results || {};
+          var facts = [];
+          function add(label, value, wide) { facts.push({ label: label, value: value, wide: !!wide }); }
+          if (run.kind === "verify") {
+            add("Archive verified", run.archive_name || "–");
+            add("Archive read", formatBytes(run.bytes_read));
+            add("Check", summary.deep ? "deep: every entry opened and hashed" : "the archive's SHA-256");
+            if (summary.deep) add("Files checked", String(results.files_checked === undefined ? run.files_done : results.files_checked));
+            add("SHA-256", run.sha256 || "–", true);
+          } else if (run.kind === "restore") {
+            add("From archive", run.archive_name || "–");
+            add("Into", summary.target || "–");
+            add(summary.dry_run ? "Would restore" : "Files restored", String(run.files_done) + " files, " + formatBytes(run.bytes_written));
+            add("Existing files", summary.policy || "–");
+            add("Selection", summary.selected_paths ? summary.selected_paths + " path(s)" : "everything");
+            add("Archive read", formatBytes(run.bytes_read));
+            if (results.skipped || results.renamed || results.refused || results.failed) {
+              add("Not restored", (results.skipped || 0) + " kept, " + (results.renamed || 0) + " renamed, " + (results.refused || 0) + " refused, " + (results.failed || 0) + " failed");
+            }
+          } else {
+            add("Files", String(run.files_done));
+            add("Read", formatBytes(run.bytes_read));
+            add("Archive size", formatBytes(run.bytes_written));
+            add("Archive", run.archive_name || "–");
+            add("SHA-256", run.sha256 || "–", true);
+          }
+          return facts;
+        },
+        existingNotice() {
+          if (new URLSearchParams(window.location.search).get("existing") !== "1" || !this.run) return "";
+          return "A backup of this job was already " + (this.isActive() ? this.run.status : "on its way") + ": this is it; Run now did not queue a second one.";
         },
         levelClass(line) { return line.level === "error" ? "text-red-600 dark:text-red-400" : (line.level === "warning" ? "text-amber-600 dark:text-amber-400" : ""); },
       });
