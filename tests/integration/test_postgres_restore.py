@@ -7,6 +7,7 @@ the stored archive to pg_restore, into a database it makes; every row compares e
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,22 @@ def test_postgres_restore_database_from_the_cli(
     finally:
         with postgres_server.connect() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)')
+
+
+def test_postgres_test_connection_shows_version_databases_and_whether_pg_dump_fits(
+    api: ApiClient, postgres_server: PostgresServer, source_database: str
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # nothing listens once the socket is closed
+    source = {"host": postgres_server.host, "port": postgres_server.port, "username": "postgres"}
+    found = ok(api, "POST", "/api/postgresql/test", {"source": source})
+    assert found["ok"] is True, found["message"]
+    assert source_database in found["databases"]
+    server_major = int(found["server_version"].split(".")[0])
+    assert found["pg_dump_version"] >= server_major
+
+    refused = ok(api, "POST", "/api/postgresql/test", {"source": {**source, "port": closed_port}})
+    assert refused["ok"] is False and "Connection refused" in refused["message"]
+    bad = api.call("POST", "/api/postgresql/test", {"source": {**source, "host": "-oProxy"}})
+    assert bad.status_code == 422 and bad.get_json()["field"] == "source.host"

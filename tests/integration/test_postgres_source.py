@@ -208,6 +208,7 @@ def test_postgres_dump_in_parts_restores_with_pg_restore_alone_while_writes_go_o
     manifest = json.loads(Path(str(archive) + ".manifest.json").read_text())
     (dumped,) = [item for item in manifest["databases"] if item["database"] == filled_database]
     assert dumped["parts"] == len(parts) and dumped["path"] == member
+    assert dumped["tool"].startswith("pg_dump (PostgreSQL) ")
 
     restore_with_tools(archive, member, postgres_server, fresh_database)
     with postgres_server.connect(fresh_database) as restored:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import subprocess
 import threading
@@ -84,6 +85,19 @@ class _PartReader:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@functools.cache
+def tool_version(program: str) -> str:
+    """The first line `program --version` prints (what the manifest records), or ""."""
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed program name of ours
+            [program, "--version"], capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
+    return lines[0][:200] if lines and result.returncode == 0 else ""
 
 
 def part_name(name: str, number: int) -> str:
@@ -151,6 +165,8 @@ class DumpProcess:
         self.label = label
         self.errors: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_error = ""
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        """The last lines, kept after they went to the log: what a failure is judged by."""
         self.lock = threading.Lock()
         try:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by the caller, no shell
@@ -179,6 +195,7 @@ class DumpProcess:
             if line:
                 with self.lock:
                     self.errors.append(line)
+                    self.tail.append(line)
                     # "pg_dump: error: ..." says why; a "detail:" line after it says where
                     if "error" in line.lower() or not self.last_error:
                         self.last_error = line
@@ -196,7 +213,7 @@ class DumpProcess:
         code = self.process.wait()
         self.reader.join()
         with self.lock:
-            lines = list(self.errors)
+            lines = list(self.tail)
         self.log_errors(reporter)
         last = self.last_error
         if code == 0:

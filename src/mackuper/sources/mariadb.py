@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.dump import PART_SIZE, dump_entries
+from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
 
 FOLDER = "mariadb"
 ALL_NAME = f"{FOLDER}/all.databases.sql"
@@ -92,7 +92,15 @@ class MariaDBSource:
                 size += entry.size
                 parts += 1
                 yield entry
-            self.dumped.append({"database": database, "path": name, "parts": parts, "size": size})
+            self.dumped.append(
+                {
+                    "database": database,
+                    "path": name,
+                    "parts": parts,
+                    "size": size,
+                    "tool": tool_version("mariadb-dump"),
+                }
+            )
             reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
 
     def close(self) -> None:

@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, DumpFailed, DumpProcess, dump_entries
+from mackuper.sources.dump import (
+    PART_SIZE,
+    DumpFailed,
+    DumpProcess,
+    dump_entries,
+    tool_version,
+)
 from mackuper.sources.ssh_tar import _Session, connection_error
 from mackuper.ssh import SSHTarget
 
@@ -113,10 +119,13 @@ class PostgresConnection:
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SourceError(f"psql could not run: {error}") from error
         if result.returncode != 0:
-            message = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            # psql's message spans lines ("connection ... failed: Connection refused",
+            # then "Is the server running ...?"): one line of it, without the prefix.
+            message = " ".join(result.stderr.decode("utf-8", "replace").split())
+            message = message.removeprefix("psql: error: ")[:400]
             raise SourceError(
                 f"PostgreSQL at {self.host}:{self.port}: "
-                + (message[-1] if message else f"psql exit status {result.returncode}")
+                + (message or f"psql exit status {result.returncode}")
             )
         return [line for line in result.stdout.decode("utf-8", "replace").splitlines() if line]
 
@@ -232,8 +241,15 @@ class PostgresSource:
                 if self.ssh is not None and error.code == SSH_FAILED:
                     raise connection_error(self.ssh, "\n".join(error.lines)) from error
                 raise
+        tool = f"{argv[0]} on {self.ssh.address}" if self.ssh else tool_version(argv[0])
         self.dumped.append(
-            {"database": database or "(globals)", "path": name, "parts": parts, "size": size}
+            {
+                "database": database or "(globals)",
+                "path": name,
+                "parts": parts,
+                "size": size,
+                "tool": tool,
+            }
         )
         reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
 

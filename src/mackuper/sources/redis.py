@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.dump import PART_SIZE, dump_entries
+from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
 
 NAME = "redis/dump.rdb"
 
@@ -51,7 +51,15 @@ class RedisSource:
             size += entry.size
             parts += 1
             yield entry
-        self.dumped.append({"database": "redis", "path": NAME, "parts": parts, "size": size})
+        self.dumped.append(
+            {
+                "database": "redis",
+                "path": NAME,
+                "parts": parts,
+                "size": size,
+                "tool": tool_version("redis-cli"),
+            }
+        )
         reporter.note(f"redis-cli: {size} bytes in {parts} part(s) as {NAME}.part*")
 
     def close(self) -> None:

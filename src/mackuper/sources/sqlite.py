@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, dump_entries
+from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
 
 FOLDER = "sqlite"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]")
@@ -59,7 +59,15 @@ class SQLiteSource:
                 size += entry.size
                 parts += 1
                 yield entry
-            self.dumped.append({"database": path, "path": name, "parts": parts, "size": size})
+            self.dumped.append(
+                {
+                    "database": path,
+                    "path": name,
+                    "parts": parts,
+                    "size": size,
+                    "tool": tool_version("sqlite3"),
+                }
+            )
             reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
 
     def close(self) -> None:
