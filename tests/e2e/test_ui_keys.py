@@ -110,6 +110,11 @@ def test_encrypted_backup_without_stored_key_browses_after_the_key_is_typed_and_
         page.get_by_role("button", name="Search").click()
         readme = page.get_by_role("listitem").filter(has_text="readme.txt")
         expect(readme.locator("time")).to_contain_text("modified")
+        with page.expect_download() as started:
+            readme.get_by_role("button", name=re.compile("Download")).click()
+        assert started.value.suggested_filename == "readme.txt"
+        single = tmp_path / "single.txt"
+        started.value.save_as(single)
         expect(page.get_by_role("alert").filter(has_text="stores no key")).to_be_hidden()
 
         page.get_by_role("button", name="Clear search").click()
@@ -130,6 +135,7 @@ def test_encrypted_backup_without_stored_key_browses_after_the_key_is_typed_and_
 
     assert (restored["kind"], restored["status"]) == ("restore", "success"), restored["error"]
     assert file_hashes(target / str(source).lstrip("/")) == file_hashes(source)
+    assert single.read_bytes() == (source / "docs" / "readme.txt").read_bytes()
     assert pair["identity"] not in logged
     key_file = tmp_path / "key.txt"
     key_file.write_text(pair["identity"] + "\n")

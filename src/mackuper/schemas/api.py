@@ -206,6 +206,12 @@ class TreeBody(TreeQuery):
     request only, never stored."""
 
 
+class ExtractBody(ExtractQuery):
+    decryption: DecryptionKeys | None = None
+    """The key or passphrase of an encrypted backup whose job stores none: used for this
+    request only, never stored."""
+
+
 class RestoreBody(Input):
     artifact_id: Id
     policy: Literal["skip", "overwrite", "keep-both"] = "skip"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify, render_template, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
@@ -46,6 +46,7 @@ from mackuper.schemas.answers import (
 from mackuper.schemas.api import (
     BackupsQuery,
     DecryptionKeys,
+    ExtractBody,
     ExtractQuery,
     ImportBody,
     RestoreBody,
@@ -56,7 +57,7 @@ from mackuper.schemas.api import (
 )
 from mackuper.web.access import check_restore_target
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors
+from mackuper.web.forms import fail, field_errors, json_body, parse
 from mackuper.web.operations import BINARY, FILE_OR_TAR, operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
@@ -305,10 +306,35 @@ def download_url(artifact_id: int) -> Response:
     responses={200: FILE_OR_TAR},
 )
 def extract_from_backup(artifact_id: int, query: ExtractQuery) -> Response:
-    path = query.path
+    return _extract(artifact_id, query.path, {})
+
+
+@blueprint.post("/api/backups/<int:artifact_id>/extract")
+@login_required
+@operation(
+    "Download one file, or one folder as a tar, from an encrypted backup, with its key",
+    body=ExtractBody,
+    responses={200: FILE_OR_TAR},
+    parse_body=False,
+)
+def extract_with_key(artifact_id: int) -> Response:
+    """The body is JSON, or the form the Restore page posts (`path`, `identity`) so
+    that the browser streams the download; the key is used for this request only,
+    never stored or logged."""
+    if request.is_json:
+        body = parse(ExtractBody, json_body())
+    else:
+        form = {"path": request.form.get("path", ""), "identity": request.form.get("identity", "")}
+        body = parse(
+            ExtractBody, {"path": form["path"], "decryption": {"identity": form["identity"]}}
+        )
+    return _extract(artifact_id, body.path, _given(body.decryption))
+
+
+def _extract(artifact_id: int, path: str, given: dict[str, str]) -> Response:
     if not path.strip("/"):
         fail("Choose a file or folder to download.")
-    archive = _archive(_artifact(artifact_id))
+    archive = _archive(_artifact(artifact_id), given)
     try:
         download = extract_path(archive, path)
     except (RestoreError, DestinationError) as error:

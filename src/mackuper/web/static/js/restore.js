@@ -92,6 +92,23 @@
         extractUrl(entry) {
           return "/api/backups/" + this.selected.id + "/extract?path=" + encodeURIComponent(entry.path);
         },
+        /* A posted form, not fetch: the browser streams the file to disk as it comes,
+           whatever its size, and the key never appears in a URL. */
+        downloadWithKey(entry) {
+          var form = document.createElement("form");
+          form.method = "POST";
+          form.action = "/api/backups/" + this.selected.id + "/extract";
+          var token = document.querySelector('meta[name="csrf-token"]');
+          var fields = { csrf_token: token ? token.content : "", path: entry.path, identity: this.browseKey };
+          Object.keys(fields).forEach(function (name) {
+            var input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = fields[name];
+            form.appendChild(input);
+          });
+          document.body.appendChild(form);
+          form.submit();
+          form.remove();
+        },
         selectedTitle() { return this.selected ? this.selected.job_name + " · " + this.when(this.selected.created_at) : ""; },
         restoreTitle() {
           if (this.picked.length) return "Restore " + this.picked.length + " selected item(s)";
