@@ -111,6 +111,8 @@ def _on_loopback(
         body["url"] = f"json://127.0.0.1:{closed_port}/fuzz"
     if path == "/api/tokens/{token_id}" and case.path_parameters == {"token_id": token_id}:
         case.path_parameters = {"token_id": token_id + 1}  # keep the fuzz logged in
+    if path.startswith("/api/users/{user_id}") and case.path_parameters == {"user_id": 1}:
+        case.path_parameters = {"user_id": 2}  # the token's user (the administrator) stays
     return case
 
 
