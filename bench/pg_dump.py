@@ -1,6 +1,6 @@
 """A PostgreSQL database backed up by Mackuper against `pg_dump -Fc -Z0 | zstd -3 > file`.
 
-    .venv/bin/python -m bench.pg_dump [--gib 1] [--repeat 2]
+    .venv/bin/python -m bench.pg_dump [--gib 1] [--repeat 2] [--verify]
 
 Starts a throwaway cluster (tests/servers/postgres.py, initdb on a free port), fills one
 database with about `--gib` GiB of table data (once per run of this script), then
@@ -12,7 +12,9 @@ alternates, on the same database:
 
 Prints seconds (median), the Mackuper process's peak RSS (VmHWM; pg_dump runs in
 both cases and is not counted in either), bytes it wrote to disk besides the archive
-("staged": /proc/PID/io write_bytes minus the archive) and both output sizes.
+("staged": /proc/PID/io write_bytes minus the archive) and both output sizes. With
+`--verify`, the last Mackuper archive is restored with the README's command alone
+(`tar -xOf ... | pg_restore`) into a new database and every row is compared.
 """
 
 from __future__ import annotations
@@ -72,7 +74,35 @@ def _child(args: argparse.Namespace) -> None:
     )
 
 
-def _mackuper(port: int, database: str, work: Path) -> dict[str, float]:
+def _verify(port: int, database: str, out: Path) -> str:
+    """Restore the archive with the README's command into a new database and compare
+    every row of the table (an order-independent sum of row hashes, and the count)."""
+    from tests.servers.postgres import PostgresServer
+
+    server = PostgresServer("127.0.0.1", port)
+    archive = next(out.rglob("*.tar.zst"))
+    copy = f"{database}_restored"
+    with server.connect() as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {copy}")
+        connection.execute(f"CREATE DATABASE {copy}")
+    command = (
+        f"tar -xOf {archive} --wildcards 'postgresql/{database}.dump.part*'"
+        f" | pg_restore --no-owner -h 127.0.0.1 -p {port} -U postgres -d {copy} --exit-on-error"
+    )
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True)  # noqa: S603, S607
+    seconds = time.perf_counter() - started
+    query = "SELECT count(*), sum(hashtext(o::text)::bigint) FROM orders o"
+    with server.connect(database) as original, server.connect(copy) as restored:
+        before = original.execute(query).fetchone()
+        after = restored.execute(query).fetchone()
+    with server.connect() as connection:
+        connection.execute(f"DROP DATABASE {copy}")
+    verdict = "equal" if before == after else f"DIFFERENT: {before} vs {after}"
+    return f"restored with tar -xO | pg_restore in {seconds:.1f} s; {before[0]} rows {verdict}"  # type: ignore[index]
+
+
+def _mackuper(port: int, database: str, work: Path, verify: bool = False) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(dir=work))
     result = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "bench.pg_dump", "--child", "--port", str(port)]
@@ -83,6 +113,8 @@ def _mackuper(port: int, database: str, work: Path) -> dict[str, float]:
     )
     figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     figures["staged"] = max(0.0, figures["written"] - figures["size"])
+    if verify:
+        print(_verify(port, database, out), flush=True)
     subprocess.run(["rm", "-rf", str(out)], check=True)  # noqa: S607
     return figures
 
@@ -136,6 +168,9 @@ def main() -> None:
     parser.add_argument("--out", default="")
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--verify", action="store_true", help="restore the last archive and compare every row"
+    )
     args = parser.parse_args()
     if args.child:
         _child(args)
@@ -149,9 +184,10 @@ def main() -> None:
         print(f"database: {size / MIB:.0f} MiB (pg_database_size); load {os.getloadavg()}")
         baseline: list[dict[str, float]] = []
         ours: list[dict[str, float]] = []
-        for _ in range(args.repeat):
+        for repeat in range(args.repeat):
             baseline.append(_baseline(port, args.database, work))
-            ours.append(_mackuper(port, args.database, work))
+            last = repeat == args.repeat - 1
+            ours.append(_mackuper(port, args.database, work, args.verify and last))
         base_seconds = statistics.median(item["seconds"] for item in baseline)
         our_seconds = statistics.median(item["seconds"] for item in ours)
         print(f"load after {os.getloadavg()}\n")

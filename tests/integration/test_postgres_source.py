@@ -22,6 +22,7 @@ import pytest
 from psycopg import sql
 
 from mackuper.destinations.local import LocalDestination
+from mackuper.pipeline.errors import Cancelled
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.base import SourceError
 from mackuper.sources.postgres import PostgresConnection, PostgresSource, member_name
@@ -413,4 +414,24 @@ def test_postgres_over_ssh_with_a_changed_host_key_sends_nothing(
     source.ssh = target_for(sshd, "password", host_key=HostKey.parse(other_key))
     with pytest.raises(HostKeyMismatch, match="host key .* changed"):
         backup(source, tmp_path / "backups")
+    assert stored_files(tmp_path / "backups") == []
+
+
+def test_postgres_cancelled_backup_ends_its_dump_at_once_and_publishes_nothing(
+    password_cluster: OwnCluster, tmp_path: Path
+) -> None:
+    """The pipeline's own exception still holds the source's frames; close() must not
+    wait for the generator to be collected to stop pg_dump."""
+    seen: list[int] = []
+
+    def cancel(bytes_read: int) -> None:
+        if bytes_read:
+            seen.extend(_children_named("pg_dump"))
+            raise Cancelled()
+
+    hooks = RecordingHooks(stop_when=cancel)
+    with pytest.raises(Cancelled):
+        backup(keeper_source(password_cluster, "right horse"), tmp_path / "backups", hooks=hooks)
+    assert seen, "pg_dump was not running when the backup was cancelled"
+    assert _children_named("pg_dump") == []
     assert stored_files(tmp_path / "backups") == []

@@ -27,7 +27,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, BinaryIO, Self, cast
 
@@ -254,3 +254,22 @@ def dump_entries(
         dump.finish(reporter)
     finally:
         dump.stop()
+
+
+class DumpSource:
+    """A source whose entries come from dump commands: `dumps` yields them, and `close`
+    ends a dump still running when the backup stopped early (cancelled, or a destination
+    failed), at once rather than when the generator is collected."""
+
+    _entries: Generator[Entry, None, None] | None = None
+
+    def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
+        raise NotImplementedError
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        self._entries = self.dumps(reporter)
+        return self._entries
+
+    def close(self) -> None:
+        if self._entries is not None:
+            self._entries.close()  # GeneratorExit at its yield: the dump's finally kills it

@@ -13,12 +13,12 @@ never a command line; `--no-defaults` keeps the worker's own option files out.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
+from mackuper.sources.dump import PART_SIZE, DumpSource, dump_entries, tool_version
 
 FOLDER = "mariadb"
 ALL_NAME = f"{FOLDER}/all.databases.sql"
@@ -37,7 +37,7 @@ def member_name(database: str) -> str:
 
 
 @dataclass
-class MariaDBSource:
+class MariaDBSource(DumpSource):
     host: str
     port: int
     username: str
@@ -77,7 +77,7 @@ class MariaDBSource:
             "--default-character-set=utf8mb4",
         ]
 
-    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+    def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
         environment = {"MYSQL_PWD": self.password} if self.password else {}
         dumps = (
             [(database, member_name(database), ["--", database]) for database in self.databases]
@@ -102,6 +102,3 @@ class MariaDBSource:
                 }
             )
             reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
-
-    def close(self) -> None:
-        """Each dump process is ended by its own entries' generator."""

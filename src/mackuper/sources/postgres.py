@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,7 @@ from mackuper.sources.dump import (
     PART_SIZE,
     DumpFailed,
     DumpProcess,
+    DumpSource,
     dump_entries,
     tool_version,
 )
@@ -131,7 +132,7 @@ class PostgresConnection:
 
 
 @dataclass
-class PostgresSource:
+class PostgresSource(DumpSource):
     connection: PostgresConnection
     databases: list[str] = field(default_factory=list)
     """Names to dump; empty: every database that accepts connections."""
@@ -199,7 +200,7 @@ class PostgresSource:
         argv += [f"--exclude-table={pattern}" for pattern in self.exclude_tables]
         return argv
 
-    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+    def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
         databases = self.databases or self._list_databases()
         if not databases:
             raise SourceError("the server shows no database to back up")
@@ -287,9 +288,6 @@ class PostgresSource:
             finally:
                 process.stop()
         return [line for line in output.decode("utf-8", "replace").splitlines() if line]
-
-    def close(self) -> None:
-        """Each dump process is ended by its own entries' generator."""
 
 
 class _Quiet:

@@ -9,18 +9,18 @@ stops reading at the RDB's own end and checksum, and loads such a file as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
+from mackuper.sources.dump import PART_SIZE, DumpSource, dump_entries, tool_version
 
 NAME = "redis/dump.rdb"
 
 
 @dataclass
-class RedisSource:
+class RedisSource(DumpSource):
     host: str
     port: int
     username: str = ""
@@ -40,7 +40,7 @@ class RedisSource:
     def describe(self) -> str:
         return f"Redis {self.host}:{self.port}"
 
-    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+    def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
         argv = ["redis-cli", "-h", self.host, "-p", str(self.port), "--no-auth-warning"]
         if self.username:
             argv += ["--user", self.username]
@@ -61,6 +61,3 @@ class RedisSource:
             }
         )
         reporter.note(f"redis-cli: {size} bytes in {parts} part(s) as {NAME}.part*")
-
-    def close(self) -> None:
-        """The dump process is ended by its entries' generator."""

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, dump_entries, tool_version
+from mackuper.sources.dump import PART_SIZE, DumpSource, dump_entries, tool_version
 
 FOLDER = "sqlite"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]")
@@ -36,7 +36,7 @@ def member_name(path: str) -> str:
 
 
 @dataclass
-class SQLiteSource:
+class SQLiteSource(DumpSource):
     paths: list[str]
     part_size: int = PART_SIZE
     dumped: list[dict[str, Any]] = field(default_factory=list)
@@ -48,7 +48,7 @@ class SQLiteSource:
     def describe(self) -> str:
         return "SQLite " + ", ".join(self.paths)
 
-    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+    def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
         for path in self.paths:
             if not os.path.isfile(path):
                 raise SourceError(f"the SQLite database {path} does not exist")
@@ -69,6 +69,3 @@ class SQLiteSource:
                 }
             )
             reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
-
-    def close(self) -> None:
-        """Each dump process is ended by its own entries' generator."""
