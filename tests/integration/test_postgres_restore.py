@@ -19,7 +19,7 @@ from tests.conftest import ApiClient
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
 from tests.integration.test_postgres_source import fill_database, fingerprint
 from tests.integration.test_restore_cli import _mackuper
-from tests.servers.postgres import PostgresServer, temporary_database
+from tests.servers.postgres import PostgresServer, own_cluster, temporary_database
 
 pytestmark = pytest.mark.integration
 
@@ -197,3 +197,44 @@ def test_postgres_test_connection_shows_version_databases_and_whether_pg_dump_fi
     assert refused["ok"] is False and "Connection refused" in refused["message"]
     bad = api.call("POST", "/api/postgresql/test", {"source": {**source, "host": "-oProxy"}})
     assert bad.status_code == 422 and bad.get_json()["field"] == "source.host"
+
+
+def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
+    api: ApiClient,
+    runtime: Runtime,
+    postgres_server: PostgresServer,
+    source_database: str,
+    tmp_path: Path,
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    backup = backed_up_database(
+        api, runtime, postgres_server, source_database, destination["id"], "tar.zst"
+    )
+    with own_cluster() as cluster:
+        other = cluster.server
+        with other.connect() as connection:
+            connection.execute("CREATE ROLE restorer LOGIN SUPERUSER PASSWORD 'blue pony'")
+            data = connection.execute("SHOW data_directory").fetchone()
+            assert data is not None
+            hba = Path(data[0]) / "pg_hba.conf"
+            hba.write_text(f"host all restorer {other.host}/32 scram-sha-256\n" + hba.read_text())
+            connection.execute("SELECT pg_reload_conf()")
+        target = {
+            "same_as_source": False,
+            "host": other.host,
+            "port": other.port,
+            "username": "restorer",
+            "password": "blue pony",
+            "database": "copy",
+        }
+        body = {"artifact_id": backup["id"], "database": source_database, "target": target}
+        queued = ok(api, "POST", "/api/restore/database", body)["run"]
+        assert "blue pony" not in json.dumps(queued)
+        run = finished_run(api, runtime, queued)
+        assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
+        assert "blue pony" not in json.dumps(run) + " ".join(run_log(api, run["id"]))
+        with (
+            postgres_server.connect(source_database) as original,
+            other.connect("copy") as restored,
+        ):
+            assert fingerprint(restored) == fingerprint(original)
