@@ -88,8 +88,9 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 def overflow(page: Page) -> dict[str, Any] | None:
-    """None when nothing makes the page scroll sideways; else the widths and the
-    widest elements outside any scroll container."""
+    """None when nothing makes the page scroll sideways and every button is on screen;
+    else the widths, the widest elements outside any scroll container and the buttons
+    beyond the right edge."""
     widths: dict[str, Any] = page.evaluate(
         """() => {
              const viewport = window.innerWidth;
@@ -103,10 +104,16 @@ def overflow(page: Page) -> dict[str, Any] | None:
                .filter(el => el.getBoundingClientRect().right > viewport + 0.5 && !clipped(el))
                .map(el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
                  + ' ' + (el.textContent || '').trim().slice(0, 30)).slice(0, 6);
-             return {scroll: document.documentElement.scrollWidth, viewport, wide};
+             // A button in a table that scrolls sideways is out of reach all the same.
+             const offscreen = [...document.querySelectorAll('main button, main a.btn')]
+               .filter(el => el.checkVisibility())
+               .filter(el => el.getBoundingClientRect().right > viewport + 0.5)
+               .map(el => (el.textContent || '').trim()).slice(0, 6);
+             return {scroll: document.documentElement.scrollWidth, viewport, wide, offscreen};
            }"""
     )
-    return None if widths["scroll"] <= widths["viewport"] else widths
+    fits = widths["scroll"] <= widths["viewport"] and not widths["offscreen"]
+    return None if fits else widths
 
 
 class NotFound:
