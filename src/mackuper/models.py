@@ -212,6 +212,9 @@ class Job(Base):
     worker_label: Mapped[str | None] = mapped_column(String(64), default=None)
     """Only workers carrying this label run the job (its files are on their machine);
     None: any worker."""
+    anomaly_run_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    """A backup that looked encrypted or wiped (0008); retention deletes nothing for the
+    job until a person acknowledges it, which clears this."""
     schedule_anchor: Mapped[datetime | None] = mapped_column(default=None)
     """Fire times are counted from here (last tick handled, or creation)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

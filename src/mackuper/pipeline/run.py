@@ -93,6 +93,8 @@ class BackupResult:
     bytes_read: int
     problems: list[str] = field(default_factory=list)
     failed_destinations: dict[int, str] = field(default_factory=dict)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    """The manifest's entries (path, type, size, sha256 of a file's bytes)."""
 
 
 class _Reporter:
@@ -348,6 +350,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         bytes_read=progress.bytes_read,
         problems=reporter.problems,
         failed_destinations={key: str(value) for key, value in failed.items()},
+        entries=files,
     )
 
 

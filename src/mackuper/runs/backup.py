@@ -6,8 +6,10 @@ import logging
 import threading
 from datetime import UTC, datetime
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mackuper.core import anomaly
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination, Lockable
 from mackuper.encryption import backup_recipients
@@ -20,6 +22,38 @@ from mackuper.runs.task import Finished, RunContext
 from mackuper.sources import registry as sources
 
 logger = logging.getLogger(__name__)
+
+
+def _judge(context: RunContext, job_id: int, fingerprint: anomaly.Fingerprint) -> list[str]:
+    """The anomalies of this backup against the job's recent ones; when there are any,
+    the job waits for a person before retention deletes anything."""
+    with context.runtime.sessions() as session:
+        earlier = session.scalars(
+            select(Run.details)
+            .where(
+                Run.job_id == job_id,
+                Run.kind == RunKind.BACKUP,
+                Run.id != context.run_id,
+                Run.status.in_([RunStatus.SUCCESS.value, RunStatus.WARNING.value]),
+            )
+            .order_by(Run.id.desc())
+            .limit(4 * anomaly.HISTORY)
+        ).all()
+    history: list[anomaly.Fingerprint] = []
+    for details in earlier:
+        results = (details or {}).get("results") or {}
+        found = anomaly.Fingerprint.from_json(results.get("fingerprint") or {})
+        if found is not None:
+            history.append(found)
+        if results.get("anomalies") or len(history) == anomaly.HISTORY:
+            break  # an anomalous backup is the new baseline: the job waits for a person anyway
+    said = anomaly.findings(fingerprint, history)
+    if said:
+        with context.runtime.sessions.begin() as session:
+            session.execute(
+                update(Job).where(Job.id == job_id).values(anomaly_run_id=context.run_id)
+            )
+    return said
 
 
 class BackupTask:
@@ -86,7 +120,21 @@ class BackupTask:
             "files_done": result.files,
             "sha256": result.sha256,
         }
-        return Finished(from_result(result), values)
+        outcome = from_result(result)
+        fingerprint = anomaly.Fingerprint.of(result.entries, result.bytes_read, result.size)
+        found = _judge(context, work.job_id, fingerprint)
+        results: dict[str, object] = {"fingerprint": fingerprint.to_json()}
+        if found:
+            results["anomalies"] = found
+            for finding in found:
+                context.recorder.log("warning", f"anomaly: {finding}")
+            said = (
+                "this backup does not look like the job's recent ones (" + "; ".join(found) + ")"
+                ": retention deletes nothing for this job until someone acknowledges it"
+            )
+            error = f"{outcome.error}; {said}" if outcome.error else said
+            outcome = Outcome(RunStatus.WARNING, error)
+        return Finished(outcome, values, results)
 
     def after(self, context: RunContext, outcome: Outcome) -> None:
         """After a good backup, apply its job's retention (it counts this run as stored)."""

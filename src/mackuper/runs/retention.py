@@ -145,6 +145,15 @@ def apply_retention(
             return 0
         targets: dict[int, Target | None] = {}
         _extend_locks(session, secrets, job, plan, now, targets, triggered_by)
+        if job.anomaly_run_id is not None:
+            if any(not decision.keep for decision in plan.decisions):
+                message = (
+                    f"retention deletes nothing for job {job.name}: backup run"
+                    f" {job.anomaly_run_id} did not look like the ones before it (files"
+                    " encrypted or wiped?) and awaits a person's acknowledgement"
+                )
+                _log(session, {triggered_by}, "warning", message)
+            return 0
         deleted = 0
         for decision in plan.decisions:
             if decision.keep:

@@ -15,6 +15,7 @@ from mackuper import __version__
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import (
     access,
+    anomalies,
     audit,
     auth,
     databases,
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         metrics_api.blueprint,
         installation_settings.blueprint,
         safekeeping.blueprint,
+        anomalies.blueprint,
         openapi.blueprint,
     ):
         app.register_blueprint(blueprint)

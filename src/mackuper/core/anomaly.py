@@ -1,0 +1,153 @@
+"""Does a backup look like the source was encrypted or wiped? Compared with the job's
+recent backups, before retention is allowed to delete any of them.
+
+Each backup keeps a small fingerprint of its manifest: its file count, bytes read and
+written, and two bottom-k sketches (the k smallest 52-bit hashes) of its paths and of
+its (path, content hash) pairs. Two sketches estimate the Jaccard similarity of two
+manifests within about ±0.03 whatever their size, so "how many files are gone" and
+"how many of the files still there changed" cost 2 x 256 numbers per backup, not a
+second copy of every manifest. Ransomware rewrites most files (and often renames
+them), and what it writes no longer compresses; an ordinary day changes a few.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+SKETCH_SIZE = 256
+MIN_FILES = 20
+"""Fewer files than this say too little to judge by shares of files."""
+GONE_SHARE = 0.3
+CHANGED_SHARE = 0.5
+MIN_BYTES_FOR_RATIO = 1 << 20
+RATIO_FLOOR = 0.9
+"""Written / read at or above this: the data barely compresses (encrypted, or random)."""
+RATIO_JUMP = 1.5
+SHRINK_SHARE = 0.5
+HISTORY = 5
+
+
+def _hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest()) >> 12
+
+
+def _bottom(values: Iterable[int]) -> list[int]:
+    return sorted(heapq.nsmallest(SKETCH_SIZE, set(values)))
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    files: int
+    bytes_read: int
+    bytes_written: int
+    paths: tuple[int, ...]
+    contents: tuple[int, ...]
+
+    @classmethod
+    def of(
+        cls, entries: Sequence[Mapping[str, Any]], bytes_read: int, bytes_written: int
+    ) -> Fingerprint:
+        """From the manifest's entries (path, type, size, sha256 of a file's bytes)."""
+        files = [entry for entry in entries if entry.get("type") == "file"]
+        return cls(
+            files=len(files),
+            bytes_read=bytes_read,
+            bytes_written=bytes_written,
+            paths=tuple(_bottom(_hash(str(entry["path"])) for entry in files)),
+            contents=tuple(
+                _bottom(
+                    _hash(f"{entry['path']}\0{entry.get('sha256') or entry.get('size')}")
+                    for entry in files
+                )
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "paths": list(self.paths),
+            "contents": list(self.contents),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Fingerprint | None:
+        try:
+            return cls(
+                files=int(data["files"]),
+                bytes_read=int(data["bytes_read"]),
+                bytes_written=int(data["bytes_written"]),
+                paths=tuple(int(value) for value in data["paths"]),
+                contents=tuple(int(value) for value in data["contents"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.bytes_read < MIN_BYTES_FOR_RATIO:
+            return None
+        return self.bytes_written / self.bytes_read
+
+
+def similarity(first: Sequence[int], second: Sequence[int]) -> float:
+    """Estimated Jaccard similarity of the two sets the sketches were taken of."""
+    if not first and not second:
+        return 1.0
+    union = heapq.nsmallest(SKETCH_SIZE, set(first) | set(second))
+    both = set(first) & set(second)
+    return sum(1 for value in union if value in both) / len(union)
+
+
+def _common(similar: float, first: int, second: int) -> float:
+    """How many elements two sets of these sizes share, at this Jaccard similarity."""
+    return similar * (first + second) / (1 + similar)
+
+
+def findings(current: Fingerprint, history: Sequence[Fingerprint]) -> list[str]:
+    """What looks wrong with `current` against the job's backups before it (newest
+    first); empty when nothing does, or when there is no history yet."""
+    if not history:
+        return []
+    said: list[str] = []
+    previous = history[0]
+    if previous.files >= MIN_FILES:
+        common_paths = min(
+            previous.files,
+            _common(similarity(previous.paths, current.paths), previous.files, current.files),
+        )
+        gone = previous.files - common_paths
+        if gone / previous.files >= GONE_SHARE:
+            said.append(
+                f"files gone: about {gone / previous.files:.0%} of the {previous.files} files"
+                " of the previous backup are missing or renamed"
+            )
+        common_contents = _common(
+            similarity(previous.contents, current.contents), previous.files, current.files
+        )
+        if common_paths >= MIN_FILES:
+            changed = max(0.0, common_paths - common_contents) / common_paths
+            if changed >= CHANGED_SHARE:
+                said.append(
+                    f"files changed: about {changed:.0%} of the files kept since the previous"
+                    " backup have different contents"
+                )
+    ratios = [ratio for item in history[:HISTORY] if (ratio := item.ratio) is not None]
+    if current.ratio is not None and ratios:
+        usual = median(ratios)
+        if current.ratio >= RATIO_FLOOR and current.ratio >= usual * RATIO_JUMP:
+            said.append(
+                f"compression ratio jumped: the archive is {current.ratio:.0%} of the data"
+                f" read, usually {usual:.0%} (encrypted data does not compress)"
+            )
+    sizes = [item.bytes_read for item in history[:HISTORY]]
+    usual_size = median(sizes)
+    if usual_size >= MIN_BYTES_FOR_RATIO and current.bytes_read < usual_size * SHRINK_SHARE:
+        said.append(f"size dropped: {current.bytes_read:,} bytes read, usually {int(usual_size):,}")
+    return said
