@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mackuper.encryption import generate_identity
 from mackuper.runtime import Runtime
+from mackuper.sources.postgres import member_name
 from tests.conftest import ApiClient
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
 from tests.integration.test_postgres_source import fill_database, fingerprint
@@ -238,3 +241,58 @@ def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
             other.connect("copy") as restored,
         ):
             assert fingerprint(restored) == fingerprint(original)
+
+
+def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_the_key(
+    api: ApiClient,
+    runtime: Runtime,
+    postgres_server: PostgresServer,
+    source_database: str,
+    tmp_path: Path,
+) -> None:
+    identity, recipient = generate_identity()
+    destination = local_destination(api, tmp_path / "backups")
+    backup = backed_up_database(
+        api,
+        runtime,
+        postgres_server,
+        source_database,
+        destination["id"],
+        "tar.zst",
+        encryption={"mode": "recipients", "recipients": [recipient]},
+    )
+    archive = next((tmp_path / "backups").rglob("*.tar.zst.age"))
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(identity + "\n")
+    member = member_name(source_database, "dump")
+    server = postgres_server
+    with temporary_database(server) as by_hand:
+        command = (
+            f"age -d -i '{key_file}' '{archive}' | tar --zstd -xOf - --wildcards '{member}.part*'"
+            f" | pg_restore --no-owner -h {server.host} -p {server.port} -U {server.user}"
+            f" -d '{by_hand}' --exit-on-error"
+        )
+        subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, timeout=300)  # noqa: S603, S607
+        with server.connect(source_database) as original, server.connect(by_hand) as restored:
+            assert fingerprint(restored) == fingerprint(original)
+
+    new_name = f"{source_database}_sealed"
+    body: dict[str, Any] = {
+        "artifact_id": backup["id"],
+        "database": source_database,
+        "target": {"database": new_name},
+    }
+    refused = api.call("POST", "/api/restore/database", body)
+    assert refused.status_code == 422 and refused.get_json()["field"] == "decryption"
+    try:
+        queued = ok(
+            api, "POST", "/api/restore/database", {**body, "decryption": {"identity": identity}}
+        )
+        run = finished_run(api, runtime, queued["run"])
+        assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
+        assert identity not in json.dumps(run)
+        with server.connect(source_database) as original, server.connect(new_name) as restored:
+            assert fingerprint(restored) == fingerprint(original)
+    finally:
+        with server.connect() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)')
