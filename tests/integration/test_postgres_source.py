@@ -435,3 +435,24 @@ def test_postgres_cancelled_backup_ends_its_dump_at_once_and_publishes_nothing(
     assert seen, "pg_dump was not running when the backup was cancelled"
     assert _children_named("pg_dump") == []
     assert stored_files(tmp_path / "backups") == []
+
+
+def test_postgres_schema_only_and_excluded_tables_reach_pg_dump(
+    password_cluster: OwnCluster, tmp_path: Path
+) -> None:
+    server = password_cluster.server
+    with server.connect("shop") as connection:
+        connection.execute("CREATE TABLE IF NOT EXISTS scratch_log (line text)")
+    source = keeper_source(password_cluster, "right horse")
+    source.schema_only = True
+    source.exclude_tables = ["scratch_*"]
+    backup(source, tmp_path / "backups")
+    archive = next(path for path in stored_files(tmp_path / "backups") if path.suffix == ".zst")
+    with server.connect() as connection:
+        connection.execute("DROP DATABASE IF EXISTS shop_schema")
+        connection.execute("CREATE DATABASE shop_schema")
+    restore_with_tools(archive, member_name("shop", "dump"), server, "shop_schema")
+    with server.connect("shop_schema") as restored:
+        assert restored.execute("SELECT count(*) FROM big").fetchone() == (0,)
+        tables = restored.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert [row[0] for row in tables] == ["big"]
