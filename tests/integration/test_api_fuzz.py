@@ -6,9 +6,9 @@ the default error), its content type, its schema. Logged in with an API token.
 
 Bounded and reproducible: a fixed number of examples per operation and mode,
 derandomized, no shrinking, no example database. Requests that would leave the
-machine are pointed at loopback first (an S3 endpoint at the moto server, an SSH host
-or Apprise URL at a closed port, a local destination inside the test's directory),
-so the fuzz writes nowhere else and waits on nothing.
+machine are pointed at loopback first (an S3 endpoint at the moto server, an SSH or
+SFTP host, an rclone remote or Apprise URL at a closed port, a local destination
+inside the test's directory), so the fuzz writes nowhere else and waits on nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +101,10 @@ def _on_loopback(
             body["path"] = str(tmp_path / "destination")
         if "endpoint_url" in body or body.get("kind") == "s3":
             body["endpoint_url"] = moto.endpoint_url
+        if "host" in body or body.get("kind") == "sftp":
+            body.update(host="127.0.0.1", port=closed_port)
+        if body.get("kind") == "rclone":  # a remote whose server is a closed loopback port
+            body.update(remote_type="webdav", options={"url": f"http://127.0.0.1:{closed_port}"})
     if (
         body is not None
         and path in {"/api/ssh/test", "/api/postgresql/test"}

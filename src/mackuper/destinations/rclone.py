@@ -242,9 +242,11 @@ class RcloneDestination:
         options: Mapping[str, str],
         secret_options: Mapping[str, str],
         path: str,
+        retry_seconds: float = 0.0,
     ) -> None:
         """`path` is where on the remote backups go ('bucket/backups', '/srv/backups' or
-        '' for the remote's root)."""
+        '' for the remote's root). With no `retry_seconds` (a web request, where a person
+        waits) rclone tries each request once; otherwise with its own retries."""
         if not remote_type or not _OPTION_NAME.match(remote_type):
             raise DestinationError("an rclone destination needs the remote's type (such as b2)")
         self.remote_type = remote_type
@@ -261,6 +263,8 @@ class RcloneDestination:
                 self._secret_values.append(value)
             environment[f"RCLONE_CONFIG_{REMOTE}_{name.upper()}"] = value
         environment["RCLONE_RETRIES"] = "1"  # one try per command; failures are explained
+        if retry_seconds <= 0:
+            environment["RCLONE_LOW_LEVEL_RETRIES"] = "1"
         self.environment = environment
         self._messages: dict[int, IO[bytes]] = {}
 

@@ -60,6 +60,7 @@ def _build_kind(
             },
             secret_options=secret_options,
             path=str(config.get("path", "")),
+            retry_seconds=retry_seconds,
         )
     return S3Destination(
         bucket=str(config.get("bucket", "")),
@@ -74,5 +75,9 @@ def _build_kind(
         parts_in_flight=int(config.get("parts_in_flight") or 3),
         access_key_id=str(secrets.get("access_key_id", "")),
         secret_access_key=str(secrets.get("secret_access_key", "")),
+        delete_key=(
+            str(secrets.get("delete_access_key_id", "")),
+            str(secrets.get("delete_secret_access_key", "")),
+        ),
         retry_seconds=retry_seconds,
     )
