@@ -128,7 +128,7 @@ def password_options(remote_type: str) -> set[str]:
     return {name for name, option in options.items() if option.get("IsPassword")}
 
 
-def secret_options(remote_type: str) -> set[str]:
+def secret_option_names(remote_type: str) -> set[str]:
     """The options of `remote_type` that hold a secret: a password, key or token (rclone
     also marks user and account names sensitive, which are not secrets)."""
     options = backends().get(remote_type, {})

@@ -252,7 +252,7 @@ class RcloneDestination(Bandwidth):
         problems: dict[str, str] = {}
         try:
             known = rclone.backends().get(self.remote_type, {})
-            secret = rclone.secret_options(self.remote_type)
+            secret = rclone.secret_option_names(self.remote_type)
         except DestinationError as error:
             return {"remote_type": sentence(str(error))}
         given = {"options": set(self.options), "secret_options": set()}
