@@ -17,6 +17,7 @@ from mackuper.schemas.base import (
     Input,
     KindSettings,
     Name,
+    Passphrase,
     QueryDay,
     QueryId,
     QueryMoment,
@@ -197,7 +198,8 @@ class RestoreTarget(Input):
 
 class DecryptionKeys(Input):
     identity: SecretText = ""
-    passphrase: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    passphrase: Passphrase = ""
+    """Taken exactly as typed; a secret, so never shown, stored or audited."""
 
 
 class TreeBody(TreeQuery):
