@@ -236,6 +236,8 @@ def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
         run = finished_run(api, runtime, queued)
         assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
         assert "blue pony" not in json.dumps(run) + " ".join(run_log(api, run["id"]))
+        audit = json.dumps(ok(api, "GET", "/api/audit"))
+        assert "database restore started" in audit and "blue pony" not in audit
         with (
             postgres_server.connect(source_database) as original,
             other.connect("copy") as restored,
