@@ -71,7 +71,6 @@ AUDITED: dict[str, str] = {
     "restore.set_verify_schedule": "verify schedule changed",
     "audit.set_retention": "audit retention changed",
     "restore.start_restore": "restore started",
-    "databases.start_database_restore": "database restore started",
     "restore.start_verify": "verify started",
     "restore.import_from_destination": "backups imported",
     "restore.download_backup": "backup downloaded",
