@@ -324,12 +324,16 @@ class S3Destination:
         read_timeout: float = 60,
         retry_seconds: float = 0.0,
         object_lock_mode: str = "",
+        delete_key: tuple[str, str] = ("", ""),
     ) -> None:
         """`retry_seconds`: how long an outage is retried before a request fails; the
         worker passes MACKUPER_RETRY_SECONDS, a web request (a person waiting) none.
 
         `object_lock_mode` (GOVERNANCE or COMPLIANCE): every object is stored with that
-        retention until `retain_until`, which the backup sets from the job's policy."""
+        retention until `retain_until`, which the backup sets from the job's policy.
+
+        `delete_key` (access key id, secret): a second key that deletes, so the first
+        one needs no delete right; `check_access` then proves the first cannot delete."""
         if not bucket:
             raise DestinationError("an S3 destination needs a bucket name")
         if part_size < MIN_PART_SIZE:
@@ -369,6 +373,20 @@ class S3Destination:
             endpoint_url=self.endpoint_url,
             config=config,
         )
+        self.separate_delete_key = bool(delete_key[0] and delete_key[1])
+        self.deleter: S3Client = (
+            boto3.session.Session().client(
+                "s3",
+                aws_access_key_id=delete_key[0],
+                aws_secret_access_key=delete_key[1],
+                endpoint_url=self.endpoint_url,
+                config=config,
+            )
+            if self.separate_delete_key
+            else self.client
+        )
+        self.checked: list[str] = []
+        """What `check_access` proved beyond reading and writing (for Test connection)."""
 
     def describe(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
@@ -543,12 +561,12 @@ class S3Destination:
         delete marker (a version still locked refuses, and the error says so)."""
         try:
             if not self.versioned():
-                self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+                self.call(lambda: self.deleter.delete_object(Bucket=self.bucket, Key=key))
                 return
             for version in self._versions(key):
                 self.call(
                     partial(
-                        self.client.delete_object, Bucket=self.bucket, Key=key, VersionId=version
+                        self.deleter.delete_object, Bucket=self.bucket, Key=key, VersionId=version
                     )
                 )
         except ClientError as error:
@@ -582,7 +600,7 @@ class S3Destination:
         marker: dict[str, Any] = {}
         while True:
             page = self.call(
-                partial(self.client.list_object_versions, Bucket=self.bucket, Prefix=key, **marker)
+                partial(self.deleter.list_object_versions, Bucket=self.bucket, Prefix=key, **marker)
             )
             for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
                 if item.get("Key") == key and item.get("VersionId"):
@@ -627,7 +645,7 @@ class S3Destination:
     def protection(self) -> list[str]:
         """What the bucket does against deletion; raises DestinationError when this
         destination locks objects and the bucket has no Object Lock."""
-        said: list[str] = []
+        said: list[str] = list(self.checked)
         versioning = "unknown"
         try:
             status = self.call(lambda: self.client.get_bucket_versioning(Bucket=self.bucket))
@@ -710,8 +728,28 @@ class S3Destination:
             if self.get_bytes(key) != payload:
                 raise DestinationError("the bucket returned different bytes than were written")
         finally:
+            if self.separate_delete_key:
+                self._prove_write_key_cannot_delete(key)
             # A delete marker only: a bucket's default retention may lock the probe too.
             try:
-                self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+                self.call(lambda: self.deleter.delete_object(Bucket=self.bucket, Key=key))
             except (BotoCoreError, ClientError) as error:
                 raise self._fail(error) from None
+        if self.separate_delete_key:
+            self.checked = [
+                "The write key cannot delete (the bucket refused it); the delete key can."
+            ]
+
+    def _prove_write_key_cannot_delete(self, key: str) -> None:
+        try:
+            self.call(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+        except ClientError as error:
+            if _error_code(error) in {"AccessDenied", "403"}:
+                return
+            raise self._fail(error) from None
+        except BotoCoreError as error:
+            raise self._fail(error) from None
+        raise DestinationError(
+            "the write key could delete the test object: with a separate delete key, give"
+            " the write key no s3:DeleteObject right (see the README's two policies)"
+        )

@@ -133,6 +133,10 @@ class S3Destination(Bandwidth):
     counts backups and promises no time, is taken to mean)."""
     access_key_id: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
     secret_access_key: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
+    delete_access_key_id: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
+    """Optional: a second key, used only to delete (retention); the key above then needs
+    no delete right, and Test connection proves it has none."""
+    delete_secret_access_key: Annotated[SecretText, Field(pattern=_PRINTABLE_ASCII)] = ""
 
     @field_validator("storage_class", "object_lock_mode", mode="before")
     @classmethod
@@ -160,6 +164,11 @@ class S3Destination(Bandwidth):
             problems["access_key_id"] = "Enter the access key ID."
         if not self.secret_access_key:
             problems["secret_access_key"] = "Enter the secret access key."  # noqa: S105
+        if bool(self.delete_access_key_id) != bool(self.delete_secret_access_key):
+            missing = (
+                "delete_secret_access_key" if self.delete_access_key_id else "delete_access_key_id"
+            )
+            problems[missing] = "Enter both parts of the delete key, or neither."
         if self.object_lock_mode and self.lock_days is None:
             problems["lock_days"] = "Enter the days each backup stays locked at least."
         return problems
