@@ -67,10 +67,9 @@ def run_now(session: Session, job: Job, another: bool = False) -> tuple[Run, boo
     While a backup of the job is queued or running, that one comes back instead, with
     False: three clicks on "Run now" make one backup (`another` queues one all the
     same, for scripts that mean it). The job's row is written first so that two
-    requests at once take turns (a row lock on PostgreSQL, the write lock on SQLite,
-    taken before anything is read, so no stale read can follow).
+    requests at once take turns (a row lock on PostgreSQL, the write lock on SQLite;
+    callers end any read transaction first, so on SQLite no stale snapshot is upgraded).
     """
-    session.commit()
     session.execute(update(Job).where(Job.id == job.id).values(updated_at=Job.updated_at))
     going = session.scalars(
         select(Run)

@@ -271,7 +271,9 @@ def delete_job(job_id: int, body: DeleteJobBody) -> Response:
 def run_now(job_id: int, body: RunNowBody) -> tuple[Response, int]:
     """202 with a new run; 200 with the job's backup that is already queued or running."""
     job = _get(job_id)
-    run, queued = enqueue.run_now(get_db(), job, another=body.another)
+    session = get_db()
+    session.commit()  # end the read: the next statement takes the write lock (SQLite)
+    run, queued = enqueue.run_now(session, job, another=body.another)
     if queued:
         return jsonify(run=run_json(run), queued=True, message="Backup queued."), 202
     message = (
