@@ -3,10 +3,11 @@ pipeline's `BackgroundStage` in reverse.
 
 A full restore is storage -> decryption -> decompression -> extraction; with a
 `ReadAhead` between each, the download, the age decryption and the zstd
-decompression (both release the GIL) run on other cores while the calling thread
-parses tar and writes files, so the restore takes about as long as its slowest
-stage instead of their sum (bench/restore.py, docs/benchmarks.md). At most
-`depth` pieces of 1 MiB wait between two stages, so memory stays bounded.
+decompression (both release the GIL) can run on other cores while the calling
+thread parses tar and writes files. At most `depth` pieces of 1 MiB wait between
+two stages, so memory stays bounded. In the benchmark (bench/restore.py full,
+docs/benchmarks.md) the pace of a restore of many small files is set by the
+extraction thread, not by these stages.
 """
 
 from __future__ import annotations
