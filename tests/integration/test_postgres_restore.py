@@ -29,9 +29,19 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def source_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The full test database (its dump spans several parts)."""
     with temporary_database(postgres_server) as database:
         with postgres_server.connect(database) as connection:
             fill_database(connection)
+        yield database
+
+
+@pytest.fixture
+def small_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """The same kinds of objects with a small big table: for what is not about size."""
+    with temporary_database(postgres_server) as database:
+        with postgres_server.connect(database) as connection:
+            fill_database(connection, big_rows=2000)
         yield database
 
 
@@ -115,12 +125,12 @@ def test_postgres_restore_into_an_existing_database_needs_its_name_confirmed(
     api: ApiClient,
     runtime: Runtime,
     postgres_server: PostgresServer,
-    source_database: str,
+    small_database: str,
     tmp_path: Path,
 ) -> None:
     destination = local_destination(api, tmp_path / "backups")
     backup = backed_up_database(
-        api, runtime, postgres_server, source_database, destination["id"], "tar.zst"
+        api, runtime, postgres_server, small_database, destination["id"], "tar.zst"
     )
     with temporary_database(postgres_server) as existing:
         with postgres_server.connect(existing) as connection:
@@ -128,7 +138,7 @@ def test_postgres_restore_into_an_existing_database_needs_its_name_confirmed(
             connection.execute("INSERT INTO people VALUES (1, 'to be replaced')")
         body: dict[str, Any] = {
             "artifact_id": backup["id"],
-            "database": source_database,
+            "database": small_database,
             "target": {"database": existing, "existing": True, "confirm": "yes"},
         }
         refused = api.call("POST", "/api/restore/database", body)
@@ -143,7 +153,7 @@ def test_postgres_restore_into_an_existing_database_needs_its_name_confirmed(
         run = finished_run(api, runtime, ok(api, "POST", "/api/restore/database", body)["run"])
         assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
         with (
-            postgres_server.connect(source_database) as original,
+            postgres_server.connect(small_database) as original,
             postgres_server.connect(existing) as restored,
         ):
             assert fingerprint(restored) == fingerprint(original)
@@ -154,21 +164,21 @@ def test_postgres_restore_database_from_the_cli(
     runtime: Runtime,
     data_dir: Path,
     postgres_server: PostgresServer,
-    source_database: str,
+    small_database: str,
     tmp_path: Path,
 ) -> None:
     destination = local_destination(api, tmp_path / "backups")
     backup = backed_up_database(
-        api, runtime, postgres_server, source_database, destination["id"], "tar.gz"
+        api, runtime, postgres_server, small_database, destination["id"], "tar.gz"
     )
-    new_name = f"{source_database}_cli"
-    command = ["restore-database", str(backup["id"]), "--database", source_database]
+    new_name = f"{small_database}_cli"
+    command = ["restore-database", str(backup["id"]), "--database", small_database]
     try:
         done = _mackuper(data_dir, *command, "--into", new_name)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "success" in done.stdout
         with (
-            postgres_server.connect(source_database) as original,
+            postgres_server.connect(small_database) as original,
             postgres_server.connect(new_name) as restored,
         ):
             assert fingerprint(restored) == fingerprint(original)
@@ -184,7 +194,7 @@ def test_postgres_restore_database_from_the_cli(
 
 
 def test_postgres_test_connection_shows_version_databases_and_whether_pg_dump_fits(
-    api: ApiClient, postgres_server: PostgresServer, source_database: str
+    api: ApiClient, postgres_server: PostgresServer, small_database: str
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -192,7 +202,7 @@ def test_postgres_test_connection_shows_version_databases_and_whether_pg_dump_fi
     source = {"host": postgres_server.host, "port": postgres_server.port, "username": "postgres"}
     found = ok(api, "POST", "/api/postgresql/test", {"source": source})
     assert found["ok"] is True, found["message"]
-    assert source_database in found["databases"]
+    assert small_database in found["databases"]
     server_major = int(found["server_version"].split(".")[0])
     assert found["pg_dump_version"] >= server_major
 
@@ -206,12 +216,12 @@ def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
     api: ApiClient,
     runtime: Runtime,
     postgres_server: PostgresServer,
-    source_database: str,
+    small_database: str,
     tmp_path: Path,
 ) -> None:
     destination = local_destination(api, tmp_path / "backups")
     backup = backed_up_database(
-        api, runtime, postgres_server, source_database, destination["id"], "tar.zst"
+        api, runtime, postgres_server, small_database, destination["id"], "tar.zst"
     )
     with own_cluster() as cluster:
         other = cluster.server
@@ -230,7 +240,7 @@ def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
             "password": "blue pony",
             "database": "copy",
         }
-        body = {"artifact_id": backup["id"], "database": source_database, "target": target}
+        body = {"artifact_id": backup["id"], "database": small_database, "target": target}
         queued = ok(api, "POST", "/api/restore/database", body)["run"]
         assert "blue pony" not in json.dumps(queued)
         run = finished_run(api, runtime, queued)
@@ -239,7 +249,7 @@ def test_postgres_restore_to_another_server_keeps_its_password_out_of_the_run(
         audit = json.dumps(ok(api, "GET", "/api/audit"))
         assert "database restore started" in audit and "blue pony" not in audit
         with (
-            postgres_server.connect(source_database) as original,
+            postgres_server.connect(small_database) as original,
             other.connect("copy") as restored,
         ):
             assert fingerprint(restored) == fingerprint(original)
@@ -249,7 +259,7 @@ def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_t
     api: ApiClient,
     runtime: Runtime,
     postgres_server: PostgresServer,
-    source_database: str,
+    small_database: str,
     tmp_path: Path,
 ) -> None:
     identity, recipient = generate_identity()
@@ -258,7 +268,7 @@ def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_t
         api,
         runtime,
         postgres_server,
-        source_database,
+        small_database,
         destination["id"],
         "tar.zst",
         encryption={"mode": "recipients", "recipients": [recipient]},
@@ -266,7 +276,7 @@ def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_t
     archive = next((tmp_path / "backups").rglob("*.tar.zst.age"))
     key_file = tmp_path / "key.txt"
     key_file.write_text(identity + "\n")
-    member = member_name(source_database, "dump")
+    member = member_name(small_database, "dump")
     server = postgres_server
     with temporary_database(server) as by_hand:
         command = (
@@ -275,13 +285,13 @@ def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_t
             f" -d '{by_hand}' --exit-on-error"
         )
         subprocess.run(["bash", "-o", "pipefail", "-c", command], check=True, timeout=300)  # noqa: S603, S607
-        with server.connect(source_database) as original, server.connect(by_hand) as restored:
+        with server.connect(small_database) as original, server.connect(by_hand) as restored:
             assert fingerprint(restored) == fingerprint(original)
 
-    new_name = f"{source_database}_sealed"
+    new_name = f"{small_database}_sealed"
     body: dict[str, Any] = {
         "artifact_id": backup["id"],
-        "database": source_database,
+        "database": small_database,
         "target": {"database": new_name},
     }
     refused = api.call("POST", "/api/restore/database", body)
@@ -293,7 +303,7 @@ def test_encrypted_postgres_backup_restores_with_age_and_through_mackuper_with_t
         run = finished_run(api, runtime, queued["run"])
         assert run["status"] == "success", (run["error"], run_log(api, run["id"]))
         assert identity not in json.dumps(run)
-        with server.connect(source_database) as original, server.connect(new_name) as restored:
+        with server.connect(small_database) as original, server.connect(new_name) as restored:
             assert fingerprint(restored) == fingerprint(original)
     finally:
         with server.connect() as connection:

@@ -40,7 +40,7 @@ ACCOUNTS = 50
 TOTAL = ACCOUNTS * 1000
 
 
-def fill_database(connection: psycopg.Connection) -> None:
+def fill_database(connection: psycopg.Connection, big_rows: int = BIG_ROWS) -> None:
     """Known rows, Unicode, a large object, a view, a function, a bigger table."""
     connection.execute(
         """
@@ -62,7 +62,7 @@ def fill_database(connection: psycopg.Connection) -> None:
         CREATE TABLE events (id bigserial PRIMARY KEY, note text);
         CREATE TABLE event_count (n bigint NOT NULL);
         INSERT INTO event_count VALUES (0);
-        """.replace("%s", "{}").format(BIG_ROWS, ACCOUNTS)
+        """.replace("%s", "{}").format(big_rows, ACCOUNTS)
     )
 
 
