@@ -60,6 +60,7 @@ EXPECTED: dict[str, str] = {
     "jobs.preview_schedule": "viewer",
     "jobs.preview_retention": "viewer",
     "anomalies.get_anomaly": "viewer",
+    "anomalies.list_anomalies": "viewer",
     "job_alerts.get_alerts": "viewer",
     "destinations.list_destinations": "viewer",
     "destinations.get_destination": "viewer",

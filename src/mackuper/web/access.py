@@ -93,6 +93,7 @@ RULES: dict[str, Rule] = {
     "jobs.preview_schedule": VIEWER,
     "jobs.preview_retention": VIEWER,
     "anomalies.get_anomaly": VIEWER,
+    "anomalies.list_anomalies": VIEWER,
     "job_alerts.get_alerts": VIEWER,
     "destinations.list_destinations": VIEWER,
     "destinations.get_destination": VIEWER,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, jsonify
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mackuper.models import Job, Run, RunLog
@@ -36,6 +37,16 @@ class AnomalyAnswer(Answer):
     anomaly: Anomaly
 
 
+class PendingAnomaly(Anomaly):
+    job_id: int
+    job_name: str
+
+
+class AnomaliesAnswer(Answer):
+    anomalies: list[PendingAnomaly]
+    """Every job whose anomaly awaits acknowledgement."""
+
+
 def _job(job_id: int) -> Job:
     job = get_db().get(Job, job_id)
     if job is None:
@@ -43,14 +54,29 @@ def _job(job_id: int) -> Job:
     return job
 
 
-def _answer(job: Job) -> Response:
+def _anomaly(job: Job) -> dict[str, object]:
     run = get_db().get(Run, job.anomaly_run_id) if job.anomaly_run_id is not None else None
     findings = ((run.details or {}).get("results") or {}).get("anomalies") if run else None
+    return {"run_id": job.anomaly_run_id, "findings": [str(item) for item in findings or []]}
+
+
+def _answer(job: Job) -> Response:
+    return jsonify(anomaly=_anomaly(job))
+
+
+@blueprint.get("/anomalies")
+@login_required
+@operation(
+    "Backup anomalies awaiting acknowledgement, one per job", responses={200: AnomaliesAnswer}
+)
+def list_anomalies() -> Response:
+    jobs = (
+        get_db()
+        .scalars(select(Job).where(Job.anomaly_run_id.is_not(None)).order_by(Job.name))
+        .all()
+    )
     return jsonify(
-        anomaly={
-            "run_id": job.anomaly_run_id,
-            "findings": [str(item) for item in findings or []],
-        }
+        anomalies=[{"job_id": job.id, "job_name": job.name, **_anomaly(job)} for job in jobs]
     )
 
 
