@@ -118,7 +118,8 @@ def _download(archive: StoredArchive, path: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("archive_format", "age"), [("tar.zst", False), ("tar.zst", True), ("zip", False)]
+    ("archive_format", "age"),
+    [("tar.zst", False), ("tar.zst", True), ("tar", False), ("tar", True), ("zip", False)],
 )
 def test_single_files_from_start_middle_and_end_are_read_by_ranges_only(
     moto_s3: S3Server,
