@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.browser import run_axe
 from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
 from tests.trees import file_hashes, make_small_tree
 
@@ -83,6 +84,7 @@ def test_encrypted_backup_without_stored_key_browses_after_the_key_is_typed_and_
         expect(page.locator("label[for=restore-decryption]")).to_contain_text(
             "the job stores no key"
         )
+        assert run_axe(page) == []
 
         # Restore started without the key: a message on the form, and no run.
         runs_before = run_count(client)
@@ -165,6 +167,7 @@ def test_generated_key_must_be_confirmed_saved_before_the_job_saves(
         recipient = page.locator("#job-recipients").input_value().strip()
         save = page.get_by_role("button", name="Save job")
         expect(save).to_be_disabled()
+        assert run_axe(page) == []
 
         page.get_by_role("button", name="Copy private key").click()
         expect(page.get_by_text("Private key copied.")).to_be_visible()
