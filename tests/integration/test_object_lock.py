@@ -215,6 +215,13 @@ def test_retention_skips_locked_backups_and_deletes_every_version_once_the_date_
         for line in said
     ), said
     assert all(len(versions(key)) == 1 for key in keys)
+    preview = api.call("GET", f"/api/jobs/{job_id}/retention/preview").json["backups"]
+    (shown,) = [item for item in preview if item["run_id"] == old.run_id]
+    assert not shown["keep"]
+    assert near(
+        datetime.fromisoformat(shown["locked_until"]), lock_at_server(moto_s3, bucket, old.key)[1]
+    )
+    assert [item["locked_until"] for item in preview if item["run_id"] == new.run_id] == [None]
 
     # Mackuper's clock past the date but the server's not: the server refuses, the
     # backup stays recorded and stored.

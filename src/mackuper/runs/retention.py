@@ -122,6 +122,28 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
     return Preview(retention.plan_retention(backups, policy, now, _zone(session, job)), by_run)
 
 
+def locks_in_the_way(secrets: SecretBox, plan: Preview, now: datetime) -> dict[int, datetime]:
+    """Run id -> the date its lock runs to, for the backups the plan would delete whose
+    archive is still locked (retention deletes them only after that date)."""
+    targets: dict[int, Target | None] = {}
+    found: dict[int, datetime] = {}
+    for decision in plan.decisions:
+        if decision.keep:
+            continue
+        for artifact in plan.artifacts[decision.backup.id]:
+            target = _target(secrets, artifact.destination, targets)
+            if not isinstance(target, Lockable):
+                continue
+            try:
+                lock = target.lock_of(artifact.key)
+            except DestinationError:
+                continue
+            if lock is not None and lock.until > now:
+                run_id = decision.backup.id
+                found[run_id] = max(lock.until, found.get(run_id, lock.until))
+    return found
+
+
 def apply_retention(
     sessions: sessionmaker[Session],
     secrets: SecretBox,

@@ -466,6 +466,9 @@ class RetentionDecision(Answer):
     successful: bool
     keep: bool
     reasons: list[str]
+    locked_until: str | None = None
+    """A backup the policy would delete whose archive is locked (S3 Object Lock) until
+    then: retention deletes it only after that."""
     artifacts: list[dict[str, Any]]
 
 

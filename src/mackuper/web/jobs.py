@@ -19,7 +19,7 @@ from mackuper.core.retention import Policy, RetentionError
 from mackuper.installation import timezone as installation_timezone
 from mackuper.models import Destination, Job, Run, RunStatus
 from mackuper.runs import enqueue
-from mackuper.runs.retention import delete_stored_backups
+from mackuper.runs.retention import delete_stored_backups, locks_in_the_way
 from mackuper.runs.retention import preview as retention_preview
 from mackuper.schemas.answers import (
     DeletedJob,
@@ -316,8 +316,10 @@ def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
     numbers: dict[str, int] = query.model_dump(exclude_none=True)
     if numbers:
         job.retention = numbers
+    now = datetime.now(UTC)
     try:
-        plan = retention_preview(get_db(), job, datetime.now(UTC))
+        plan = retention_preview(get_db(), job, now)
+        locked = locks_in_the_way(runtime().secrets, plan, now)
     except (RetentionError, schedule.ScheduleError) as error:
         text = str(error)
         fail(text[:1].upper() + text[1:] + ".", 422)
@@ -330,6 +332,9 @@ def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
             "successful": decision.backup.successful,
             "keep": decision.keep,
             "reasons": list(decision.reasons),
+            "locked_until": locked[decision.backup.id].isoformat()
+            if decision.backup.id in locked
+            else None,
             "artifacts": [
                 {"id": a.id, "destination": a.destination.name, "key": a.key, "size": a.size}
                 for a in plan.artifacts[decision.backup.id]

@@ -611,7 +611,8 @@
         },
         retentionItems() { return this.retentionPreview ? this.retentionPreview.backups : []; },
         retentionLine(item) {
-          return absoluteTime(item.finished_at) + ": " + (item.keep ? "keep (" + item.reasons.join(", ") + ")" : "delete");
+          return absoluteTime(item.finished_at) + ": " + (item.keep ? "keep (" + item.reasons.join(", ") + ")"
+            : item.locked_until ? "locked until " + absoluteTime(item.locked_until) + ", deleted after that" : "delete");
         },
         async save() {
           this.busy = true;
