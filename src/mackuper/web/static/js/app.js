@@ -208,7 +208,8 @@
     return {
       id: null, name: "", kind: "s3", bucket: "", region: "us-east-1", endpoint_url: "", prefix: "",
       path_style: false, access_key_id: "", secret_access_key: "", path: "", storage_class: "",
-      server_side_encryption: "",
+      server_side_encryption: "", object_lock_mode: "", lock_days: "", delete_access_key_id: "",
+      delete_secret_access_key: "",
       host: "", port: "22", username: "", auth: "password", password: "", private_key: "",
       passphrase: "", host_key: "", remote_type: "", options: {}, options_text: "", secret_options: "",
       bandwidth_limit: "", bandwidth_window: "",
@@ -278,8 +279,12 @@
       return payload;
     }
     ["bucket", "region", "endpoint_url", "prefix", "access_key_id", "secret_access_key",
-      "storage_class", "server_side_encryption"].forEach(function (key) { payload[key] = form[key]; });
+      "storage_class", "server_side_encryption", "object_lock_mode", "delete_access_key_id",
+      "delete_secret_access_key"].forEach(function (key) { payload[key] = form[key]; });
     payload.path_style = !!form.path_style;
+    // Whole days as a number; other text goes as typed, to be refused by name.
+    var days = String(form.lock_days || "").trim();
+    if (days !== "") payload.lock_days = /^[0-9]+$/.test(days) ? parseInt(days, 10) : days;
     return payload;
   }
 
