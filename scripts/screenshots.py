@@ -1,11 +1,13 @@
-"""Regenerate docs/images/{dashboard,jobs,history,settings}.png from a seeded demo instance.
+"""Regenerate docs/images/*.png from a seeded demo instance: dashboard, jobs, history,
+restore and settings at 1280x800, and the jobs page on a phone (390x844).
 
 Run it as `scripts/screenshots [OUTPUT_DIR]` from the test environment (./.venv with
 the dev dependencies, Debian's /usr/bin/chromium); it needs no network. It starts a
 throwaway `mackuper serve` in a temporary data directory, sets it up through the
 API as a user would, runs one real backup, adds 30 days of past runs to the
-database so the dashboard's chart and the history have something to show, and
-takes full-page screenshots in Chromium.
+database so the dashboard's chart and the history have something to show (the
+newest backup of "Server configs" failed, so "Needs attention" lists it), and takes
+full-page screenshots in Chromium.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, mackuper_server  # noqa: E402
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper  # noqa: E402
 from tests.trees import make_small_tree  # noqa: E402
 
 from mackuper.config import load_settings  # noqa: E402
@@ -29,7 +31,15 @@ from mackuper.core.naming import archive_key  # noqa: E402
 from mackuper.models import Artifact, Destination, Job, Run, RunLog  # noqa: E402
 from mackuper.runtime import open_runtime  # noqa: E402
 
-PAGES = {"dashboard": "/", "jobs": "/jobs", "history": "/history", "settings": "/settings"}
+PAGES = {
+    "dashboard": "/",
+    "jobs": "/jobs",
+    "history": "/history",
+    "restore": "/restore",
+    "settings": "/settings",
+}
+# The phone pictures: the screen a person sees first (not the whole page).
+PHONE_PAGES = {"phone-dashboard": "/", "phone-jobs": "/jobs"}
 # name, cron, time zone, format, typical size in MiB, typical duration in seconds
 JOBS = [
     ("Documents", "0 2 * * *", "", "tar.gz", 180, 40),
@@ -116,6 +126,11 @@ def add_history(data_dir: Path, ids: dict[str, int], destination_id: int) -> Non
                     if status == "failed"
                     else None,
                 )
+                if name == "Server configs" and day == 1:  # its newest backup failed
+                    status = "failed"
+                    run.status = status
+                    run.bytes_written = 0
+                    run.error = "destination NAS is not reachable: No route to host"
                 session.add(run)
                 session.flush()
                 session.add(RunLog(run_id=run.id, at=started, level="info", message="started"))
@@ -142,7 +157,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mackuper-demo-") as tmp:
         work = Path(tmp)
-        with mackuper_server(work / "data") as mackuper:
+        with running_mackuper(work / "data") as mackuper:
             client = BrowserClient(mackuper.url)
             seed(client, work / "data", work)
             with sync_playwright() as playwright:
@@ -161,13 +176,19 @@ def main() -> None:
                 page.get_by_role("button", name="Log in").click()
                 page.get_by_role("navigation", name="Main").wait_for()
                 for name, path in PAGES.items():
-                    page.goto(path)
-                    page.wait_for_load_state("networkidle")
-                    page.wait_for_timeout(300)
-                    target = out / f"{name}.png"
-                    page.screenshot(path=str(target), full_page=True)
-                    print(f"wrote {target}")
+                    shoot(page, path, out / f"{name}.png", full_page=True)
+                page.set_viewport_size({"width": 390, "height": 844})
+                for name, path in PHONE_PAGES.items():
+                    shoot(page, path, out / f"{name}.png", full_page=False)
                 browser.close()
+
+
+def shoot(page: Page, path: str, target: Path, full_page: bool) -> None:
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(target), full_page=full_page)
+    print(f"wrote {target}")
 
 
 if __name__ == "__main__":
