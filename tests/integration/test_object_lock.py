@@ -23,7 +23,8 @@ from sqlalchemy import select
 
 from mackuper.destinations import registry
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, Destination, Run, RunLog, RunStatus
+from mackuper.models import Artifact, Destination, Run, RunLog, RunStatus, RunTrigger
+from mackuper.runs import enqueue, lifecycle
 from mackuper.runs.retention import apply_retention
 from mackuper.runtime import Runtime
 from mackuper.worker.service import Worker
@@ -263,3 +264,47 @@ def test_test_connection_reports_versioning_object_lock_and_default_retention(
     answer = api.call("POST", "/api/destinations", locking)
     assert answer.status_code == 422
     assert answer.json["fields"]["lock_days"] == "Enter the days each backup stays locked at least."
+
+
+def verify(runtime: Runtime, artifact: Artifact) -> tuple[RunStatus, str | None, list[str]]:
+    """A verification run of `artifact`, as a worker runs it: (status, error, log lines)."""
+    worker = Worker(runtime, f"lock-verify-{artifact.id}")
+    with runtime.sessions() as session:
+        stored = session.get_one(Artifact, artifact.id)
+        run_id = enqueue.queue_verify(session, stored, False, RunTrigger.MANUAL, wake=False).id
+        assert lifecycle.claim(session, run_id, worker.worker_id) is lifecycle.Claim.CLAIMED
+    outcome = worker.run(run_id)
+    worker.pool.shutdown()
+    with runtime.sessions() as session:
+        lines = session.scalars(select(RunLog.message).where(RunLog.run_id == run_id)).all()
+    return outcome.status, outcome.error, list(lines)
+
+
+def test_verify_reports_a_lock_shortened_or_gone_at_the_server(
+    tmp_path: Path, runtime: Runtime, api: ApiClient, moto_s3: S3Server
+) -> None:
+    source = make_small_tree(tmp_path / "source")
+    bucket = locked_bucket(moto_s3)
+    destination = lock_destination(api, moto_s3, bucket, "GOVERNANCE", 2)
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    artifact = back_up(runtime, make_job(api, source, destination, {"keep_days": 10}), started)
+
+    status, error, lines = verify(runtime, artifact)
+    assert (status, error) == (RunStatus.SUCCESS, None)
+    assert any("locked as promised" in line for line in lines), lines
+
+    # Someone holding the bypass permission shortens the archive's lock to one day.
+    shortened = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    moto_s3.client().put_object_retention(
+        Bucket=bucket,
+        Key=artifact.key,
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": shortened},
+        BypassGovernanceRetention=True,
+    )
+    status, error, lines = verify(runtime, artifact)
+    name = artifact.key.rsplit("/", 1)[-1]
+    assert status is RunStatus.WARNING
+    assert error is not None and f"{name} is locked only until" in error, error
+    assert f"should be until {started + timedelta(days=10):%Y-%m-%d %H:%M}" in error, error
+    assert "manifest" not in error  # the manifest's lock is untouched
+    assert any(line.startswith(f"{name} is locked only until") for line in lines), lines

@@ -1,14 +1,22 @@
 """The verify kind: re-read a stored archive and compare it with its manifest's SHA-256
-(and, deep, every entry's), then note the result on the artifact."""
+(and, deep, every entry's), then note the result on the artifact.
+
+At an Object Lock destination it also checks that the archive and its manifest are
+still locked at least as long as the job's policy promised when they were made, in
+at least the destination's mode; drift (a lock shortened, weakened or gone) ends the
+verification `warning`, naming what changed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from mackuper.core.naming import manifest_key
+from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
@@ -16,6 +24,7 @@ from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
 from mackuper.restore.verify import verify_archive
+from mackuper.runs import retention
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.task import Finished, RunContext
 
@@ -27,6 +36,12 @@ class VerifyWork:
     known_sha256: str | None
     known_size: int | None
     deep: bool
+    lock_until: datetime | None = None
+    """The retain-until date the policy promised this backup; None where nothing is locked."""
+
+
+LOCK_SLACK = timedelta(seconds=1)
+"""S3 keeps retain-until dates to the second."""
 
 
 class VerifyTask:
@@ -44,8 +59,20 @@ class VerifyTask:
         if artifact is None:
             raise RestoreError("the backup to verify is no longer in the catalog")
         archive = stored_archive(context.runtime, session, artifact, {})
+        lock_until = None
+        destination = archive.destination
+        if isinstance(destination, Lockable) and destination.lock_mode and job is not None:
+            made = artifact.run.started_at or artifact.created_at
+            lock_until = retention.first_lock(
+                session, job, artifact.destination, artifact.run_id, made
+            )
         return VerifyWork(
-            archive, artifact.id, artifact.sha256, artifact.size, bool(details.get("deep"))
+            archive,
+            artifact.id,
+            artifact.sha256,
+            artifact.size,
+            bool(details.get("deep")),
+            lock_until,
         )
 
     def execute(self, context: RunContext, work: VerifyWork) -> Finished:
@@ -97,7 +124,47 @@ class VerifyTask:
             "files_done": result.files_checked,
             "sha256": result.sha256,
         }
+        drift = lock_drift(archive, work.lock_until, context.clock())
+        for problem in drift:
+            recorder.log("warning", problem)
+        if drift:
+            outcome = Outcome(RunStatus.WARNING, "; ".join(drift))
+            return Finished(outcome, values, result.as_dict())
+        if work.lock_until is not None and work.lock_until > context.clock():
+            recorder.log("info", f"locked as promised, until at least {_day(work.lock_until)}")
         return Finished(Outcome(RunStatus.SUCCESS, None), values, result.as_dict())
 
     def after(self, context: RunContext, outcome: Outcome) -> None:
         return None
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def lock_drift(archive: StoredArchive, promised: datetime | None, now: datetime) -> list[str]:
+    """What differs from the lock the policy promised the archive and its manifest.
+
+    Nothing is expected once the promised date has passed (retention may delete then).
+    """
+    destination = archive.destination
+    if promised is None or promised <= now or not isinstance(destination, Lockable):
+        return []
+    found: list[str] = []
+    for key in (archive.key, manifest_key(archive.key)):
+        name = key.rsplit("/", 1)[-1]
+        try:
+            lock = destination.lock_of(key)
+        except DestinationError as error:
+            found.append(f"could not read the lock of {name}: {error}")
+            continue
+        if lock is None:
+            found.append(f"{name} is not locked; it should be until {_day(promised)}")
+        elif lock.until + LOCK_SLACK < promised:
+            found.append(
+                f"{name} is locked only until {_day(lock.until)}; it should be until"
+                f" {_day(promised)}"
+            )
+        elif destination.lock_mode == "COMPLIANCE" and lock.mode != "COMPLIANCE":
+            found.append(f"{name} is locked in {lock.mode.lower()} mode, not compliance")
+    return found
