@@ -186,6 +186,34 @@
     return form;
   }
 
+  /* Database sources: what the form shows, over the settings the form does not (a
+     PostgreSQL job's SSH host, say), which go back as they came. */
+  var DATABASE_DEFAULTS = {
+    postgresql: { host: "127.0.0.1", port: "5432", username: "postgres" },
+    mariadb: { host: "127.0.0.1", port: "3306", username: "root" },
+    redis: { host: "127.0.0.1", port: "6379", username: "" },
+    sqlite: { host: "", port: "", username: "" },
+  };
+
+  function databaseForm(kind, source) {
+    var defaults = DATABASE_DEFAULTS[kind] || DATABASE_DEFAULTS.postgresql;
+    var known = source || {};
+    return {
+      host: known.host || defaults.host,
+      port: known.port ? String(known.port) : defaults.port,
+      username: known.username !== undefined ? known.username : defaults.username,
+      password: "",
+      maintenance_database: known.maintenance_database || "postgres",
+      databases: (known.databases || []).join("\n"),
+      include_globals: known.include_globals !== false,
+      dump_format: known.dump_format || "custom",
+      schema_only: !!known.schema_only,
+      exclude_tables: (known.exclude_tables || []).join("\n"),
+      secrets: known.secrets || {},
+      original: known,
+    };
+  }
+
   function lines(text) {
     return String(text || "").split("\n").map(function (line) { return line.trim(); }).filter(Boolean);
   }
@@ -506,7 +534,7 @@
     Alpine.data("jobsPage", function () {
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], workers: [], workerLabels: [], loaded: false, editing: false, form: null, preview: [],
-        previewError: "", warning: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, retentionPreview: null, keyNotice: "",
+        previewError: "", warning: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, dbResult: null, dbBusy: false, retentionPreview: null, keyNotice: "",
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -534,14 +562,23 @@
         lastStatus(job) { return this.info(job).last_status || ""; },
         lastRunHref(job) { return "/runs/" + this.info(job).last_run_id; },
         sourceText(job) {
-          var paths = (job.source && job.source.paths) || [];
-          var where = job.source && job.source.host ? job.source.host + ":" : "";
-          return paths.length ? where + paths.join(", ") : job.source_kind;
+          var source = job.source || {};
+          var kind = job.source_kind;
+          var names = { postgresql: "PostgreSQL", mariadb: "MariaDB", redis: "Redis" };
+          if (names[kind]) {
+            var databases = (source.databases || []).length ? source.databases.join(", ") + " " : "";
+            if (kind !== "redis" && !databases) databases = "every database ";
+            return names[kind] + " " + databases + "on " + source.host + ":" + source.port;
+          }
+          var paths = source.paths || [];
+          var where = kind === "sqlite" ? "SQLite " : source.host ? source.host + ":" : "";
+          return paths.length ? where + paths.join(", ") : kind;
         },
         isEmpty() { return this.loaded && this.jobs.length === 0; },
         blankForm() {
           return {
             id: null, name: "", source_kind: "local", paths: "", excludes: "", archive_format: "tar.gz", ssh: blankSSH(),
+            db: databaseForm("postgresql", null), saved_kind: null,
             compression_level: "", schedule: "0 2 * * *", timezone: "", enabled: true,
             retention: retentionForm(null), encryption: encryptionForm(null),
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
@@ -562,6 +599,7 @@
         startEdit(job) {
           this.form = {
             id: job.id, name: job.name, source_kind: job.source_kind, ssh: sshForm(job.source),
+            db: databaseForm(job.source_kind, job.source), saved_kind: job.source_kind,
             paths: (job.source.paths || []).join("\n"), excludes: (job.source.excludes || []).join("\n"),
             archive_format: job.archive_format,
             compression_level: job.compression_level === null ? "" : String(job.compression_level),
@@ -668,11 +706,66 @@
           form.recipients = (form.recipients.trim() ? form.recipients.trim() + "\n" : "") + result.data.recipient;
         },
         isSSH() { return this.form.source_kind === "ssh"; },
+        isDatabase() { return !!DATABASE_DEFAULTS[this.form.source_kind]; },
+        isServer() { return this.isDatabase() && this.form.source_kind !== "sqlite"; },
+        isPostgres() { return this.form.source_kind === "postgresql"; },
+        isMariaDB() { return this.form.source_kind === "mariadb"; },
+        takesPaths() { return this.form.source_kind === "local" || this.isSSH() || this.form.source_kind === "sqlite"; },
+        takesExcludes() { return this.form.source_kind === "local" || this.isSSH(); },
+        pathsLabel() { return this.form.source_kind === "sqlite" ? "Database files" : "Paths to back up"; },
+        /* Another kind starts from that kind's defaults; back to the saved kind, its settings. */
+        sourceKindChanged() {
+          this.errors = {}; this.dbResult = null;
+          var kind = this.form.source_kind;
+          if (!DATABASE_DEFAULTS[kind]) return;
+          var original = kind === this.form.saved_kind ? this.form.db.original : null;
+          this.form.db = databaseForm(kind, original);
+        },
+        dbSecretHint() {
+          return this.form.db.secrets.password === "set" ? "(set; leave blank to keep)" : "(if the server asks for one)";
+        },
         usesKey() { return this.form.ssh.auth === "key"; },
         secretHint(name) {
           return this.form.ssh.secrets[name] === "set" ? "(set; leave blank to keep)" : "";
         },
+        databasePayload() {
+          var kind = this.form.source_kind, db = this.form.db;
+          if (kind === "sqlite") return { paths: lines(this.form.paths) };
+          var source = Object.assign({}, kind === this.form.saved_kind ? db.original : {});
+          delete source.secrets;
+          source.host = db.host;
+          source.username = db.username;
+          source.password = db.password;
+          var port = String(db.port || "").trim();
+          if (port !== "") source.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+          if (kind === "postgresql") {
+            source.maintenance_database = db.maintenance_database;
+            source.databases = lines(db.databases);
+            source.include_globals = db.include_globals;
+            source.dump_format = db.dump_format;
+            source.schema_only = db.schema_only;
+            source.exclude_tables = lines(db.exclude_tables);
+          }
+          if (kind === "mariadb") source.databases = lines(db.databases);
+          return source;
+        },
+        async testDatabase() {
+          this.dbBusy = true; this.dbResult = null; this.errors = {};
+          var result = await api("POST", "/api/postgresql/test", {
+            source: this.databasePayload(), job_id: this.form.saved_kind === "postgresql" ? this.form.id : null,
+          });
+          this.dbBusy = false;
+          if (result.ok) this.dbResult = result.data; else this.takeResult(result);
+        },
+        dbResultLines() {
+          var r = this.dbResult;
+          if (!r || !r.ok) return [];
+          var found = ["Server: " + (r.server_version || "unknown"), "pg_dump: " + (r.pg_dump_version || "not found")];
+          if (r.databases && r.databases.length) found.push("Databases: " + r.databases.join(", "));
+          return found;
+        },
         sourcePayload() {
+          if (this.isDatabase()) return this.databasePayload();
           var source = { paths: lines(this.form.paths), excludes: lines(this.form.excludes) };
           if (!this.isSSH()) return source;
           var ssh = this.form.ssh;
