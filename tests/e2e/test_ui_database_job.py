@@ -1,13 +1,16 @@
-"""A PostgreSQL job made in the browser: Test connection, save, back up, restore with
-pg_restore alone; editing it in the form later keeps what the form does not show."""
+"""A PostgreSQL job made in the browser: Test connection, save, back up; restored with
+pg_restore alone and from the Restore page into a new database; editing it in the
+form later keeps what the form does not show."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+from psycopg import sql
 
 from mackuper.sources.postgres import member_name
 from tests.e2e.browser import run_axe
@@ -22,6 +25,7 @@ def test_a_postgres_job_made_in_the_browser_backs_up_and_keeps_its_settings_when
     postgres_server: PostgresServer, ui: Any, tmp_path: Path
 ) -> None:
     server = postgres_server
+    copy = f"mkp_ui_copy_{uuid.uuid4().hex[:12]}"
     with (
         temporary_database(server) as database,
         temporary_database(server) as restored,
@@ -89,6 +93,34 @@ def test_a_postgres_job_made_in_the_browser_backs_up_and_keeps_its_settings_when
         )
         with server.connect(restored) as connection:
             assert fingerprint(connection) == expected
+
+        # The Restore page offers the dumped database and restores it into a new one.
+        page.goto("/restore")
+        page.get_by_role("button", name="Browse").click()
+        form = page.get_by_role("form", name="Restore a database")
+        expect(form.locator("#db-restore-source")).to_have_value(database)
+        expect(form.locator("#db-restore-into")).to_have_value(f"{database}_restored")
+        page.locator("#db-restore-into").fill(copy)
+        page.get_by_role("button", name="Restore database").click()
+        page.wait_for_url("**/runs/*")
+        run_id = int(page.url.rsplit("/", 1)[-1])
+        assert client.wait_run(run_id)["status"] == "success"
+        with server.connect(copy) as connection:
+            assert fingerprint(connection) == expected
+        assert run_axe(page) == []
+        watch.assert_clean()
+
+
+@pytest.fixture(autouse=True)
+def _drop_copies(postgres_server: PostgresServer) -> Any:
+    yield
+    with postgres_server.connect() as connection:
+        for (name,) in connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'mkp_ui_copy_%'"
+        ).fetchall():
+            connection.execute(
+                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def _body(job: dict[str, Any]) -> dict[str, Any]:

@@ -447,6 +447,8 @@ class Tree(Answer):
     truncated: bool
     sealed: bool
     """The file list is encrypted and no key at hand opened it: send one (POST)."""
+    databases: list[str]
+    """The databases dumped in this backup (restored with POST /api/restore/database)."""
 
 
 class DownloadLink(Answer):

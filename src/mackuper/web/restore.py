@@ -34,6 +34,7 @@ from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition
 from mackuper.restore.stored import build_destination, stored_archive
 from mackuper.runs import enqueue
+from mackuper.runs.database_restore import dumped_databases
 from mackuper.schemas.answers import (
     BackupAnswer,
     BackupsAnswer,
@@ -248,15 +249,24 @@ def _sealed(manifest: dict[str, Any]) -> bool:
 def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
     files = manifest_files(manifest)
     sealed = _sealed(manifest)
+    databases = [item["database"] for item in dumped_databases(manifest)]
     if text:
         matches, cut = search(files, text)
         return jsonify(
-            entries=[node.as_dict() for node in matches], truncated=cut, query=text, sealed=sealed
+            entries=[node.as_dict() for node in matches],
+            truncated=cut,
+            query=text,
+            sealed=sealed,
+            databases=databases,
         )
     folder = path.strip("/")
     nodes = children(files, folder)
     return jsonify(
-        path=folder, entries=[node.as_dict() for node in nodes], truncated=False, sealed=sealed
+        path=folder,
+        entries=[node.as_dict() for node in nodes],
+        truncated=False,
+        sealed=sealed,
+        databases=databases,
     )
 
 

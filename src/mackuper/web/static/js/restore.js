@@ -17,6 +17,13 @@
     };
   }
 
+  function emptyDatabaseForm() {
+    return {
+      database: "", into: "", same_as_source: true, host: "", port: "5432", username: "postgres",
+      password: "", existing: false, confirm: "",
+    };
+  }
+
   document.addEventListener("alpine:init", function () {
     window.Alpine.data("restorePage", function () {
       return {
@@ -24,6 +31,7 @@
         selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
         sealed: false, keyInput: "", keyError: "", browseKey: "",
+        databases: [], dbForm: emptyDatabaseForm(), dbErrors: {}, dbError: "",
         page: 1, total: 0, perPage: PER_PAGE,
         importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
@@ -128,6 +136,7 @@
         async browse(backup) {
           this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
           this.sealed = false; this.keyInput = ""; this.keyError = ""; this.browseKey = "";
+          this.databases = []; this.dbForm = emptyDatabaseForm(); this.dbErrors = {}; this.dbError = "";
           await this.openFolder("");
         },
         /* The file list of `path` or the matches of `query`. A key typed for this backup
@@ -142,7 +151,7 @@
         async openFolder(path) {
           this.folder = path; this.searching = false;
           var result = await this.tree(path, "");
-          if (result.ok) { this.entries = result.data.entries; this.sealed = result.data.sealed; this.error = ""; } else { this.entries = []; this.error = result.data.error; }
+          if (result.ok) { this.entries = result.data.entries; this.sealed = result.data.sealed; this.error = ""; this.takeDatabases(result.data); } else { this.entries = []; this.error = result.data.error; }
         },
         async openWithKey() {
           if (!this.keyInput) { this.keyError = "Enter the private key or passphrase of this backup."; return; }
@@ -156,6 +165,7 @@
           }
           this.keyError = ""; this.keyInput = ""; this.error = ""; this.folder = ""; this.searching = false;
           this.entries = result.data.entries; this.sealed = result.data.sealed;
+          this.takeDatabases(result.data);
           this.form.decryption = this.browseKey;
         },
         async runSearch() {
@@ -202,6 +212,34 @@
           this.busy = false;
           this.errors = (result.data && result.data.fields) || {};
           if (!result.ok) { this.error = result.data.error; return; }
+          window.location.assign("/runs/" + result.data.run.id);
+        },
+        takeDatabases(data) {
+          this.databases = data.databases || [];
+          if (this.databases.length && this.databases.indexOf(this.dbForm.database) === -1) {
+            // A database rather than the roles and tablespaces ("(globals)") by default.
+            var real = this.databases.filter(function (name) { return name.charAt(0) !== "("; });
+            this.dbForm.database = real.length ? real[0] : this.databases[0];
+            this.dbForm.into = real.length ? real[0] + "_restored" : "";
+          }
+        },
+        dbFieldError(name) { return this.dbErrors[name] || this.dbErrors["target." + name] || ""; },
+        /* A dump goes into a new database unless "existing" is ticked and its name typed again. */
+        async startDatabaseRestore() {
+          var form = this.dbForm;
+          var target = { same_as_source: form.same_as_source, database: form.into, existing: form.existing, confirm: form.confirm };
+          if (!form.same_as_source) {
+            target.host = form.host; target.username = form.username; target.password = form.password;
+            var port = String(form.port || "").trim();
+            target.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+          }
+          var body = { artifact_id: this.selected.id, database: form.database, target: target };
+          if (this.browseKey || this.form.decryption) body.decryption = { identity: this.browseKey || this.form.decryption };
+          this.busy = true;
+          var result = await api("POST", "/api/restore/database", body);
+          this.busy = false;
+          this.dbErrors = (result.data && result.data.fields) || {};
+          if (!result.ok) { this.dbError = result.data.error; return; }
           window.location.assign("/runs/" + result.data.run.id);
         },
         async startVerify(backup, deep) {
