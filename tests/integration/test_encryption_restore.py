@@ -1,5 +1,5 @@
-"""Mackuper's restore reads what the `age` CLI writes; a wrong key writes nothing and a
-tampered archive fails the restore with one clear sentence."""
+"""Mackuper's restore reads what the `age` CLI writes; a wrong key is refused before
+anything is queued and a tampered archive fails the restore with one clear sentence."""
 
 from __future__ import annotations
 
@@ -55,19 +55,24 @@ def test_restore_reads_age_cli_output_and_refuses_wrong_keys_and_tampering(
     assert run["status"] == "success", run["error"]
     assert file_hashes(tmp_path / "a" / inside) == file_hashes(source)
 
+    # A wrong key is refused before anything is queued (the age header is read first).
     other_identity, _ = generate_identity()
-    refused = restore(
-        api,
-        runtime,
-        backup["id"],
-        {"kind": "local", "path": str(tmp_path / "b")},
-        decryption={"identity": other_identity},
+    runs_before = len(api.call("GET", "/api/runs").json["runs"])
+    refused = api.call(
+        "POST",
+        "/api/restore",
+        {
+            "artifact_id": backup["id"],
+            "target": {"kind": "local", "path": str(tmp_path / "b")},
+            "decryption": {"identity": other_identity},
+        },
     )
-    assert refused["status"] == "failed"
-    assert refused["error"] == (
-        "None of the given identities or passphrases opens this encrypted backup."
+    assert refused.status_code == 422, refused.json
+    assert refused.json["fields"]["decryption"] == (
+        "This key or passphrase does not open this backup."
     )
-    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").rglob("*"))
+    assert len(api.call("GET", "/api/runs").json["runs"]) == runs_before
+    assert not (tmp_path / "b").exists()
 
     damaged = bytearray(from_cli)
     damaged[len(damaged) // 2] ^= 0x40
