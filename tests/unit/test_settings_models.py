@@ -9,9 +9,21 @@ from pydantic import ValidationError
 
 from mackuper.schemas.alerts import Commands, Notifications
 from mackuper.schemas.base import KindSettings, secret_names
-from mackuper.schemas.destinations import LocalDestination, S3Destination
+from mackuper.schemas.destinations import (
+    LocalDestination,
+    RcloneDestination,
+    S3Destination,
+    SFTPDestination,
+)
 from mackuper.schemas.encryption import Encryption
-from mackuper.schemas.sources import LocalSource, SSHSource
+from mackuper.schemas.sources import (
+    LocalSource,
+    MariaDBSource,
+    PostgresSource,
+    RedisSource,
+    SQLiteSource,
+    SSHSource,
+)
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
@@ -22,7 +34,21 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9ok
         (LocalSource, ()),
         (SSHSource, ("password", "private_key", "passphrase")),
         (LocalDestination, ()),
-        (S3Destination, ("access_key_id", "secret_access_key")),
+        (
+            S3Destination,
+            (
+                "access_key_id",
+                "secret_access_key",
+                "delete_access_key_id",
+                "delete_secret_access_key",
+            ),
+        ),
+        (SFTPDestination, ("password", "private_key", "passphrase")),
+        (RcloneDestination, ("secret_options",)),
+        (PostgresSource, ("password", "ssh_password", "ssh_private_key", "ssh_passphrase")),
+        (MariaDBSource, ("password",)),
+        (RedisSource, ("password",)),
+        (SQLiteSource, ()),
         (Encryption, ("passphrase", "identity")),
         (Notifications, ("urls", "ping_start", "ping_success", "ping_fail")),
     ],

@@ -126,7 +126,13 @@ def test_weak_passwords_are_refused_with_a_message(client: FlaskClient) -> None:
 
 def test_secrets_never_appear_in_api_responses(api: ApiClient, tmp_path: Path) -> None:
     destination = _s3_destination(api)
-    assert destination["secrets"] == {"access_key_id": "set", "secret_access_key": "set"}
+    assert destination["secrets"] == {
+        "access_key_id": "set",
+        "secret_access_key": "set",
+        # The optional key used only for deleting (issue 19): not given here.
+        "delete_access_key_id": "not set",
+        "delete_secret_access_key": "not set",
+    }
     job = api.call(
         "POST",
         "/api/jobs",
