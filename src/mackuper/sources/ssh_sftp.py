@@ -52,12 +52,16 @@ def _lstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes:
     return sftp.lstat(path)
 
 
-def _is_lost(sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException | EOFError) -> bool:
-    """Whether `error` means the connection is gone, not one bad file."""
+def _gone(sftp: paramiko.SFTPClient) -> bool:
+    """Whether the SFTP session's channel or connection is closed."""
     channel = sftp.get_channel()
     transport = channel.get_transport() if channel is not None else None
-    gone = channel is None or channel.closed or transport is None or not transport.is_active()
-    return gone or isinstance(error, TimeoutError | paramiko.SSHException | EOFError)
+    return channel is None or channel.closed or transport is None or not transport.is_active()
+
+
+def _is_lost(sftp: paramiko.SFTPClient, error: OSError | paramiko.SSHException | EOFError) -> bool:
+    """Whether `error` means the connection is gone, not one bad file."""
+    return _gone(sftp) or isinstance(error, TimeoutError | paramiko.SSHException | EOFError)
 
 
 class _Link:
@@ -209,11 +213,16 @@ class _Reader:
             broken = self.remote.sftp
             try:
                 data = self.pending or self._next_chunk()
-                break
             except _SFTP_ERRORS as error:
                 if broken is None or not _is_lost(broken, error):
                     raise _oserror(error) from None
                 self._resume(broken)
+                continue
+            # A read cut short by a dropped connection can end quietly (paramiko's
+            # pipelined reads stop when the channel closes): that is not the file's end.
+            if data or self.delivered >= self.remote.size or broken is None or not _gone(broken):
+                break
+            self._resume(broken)
         self.outage = None
         if 0 <= size < len(data):
             self.pending = data[size:]
