@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -147,3 +148,26 @@ class Lockable(Protocol):
     def protection(self) -> list[str]:
         """Sentences on the bucket's versioning, Object Lock and default retention."""
         ...
+
+
+# --- temporary names ------------------------------------------------------------
+# Kinds without multipart uploads (local, SFTP, rclone) write beside the final name
+# under a hidden temporary one, publish by a rename that never replaces, and give the
+# temporary name as the upload id, so recovery can remove what a dead worker left.
+
+PARTIAL = ".partial-"
+
+
+def temporary_name(name: str) -> str:
+    """A hidden, unique temporary name for an object to be published as `name`."""
+    return f".{name}{PARTIAL}{secrets.token_hex(4)}"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is an upload still in progress (listings leave it out)."""
+    return PARTIAL in name
+
+
+def is_temporary_of(upload_id: str, name: str) -> bool:
+    """Whether `upload_id` is a temporary name made for `name` (and nothing else)."""
+    return upload_id.startswith(f".{name}{PARTIAL}") and "/" not in upload_id

@@ -11,9 +11,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mackuper.destinations.base import DestinationError, ObjectExists, StoredObject, UploadStarted
+from mackuper.destinations.base import (
+    DestinationError,
+    ObjectExists,
+    StoredObject,
+    UploadStarted,
+    is_temporary,
+    is_temporary_of,
+    temporary_name,
+)
 
-_PARTIAL = ".partial-"
 WRITEBACK_STEP = 32 << 20
 _SYNC_FILE_RANGE_WAIT_BEFORE, _SYNC_FILE_RANGE_WRITE, _SYNC_FILE_RANGE_WAIT_AFTER = 1, 2, 4
 
@@ -128,7 +135,7 @@ class LocalWriter:
     ) -> None:
         self.final_path = final_path
         self.key = key
-        self.temp_path = final_path.with_name(f".{final_path.name}{_PARTIAL}{secrets.token_hex(4)}")
+        self.temp_path = final_path.with_name(temporary_name(final_path.name))
         self.size = 0
         self._written_back = 0
         self._in_flight: tuple[int, int] | None = None
@@ -283,7 +290,7 @@ class LocalDestination:
             return
         for directory, _subdirectories, files in os.walk(self.root):
             for name in sorted(files):
-                if _PARTIAL in name:
+                if is_temporary(name):
                     continue
                 path = Path(directory) / name
                 key = path.relative_to(self.root).as_posix()
@@ -297,7 +304,7 @@ class LocalDestination:
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         final = self._path(key)
-        if upload_id.startswith(f".{final.name}{_PARTIAL}") and "/" not in upload_id:
+        if is_temporary_of(upload_id, final.name):
             (final.parent / upload_id).unlink(missing_ok=True)
 
     def check_access(self) -> None:

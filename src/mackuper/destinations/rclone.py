@@ -49,9 +49,11 @@ from mackuper.destinations.base import (
     ObjectExists,
     StoredObject,
     UploadStarted,
+    is_temporary,
+    is_temporary_of,
+    temporary_name,
 )
 
-PARTIAL = ".partial-"
 REMOTE = "MACKUPER"
 """The remote's name in rclone's environment; every path is `MACKUPER:<path>`."""
 COMMAND_TIMEOUT = 600.0
@@ -172,7 +174,7 @@ class RcloneWriter:
         self.key = key
         self.final_path = destination.path(key)
         directory, name = posixpath.split(self.final_path)
-        self.temp_name = f".{name}{PARTIAL}{secrets.token_hex(4)}"
+        self.temp_name = temporary_name(name)
         self.temp_path = posixpath.join(directory, self.temp_name)
         self.size = 0
         self.finished: bool | None = None
@@ -456,14 +458,14 @@ class RcloneDestination:
         for item in items:
             name = str(item.get("Path", ""))
             key = f"{start}/{name}" if start else name
-            if PARTIAL in posixpath.basename(key) or not key.startswith(prefix):
+            if is_temporary(posixpath.basename(key)) or not key.startswith(prefix):
                 continue
             found.append(StoredObject(key=key, size=int(item.get("Size", 0)), modified=_time(item)))
         yield from sorted(found, key=lambda item: item.key)
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         directory, name = posixpath.split(self.path(key))
-        if upload_id.startswith(f".{name}{PARTIAL}") and "/" not in upload_id:
+        if is_temporary_of(upload_id, name):
             self.remove(posixpath.join(directory, upload_id))
 
     def check_access(self) -> None:

@@ -35,10 +35,12 @@ from mackuper.destinations.base import (
     ObjectExists,
     StoredObject,
     UploadStarted,
+    is_temporary,
+    is_temporary_of,
+    temporary_name,
 )
 from mackuper.ssh import SSHError, SSHTarget, connect, open_sftp
 
-PARTIAL = ".partial-"
 QUICK_RETRY_SECONDS = 3.0
 T = TypeVar("T")
 
@@ -66,7 +68,7 @@ class SFTPWriter:
         self.key = key
         self.final_path = destination.path(key)
         directory, name = posixpath.split(self.final_path)
-        self.temp_name = f".{name}{PARTIAL}{secrets.token_hex(4)}"
+        self.temp_name = temporary_name(name)
         self.temp_path = posixpath.join(directory, self.temp_name)
         self.size = 0
         self.finished: bool | None = None
@@ -351,7 +353,7 @@ class SFTPDestination:
     def abort_upload(self, key: str, upload_id: str) -> None:
         final = self.path(key)
         directory, name = posixpath.split(final)
-        if upload_id.startswith(f".{name}{PARTIAL}") and "/" not in upload_id:
+        if is_temporary_of(upload_id, name):
             self.remove(posixpath.join(directory, upload_id))
 
     def check_access(self) -> None:
@@ -389,6 +391,6 @@ def _walk(client: paramiko.SFTPClient, top: str) -> list[tuple[str, paramiko.SFT
             mode = entry.st_mode or 0
             if stat_mode.S_ISDIR(mode):
                 pending.append(path)
-            elif stat_mode.S_ISREG(mode) and PARTIAL not in entry.filename:
+            elif stat_mode.S_ISREG(mode) and not is_temporary(entry.filename):
                 found.append((path, entry))
     return sorted(found, key=lambda item: item[0])
