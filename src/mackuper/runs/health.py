@@ -36,27 +36,21 @@ OVERDUE_SLACK = timedelta(hours=1)
 the tick to start and for an ordinary backup to finish."""
 
 
+def latest_runs(session: Session, kind: RunKind, statuses: Iterable[str]) -> dict[int, Run]:
+    """The newest run of `kind` of each job among `statuses`, by job id."""
+    newest = (
+        select(Run.job_id, func.max(Run.id).label("run_id"))
+        .where(Run.kind == kind, Run.status.in_(list(statuses)), Run.job_id.is_not(None))
+        .group_by(Run.job_id)
+        .subquery()
+    )
+    rows = session.scalars(select(Run).join(newest, Run.id == newest.c.run_id)).all()
+    return {run.job_id: run for run in rows if run.job_id is not None}
+
+
 def latest_backups(session: Session, statuses: Iterable[str]) -> dict[int, Run]:
     """The newest backup run of each job among `statuses`, by job id."""
-    newest = (
-        select(Run.job_id, func.max(Run.id).label("run_id"))
-        .where(Run.kind == RunKind.BACKUP, Run.status.in_(list(statuses)), Run.job_id.is_not(None))
-        .group_by(Run.job_id)
-        .subquery()
-    )
-    rows = session.scalars(select(Run).join(newest, Run.id == newest.c.run_id)).all()
-    return {run.job_id: run for run in rows if run.job_id is not None}
-
-
-def _latest_verifications(session: Session) -> dict[int, Run]:
-    newest = (
-        select(Run.job_id, func.max(Run.id).label("run_id"))
-        .where(Run.kind == RunKind.VERIFY, Run.status.in_(JUDGED), Run.job_id.is_not(None))
-        .group_by(Run.job_id)
-        .subquery()
-    )
-    rows = session.scalars(select(Run).join(newest, Run.id == newest.c.run_id)).all()
-    return {run.job_id: run for run in rows if run.job_id is not None}
+    return latest_runs(session, RunKind.BACKUP, statuses)
 
 
 def due_since(
@@ -141,7 +135,7 @@ def needs_attention(session: Session, now: datetime, default_zone: str) -> list[
                 )
             )
     items += _failing_destinations(session)
-    for job_id, run in _latest_verifications(session).items():
+    for job_id, run in latest_runs(session, RunKind.VERIFY, JUDGED).items():
         if run.status is RunStatus.SUCCESS:
             continue
         items.append(
