@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.harness import ADMIN_PASSWORD, ADMIN_USER
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -113,6 +115,20 @@ def ui(chromium: Browser) -> Iterator[Any]:
     yield make
     for page in pages:
         page.context.close()
+
+
+def log_in(
+    page: Page,
+    username: str = ADMIN_USER,
+    password: str = ADMIN_PASSWORD,
+    timeout: float | None = None,
+) -> None:
+    """Log in through the login form and wait for the main navigation."""
+    page.goto("/login")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible(timeout=timeout)
 
 
 def run_axe(page: Page) -> list[dict[str, Any]]:

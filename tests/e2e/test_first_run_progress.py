@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in
 from tests.e2e.slowlink import slow_link
 from tests.harness import (
-    ADMIN_PASSWORD,
-    ADMIN_USER,
     BrowserClient,
     running_mackuper,
     s3_destination_payload,
@@ -50,11 +49,7 @@ def test_first_backup_shows_a_percentage_before_it_ends(
         run = client.ok("POST", f"/api/jobs/{job['id']}/run")["run"]
 
         page, watch = ui(mackuper.url)
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        log_in(page)
         page.goto(f"/runs/{run['id']}")
         bar = page.get_by_role("progressbar")
         expect(bar).to_have_attribute("aria-valuenow", re.compile(r"^\d+$"), timeout=60_000)

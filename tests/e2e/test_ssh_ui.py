@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
+from tests.e2e.browser import log_in
+from tests.harness import BrowserClient, running_mackuper
 from tests.servers.sshd import SSHServer
 from tests.trees import file_hashes
 
@@ -26,11 +27,7 @@ def test_ssh_job_made_in_the_browser_trusts_the_shown_key_and_backs_up(
         client.complete_setup({"name": "Disk", "kind": "local", "path": str(tmp_path / "store")})
         page, watch = ui(mackuper.url)
         page.set_default_timeout(60_000)  # logging in hashes a password: slow on a busy machine
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible(timeout=60_000)
+        log_in(page, timeout=60_000)
         page.goto("/jobs?new=1")
         page.locator("#job-name").fill("Remote notes")
         page.locator("#job-source-kind").select_option("ssh")

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in
 from tests.e2e.test_scale_out import tiny_tree
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
+from tests.harness import BrowserClient, running_mackuper
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +37,7 @@ def test_running_now_shows_the_transfer_rate_and_the_card_the_success_rate(
         client.wait_status(running["id"], {"running"})
 
         page, watch = ui(server.url)
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        log_in(page)
         page.goto("/")
         section = page.get_by_role("region", name="Running backups")
         expect(section).to_contain_text("Documents")

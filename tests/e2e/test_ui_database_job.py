@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 from psycopg import sql
 
 from mackuper.sources.postgres import member_name
-from tests.e2e.browser import run_axe
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
+from tests.e2e.browser import log_in, run_axe
+from tests.harness import BrowserClient, running_mackuper
 from tests.integration.test_postgres_source import fill_database, fingerprint, restore_with_tools
 from tests.servers.postgres import PostgresServer, temporary_database
 
@@ -38,11 +38,7 @@ def test_a_postgres_job_made_in_the_browser_backs_up_and_keeps_its_settings_when
         client.complete_setup({"name": "Disk", "kind": "local", "path": str(tmp_path / "store")})
         page, watch = ui(mackuper.url)
         page.set_default_timeout(60_000)  # logging in hashes a password: slow on a busy machine
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible(timeout=60_000)
+        log_in(page, timeout=60_000)
 
         page.goto("/jobs?new=1")
         page.locator("#job-name").fill("Shop database")

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.e2e import browser
 from tests.e2e.browser import PageWatch
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
+from tests.harness import BrowserClient, running_mackuper
 from tests.trees import file_hashes, make_small_tree
 
 pytestmark = pytest.mark.e2e
@@ -85,11 +86,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, chromium: Browser) -> Itera
 
         context = chromium.new_context(base_url=mackuper.url)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        browser.log_in(page)
         session = context.storage_state()
         context.close()
         yield Seeded(mackuper.url, session, client, good, failed, verified, restored, stranded)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import run_axe
+from tests.e2e.browser import log_in, run_axe
 from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
 
 pytestmark = pytest.mark.e2e
@@ -17,20 +17,12 @@ pytestmark = pytest.mark.e2e
 NEW_PASSWORD = "Operator-Horse-5"
 
 
-def _log_in(page: Any, username: str, password: str) -> None:
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
-
-
 def test_an_administrator_adds_a_user_and_the_audit_log_shows_it(tmp_path: Path, ui: Any) -> None:
     with running_mackuper(tmp_path / "data") as server:
         client = BrowserClient(server.url)
         client.complete_setup({"name": "Disk", "kind": "local", "path": str(tmp_path / "backups")})
         page, watch = ui(server.url)
-        _log_in(page, ADMIN_USER, ADMIN_PASSWORD)
+        log_in(page, ADMIN_USER, ADMIN_PASSWORD)
 
         page.get_by_role("link", name="Users").click()
         form = page.get_by_role("region", name="Add a user")
@@ -58,7 +50,7 @@ def test_an_administrator_adds_a_user_and_the_audit_log_shows_it(tmp_path: Path,
         watch.assert_clean()
 
         other, other_watch = ui(server.url)
-        _log_in(other, "otto", NEW_PASSWORD)
+        log_in(other, "otto", NEW_PASSWORD)
         navigation = other.get_by_role("navigation", name="Main")
         expect(navigation.get_by_role("link", name="Jobs")).to_be_visible()
         expect(navigation.get_by_role("link", name="Users")).to_have_count(0)

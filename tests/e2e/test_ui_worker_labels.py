@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in
 from tests.e2e.test_scale_out import tiny_tree, wait_for
-from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
+from tests.harness import BrowserClient, running_mackuper
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +27,7 @@ def test_the_job_form_picks_the_only_workers_label_and_a_stranded_run_says_why(
         )
         wait_for(lambda: client.ok("GET", "/api/ui/workers")["labels"] == ["nas-1"], 60, "worker")
         page, watch = ui(server.url)
-        page.goto("/login")
-        page.get_by_label("User name").fill(ADMIN_USER)
-        page.get_by_label("Password").fill(ADMIN_PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        log_in(page)
 
         page.goto("/jobs?new=1")
         run_on = page.get_by_label("Run on")
