@@ -1,16 +1,20 @@
 """A restore does not wait behind queued backups: with one backup at a time
 (MACKUPER_MAX_CONCURRENT_RUNS=1) and twenty slow backups queued, a restore asked
 for after them starts before every backup still queued, and each queued run says
-where it stands in line.
+where it stands in line, on its run page too.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
+from tests.e2e.browser import log_in
 from tests.e2e.test_scale_out import tiny_tree
 from tests.harness import BrowserClient, running_mackuper
 from tests.trees import file_hashes
@@ -25,7 +29,7 @@ def _at(text: str | None) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def test_a_restore_starts_before_the_backups_queued_ahead_of_it(tmp_path: Path) -> None:
+def test_a_restore_starts_before_the_backups_queued_ahead_of_it(tmp_path: Path, ui: Any) -> None:
     source = tiny_tree(tmp_path / "source")
     target = tmp_path / "restored"
     with running_mackuper(tmp_path / "data", {"MACKUPER_MAX_CONCURRENT_RUNS": "1"}) as server:
@@ -56,6 +60,14 @@ def test_a_restore_starts_before_the_backups_queued_ahead_of_it(tmp_path: Path) 
         assert restore["queue_position"] in (1, None), restore
         last = browser.ok("GET", f"/api/runs/{backups[-1]['id']}")["run"]
         assert last["status"] == "queued" and last["queue_position"] >= BACKUPS // 2, last
+        # The run page says where a queued run stands, in its lane.
+        page, watch = ui(server.url)
+        log_in(page)
+        page.goto(f"/runs/{backups[-1]['id']}")
+        expect(page.get_by_test_id("run-queue-position")).to_have_text(
+            re.compile(r"Queued: number \d+ in line among the backups\.")
+        )
+        watch.assert_clean()
 
         restored = browser.wait_run(restore["id"], timeout=120)
         finished = [browser.wait_run(run["id"], timeout=240) for run in backups]
