@@ -429,3 +429,40 @@ class LoginAttempt(Base):
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
+
+
+class SsoIdentity(Base):
+    """A user's account at an OpenID provider: the provider's issuer and the account's
+    subject, never the e-mail alone (a provider may let its users change it)."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (
+        UniqueConstraint("issuer", "subject", name="uq_sso_identities_issuer_subject"),
+        Index("ix_sso_identities_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255), default=None)
+    """As the provider last said; shown, never used to find the user."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Invitation(Base):
+    """A one-time link that lets a new user set their password; only its SHA-256 is kept."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    role: Mapped[Role] = mapped_column(StringEnum(Role), default=Role.VIEWER)
+    can_download: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
