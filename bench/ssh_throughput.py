@@ -33,8 +33,7 @@ from bench.ssh_corpus import ensure_corpus
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.ssh import SSHSource
-from mackuper.sources.ssh_tar import _Session, preferred_ciphers
-from mackuper.ssh import HostKey, SSHTarget
+from mackuper.ssh import HostKey, OpenSSHSession, SSHTarget, preferred_ciphers
 
 
 def _target(server: SSHServer) -> SSHTarget:
@@ -51,7 +50,7 @@ def _target(server: SSHServer) -> SSHTarget:
 
 def raw(server: SSHServer, corpus: Path, *, openssh_ciphers: bool) -> None:
     """`ssh ... tar cf - dir > /dev/null` with Mackuper's options, or OpenSSH's default ciphers."""
-    session = _Session(_target(server))
+    session = OpenSSHSession(_target(server))
     try:
         argv = list(session.argv)
         if openssh_ciphers and "-o" in argv:

@@ -11,13 +11,20 @@ sent: a server whose key differs from the pinned one never sees a password.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
+import os
+import re
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
+
+from mackuper.config import ConfigError, check_ssh_ciphers
 
 CONNECT_TIMEOUT = 15.0
 KEEPALIVE_SECONDS = 10
@@ -273,3 +280,172 @@ def open_sftp(transport: paramiko.Transport, target: SSHTarget) -> paramiko.SFTP
         raise SSHError(f"{target.host} does not offer SFTP")
     sftp.get_channel().settimeout(target.io_timeout)  # type: ignore[union-attr]
     return sftp
+
+
+# The OpenSSH client, run as a child process (tar streams and database dumps on an SSH
+# host): its settings all come from the command line (`-F /dev/null`): the pinned host
+# key in a private known_hosts file under an alias, the private key in a 0600 file,
+# and the password or passphrase handed to `ssh` through SSH_ASKPASS from its
+# environment, never on disk or a command line.
+
+SSH = "ssh"
+ALIAS = "mackuper-pinned-host"
+_ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$MACKUPER_SSH_SECRET"\n'
+_OFFERED = re.compile(
+    r"(?:sent by the remote host is|key fingerprint is)\s+(SHA256:[A-Za-z0-9+/]+)"
+)
+
+
+AES_GCM_FIRST = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+
+
+@functools.cache
+def cpu_has_aes() -> bool:
+    """Whether this CPU has AES instructions (x86 `aes` flag, ARMv8 `aes` feature)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return "aes" in line.split(":", 1)[-1].split()
+    except OSError:
+        return False
+    return False
+
+
+def preferred_ciphers() -> str | None:
+    """The cipher order to ask for: AES-GCM first when the CPU accelerates it.
+
+    OpenSSH prefers chacha20-poly1305, which is the faster choice without AES
+    instructions; with them, AES-GCM moves the same bytes for about half the CPU at
+    both ends (docs/benchmarks.md). `^` puts the two ahead of OpenSSH's own list, so a
+    server that offers neither still connects. MACKUPER_SSH_CIPHERS overrides it (an
+    OpenSSH `Ciphers` value; "default" keeps OpenSSH's order), for example for a
+    source server without AES instructions.
+    """
+    try:
+        configured = check_ssh_ciphers(os.environ)  # at start-up too; this guards other callers
+    except ConfigError as error:
+        raise SSHError(str(error)) from None
+    if configured:
+        return None if configured == "default" else configured
+    return AES_GCM_FIRST if cpu_has_aes() else None
+
+
+class OpenSSHSession:
+    """The OpenSSH client's command line for one connection: the pinned host key, the
+    login and the options in `argv` (run with `env`), and a private directory holding
+    what `ssh` reads (known_hosts, the key, an askpass script), removed on close."""
+
+    def __init__(self, target: SSHTarget) -> None:
+        if target.host_key is None:
+            raise HostKeyNotTrusted(
+                f"no host key is trusted for {target.host}; test the connection and trust its key"
+            )
+        ciphers = preferred_ciphers()  # may refuse a bad setting: before any file is written
+        self.directory = tempfile.mkdtemp(prefix="mackuper-ssh-")
+        self.target = target
+        self.env = {key: value for key, value in os.environ.items() if key != "SSH_AUTH_SOCK"}
+        self.argv = [SSH, "-F", "/dev/null", "-T", "-p", str(target.port)]
+        self._pin(target.host_key)
+        self._credentials()
+        self.argv += [
+            "-o", f"ConnectTimeout={int(target.connect_timeout)}",
+            "-o", f"ServerAliveInterval={target.keepalive}",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "LogLevel=ERROR",
+            "-o", "IdentityAgent=none",
+            "-o", "ForwardAgent=no",
+            "-o", "ClearAllForwardings=yes",
+            "-o", "Compression=no",
+            *(["-o", f"Ciphers={ciphers}"] if ciphers else []),
+            "-l", target.username,
+            "--", target.host,
+        ]  # fmt: skip
+
+    def _write(self, name: str, text: str, mode: int = 0o600) -> str:
+        path = os.path.join(self.directory, name)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        return path
+
+    def _pin(self, key: HostKey) -> None:
+        known_hosts = self._write("known_hosts", f"{ALIAS} {key.line}\n")
+        self.argv += [
+            "-o", f"HostKeyAlias={ALIAS}",
+            "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", "UpdateHostKeys=no",
+            "-o", "CheckHostIP=no",
+        ]  # fmt: skip
+
+    def _credentials(self) -> None:
+        target = self.target
+        secret = target.password if target.auth != "key" else target.passphrase
+        if target.auth == "key":
+            key_file = self._write("identity", normalize_key_text(target.private_key))
+            self.argv += [
+                "-i", key_file,
+                "-o", "IdentitiesOnly=yes",
+                "-o", "PreferredAuthentications=publickey",
+                "-o", "PasswordAuthentication=no",
+                "-o", "KbdInteractiveAuthentication=no",
+            ]  # fmt: skip
+        else:
+            self.argv += [
+                "-o", "PubkeyAuthentication=no",
+                "-o", "PreferredAuthentications=password,keyboard-interactive",
+            ]  # fmt: skip
+        self.argv += ["-o", "NumberOfPasswordPrompts=1"]
+        if secret:
+            askpass = self._write("askpass", _ASKPASS, 0o700)
+            self.argv += ["-o", "BatchMode=no"]
+            self.env.update(
+                SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", MACKUPER_SSH_SECRET=secret
+            )
+            self.env.pop("DISPLAY", None)
+        else:
+            self.argv += ["-o", "BatchMode=yes"]
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def connection_error(target: SSHTarget, stderr: str) -> SSHError:
+    """The plain message for an `ssh` exit 255, from what the client printed."""
+    text = " ".join(stderr.split())
+    where = f"{target.host}:{target.port}"
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key verification failed" in text:
+        offered = _OFFERED.search(stderr)
+        pinned = target.host_key
+        trusted = f"{pinned.type} {pinned.fingerprint}" if pinned else "another key"
+        sent = offered.group(1) if offered else "a different key"
+        return HostKeyMismatch(
+            f"the host key of {where} changed: the server sent {sent}, but"
+            f" {trusted} is trusted; nothing was sent. If the change"
+            " is expected, test the connection and trust the new key."
+        )
+    if "Could not resolve hostname" in text:
+        return SSHError(f"the host name {target.host} could not be resolved")
+    if "Connection refused" in text:
+        return SSHUnreachable(f"{target.host} refused the connection on port {target.port}")
+    if "timed out" in text or "Timeout" in text:
+        return SSHUnreachable(f"the connection to {where} timed out")
+    if "Permission denied" in text or "Too many authentication failures" in text:
+        return SSHError(f"authentication failed for {target.address} ({target.auth})")
+    if "incorrect passphrase" in text or "Load key" in text:
+        return SSHError("the private key could not be unlocked: wrong passphrase")
+    if any(
+        words in text
+        for words in (
+            "Connection closed",
+            "closed by remote host",
+            "Connection reset",
+            "Broken pipe",
+        )
+    ):
+        return SSHUnreachable(f"{where} closed the connection")
+    if not text:
+        return SSHUnreachable(f"the connection to {where} was lost")
+    return SSHError(f"ssh to {where} failed: {text[:300]}")

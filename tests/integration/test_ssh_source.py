@@ -15,8 +15,7 @@ import pytest
 
 from mackuper.sources.ssh import SSHSource
 from mackuper.sources.ssh_sftp import _Link, _RemoteFile
-from mackuper.sources.ssh_tar import _Session
-from mackuper.ssh import HostKey, HostKeyMismatch, SSHError
+from mackuper.ssh import HostKey, HostKeyMismatch, OpenSSHSession, SSHError
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import (
     every_kind_remote_tree,
@@ -225,7 +224,7 @@ def test_unreadable_remote_root_fails_as_permission_denied(
 
 def _negotiated_cipher(server: SSHServer) -> str:
     """The cipher `ssh`, run with the tar mode's own options, agrees on with sshd."""
-    session = _Session(target_for(server, "key"))
+    session = OpenSSHSession(target_for(server, "key"))
     try:
         result = subprocess.run(
             [session.argv[0], "-v", *session.argv[1:], "true"],
@@ -257,7 +256,7 @@ def test_tar_mode_prefers_aes_gcm_on_aes_cpus_and_honours_the_override(
 
     monkeypatch.setenv("MACKUPER_SSH_CIPHERS", "aes256-ctr; touch /tmp/x")
     with pytest.raises(SSHError, match="MACKUPER_SSH_CIPHERS=.* is not an OpenSSH cipher list"):
-        _Session(target_for(sshd, "key"))
+        OpenSSHSession(target_for(sshd, "key"))
 
 
 def test_sftp_file_opened_after_the_connection_broke_fails_as_a_lost_connection(

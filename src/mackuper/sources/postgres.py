@@ -9,7 +9,7 @@ PGPASSWORD: nothing secret is on a command line, and a database name is never re
 a connection string (`-d` would expand `host=... dbname=...`).
 
 With an SSH host, the tools run there (for a server bound to that host's loopback),
-through the OpenSSH client with the pinned host key (sources/ssh_tar.py's session).
+through the OpenSSH client with the pinned host key (mackuper/ssh.py's OpenSSHSession).
 The same five settings reach them as lines on the command's standard input, read by
 the shell's `read` builtin and exported to the tool alone: never in the remote
 command line, where `ps` on that host would show them.
@@ -35,8 +35,7 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
-from mackuper.sources.ssh_tar import _Session, connection_error
-from mackuper.ssh import SSHTarget
+from mackuper.ssh import OpenSSHSession, SSHTarget, connection_error
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -267,7 +266,7 @@ class PostgresSource(DumpSource):
         values = [environment.get(name, "") for name in _SETTINGS]
         if any("\n" in value for value in values):
             raise SourceError("a setting or password with a line break cannot be sent over SSH")
-        session = _Session(self.ssh)
+        session = OpenSSHSession(self.ssh)
         try:
             feed = "".join(value + "\n" for value in values).encode()
             yield [*session.argv, remote_command(tool)], session.env, feed

@@ -1,8 +1,8 @@
 """A remote GNU `tar` streamed over the OpenSSH client, re-emitted entry by entry.
 
 The OpenSSH client moves bytes about 2.5 times faster than paramiko here (see
-docs/benchmarks.md), so tar mode runs `ssh` as a child process. Its settings all
-come from the command line (`-F /dev/null`): the pinned host key in a private
+docs/benchmarks.md), so tar mode runs `ssh` as a child process (mackuper/ssh.py's
+OpenSSHSession). Its settings all come from the command line (`-F /dev/null`): the pinned host key in a private
 known_hosts file under an alias, the private key in a 0600 file, and the password
 or passphrase handed to `ssh` through SSH_ASKPASS from its environment, never on
 disk. Everything lives in a 0700 directory removed on close.
@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
-import os
-import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import IO, BinaryIO, cast
 
-from mackuper.config import ConfigError, check_ssh_ciphers
 from mackuper.core.outage import Outage
 from mackuper.sources.base import Entry, EntryType, Reporter
 from mackuper.sources.tar_stream import (
@@ -44,60 +39,18 @@ from mackuper.sources.tar_stream import (
     TarStreamReader,
 )
 from mackuper.ssh import (
-    HostKey,
-    HostKeyMismatch,
-    HostKeyNotTrusted,
+    SSH,
+    OpenSSHSession,
     SSHError,
     SSHTarget,
     SSHUnreachable,
-    normalize_key_text,
+    connection_error,
 )
 
-SSH = "ssh"
 PIPE_BUFFER = 1 << 20  # what an unprivileged process may ask for (fs.pipe-max-size)
 PIPE_BUFFER_LARGE = 8 << 20  # granted to root
 F_SETPIPE_SZ = 1031
-ALIAS = "mackuper-pinned-host"
 EXIT_MISSING, EXIT_UNREADABLE, EXIT_NO_TAR = 97, 98, 99
-_ASKPASS = '#!/bin/sh\nprintf "%s\\n" "$MACKUPER_SSH_SECRET"\n'
-_OFFERED = re.compile(
-    r"(?:sent by the remote host is|key fingerprint is)\s+(SHA256:[A-Za-z0-9+/]+)"
-)
-
-
-AES_GCM_FIRST = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-
-
-@functools.cache
-def _cpu_has_aes() -> bool:
-    """Whether this CPU has AES instructions (x86 `aes` flag, ARMv8 `aes` feature)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith(("flags", "Features")):
-                    return "aes" in line.split(":", 1)[-1].split()
-    except OSError:
-        return False
-    return False
-
-
-def preferred_ciphers() -> str | None:
-    """The cipher order to ask for: AES-GCM first when the CPU accelerates it.
-
-    OpenSSH prefers chacha20-poly1305, which is the faster choice without AES
-    instructions; with them, AES-GCM moves the same bytes for about half the CPU at
-    both ends (docs/benchmarks.md). `^` puts the two ahead of OpenSSH's own list, so a
-    server that offers neither still connects. MACKUPER_SSH_CIPHERS overrides it (an
-    OpenSSH `Ciphers` value; "default" keeps OpenSSH's order), for example for a
-    source server without AES instructions.
-    """
-    try:
-        configured = check_ssh_ciphers(os.environ)  # at start-up too; this guards other callers
-    except ConfigError as error:
-        raise SSHError(str(error)) from None
-    if configured:
-        return None if configured == "default" else configured
-    return AES_GCM_FIRST if _cpu_has_aes() else None
 
 
 class NoRemoteTar(SSHError):
@@ -123,124 +76,6 @@ def remote_script(paths: Sequence[str]) -> str:
         " exec tar --format=posix --pax-option=delete=atime,delete=ctime --numeric-owner"
         f" -b 2048 -cf - -C / -- {relative}"
     )
-
-
-class _Session:
-    """A private directory holding what `ssh` reads; removed on close."""
-
-    def __init__(self, target: SSHTarget) -> None:
-        if target.host_key is None:
-            raise HostKeyNotTrusted(
-                f"no host key is trusted for {target.host}; test the connection and trust its key"
-            )
-        ciphers = preferred_ciphers()  # may refuse a bad setting: before any file is written
-        self.directory = tempfile.mkdtemp(prefix="mackuper-ssh-")
-        self.target = target
-        self.env = {key: value for key, value in os.environ.items() if key != "SSH_AUTH_SOCK"}
-        self.argv = [SSH, "-F", "/dev/null", "-T", "-p", str(target.port)]
-        self._pin(target.host_key)
-        self._credentials()
-        self.argv += [
-            "-o", f"ConnectTimeout={int(target.connect_timeout)}",
-            "-o", f"ServerAliveInterval={target.keepalive}",
-            "-o", "ServerAliveCountMax=3",
-            "-o", "LogLevel=ERROR",
-            "-o", "IdentityAgent=none",
-            "-o", "ForwardAgent=no",
-            "-o", "ClearAllForwardings=yes",
-            "-o", "Compression=no",
-            *(["-o", f"Ciphers={ciphers}"] if ciphers else []),
-            "-l", target.username,
-            "--", target.host,
-        ]  # fmt: skip
-
-    def _write(self, name: str, text: str, mode: int = 0o600) -> str:
-        path = os.path.join(self.directory, name)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        return path
-
-    def _pin(self, key: HostKey) -> None:
-        known_hosts = self._write("known_hosts", f"{ALIAS} {key.line}\n")
-        self.argv += [
-            "-o", f"HostKeyAlias={ALIAS}",
-            "-o", f"UserKnownHostsFile={known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", "UpdateHostKeys=no",
-            "-o", "CheckHostIP=no",
-        ]  # fmt: skip
-
-    def _credentials(self) -> None:
-        target = self.target
-        secret = target.password if target.auth != "key" else target.passphrase
-        if target.auth == "key":
-            key_file = self._write("identity", normalize_key_text(target.private_key))
-            self.argv += [
-                "-i", key_file,
-                "-o", "IdentitiesOnly=yes",
-                "-o", "PreferredAuthentications=publickey",
-                "-o", "PasswordAuthentication=no",
-                "-o", "KbdInteractiveAuthentication=no",
-            ]  # fmt: skip
-        else:
-            self.argv += [
-                "-o", "PubkeyAuthentication=no",
-                "-o", "PreferredAuthentications=password,keyboard-interactive",
-            ]  # fmt: skip
-        self.argv += ["-o", "NumberOfPasswordPrompts=1"]
-        if secret:
-            askpass = self._write("askpass", _ASKPASS, 0o700)
-            self.argv += ["-o", "BatchMode=no"]
-            self.env.update(
-                SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", MACKUPER_SSH_SECRET=secret
-            )
-            self.env.pop("DISPLAY", None)
-        else:
-            self.argv += ["-o", "BatchMode=yes"]
-
-    def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def connection_error(target: SSHTarget, stderr: str) -> SSHError:
-    """The plain message for an `ssh` exit 255, from what the client printed."""
-    text = " ".join(stderr.split())
-    where = f"{target.host}:{target.port}"
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr or "Host key verification failed" in text:
-        offered = _OFFERED.search(stderr)
-        pinned = target.host_key
-        trusted = f"{pinned.type} {pinned.fingerprint}" if pinned else "another key"
-        sent = offered.group(1) if offered else "a different key"
-        return HostKeyMismatch(
-            f"the host key of {where} changed: the server sent {sent}, but"
-            f" {trusted} is trusted; nothing was sent. If the change"
-            " is expected, test the connection and trust the new key."
-        )
-    if "Could not resolve hostname" in text:
-        return SSHError(f"the host name {target.host} could not be resolved")
-    if "Connection refused" in text:
-        return SSHUnreachable(f"{target.host} refused the connection on port {target.port}")
-    if "timed out" in text or "Timeout" in text:
-        return SSHUnreachable(f"the connection to {where} timed out")
-    if "Permission denied" in text or "Too many authentication failures" in text:
-        return SSHError(f"authentication failed for {target.address} ({target.auth})")
-    if "incorrect passphrase" in text or "Load key" in text:
-        return SSHError("the private key could not be unlocked: wrong passphrase")
-    if any(
-        words in text
-        for words in (
-            "Connection closed",
-            "closed by remote host",
-            "Connection reset",
-            "Broken pipe",
-        )
-    ):
-        return SSHUnreachable(f"{where} closed the connection")
-    if not text:
-        return SSHUnreachable(f"the connection to {where} was lost")
-    return SSHError(f"ssh to {where} failed: {text[:300]}")
 
 
 class _MemberReader:
@@ -273,7 +108,7 @@ class TarStream:
     def __init__(self, target: SSHTarget, paths: Sequence[str]) -> None:
         self.target = target
         self.paths = list(paths)
-        self.session: _Session | None = None
+        self.session: OpenSSHSession | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
         self.stderr_reader: threading.Thread | None = None
@@ -289,7 +124,7 @@ class TarStream:
 
     def _start(self) -> subprocess.Popen[bytes]:
         self.stderr_lines = []
-        self.session = _Session(self.target)
+        self.session = OpenSSHSession(self.target)
         argv = [*self.session.argv, remote_script(self.paths)]
         process = subprocess.Popen(  # noqa: S603 - argv built above, no shell
             argv,
