@@ -4,6 +4,13 @@ A pure function over a list of backups and a policy. Rules combine: a backup is
 kept when any rule keeps it. Two protections hold whatever the policy says: the
 newest successful backup is never deleted, nor a backup a running task uses.
 An empty policy keeps everything.
+
+Incremental chains: the rules count points in time (one backup is one point, full or
+incremental), and then every backup a kept point needs (its full and the incrementals
+between) is kept too, whatever the rules said of it, so no kept point ever loses an
+archive it needs. A point whose chain is broken (a backup it needs is no longer
+stored) cannot be restored whole: it is never the "newest successful backup" that is
+protected, the newest whole one is.
 """
 
 from __future__ import annotations
@@ -87,6 +94,10 @@ class Backup:
     """A running task (restore, verify) reads it."""
     imported: bool = False
     """Came back from a manifest at a destination (catalog import), not made here."""
+    needs: frozenset[int] = frozenset()
+    """The earlier backups (run ids) whose archives restoring this point reads: for an
+    incremental its full and the incrementals between (or only the one it builds on:
+    the rest is followed from there); empty for a full."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,20 @@ class Decision:
     backup: Backup
     keep: bool
     reasons: tuple[str, ...] = field(default=())
+    needed_by: tuple[int, ...] = ()
+    """The kept points (run ids, newest first) that need this backup's archives."""
+    missing: tuple[int, ...] = ()
+    """Backups this point needs that are no longer stored: its chain is broken."""
+
+    @property
+    def kept_for_chain_only(self) -> bool:
+        """Kept only because a kept point needs it: the rules alone would delete it."""
+        return self.keep and all(reason.startswith(CHAIN_RULE) for reason in self.reasons)
 
 
 IMPORTED_RULE = "kept: imported backups never push out backups made here"
+CHAIN_RULE = "needed by"
+"""Starts the reason of a backup kept because a kept point needs its archives."""
 
 
 def plan_retention(
@@ -109,29 +131,105 @@ def plan_retention(
     backups still fill slots (after a lost database every backup is imported, and
     the policy applies to them as usual), but a manifest someone put at a
     destination cannot push this installation's own backups out.
+
+    Then every backup that a kept point needs is kept (reason "needed by run N"), and
+    a point whose chain is broken names the missing backups in `missing`.
     """
-    decisions = _plan(backups, policy, now, zone)
+    chains = _Chains(backups)
+    decisions = _plan(backups, policy, now, zone, chains.whole)
     own = [backup for backup in backups if not backup.imported]
-    if len(own) == len(backups) or not own:
-        return decisions
-    kept_among_own = {
-        decision.backup.id for decision in _plan(own, policy, now, zone) if decision.keep
-    }
-    return [
-        Decision(decision.backup, True, (*decision.reasons, IMPORTED_RULE))
-        if not decision.keep and decision.backup.id in kept_among_own
-        else decision
-        for decision in decisions
-    ]
+    if len(own) != len(backups) and own:
+        kept_among_own = {
+            decision.backup.id
+            for decision in _plan(own, policy, now, zone, chains.whole)
+            if decision.keep
+        }
+        decisions = [
+            Decision(decision.backup, True, (*decision.reasons, IMPORTED_RULE))
+            if not decision.keep and decision.backup.id in kept_among_own
+            else decision
+            for decision in decisions
+        ]
+    return chains.keep_needed(decisions)
 
 
-def _plan(backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo) -> list[Decision]:
+class _Chains:
+    """Which backups each point needs, followed through the chain, among those stored."""
+
+    def __init__(self, backups: Sequence[Backup]) -> None:
+        self.stored = {backup.id: backup for backup in backups}
+        self.closure: dict[int, frozenset[int]] = {}
+        self.missing: dict[int, frozenset[int]] = {}
+        for backup in backups:
+            self._follow(backup.id)
+        # The successful points whose every needed backup is still stored.
+        self.whole = {
+            backup.id for backup in backups if backup.successful and not self.missing[backup.id]
+        }
+
+    def _follow(self, start: int) -> None:
+        """Fill closure and missing for `start` (walking its needs, never twice)."""
+        if start in self.closure:
+            return
+        needed: set[int] = set()
+        missing: set[int] = set()
+        pending = list(self.stored[start].needs)
+        while pending:
+            backup_id = pending.pop()
+            if backup_id in needed or backup_id in missing or backup_id == start:
+                continue
+            backup = self.stored.get(backup_id)
+            if backup is None:
+                missing.add(backup_id)
+                continue
+            needed.add(backup_id)
+            pending.extend(backup.needs)
+        self.closure[start] = frozenset(needed)
+        self.missing[start] = frozenset(missing)
+
+    def keep_needed(self, decisions: list[Decision]) -> list[Decision]:
+        """The decisions with every backup a kept point needs kept, and chains named."""
+        kept = {decision.backup.id for decision in decisions if decision.keep}
+        kept |= {backup_id for point in kept for backup_id in self.closure[point]}
+        needed_by: dict[int, list[int]] = {}
+        for decision in decisions:  # newest first, so needed_by lists newest first
+            if decision.backup.id in kept:
+                for backup_id in self.closure[decision.backup.id]:
+                    needed_by.setdefault(backup_id, []).append(decision.backup.id)
+        chained = []
+        for decision in decisions:
+            backup_id = decision.backup.id
+            users = tuple(needed_by.get(backup_id, ()))
+            reasons = decision.reasons
+            if users:
+                reasons = (*reasons, f"{CHAIN_RULE} {_runs(users)}")
+            missing = tuple(sorted(self.missing[backup_id]))
+            chained.append(
+                Decision(decision.backup, decision.keep or bool(users), reasons, users, missing)
+            )
+        return chained
+
+
+def _runs(run_ids: Sequence[int], shown: int = 5) -> str:
+    """The run ids in words: run 7; runs 9, 8 and 7; runs 12, 11, 10, 9, 8 and 3 more."""
+    if len(run_ids) == 1:
+        return f"run {run_ids[0]}"
+    head = ", ".join(str(run_id) for run_id in run_ids[:shown])
+    if len(run_ids) > shown:
+        return f"runs {head} and {len(run_ids) - shown} more"
+    *first, last = [str(run_id) for run_id in run_ids]
+    return f"runs {', '.join(first)} and {last}"
+
+
+def _plan(
+    backups: Sequence[Backup], policy: Policy, now: datetime, zone: tzinfo, whole: set[int]
+) -> list[Decision]:
     ordered = sorted(backups, key=lambda backup: (backup.finished_at, backup.id), reverse=True)
     reasons: dict[int, list[str]] = {backup.id: [] for backup in ordered}
     if policy.is_empty:
         for backup in ordered:
             reasons[backup.id].append("no retention policy")
-    newest_success = next((backup for backup in ordered if backup.successful), None)
+    newest_success = next((backup for backup in ordered if backup.id in whole), None)
     if newest_success is not None:
         reasons[newest_success.id].append("newest successful backup")
     for backup in ordered:
@@ -209,7 +307,9 @@ def guaranteed_until(
     the same day, week, month or year takes the slot), but once the period is over its
     newest backup holds the slot until `count` periods have begun since: each later
     period adds at most one slot ahead of it. So a lock set at upload covers the minimum
-    and the days, and later sweeps extend it as periods close.
+    and the days, and later sweeps extend it as periods close. A backup that later
+    points need (the full and incrementals of their chain) is promised as long as the
+    longest promise among them: later sweeps extend its lock as incrementals arrive.
     """
     newest_in: dict[tuple[str, Hashable], Backup] = {}
     for backup in backups:
@@ -233,4 +333,10 @@ def guaranteed_until(
                 continue  # the period still runs: a later backup may take its slot
             dates.append(_periods_later(name, start, count).replace(tzinfo=zone))
         promised[backup.id] = max(dates).astimezone(UTC)
+    # A backup that a point needs stays while that point stays (plan_retention keeps it).
+    chains = _Chains(backups)
+    own = dict(promised)
+    for backup in backups:
+        for needed in chains.closure[backup.id]:
+            promised[needed] = max(promised[needed], own[backup.id])
     return promised
