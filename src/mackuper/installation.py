@@ -21,6 +21,10 @@ GRACE_MINUTES = "missed_tick_grace_minutes"
 MAX_CONCURRENT_RUNS = "max_concurrent_runs"
 HISTORY_DAYS = "history_keep_days"
 RETENTION_SWEPT = "retention_swept_on"
+CONTAINER_ENGINE = "container_engine"
+"""The Docker Engine API address (socket path or URL); unset: DOCKER_HOST or Docker's socket."""
+CONTAINER_HELPER_IMAGE = "container_helper_image"
+"""The image of the throwaway containers that read volumes; unset: one found locally."""
 """The UTC date of the last daily retention sweep (so one worker does it per day)."""
 
 DEFAULT_GRACE_MINUTES = 30
@@ -98,3 +102,12 @@ def max_concurrent_runs(session: Session, default: int) -> int:
 def history_keep_days(session: Session) -> int | None:
     """Runs older than this many days are removed from history; None keeps all."""
     return _int(session, HISTORY_DAYS, None, MIN_HISTORY_DAYS, MAX_HISTORY_DAYS)
+
+
+def container_engine(session: Session) -> str:
+    """The container engine address as set in Settings ("" when unset)."""
+    return read(session, CONTAINER_ENGINE) or ""
+
+
+def container_helper_image(session: Session) -> str:
+    return read(session, CONTAINER_HELPER_IMAGE) or ""

@@ -276,6 +276,25 @@ class RedisSource(KindSettings):
     password: SecretText = ""
 
 
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _volume_names(names: list[str]) -> list[str]:
+    if not names:
+        raise ValueError("Choose at least one volume to back up.")
+    if bad := [name for name in names if not _VOLUME_NAME.match(name) or len(name) > 255]:
+        raise ValueError(f"{bad[0][:40]} is not a volume name (letters, digits, _ . -).")
+    if len(set(names)) != len(names):
+        raise ValueError("Name each volume once.")
+    return names
+
+
+class VolumeSource(KindSettings):
+    """Named volumes of the container engine (Settings), read through its archive API."""
+
+    volumes: Annotated[Lines, AfterValidator(_volume_names)]
+
+
 SOURCE_MODELS: dict[str, type[KindSettings]] = {
     "local": LocalSource,
     "ssh": SSHSource,
@@ -283,4 +302,5 @@ SOURCE_MODELS: dict[str, type[KindSettings]] = {
     "sqlite": SQLiteSource,
     "mariadb": MariaDBSource,
     "redis": RedisSource,
+    "volume": VolumeSource,
 }

@@ -12,13 +12,19 @@ from mackuper.sources.postgres import PostgresSource
 from mackuper.sources.redis import RedisSource
 from mackuper.sources.sqlite import SQLiteSource
 from mackuper.sources.ssh import SSHSource
+from mackuper.sources.volume import VolumeSource
 
 
 def build(
-    kind: str, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    kind: str,
+    config: dict[str, Any],
+    secrets: dict[str, Any],
+    retry_seconds: float = 0.0,
+    engine: tuple[str, str] = ("", ""),
 ) -> Source:
     """A source for stored settings; `retry_seconds`: how long a lost connection is made
-    again before the run fails (a backup passes MACKUPER_RETRY_SECONDS)."""
+    again before the run fails (a backup passes MACKUPER_RETRY_SECONDS); `engine`: the
+    container engine's address and helper image (Settings) for volume sources."""
     if kind == "local":
         return LocalSource(config.get("paths", []), config.get("excludes", []))
     if kind == "ssh":
@@ -31,4 +37,6 @@ def build(
         return MariaDBSource.from_config(config, secrets)
     if kind == "redis":
         return RedisSource.from_config(config, secrets)
+    if kind == "volume":
+        return VolumeSource(engine[0], list(config.get("volumes", [])), engine[1])
     raise SourceError(f"unknown source kind {kind!r}")
