@@ -63,6 +63,8 @@ RULES: dict[str, Rule] = {
     "auth.setup_page": PUBLIC,
     "auth.setup_status": PUBLIC,
     "auth.setup_admin": PUBLIC,
+    "sso.login": PUBLIC,
+    "sso.callback": PUBLIC,
     # Any logged-in user: their own session, password and tokens
     "auth.logout": SIGNED_IN,
     "auth.change_password": SIGNED_IN,
@@ -151,6 +153,8 @@ RULES: dict[str, Rule] = {
     "users.update_user": ADMINISTRATOR,
     "users.reset_password": ADMINISTRATOR,
     "users.delete_user": ADMINISTRATOR,
+    "sso.get_settings": ADMINISTRATOR,
+    "sso.update_settings": ADMINISTRATOR,
     "audit.page": ADMINISTRATOR,
     "audit.list_events": ADMINISTRATOR,
     "audit.export_events": ADMINISTRATOR,

@@ -23,6 +23,7 @@ from mackuper.web import (
     encryption,
     jobs,
     json_input,
+    oidc,
     openapi,
     pages,
     runs,
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
     app.before_request(_require_login)
     json_input.install(app)
     audit.install(app)
+    oidc.install(app)
     for blueprint in (
         auth.blueprint,
         destinations.blueprint,
@@ -86,6 +88,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         databases.blueprint,
         api_tokens.blueprint,
         users.blueprint,
+        oidc.blueprint,
         audit.blueprint,
         notifications_api.blueprint,
         job_alerts_api.blueprint,

@@ -15,7 +15,7 @@ from mackuper.models import Setting, User
 from mackuper.passwords import dummy_hash, hash_password, password_problem, verify_password
 from mackuper.schemas.answers import LoggedIn, OkAnswer, SetupStatus
 from mackuper.schemas.api import LoginBody, PasswordBody, SetupAdminBody
-from mackuper.web import audit
+from mackuper.web import audit, oidc
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors
 from mackuper.web.login_limit import LoginLimiter
@@ -149,6 +149,15 @@ def login(body: LoginBody) -> Response | tuple[Response, int]:
         )
         return jsonify(error="Wrong user name or password."), 401
     _limiter().succeeded(session, admission)
+    if refusal := oidc.password_login_refusal(session, user):
+        logger.warning("password login of %s refused: single sign-on only", username)
+        audit.record(
+            "login failed",
+            f"user {user.username}",
+            {"reason": "single sign-on only"},
+            actor=user.username,
+        )
+        return jsonify(error=refusal), 403
     if current_user.is_authenticated:
         end_session(session, current_user.session_id)
     login_user(start_session(session, user, remember=body.remember), remember=body.remember)
