@@ -104,6 +104,17 @@ def test_a_broken_chain_is_not_the_newest_successful_backup() -> None:
     assert not by_id[10].keep
 
 
+def test_a_damaged_full_breaks_the_chain_on_it() -> None:
+    backups = [
+        replace(backup, damaged=backup.id == 8) for backup in weekly_full_daily_incremental(10)
+    ]
+    decisions = plan_retention(backups, Policy(keep_last=1), NOW)
+    by_id = {decision.backup.id: decision for decision in decisions}
+    assert by_id[10].missing == (8,)
+    assert "newest successful backup" in by_id[7].reasons
+    assert kept(decisions) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+
+
 def test_full_only_backups_are_planned_as_before() -> None:
     backups = [
         Backup(id=run_id, finished_at=START + timedelta(days=run_id), successful=run_id != 5)
@@ -172,6 +183,7 @@ def chains(draw: st.DrawFn) -> list[Backup]:
             in_use=draw(st.sampled_from([False] * 9 + [True])),
             imported=draw(st.sampled_from([False] * 4 + [True])),
             needs=needs,
+            damaged=draw(st.sampled_from([False] * 9 + [True])),
         )
         backups.append(backup)
         chain.append(backup)
@@ -189,6 +201,13 @@ policies = st.builds(
     keep_monthly=optional_count,
     keep_yearly=optional_count,
 )
+
+
+def broken(backup: Backup, by_id: dict[int, Backup]) -> set[int]:
+    """What `backup` needs that is gone or damaged."""
+    return {
+        run_id for run_id in needed(backup, by_id) if run_id not in by_id or by_id[run_id].damaged
+    }
 
 
 def needed(backup: Backup, by_id: dict[int, Backup]) -> set[int]:
@@ -218,9 +237,11 @@ def test_no_kept_point_loses_an_archive_it_needs(backups: list[Backup], policy: 
     for run_id in keep:
         assert needed(by_id[run_id], by_id) & set(by_id) <= keep, run_id
 
-    # The newest good point (successful, every needed backup stored) is kept.
+    # The newest good point (successful, every needed backup stored and sound) is kept.
     good = [
-        backup for backup in backups if backup.successful and needed(backup, by_id) <= set(by_id)
+        backup
+        for backup in backups
+        if backup.successful and not backup.damaged and not broken(backup, by_id)
     ]
     if good:
         newest = max(good, key=lambda backup: (backup.finished_at, backup.id))
@@ -229,8 +250,7 @@ def test_no_kept_point_loses_an_archive_it_needs(backups: list[Backup], policy: 
     # Nothing is kept for no reason: a backup kept only for a chain is needed by a
     # point the rules keep, and each decision names the missing part of its chain.
     for decision in decisions:
-        own = needed(decision.backup, by_id)
-        assert decision.missing == tuple(sorted(own - set(by_id)))
+        assert decision.missing == tuple(sorted(broken(decision.backup, by_id)))
         users = {run_id for run_id in keep if decision.backup.id in needed(by_id[run_id], by_id)}
         assert set(decision.needed_by) == users
         if decision.kept_for_chain_only:
@@ -247,7 +267,8 @@ def test_rules_count_points_as_if_each_were_a_full(backups: list[Backup], policy
         replace(
             backup,
             needs=frozenset(),
-            successful=backup.successful and needed(backup, by_id) <= set(by_id),
+            successful=backup.successful and not backup.damaged and not broken(backup, by_id),
+            damaged=False,
         )
         for backup in backups
     ]

@@ -10,7 +10,8 @@ incremental), and then every backup a kept point needs (its full and the increme
 between) is kept too, whatever the rules said of it, so no kept point ever loses an
 archive it needs. A point whose chain is broken (a backup it needs is no longer
 stored) cannot be restored whole: it is never the "newest successful backup" that is
-protected, the newest whole one is.
+protected, the newest whole one is. A backup a verification found damaged breaks
+the chains that need it the same way.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ class Backup:
     """The earlier backups (run ids) whose archives restoring this point reads: for an
     incremental its full and the incrementals between (or only the one it builds on:
     the rest is followed from there); empty for a full."""
+    damaged: bool = False
+    """A verification found its archive changed or gone at every destination: neither
+    it nor a point that needs it can be restored whole."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ class Decision:
     needed_by: tuple[int, ...] = ()
     """The kept points (run ids, newest first) that need this backup's archives."""
     missing: tuple[int, ...] = ()
-    """Backups this point needs that are no longer stored: its chain is broken."""
+    """Backups this point needs that are no longer stored, or damaged: its chain is broken."""
 
     @property
     def kept_for_chain_only(self) -> bool:
@@ -162,9 +166,11 @@ class _Chains:
         self.missing: dict[int, frozenset[int]] = {}
         for backup in backups:
             self._follow(backup.id)
-        # The successful points whose every needed backup is still stored.
+        # The successful sound points whose every needed backup is still stored and sound.
         self.whole = {
-            backup.id for backup in backups if backup.successful and not self.missing[backup.id]
+            backup.id
+            for backup in backups
+            if backup.successful and not backup.damaged and not self.missing[backup.id]
         }
 
     def _follow(self, start: int) -> None:
@@ -176,13 +182,15 @@ class _Chains:
         pending = list(self.stored[start].needs)
         while pending:
             backup_id = pending.pop()
-            if backup_id in needed or backup_id in missing or backup_id == start:
+            if backup_id in needed or backup_id == start:
                 continue
             backup = self.stored.get(backup_id)
             if backup is None:
                 missing.add(backup_id)
                 continue
             needed.add(backup_id)
+            if backup.damaged:
+                missing.add(backup_id)
             pending.extend(backup.needs)
         self.closure[start] = frozenset(needed)
         self.missing[start] = frozenset(missing)
