@@ -10,23 +10,32 @@ A hard link's second name is a file like any other to the person downloading
 it: its bytes are those of its first name, which came earlier in the archive,
 so the archive is read once more for them (for a folder, only when the first
 name lies outside the folder).
+
+A database dump (sources/dump.py stores it as `<path>.part000001`, `...part000002`)
+comes out as one file: its parts, in order, joined, decrypted and decompressed like
+any member; with an index only the frames that hold them are fetched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import posixpath
 import tarfile
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from mackuper.restore.archives import StoredArchive
+from mackuper.restore.database import dump_members
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.formats import Member, MemberKind, Opener
 from mackuper.restore.manifest import read_manifest, unsealed
 from mackuper.restore.paths import member_parts
 from mackuper.restore.seekable import open_selected
 from mackuper.restore.storage import object_size
+from mackuper.sources.dump import PART_SUFFIX
 
 CHUNK = 1 << 20
 
@@ -92,6 +101,45 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
         raise
     stack.close()
     raise RestoreError(f"{path} is not in this backup")
+
+
+def dump_filename(path: str) -> str:
+    """The file name a dump downloads as: its member name's last part, `%XX` decoded
+    (`postgresql/app.dump` -> `app.dump`, `redis/dump.rdb` -> `dump.rdb`)."""
+    return urllib.parse.unquote(posixpath.basename(path), errors="replace") or "dump"
+
+
+def database_dump(
+    archive: StoredArchive, manifest: dict[str, Any] | None, path: str, size: int | None
+) -> Download:
+    """The dump stored as `path` (the manifest's `path`) as one stream: its parts joined.
+
+    `size` (the manifest's) is announced as the length; RestoreError when the archive
+    holds no such dump, or a part is missing (found while streaming: the download
+    then stops short of `size`).
+    """
+    prefix = path + PART_SUFFIX
+    stack = contextlib.ExitStack()
+    try:
+        members = stack.enter_context(
+            open_selected(archive, manifest, lambda name: name.startswith(prefix))
+        )
+        parts = dump_members(members, path)
+        first = next(parts)  # RestoreError now when there is none
+    except BaseException:
+        stack.close()
+        raise
+
+    def body() -> Iterator[bytes]:
+        try:
+            for _member, opener in itertools.chain([first], parts):
+                with opener() as part:
+                    while chunk := part.read(CHUNK):
+                        yield chunk
+        finally:
+            stack.close()
+
+    return Download(dump_filename(path), size, body(), "application/octet-stream")
 
 
 def _hard_link_file(

@@ -450,6 +450,13 @@ class Tree(Answer):
     databases: list[str]
     """The databases dumped in this backup (restored with POST /api/restore/database)."""
 
+class DumpedDatabase(Answer):
+    database: str
+    kind: str
+    """postgresql, mariadb, sqlite or redis: the folder its parts are stored in."""
+    size: int | None
+
+
 
 class DownloadLink(Answer):
     url: str
@@ -457,6 +464,8 @@ class DownloadLink(Answer):
     filename: str
 
 
+    dumps: list[DumpedDatabase]
+    """The same with each dump's kind and size (downloaded with GET /api/backups/{id}/dump)."""
 class BackupAnswer(Answer):
     backup: Backup
     manifest: dict[str, Any]

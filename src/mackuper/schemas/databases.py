@@ -9,7 +9,7 @@ from pydantic import Field, SkipValidation
 from mackuper.schemas.answers import Answer
 from mackuper.schemas.api import DecryptionKeys
 from mackuper.schemas.base import Id, Input, SecretText, Text
-from mackuper.schemas.sources import PostgresConnection
+from mackuper.schemas.sources import MariaDBSource, PostgresConnection, RedisSource, SQLiteSource
 
 DatabaseName = Annotated[Text, Field(min_length=1, max_length=63)]
 
@@ -29,6 +29,38 @@ class PostgresProbeResult(Answer):
     pg_dump_version: int | None
 
 
+class MariaDBTestBody(Input):
+    source: SkipValidation[MariaDBSource] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The MariaDB source form; checked as a MariaDBSource."""
+    job_id: Id | None = None
+    """The job being edited: its stored password fills a blank one."""
+
+
+class SQLiteTestBody(Input):
+    source: SkipValidation[SQLiteSource] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The SQLite source form; checked as an SQLiteSource."""
+    job_id: Id | None = None
+
+
+class RedisTestBody(Input):
+    source: SkipValidation[RedisSource] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The Redis source form; checked as a RedisSource."""
+    job_id: Id | None = None
+    """The job being edited: its stored password fills a blank one."""
+
+
+class DatabaseProbeResult(Answer):
+    """MariaDB, SQLite or Redis "Test connection": whether the backup can run, why not,
+    the server's version, what it holds, and the dump tool found on this worker."""
+
+    ok: bool
+    message: str
+    server_version: str
+    databases: list[str]
+    dump_tool: str
+    """The dump tool's version line (mariadb-dump, sqlite3, redis-cli); "" when missing."""
+
+
 class DatabaseTarget(Input):
     """Where a dump is restored: the job's own server (its stored login) or another."""
 
@@ -44,6 +76,17 @@ class DatabaseTarget(Input):
     """Restore into a database that exists, replacing the objects the dump holds."""
     confirm: Annotated[Text, Field(max_length=63)] = ""
     """With `existing`: the database's name typed again, to confirm what is overwritten."""
+
+
+class DumpQuery(Input):
+    database: Annotated[Text, Field(min_length=1, max_length=4000)]
+    """The dumped database, as the backup's manifest names it (an SQLite file's path)."""
+
+
+class DumpBody(DumpQuery):
+    decryption: DecryptionKeys | None = None
+    """The key or passphrase of an encrypted backup whose job stores none: used for this
+    request only, never stored."""
 
 
 class DatabaseRestoreBody(Input):

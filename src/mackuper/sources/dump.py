@@ -28,6 +28,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, BinaryIO, Self, cast
 
@@ -273,3 +274,15 @@ class DumpSource:
     def close(self) -> None:
         if self._entries is not None:
             self._entries.close()  # GeneratorExit at its yield: the dump's finally kills it
+
+
+@dataclass
+class Probe:
+    """What "Test connection" shows for a MariaDB, SQLite or Redis source."""
+
+    ok: bool
+    message: str
+    server_version: str = ""
+    databases: list[str] = field(default_factory=list)
+    dump_tool: str = ""
+    """The dump tool's `--version` line on this worker ("" when it is missing)."""

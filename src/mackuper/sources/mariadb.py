@@ -12,13 +12,15 @@ never a command line; `--no-defaults` keeps the worker's own option files out.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.dump import PART_SIZE, DumpSource, dump_entries, tool_version
+from mackuper.sources.base import Entry, Reporter, SourceError
+from mackuper.sources.dump import PART_SIZE, DumpSource, Probe, dump_entries, tool_version
 
 FOLDER = "mariadb"
 ALL_NAME = f"{FOLDER}/all.databases.sql"
@@ -34,6 +36,122 @@ def member_name(database: str) -> str:
         for character in database
     )
     return f"{FOLDER}/{encoded}.sql"
+
+
+COMMAND_TIMEOUT = 60.0
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+SYSTEM_DATABASES = ("information_schema", "performance_schema", "sys")
+
+
+def quote_name(name: str) -> str:
+    """A MariaDB identifier quoted for SQL text: `name` with backticks doubled."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass
+class MariaDBConnection:
+    """Where the server is and who logs in; the password travels as MYSQL_PWD."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(default="", repr=False)
+
+    def environment(self) -> dict[str, str]:
+        return {"MYSQL_PWD": self.password} if self.password else {}
+
+    def options(self) -> list[str]:
+        """The client options every tool gets (`--no-defaults` first: no option files)."""
+        return [
+            "--no-defaults",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            f"--user={self.username}",
+            "--protocol=TCP",
+            "--connect-timeout=10",
+            "--default-character-set=utf8mb4",
+        ]
+
+    def query(self, sql: str) -> list[list[str]]:
+        """The rows the `mariadb` client prints for `sql` (read from standard input), each
+        a list of tab-separated values; SourceError with the server's complaint."""
+        argv = ["mariadb", *self.options(), "--batch", "--skip-column-names", "--raw"]
+        try:
+            result = subprocess.run(  # noqa: S603 - fixed argv; the SQL is on stdin
+                argv,
+                input=sql.encode(),
+                capture_output=True,
+                env={**os.environ, **self.environment()},
+                timeout=COMMAND_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SourceError(f"mariadb could not run: {error}") from error
+        if result.returncode != 0:
+            message = " ".join(result.stderr.decode("utf-8", "replace").split())[:400]
+            raise SourceError(
+                f"MariaDB at {self.host}:{self.port}: "
+                + (message or f"mariadb exit status {result.returncode}")
+            )
+        return [
+            line.split("\t")
+            for line in result.stdout.decode("utf-8", "replace").splitlines()
+            if line
+        ]
+
+    def database_exists(self, name: str) -> bool:
+        where = "SCHEMA_NAME = " + quote_string(name)
+        rows = self.query(f"SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE {where}")  # noqa: S608
+        return bool(rows) and rows[0][0] != "0"
+
+
+def quote_string(text: str) -> str:
+    """An SQL string literal (backslashes and quotes escaped, as MariaDB reads them)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def version_of(text: str) -> tuple[int, int, int] | None:
+    found = _VERSION.search(text)
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2)), int(found.group(3) or 0)
+
+
+def dump_tool_version() -> tuple[int, int, int] | None:
+    """The server release mariadb-dump comes from (`Distrib 10.11.19-MariaDB` -> 10.11.19)."""
+    line = tool_version("mariadb-dump")
+    found = re.search(r"(?:Distrib|from)\s+(\d+\.\d+\.\d+)", line)
+    return version_of(found.group(1)) if found else None
+
+
+def probe(connection: MariaDBConnection) -> Probe:
+    """Log in, read the server version and the databases; never raises."""
+    try:
+        (version,) = connection.query("SELECT VERSION()")[0]
+        databases = [
+            row[0]
+            for row in connection.query("SHOW DATABASES")
+            if row[0] not in SYSTEM_DATABASES and row[0] != "mysql"
+        ]
+    except (SourceError, ValueError, IndexError) as error:
+        return Probe(False, str(error) if isinstance(error, SourceError) else "no answer")
+    tool = tool_version("mariadb-dump")
+    found = Probe(True, "", version, databases, tool)
+    server = version_of(version)
+    dumper = dump_tool_version()
+    flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+    if not tool:
+        found.ok, found.message = False, "mariadb-dump is not installed on this worker"
+    elif flavour == "MariaDB" and server and dumper and dumper[:2] < server[:2]:
+        found.ok = False
+        found.message = (
+            f"mariadb-dump from MariaDB {dumper[0]}.{dumper[1]} is older than the server"
+            f" ({server[0]}.{server[1]}) and may not know all of its objects: install the"
+            f" {server[0]}.{server[1]} client tools"
+        )
+    else:
+        found.message = f"{flavour} {version}: {len(databases)} database(s) visible"
+    return found
 
 
 @dataclass

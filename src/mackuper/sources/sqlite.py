@@ -13,12 +13,60 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, DumpSource, dump_entries, tool_version
+from mackuper.sources.dump import PART_SIZE, DumpSource, Probe, dump_entries, tool_version
+
+COMMAND_TIMEOUT = 60.0
+_LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
+
+
+def look(path: str) -> tuple[str, int]:
+    """The journal mode and table count of the database at `path`, opened read-only by
+    the sqlite3 shell that dumps it; SourceError naming the path when it cannot."""
+    if not os.path.isfile(path):
+        raise SourceError(f"the SQLite database {path} does not exist")
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argv, the path is one argument
+            ["sqlite3", "-readonly", "-bail", "-batch", path, _LOOK],  # noqa: S607 - on PATH
+            capture_output=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SourceError(f"sqlite3 could not run: {error}") from error
+    lines = result.stdout.decode("utf-8", "replace").split()
+    if result.returncode != 0 or len(lines) != 2 or not lines[1].isdigit():
+        why = " ".join(result.stderr.decode("utf-8", "replace").split())[:300]
+        raise SourceError(f"{path}: {why or 'not an SQLite database'}")
+    return lines[0], int(lines[1])
+
+
+def probe(paths: list[str]) -> Probe:
+    """Open each database read-only as the backup will; never raises."""
+    tool = tool_version("sqlite3")
+    if not tool:
+        return Probe(False, "sqlite3 is not installed on this worker")
+    version = tool.split()[0]
+    found = Probe(True, "", version, [], tool)
+    problems = []
+    for path in paths:
+        try:
+            journal, tables = look(path)
+        except SourceError as error:
+            problems.append(str(error))
+            continue
+        found.databases.append(f"{path}: {tables} table(s), journal mode {journal}")
+    if problems:
+        found.ok, found.message = False, "; ".join(problems)
+    else:
+        found.message = f"sqlite3 {version} opens {len(paths)} database(s) read-only"
+    return found
+
 
 FOLDER = "sqlite"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]")

@@ -129,6 +129,8 @@ RULES: dict[str, Rule] = {
     "encryption.new_identity": OPERATOR,
     "ssh.test_connection": OPERATOR,
     "databases.test_connection": OPERATOR,
+    "databases.download_dump": DOWNLOAD,
+    "databases.download_dump_with_key": DOWNLOAD,
     # Administrators: destinations, alert channels, settings, keys, users, the audit log
     "auth.setup_finish": ADMINISTRATOR,
     # A database restore writes to any server it is pointed at, replacing objects.
@@ -147,6 +149,9 @@ RULES: dict[str, Rule] = {
     "safekeeping.export_configuration": ADMINISTRATOR,
     "safekeeping.master_key_origin": ADMINISTRATOR,
     "safekeeping.reveal_master_key": ADMINISTRATOR,
+    "databases.test_mariadb": OPERATOR,
+    "databases.test_sqlite": OPERATOR,
+    "databases.test_redis": OPERATOR,
     "users.page": ADMINISTRATOR,
     "users.list_users": ADMINISTRATOR,
     "users.create_user": ADMINISTRATOR,

@@ -87,6 +87,8 @@ _FIXED_OBJECTS = {
     "auth.change_password": "own password",
     "auth.setup_finish": "setup",
     "runs.clean_history": "run history",
+    "databases.download_dump": "database dump downloaded",
+    "databases.download_dump_with_key": "database dump downloaded",
     "installation_settings.update_settings": "installation settings",
     "sso.update_settings": "single sign-on",
     "restore.set_verify_schedule": "verify schedule",

@@ -1,26 +1,40 @@
-"""Database sources: "Test connection" for PostgreSQL, and restoring a dump into a database."""
+"""Database sources: "Test connection", restoring a dump into a database, and
+downloading a dump alone."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
-from mackuper.destinations.base import DestinationError
+from mackuper.destinations.base import DestinationError, content_disposition
 from mackuper.models import Artifact, ArtifactState, Job, RunTrigger
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.download import database_dump
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
 from mackuper.runs.database_restore import dumped_databases, queue_database_restore
 from mackuper.schemas.answers import RunAnswer
-from mackuper.schemas.databases import DatabaseRestoreBody, PostgresProbeResult, PostgresTestBody
-from mackuper.schemas.sources import PostgresConnection
-from mackuper.sources import postgres
+from mackuper.schemas.databases import (
+    DatabaseProbeResult,
+    DatabaseRestoreBody,
+    DumpBody,
+    DumpQuery,
+    MariaDBTestBody,
+    PostgresProbeResult,
+    PostgresTestBody,
+    RedisTestBody,
+    SQLiteTestBody,
+)
+from mackuper.schemas.sources import MariaDBSource, PostgresConnection, RedisSource, SQLiteSource
+from mackuper.sources import mariadb, postgres, redis, sqlite
+from mackuper.sources.dump import Probe
 from mackuper.web.database import get_db, runtime
-from mackuper.web.forms import fail, field_errors, parse
-from mackuper.web.operations import operation
+from mackuper.web.forms import fail, field_errors, json_body, parse
+from mackuper.web.operations import BINARY, operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import run_json
 
@@ -28,10 +42,12 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint("databases", __name__, url_prefix="/api")
 
 
-def _stored_source(job_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The public settings and secrets of a PostgreSQL job ({} and {} for any other)."""
+def _stored_source(
+    job_id: int | None, kind: str = "postgresql"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The public settings and secrets of a job of `kind` ({} and {} for any other)."""
     job = get_db().get(Job, job_id) if job_id is not None else None
-    if job is None or job.source_kind != "postgresql":
+    if job is None or job.source_kind != kind:
         return {}, {}
     return job.source_config, runtime().secrets.decrypt(job.source_secrets_encrypted)
 
@@ -61,7 +77,63 @@ def test_connection(body: PostgresTestBody) -> Response:
     )
 
 
-def _given(body: DatabaseRestoreBody) -> dict[str, str]:
+def _probe_answer(kind: str, where: str, found: Probe) -> Response:
+    logger.info("%s connection test to %s: %s", kind, where, found.ok)
+    return jsonify(
+        ok=found.ok,
+        message=found.message,
+        server_version=found.server_version,
+        databases=found.databases,
+        dump_tool=found.dump_tool,
+    )
+
+
+@blueprint.post("/mariadb/test")
+@login_required
+@operation(
+    "Test a MariaDB or MySQL source: log in, the server version, its databases, and"
+    " whether this worker's mariadb-dump fits it",
+    body=MariaDBTestBody,
+    responses={200: DatabaseProbeResult},
+)
+def test_mariadb(body: MariaDBTestBody) -> Response:
+    source: MariaDBSource = parse(MariaDBSource, body.source, ("source",))
+    source = source.keep_stored(_stored_source(body.job_id, "mariadb")[1])
+    connection = mariadb.MariaDBConnection(
+        source.host, source.port, source.username, source.password
+    )
+    return _probe_answer("mariadb", f"{source.host}:{source.port}", mariadb.probe(connection))
+
+
+@blueprint.post("/sqlite/test")
+@login_required
+@operation(
+    "Test an SQLite source: open each database file read-only as the backup will, its"
+    " tables and journal mode, and this worker's sqlite3",
+    body=SQLiteTestBody,
+    responses={200: DatabaseProbeResult},
+)
+def test_sqlite(body: SQLiteTestBody) -> Response:
+    source: SQLiteSource = parse(SQLiteSource, body.source, ("source",))
+    return _probe_answer("sqlite", f"{len(source.paths)} file(s)", sqlite.probe(source.paths))
+
+
+@blueprint.post("/redis/test")
+@login_required
+@operation(
+    "Test a Redis source: log in, the server version, its databases with keys, and"
+    " this worker's redis-cli",
+    body=RedisTestBody,
+    responses={200: DatabaseProbeResult},
+)
+def test_redis(body: RedisTestBody) -> Response:
+    source: RedisSource = parse(RedisSource, body.source, ("source",))
+    source = source.keep_stored(_stored_source(body.job_id, "redis")[1])
+    found = redis.probe(source.host, source.port, source.username, source.password)
+    return _probe_answer("redis", f"{source.host}:{source.port}", found)
+
+
+def _given(body: DatabaseRestoreBody | DumpBody) -> dict[str, str]:
     """A key or passphrase for an encrypted backup, as restore runs keep them."""
     if body.decryption is None:
         return {}
@@ -70,6 +142,99 @@ def _given(body: DatabaseRestoreBody) -> dict[str, str]:
         "key_passphrase": body.decryption.passphrase,
     }
     return {name: value for name, value in given.items() if value}
+
+
+def _sentence(error: Exception) -> str:
+    text = str(error)
+    return text[:1].upper() + text[1:]
+
+
+def _stored(artifact_id: int) -> Artifact:
+    artifact = get_db().get(Artifact, artifact_id)
+    if artifact is None or artifact.state != ArtifactState.STORED.value:
+        fail("No such stored backup.", 404)
+    return artifact
+
+
+def _dump(
+    artifact: Artifact, given: dict[str, str], database: str
+) -> tuple[StoredArchive, dict[str, Any], dict[str, Any]]:
+    """The archive, its (unsealed) manifest and the manifest's item for the dump of
+    `database`; a 422 naming the field when the key is missing or the dump is not there."""
+    try:
+        archive = stored_archive(runtime(), get_db(), artifact, given)
+        manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+    except (RestoreError, DestinationError) as error:
+        fail(_sentence(error), 409)
+    if "sealed_age" in manifest and "databases" not in manifest:
+        field_errors(
+            {"decryption": "This backup is encrypted: give the key or passphrase that opens it."}
+        )
+    items = dumped_databases(manifest)
+    item = next((item for item in items if item["database"] == database), None)
+    if item is None:
+        names = [item["database"] for item in items]
+        message = (
+            "This backup holds no database dump."
+            if not names
+            else f"This backup holds no dump of {database}: it has {', '.join(names)}."
+        )
+        field_errors({"database": message})
+    return archive, manifest, item
+
+
+def _send_dump(artifact: Artifact, given: dict[str, str], database: str) -> Response:
+    archive, manifest, item = _dump(artifact, given, database)
+    size = item.get("size")
+    try:
+        download = database_dump(
+            archive, manifest, str(item["path"]), size if isinstance(size, int) else None
+        )
+    except (RestoreError, DestinationError) as error:
+        fail(_sentence(error), 409)
+    headers = {"Content-Disposition": content_disposition(download.filename)}
+    if download.size is not None:
+        headers["Content-Length"] = str(download.size)
+    return Response(
+        download.body, mimetype=download.content_type, headers=headers, direct_passthrough=True
+    )
+
+
+@blueprint.get("/backups/<int:artifact_id>/dump")
+@login_required
+@operation(
+    "Download one database's dump from a backup as one file (its parts joined,"
+    " decompressed), for the database's own restore tool",
+    query=DumpQuery,
+    responses={200: BINARY},
+)
+def download_dump(artifact_id: int, query: DumpQuery) -> Response:
+    return _send_dump(_stored(artifact_id), {}, query.database)
+
+
+@blueprint.post("/backups/<int:artifact_id>/dump")
+@login_required
+@operation(
+    "Download one database's dump from an encrypted backup, with its key",
+    body=DumpBody,
+    responses={200: BINARY},
+    parse_body=False,
+)
+def download_dump_with_key(artifact_id: int) -> Response:
+    """The body is JSON, or the form the Restore page posts (`database`, `identity`) so
+    that the browser streams the download; the key is used for this request only,
+    never stored or logged."""
+    if request.is_json:
+        body = parse(DumpBody, json_body())
+    else:
+        body = parse(
+            DumpBody,
+            {
+                "database": request.form.get("database", ""),
+                "decryption": {"identity": request.form.get("identity", "")},
+            },
+        )
+    return _send_dump(_stored(artifact_id), _given(body), body.database)
 
 
 @blueprint.post("/restore/database")

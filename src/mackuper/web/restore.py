@@ -249,7 +249,16 @@ def _sealed(manifest: dict[str, Any]) -> bool:
 def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
     files = manifest_files(manifest)
     sealed = _sealed(manifest)
-    databases = [item["database"] for item in dumped_databases(manifest)]
+    dumped = dumped_databases(manifest)
+    databases = [item["database"] for item in dumped]
+    dumps = [
+        {
+            "database": item["database"],
+            "kind": str(item["path"]).split("/", 1)[0],
+            "size": item.get("size") if isinstance(item.get("size"), int) else None,
+        }
+        for item in dumped
+    ]
     if text:
         matches, cut = search(files, text)
         return jsonify(
@@ -258,6 +267,7 @@ def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
             query=text,
             sealed=sealed,
             databases=databases,
+            dumps=dumps,
         )
     folder = path.strip("/")
     nodes = children(files, folder)
@@ -267,6 +277,7 @@ def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
         truncated=False,
         sealed=sealed,
         databases=databases,
+        dumps=dumps,
     )
 
 
