@@ -111,6 +111,8 @@ RULES: dict[str, Rule] = {
     "restore.download_url": DOWNLOAD,
     "restore.extract_from_backup": DOWNLOAD,
     "restore.extract_with_key": DOWNLOAD,
+    "databases.download_dump": DOWNLOAD,
+    "databases.download_dump_with_key": DOWNLOAD,
     # Operators: jobs, runs, restores, verifications
     "jobs.create_job": OPERATOR,
     "jobs.update_job": OPERATOR,
@@ -129,8 +131,9 @@ RULES: dict[str, Rule] = {
     "encryption.new_identity": OPERATOR,
     "ssh.test_connection": OPERATOR,
     "databases.test_connection": OPERATOR,
-    "databases.download_dump": DOWNLOAD,
-    "databases.download_dump_with_key": DOWNLOAD,
+    "databases.test_mariadb": OPERATOR,
+    "databases.test_sqlite": OPERATOR,
+    "databases.test_redis": OPERATOR,
     # Administrators: destinations, alert channels, settings, keys, users, the audit log
     "auth.setup_finish": ADMINISTRATOR,
     # A database restore writes to any server it is pointed at, replacing objects.
@@ -149,9 +152,6 @@ RULES: dict[str, Rule] = {
     "safekeeping.export_configuration": ADMINISTRATOR,
     "safekeeping.master_key_origin": ADMINISTRATOR,
     "safekeeping.reveal_master_key": ADMINISTRATOR,
-    "databases.test_mariadb": OPERATOR,
-    "databases.test_sqlite": OPERATOR,
-    "databases.test_redis": OPERATOR,
     "users.page": ADMINISTRATOR,
     "users.list_users": ADMINISTRATOR,
     "users.create_user": ADMINISTRATOR,
