@@ -442,6 +442,13 @@ class TreeEntry(Answer):
     mtime: Any
 
 
+class DumpedDatabase(Answer):
+    database: str
+    kind: str
+    """postgresql, mariadb, sqlite or redis: the folder its parts are stored in."""
+    size: int | None
+
+
 class Tree(Answer):
     entries: list[TreeEntry]
     truncated: bool
@@ -449,13 +456,8 @@ class Tree(Answer):
     """The file list is encrypted and no key at hand opened it: send one (POST)."""
     databases: list[str]
     """The databases dumped in this backup (restored with POST /api/restore/database)."""
-
-class DumpedDatabase(Answer):
-    database: str
-    kind: str
-    """postgresql, mariadb, sqlite or redis: the folder its parts are stored in."""
-    size: int | None
-
+    dumps: list[DumpedDatabase]
+    """The same with each dump's kind and size (downloaded with GET /api/backups/{id}/dump)."""
 
 
 class DownloadLink(Answer):
@@ -464,8 +466,6 @@ class DownloadLink(Answer):
     filename: str
 
 
-    dumps: list[DumpedDatabase]
-    """The same with each dump's kind and size (downloaded with GET /api/backups/{id}/dump)."""
 class BackupAnswer(Answer):
     backup: Backup
     manifest: dict[str, Any]
