@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -332,6 +333,44 @@ class Artifact(Base):
 
     run: Mapped[Run] = relationship(back_populates="artifacts")
     destination: Mapped[Destination] = relationship(lazy="joined")
+
+
+class ChainPoint(Base):
+    """One point of a job's incremental chain (issue 17; core/chain.py): the backup run
+    whose archive it is, the chain's full and the previous point, and every run whose
+    archive a plain-tar restore of this point needs (`needs`, full first, itself last)."""
+
+    __tablename__ = "chain_points"
+    __table_args__ = (Index("ix_chain_points_job", "job_id"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    level: Mapped[int] = mapped_column(Integer)
+    full_run_id: Mapped[int] = mapped_column(Integer)
+    previous_run_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    archive_name: Mapped[str] = mapped_column(String(255))
+    needs: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChainState(Base):
+    """A job's change-detection state: the file list of its newest good point, each
+    entry naming the archive holding it (zlib-compressed JSON). Kept in the database
+    rather than the data directory because any worker with the job's label may run
+    the next backup, and a sealed manifest cannot be read back with a backup-only
+    key; it is rebuilt from the point's manifest when missing."""
+
+    __tablename__ = "chain_states"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    run_id: Mapped[int] = mapped_column(Integer)
+    archive_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class WorkerHeartbeat(Base):
