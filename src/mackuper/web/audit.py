@@ -54,6 +54,8 @@ AUDITED: dict[str, str] = {
     "users.reset_password": "password reset",
     "users.delete_user": "user deleted",
     "sso.update_settings": "single sign-on settings changed",
+    "invitations.create_invitation": "user invited",
+    "invitations.revoke_invitation": "invitation withdrawn",
     "jobs.create_job": "job created",
     "jobs.update_job": "job changed",
     "jobs.delete_job": "job deleted",
@@ -106,6 +108,7 @@ _OBJECT_ARGUMENTS = {
     "artifact_id": "backup",
     "token_id": "token",
     "user_id": "user",
+    "invitation_id": "invitation",
 }
 
 

@@ -152,11 +152,16 @@ def break_glass_user_id(session: Session) -> int | None:
     return int(found) if found is not None else None
 
 
+def sso_only(session: Session) -> bool:
+    """Whether password logins are refused (except the break-glass account's)."""
+    settings = stored_settings(session)
+    return settings.enabled and settings.sso_only
+
+
 def password_login_refusal(session: Session, user: User) -> str | None:
     """Why `user` may not log in with a password (SSO only, not the break-glass
     account), or None when they may."""
-    settings = stored_settings(session)
-    if not (settings.enabled and settings.sso_only) or user.id == break_glass_user_id(session):
+    if not sso_only(session) or user.id == break_glass_user_id(session):
         return None
     return SSO_ONLY
 
