@@ -15,6 +15,14 @@ times are not in the future. So a manifest planted with a future date, or in
 another job's folder, or beside a different archive, is refused and can never
 take a retention slot from a real backup (core/retention.py also never lets an
 imported backup push out one this installation made itself).
+
+A manifest of an incremental chain names every archive its point needs
+(`chain.archives`, its own last). Once every manifest is imported, each such point
+gets its chain_points row: the archive names resolved to the runs holding them at
+this destination, so retention keeps what a kept point needs, verification checks
+the whole chain and the next backup can build on it. A named archive the catalog
+does not hold is recorded as run 0 (no run has that id), so the point counts as
+broken until a full replaces it.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from mackuper.core.chain import sibling_key
 from mackuper.core.naming import (
     ARCHIVE_FORMATS,
     ENCRYPTED_SUFFIX,
@@ -50,6 +59,7 @@ from mackuper.models import (
     LIVE_ARTIFACT_STATES,
     Artifact,
     ArtifactState,
+    ChainPoint,
     Job,
     Run,
     RunKind,
@@ -63,6 +73,10 @@ MANIFEST_LIMIT = 128 * 1024 * 1024
 CLOCK_SKEW = timedelta(minutes=10)
 """How far in the future a manifest's times may lie (clocks of two machines)."""
 PROBLEM_LIMIT = 200
+CHAIN_LIMIT = 10_000
+"""The most archives a chain manifest may name (a chain is a full and its incrementals)."""
+MISSING_RUN = 0
+"""Stands in a chain point's `needs` for an archive the catalog does not hold."""
 
 
 @dataclass
@@ -72,12 +86,17 @@ class ImportReport:
     already_known: int = 0
     jobs_created: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    chain_points: int = 0
+    broken_chains: list[str] = field(default_factory=list)
+    """One line per imported point whose chain lacks an archive."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "manifests": self.manifests,
             "imported": self.imported,
             "already_known": self.already_known,
+            "chain_points": self.chain_points,
+            "broken_chains": self.broken_chains[:PROBLEM_LIMIT],
             "refused": len(self.problems),
             "jobs_created": self.jobs_created,
             "problems": self.problems[:PROBLEM_LIMIT],
@@ -108,6 +127,19 @@ class _Archive(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+ArchiveFileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\]+$")]
+
+
+class _Chain(BaseModel):
+    """A manifest's `chain` (core/chain.py): the archives this point needs, its own last."""
+
+    model_config = ConfigDict(extra="ignore")
+    level: Annotated[StrictInt, Field(ge=0, lt=CHAIN_LIMIT)]
+    full: ArchiveFileName
+    previous: ArchiveFileName | None = None
+    archives: Annotated[list[ArchiveFileName], Field(min_length=1, max_length=CHAIN_LIMIT)]
+
+
 class ManifestHeader(BaseModel):
     """The part of a manifest import relies on; everything else is kept as stored."""
 
@@ -121,6 +153,7 @@ class ManifestHeader(BaseModel):
     archive: _Archive
     file_count: Annotated[StrictInt, Field(ge=0, le=1 << 40)] | None = None
     files: list[Any] | None = None
+    chain: _Chain | None = None
 
 
 def _explain(error: ValidationError) -> str:
@@ -151,6 +184,27 @@ def belongs(
         return f"it is dated in the future ({header.finished_at.isoformat()})"
     if header.archive.size != archive_size:
         return f"it declares {header.archive.size} bytes but the archive has {archive_size}"
+    return _chain_problem(header.chain, name)
+
+
+def _chain_problem(chain: _Chain | None, name: str) -> str | None:
+    """Why a manifest's chain cannot be this archive's; None when it can (or is absent)."""
+    if chain is None:
+        return None
+    if chain.archives[-1] != name:
+        return "its chain does not end with its own archive"
+    if len(chain.archives) != chain.level + 1 or chain.archives[0] != chain.full:
+        return "its chain's level and archives disagree"
+    if chain.level and chain.previous != chain.archives[-2]:
+        return "its chain's previous archive is not the one before it"
+    parsed = [parse_archive_name(other) for other in chain.archives]
+    if any(item is None for item in parsed):
+        return "its chain names an archive Mackuper did not make"
+    own = parsed[-1]
+    if own is not None and any(
+        item and item.started_second > own.started_second for item in parsed
+    ):
+        return "its chain names an archive made after it"
     return None
 
 
@@ -204,6 +258,7 @@ def import_backups(
             )
         )
     )
+    chained: list[_Pending] = []
     for key in sorted(stored):
         if not key.endswith(MANIFEST_SUFFIX):
             continue
@@ -213,12 +268,64 @@ def import_backups(
             report.already_known += 1
             continue
         problem = _import_checked(
-            session, row, destination, stored[key], stored.get(archive_key), report, now
+            session, row, destination, stored[key], stored.get(archive_key), report, now, chained
         )
         if problem is not None:
             report.problems.append(f"{key}: {problem}")
+    _link_chains(session, row, chained, report)
     session.commit()
     return report
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An imported point of a chain, waiting for the runs of its archives to be known."""
+
+    run_id: int
+    job_id: int
+    archive_key: str
+    chain: _Chain
+
+
+def _link_chains(
+    session: Session, row: DestinationRow, chained: list[_Pending], report: ImportReport
+) -> None:
+    """Give each imported chain point its chain_points row, its archives resolved to the
+    runs that hold them at this destination (MISSING_RUN for one the catalog lacks)."""
+    for pending in chained:
+        keys = [sibling_key(pending.archive_key, name) for name in pending.chain.archives]
+        holders = dict(
+            session.execute(
+                select(Artifact.key, Artifact.run_id).where(
+                    Artifact.destination_id == row.id,
+                    Artifact.key.in_(keys),
+                    Artifact.state.in_(LIVE_ARTIFACT_STATES),
+                )
+            ).all()
+        )
+        needs = [holders.get(key, MISSING_RUN) for key in keys[:-1]] + [pending.run_id]
+        missing = [
+            name for name, run_id in zip(pending.chain.archives, needs, strict=True) if not run_id
+        ]
+        if missing:
+            report.broken_chains.append(
+                f"{pending.chain.archives[-1]}: its chain lacks {', '.join(missing[:3])}"
+                + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+                + "; it cannot be restored whole and the next backup starts a new full"
+            )
+        session.add(
+            ChainPoint(
+                run_id=pending.run_id,
+                job_id=pending.job_id,
+                level=pending.chain.level,
+                full_run_id=needs[0],
+                previous_run_id=needs[-2] if len(needs) > 1 else None,
+                archive_name=pending.chain.archives[-1],
+                needs=needs,
+            )
+        )
+        report.chain_points += 1
+    session.flush()
 
 
 def _import_checked(
@@ -229,8 +336,11 @@ def _import_checked(
     archive: StoredObject | None,
     report: ImportReport,
     now: datetime,
+    chained: list[_Pending],
 ) -> str | None:
-    """Import one manifest's backup; the reason it was refused, or None."""
+    """Import one manifest's backup; the reason it was refused, or None.
+
+    A point of a chain is added to `chained`, to be linked once all are imported."""
     if archive is None:
         return "its archive is missing"
     if manifest.size > MANIFEST_LIMIT:
@@ -252,10 +362,12 @@ def _import_checked(
         return f"not imported: {problem}"
     try:
         with session.begin_nested():
-            _add_backup(session, row, header, archive, report)
+            run = _add_backup(session, row, header, archive, report)
     except IntegrityError:
         return "not imported: the catalog already holds this archive or this job's name"
     report.imported += 1
+    if header.chain is not None and run.job_id is not None:
+        chained.append(_Pending(run.id, run.job_id, archive.key, header.chain))
     return None
 
 
@@ -265,7 +377,7 @@ def _add_backup(
     header: ManifestHeader,
     archive: StoredObject,
     report: ImportReport,
-) -> None:
+) -> Run:
     job = _job_for(session, row, header, report)
     files = len(header.files) if header.files is not None else header.file_count or 0
     name = archive.key.rsplit("/", 1)[-1]
@@ -300,3 +412,4 @@ def _add_backup(
         )
     )
     session.flush()
+    return run

@@ -2,13 +2,15 @@
 
 The decision is core.retention's pure function; this module gathers its input
 from the database and carries it out: it deletes each archive and its manifest
-at each destination, marks the artifacts deleted and logs it on the run.
+at each destination, marks the artifacts deleted and logs it on the run. A point
+of an incremental chain brings the runs it needs from its chain_points row, so the
+archives a kept point needs are never deleted.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from sqlalchemy import delete, exists, select, text, update
@@ -24,6 +26,7 @@ from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import (
     Artifact,
     ArtifactState,
+    ChainPoint,
     Destination,
     Job,
     Run,
@@ -45,6 +48,8 @@ class Preview:
     decisions: list[retention.Decision]
     artifacts: dict[int, list[Artifact]]
     """Run id -> its stored artifacts."""
+    points: dict[int, ChainPoint]
+    """Run id -> its place in an incremental chain (runs of full-only jobs have none)."""
 
 
 def _in_use(session: Session) -> tuple[set[int], set[int]]:
@@ -107,9 +112,14 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
     for artifact in stored:
         by_run.setdefault(artifact.run_id, []).append(artifact)
     used_runs, used_artifacts = _in_use(session)
+    points = {
+        point.run_id: point
+        for point in session.scalars(select(ChainPoint).where(ChainPoint.job_id == job.id))
+    }
     backups = []
     for run_id, artifacts in by_run.items():
         run = artifacts[0].run
+        point = points.get(run_id)
         backups.append(
             retention.Backup(
                 id=run_id,
@@ -117,9 +127,24 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
                 successful=run.status == RunStatus.SUCCESS.value,
                 in_use=run_id in used_runs or any(a.id in used_artifacts for a in artifacts),
                 imported=run.trigger == RunTrigger.IMPORT,
+                needs=_needs(point),
+                # Only chain points: a full-only job's plan stays what it always was.
+                damaged=point is not None
+                and all(artifact.verify_status == "failed" for artifact in artifacts),
             )
         )
-    return Preview(retention.plan_retention(backups, policy, now, _zone(session, job)), by_run)
+    decisions = retention.plan_retention(backups, policy, now, _zone(session, job))
+    return Preview(decisions, by_run, points)
+
+
+def _needs(point: ChainPoint | None) -> frozenset[int]:
+    """The other runs whose archives restoring this point reads (none for a full)."""
+    if point is None:
+        return frozenset()
+    listed = point.needs if isinstance(point.needs, list) else []
+    return frozenset(
+        run_id for run_id in listed if isinstance(run_id, int) and run_id != point.run_id
+    )
 
 
 def locks_in_the_way(secrets: SecretBox, plan: Preview, now: datetime) -> dict[int, datetime]:
@@ -216,16 +241,21 @@ def _extend_locks(
     triggered_by: int | None,
 ) -> None:
     """Lengthen the locks of kept backups whose GFS slot now promises more than the lock
-    they were stored with (their period is over, so the slot is theirs for good)."""
+    they were stored with (their period is over, so the slot is theirs for good), and of
+    backups that later incremental points need (kept as long as those are)."""
     try:
         policy = retention.Policy.from_json(job.retention)
     except retention.RetentionError:
         return
-    if not any(getattr(policy, f"keep_{name}") for name in retention.PERIODS):
-        return  # the lock set at upload is all the policy promises
     backups = [decision.backup for decision in plan.decisions]
+    chained = any(backup.needs for backup in backups)
+    if not chained and not any(getattr(policy, f"keep_{name}") for name in retention.PERIODS):
+        return  # the lock set at upload is all the policy promises
     zone = _zone(session, job)
     plain = retention.Policy(keep_days=policy.keep_days)
+    # What the lock set at upload covered: the backup alone, before later points needed it.
+    alone = [replace(backup, needs=frozenset()) for backup in backups]
+    promised: dict[int, tuple[dict[int, datetime], dict[int, datetime]]] = {}
     for decision in plan.decisions:
         if not decision.keep:
             continue
@@ -234,8 +264,12 @@ def _extend_locks(
             if not isinstance(target, Lockable) or not target.lock_mode:
                 continue
             days = _lock_days(artifact.destination)
-            until = retention.guaranteed_until(backups, policy, now, zone, days)[artifact.run_id]
-            first = retention.guaranteed_until(backups, plain, now, zone, days)[artifact.run_id]
+            if days not in promised:  # once per minimum, not once per archive
+                promised[days] = (
+                    retention.guaranteed_until(backups, policy, now, zone, days),
+                    retention.guaranteed_until(alone, plain, now, zone, days),
+                )
+            until, first = (dates[artifact.run_id] for dates in promised[days])
             if until <= first or until <= now:
                 continue
             try:

@@ -5,27 +5,35 @@ At an Object Lock destination it also checks that the archive and its manifest a
 still locked at least as long as the job's policy promised when they were made, in
 at least the destination's mode; drift (a lock shortened, weakened or gone) ends the
 verification `warning`, naming what changed.
+
+A point of an incremental chain needs the archives before it (its manifest's
+`chain.archives`): each is checked the same way at the same destination, and one that
+is gone, no longer in the catalog, or changed fails the verification as "chain broken",
+naming the archive.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mackuper.core.chain import chain_of, own_members, sibling_key
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import DestinationError, Lockable
-from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.models import Artifact, ArtifactState, ChainPoint, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
-from mackuper.restore.verify import verify_archive
+from mackuper.restore.verify import VerifyResult, verify_archive
 from mackuper.runs import retention
 from mackuper.runs.outcome import Outcome
+from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.task import Finished, RunContext
 
 
@@ -38,6 +46,11 @@ class VerifyWork:
     deep: bool
     lock_until: datetime | None = None
     """The retain-until date the policy promised this backup; None where nothing is locked."""
+    destination_id: int | None = None
+    destination_name: str = ""
+    recorded_chain: tuple[str | None, ...] = ()
+    """The archives before this point in its chain as the catalog records them (None: one
+    it never held); used when the manifest cannot be read."""
 
 
 LOCK_SLACK = timedelta(seconds=1)
@@ -73,48 +86,18 @@ class VerifyTask:
             artifact.size,
             bool(details.get("deep")),
             lock_until,
+            artifact.destination_id,
+            artifact.destination.name,
+            _recorded_chain(session, artifact.run_id),
         )
 
     def execute(self, context: RunContext, work: VerifyWork) -> Finished:
         recorder, archive, deep = context.recorder, work.archive, work.deep
-        file_hashes: dict[str, str] = {}
-        expected = work.known_sha256
-        try:
-            manifest = unsealed(
-                read_manifest(archive.destination, archive.key),
-                archive.keys,
-                SCRYPT_MAX_WORK_FACTOR,
-            )
-            section = manifest.get("archive")
-            if isinstance(section, dict) and section.get("sha256"):
-                expected = str(section["sha256"])
-                if work.known_sha256 and work.known_sha256 != expected:
-                    raise RestoreError(
-                        "the catalog and the manifest disagree about this archive's SHA-256"
-                    )
-            file_hashes = {
-                str(item["path"]).strip("/"): str(item["sha256"])
-                for item in manifest_files(manifest)
-                if item.get("sha256")
-            }
-        except RestoreError as error:
-            if expected is None:
-                raise
-            recorder.log("warning", f"{error}; checking against the catalog instead")
-        if not expected:
-            raise RestoreError("there is no SHA-256 to compare this archive with")
+        stored, expected, file_hashes = _expectations(archive, work.known_sha256, recorder)
         recorder.log("info", f"verifying {archive.key}{' and every entry in it' if deep else ''}")
-        status = "failed"
-        try:
-            result = verify_archive(archive, expected, work.known_size, deep, file_hashes, recorder)
-            status = "ok"
-        finally:
-            with context.runtime.sessions.begin() as session:
-                session.execute(
-                    update(Artifact)
-                    .where(Artifact.id == work.artifact_id)
-                    .values(verified_at=datetime.now(UTC), verify_status=status)
-                )
+        result = _checked(
+            context, archive, work.artifact_id, expected, work.known_size, deep, file_hashes
+        )
         summary = f"the archive matches its manifest (sha256 {result.sha256}, {result.size} bytes"
         if deep:
             summary += f", {result.entries} entries opened, {result.files_checked} files read"
@@ -124,9 +107,15 @@ class VerifyTask:
             "files_done": result.files_checked,
             "sha256": result.sha256,
         }
+        broken = _check_chain(context, work, stored)
+        for problem in broken:
+            recorder.log("error", problem)
         drift = lock_drift(archive, work.lock_until, context.clock())
         for problem in drift:
             recorder.log("warning", problem)
+        if broken:
+            outcome = Outcome(RunStatus.FAILED, "; ".join(broken + drift))
+            return Finished(outcome, values, result.as_dict())
         if drift:
             outcome = Outcome(RunStatus.WARNING, "; ".join(drift))
             return Finished(outcome, values, result.as_dict())
@@ -136,6 +125,131 @@ class VerifyTask:
 
     def after(self, context: RunContext, outcome: Outcome) -> None:
         return None
+
+
+def _expectations(
+    archive: StoredArchive, known_sha256: str | None, recorder: RunRecorder
+) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """The manifest as stored (its public part), the archive's SHA-256 to compare with,
+    and the SHA-256 of each file stored in this archive itself.
+
+    An unreadable manifest is logged and the catalog's SHA-256 used instead; RestoreError
+    when neither has one, or they disagree.
+    """
+    stored: dict[str, Any] = {}
+    expected = known_sha256
+    file_hashes: dict[str, str] = {}
+    try:
+        stored = read_manifest(archive.destination, archive.key)
+        manifest = unsealed(stored, archive.keys, SCRYPT_MAX_WORK_FACTOR)
+        section = manifest.get("archive")
+        if isinstance(section, dict) and section.get("sha256"):
+            expected = str(section["sha256"])
+            if known_sha256 and known_sha256 != expected:
+                raise RestoreError(
+                    "the catalog and the manifest disagree about this archive's SHA-256"
+                )
+        file_hashes = {
+            str(item["path"]).strip("/"): str(item["sha256"])
+            for item in own_members(manifest_files(manifest))
+            if item.get("sha256")
+        }
+    except RestoreError as error:
+        if expected is None:
+            raise
+        recorder.log("warning", f"{error}; checking against the catalog instead")
+    if not expected:
+        raise RestoreError("there is no SHA-256 to compare this archive with")
+    return stored, expected, file_hashes
+
+
+def _checked(
+    context: RunContext,
+    archive: StoredArchive,
+    artifact_id: int,
+    expected: str,
+    size: int | None,
+    deep: bool,
+    file_hashes: dict[str, str],
+) -> VerifyResult:
+    """verify_archive, noting `ok` or `failed` on the artifact whatever happens."""
+    status = "failed"
+    try:
+        result = verify_archive(archive, expected, size, deep, file_hashes, context.recorder)
+        status = "ok"
+    finally:
+        with context.runtime.sessions.begin() as session:
+            session.execute(
+                update(Artifact)
+                .where(Artifact.id == artifact_id)
+                .values(verified_at=datetime.now(UTC), verify_status=status)
+            )
+    return result
+
+
+def _recorded_chain(session: Session, run_id: int) -> tuple[str | None, ...]:
+    """The names of the archives before this run's point, from chain_points (none for a
+    full or a full-only job)."""
+    point = session.get(ChainPoint, run_id)
+    if point is None:
+        return ()
+    earlier = [other for other in point.needs if other != run_id]
+    names = dict(
+        session.execute(
+            select(ChainPoint.run_id, ChainPoint.archive_name).where(ChainPoint.run_id.in_(earlier))
+        ).all()
+    )
+    return tuple(names.get(other) for other in earlier)
+
+
+def _check_chain(context: RunContext, work: VerifyWork, stored: dict[str, Any]) -> list[str]:
+    """Check every earlier archive of the point's chain; what is wrong ("chain broken: ...")."""
+    chain = chain_of(stored)
+    own = work.archive.key.rsplit("/", 1)[-1]
+    earlier: list[str | None] = [name for name in chain["archives"] if name != own] if chain else []
+    if chain is None:
+        earlier = list(work.recorded_chain)
+    if not earlier:
+        return []
+    recorder, where = context.recorder, work.destination_name or "its destination"
+    recorder.log("info", f"this point builds on {len(earlier)} earlier archive(s); checking each")
+    problems: list[str] = []
+    for name in earlier:
+        if name is None:
+            problems.append(
+                "chain broken: an archive this point builds on was never in the catalog"
+            )
+            continue
+        try:
+            key = sibling_key(work.archive.key, name)
+        except ValueError:
+            problems.append(f"chain broken: the manifest names {name!r}, not an archive")
+            continue
+        with context.runtime.sessions() as session:
+            artifact = session.scalar(
+                select(Artifact).where(
+                    Artifact.key == key,
+                    Artifact.destination_id == work.destination_id,
+                    Artifact.state == ArtifactState.STORED.value,
+                )
+            )
+            known = (artifact.id, artifact.sha256, artifact.size) if artifact else None
+        if known is None:
+            problems.append(
+                f"chain broken: {name}, which this point builds on, is no longer stored at"
+                f" {where} (not in the catalog)"
+            )
+            continue
+        link = StoredArchive(work.archive.destination, key, work.archive.keys)
+        try:
+            _, expected, file_hashes = _expectations(link, known[1], recorder)
+            recorder.log("info", f"verifying {key}, which this point builds on")
+            _checked(context, link, known[0], expected, known[2], work.deep, file_hashes)
+        except (RestoreError, DestinationError) as error:
+            problems.append(f"chain broken: {name}, which this point builds on: {error}")
+    if not problems:
+        recorder.log("info", f"all {len(earlier)} earlier archive(s) of the chain match")
+    return problems
 
 
 def _day(moment: datetime) -> str:
