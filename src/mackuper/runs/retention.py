@@ -116,6 +116,7 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
         point.run_id: point
         for point in session.scalars(select(ChainPoint).where(ChainPoint.job_id == job.id))
     }
+    used_runs |= _built_on(session, job, points, by_run)
     backups = []
     for run_id, artifacts in by_run.items():
         run = artifacts[0].run
@@ -135,6 +136,26 @@ def preview(session: Session, job: Job, now: datetime) -> Preview:
         )
     decisions = retention.plan_retention(backups, policy, now, _zone(session, job))
     return Preview(decisions, by_run, points)
+
+
+def _built_on(
+    session: Session, job: Job, points: dict[int, ChainPoint], by_run: dict[int, list[Artifact]]
+) -> set[int]:
+    """The point a running backup of the job may be extending: the newest stored point
+    whose run succeeded or warned, as runs/chain.py picks it. Kept while the backup runs,
+    so the new point's chain cannot lose an archive under it."""
+    if not points:
+        return set()
+    running = select(Run.id).where(
+        Run.job_id == job.id, Run.kind == RunKind.BACKUP, Run.status == RunStatus.RUNNING.value
+    )
+    if session.scalar(running.limit(1)) is None:
+        return set()
+    good = (RunStatus.SUCCESS.value, RunStatus.WARNING.value)
+    candidates = [
+        run_id for run_id in points if run_id in by_run and by_run[run_id][0].run.status in good
+    ]
+    return {max(candidates)} if candidates else set()
 
 
 def _needs(point: ChainPoint | None) -> frozenset[int]:
