@@ -8,6 +8,7 @@ redirect back (code, state, iss) is given to Mackuper's callback.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -223,9 +224,14 @@ def test_a_callback_with_a_forged_state_or_a_provider_error_is_refused_without_a
     assert browser.client.get("/api/jobs").status_code == 401
 
 
-def test_the_client_secret_is_encrypted_at_rest_and_never_shown_or_audited(
-    app: Flask, api: ApiClient, runtime: Runtime, provider: OidcProvider
+def test_the_client_secret_is_encrypted_at_rest_and_never_shown_logged_or_audited(
+    app: Flask,
+    api: ApiClient,
+    runtime: Runtime,
+    provider: OidcProvider,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     answer = configure(api, provider)
     # A blank secret keeps the stored one (forms never show it).
     kept = configure(api, provider, client_secret="", scopes="openid email profile groups")
@@ -248,6 +254,8 @@ def test_the_client_secret_is_encrypted_at_rest_and_never_shown_or_audited(
         assert changes[0].details["client_secret"] == "(set)"
         assert changes[0].object == "single sign-on"
         assert all(provider.client_secret not in str(row.details) for row in changes)
+    assert "SSO login" in caplog.text
+    assert provider.client_secret not in caplog.text
 
 
 def test_settings_whose_issuer_does_not_answer_or_differs_are_refused_and_not_saved(
