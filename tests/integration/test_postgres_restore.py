@@ -112,10 +112,13 @@ def test_postgres_backup_restores_through_mackuper_into_a_new_database(
         ):
             assert fingerprint(restored) == fingerprint(original)
 
-        # The same again: the database exists now, so the run refuses to touch it.
-        again = finished_run(api, runtime, ok(api, "POST", "/api/restore/database", body)["run"])
-        assert again["status"] == "failed"
-        assert "already exists" in again["error"]
+        # The same again: the database exists now, so the request is refused, unqueued.
+        again = api.call("POST", "/api/restore/database", body)
+        assert again.status_code == 422, again.get_data(as_text=True)
+        assert again.get_json()["field"] == "target.database"
+        assert "already exists" in again.get_json()["error"]
+        runs = ok(api, "GET", "/api/runs")["runs"]
+        assert [item["id"] for item in runs if item["kind"] == "restore"] == [run["id"]]
     finally:
         with postgres_server.connect() as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{new_name}" WITH (FORCE)')
@@ -183,7 +186,8 @@ def test_postgres_restore_database_from_the_cli(
         ):
             assert fingerprint(restored) == fingerprint(original)
         again = _mackuper(data_dir, *command, "--into", new_name)
-        assert again.returncode == 1 and "already exists" in again.stdout
+        assert again.returncode == 2 and "already exists" in again.stdout
+        assert "run " not in again.stdout  # refused before a run was queued
         unconfirmed = _mackuper(data_dir, *command, "--into", new_name, "--replace-existing", "x")
         assert unconfirmed.returncode == 2
         replaced = _mackuper(data_dir, *command, "--into", new_name, "--replace-existing", new_name)

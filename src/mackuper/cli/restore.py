@@ -30,7 +30,7 @@ from mackuper.restore.extract import Policy
 from mackuper.restore.request import parse_restore
 from mackuper.restore.stored import build_destination
 from mackuper.runs import enqueue, lifecycle
-from mackuper.runs.database_restore import queue_database_restore
+from mackuper.runs.database_restore import check_database_restore, queue_database_restore
 from mackuper.runtime import Runtime
 
 Start = Callable[[str], Runtime]
@@ -55,11 +55,15 @@ def add_commands(commands: Any, start: Start) -> None:
     database = commands.add_parser(
         "restore-database",
         help="restore one database dump of a backup into a new (or, confirmed, an existing)"
-        " database on the job's own PostgreSQL server",
+        " database on the job's own PostgreSQL or MariaDB server, or SQLite file",
     )
     database.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
     database.add_argument("--database", required=True, help="the dumped database's name")
-    database.add_argument("--into", required=True, help="the database to restore into")
+    database.add_argument(
+        "--into",
+        required=True,
+        help="the database to restore into (SQLite: the database file's absolute path)",
+    )
     database.add_argument(
         "--replace-existing",
         metavar="NAME",
@@ -155,6 +159,10 @@ def _restore_database(runtime: Runtime, args: argparse.Namespace) -> int:
             "database": args.database,
             "target": {"same_as_source": True, "database": args.into, "existing": existing},
         }
+        problem = check_database_restore(runtime, session, artifact, details)
+        if problem:
+            print(f"mackuper: {problem}")
+            return 2
         run_id = queue_database_restore(
             session, runtime, artifact, details, {}, RunTrigger.CLI, wake=False
         ).id

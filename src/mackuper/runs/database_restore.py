@@ -14,10 +14,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mackuper.destinations.base import DestinationError
 from mackuper.models import Artifact, Job, Run, RunKind, RunStatus, RunTrigger
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
-from mackuper.restore.database import DatabaseRestore, restore_database
+from mackuper.restore.database import (
+    DatabaseRestore,
+    MariaDBRestore,
+    PostgresRestore,
+    SQLiteRestore,
+    restore_database,
+)
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
@@ -25,6 +32,8 @@ from mackuper.runs import enqueue
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.task import Finished, RunContext
 from mackuper.runtime import Runtime
+from mackuper.sources import mariadb, postgres, redis, sqlite
+from mackuper.sources.mariadb import MariaDBConnection
 from mackuper.sources.postgres import PostgresConnection
 
 TARGET_KIND = "database"
@@ -55,28 +64,68 @@ def dumped_databases(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _connection(
-    runtime: Runtime, job: Job | None, target: dict[str, Any], secrets: dict[str, str]
-) -> PostgresConnection:
-    if target.get("same_as_source"):
-        if job is None or job.source_kind != "postgresql":
-            raise RestoreError("the job of this backup no longer backs up a PostgreSQL server")
-        config = job.source_config
+def dump_kind(path: str) -> str:
+    """The folder a dump is stored in: postgresql, mariadb, sqlite or redis."""
+    return path.split("/", 1)[0]
+
+
+def _login(
+    runtime: Runtime, job: Job | None, target: dict[str, Any], secrets: dict[str, str], kind: str
+) -> tuple[dict[str, Any], str]:
+    """The server's settings and password: the job's stored ones ("same as source"),
+    or the target's with the password given for this restore."""
+    if target.get("same_as_source", True):
+        if job is None or job.source_kind != kind:
+            raise RestoreError(f"the job of this backup no longer backs up a {kind} server")
         stored = runtime.secrets.decrypt(job.source_secrets_encrypted)
-        return PostgresConnection(
+        return dict(job.source_config), str(stored.get("password", ""))
+    return dict(target), secrets.get("password", "")
+
+
+def restore_plan(
+    runtime: Runtime,
+    job: Job | None,
+    dump: dict[str, Any],
+    target: dict[str, Any],
+    secrets: dict[str, str],
+) -> DatabaseRestore:
+    """How the dump the manifest item `dump` describes goes into `target`; RestoreError
+    when Mackuper does not restore that kind of dump (it is then downloaded)."""
+    path = str(dump["path"])
+    kind = dump_kind(path)
+    name = str(target["database"])
+    create = not target.get("existing")
+    if kind == postgres.FOLDER:
+        config, password = _login(runtime, job, target, secrets, "postgresql")
+        connection = PostgresConnection(
             host=str(config["host"]),
-            port=int(config.get("port", 5432)),
+            port=int(config.get("port") or 5432),
             username=str(config["username"]),
-            password=str(stored.get("password", "")),
+            password=password,
             maintenance_database=str(config.get("maintenance_database") or "postgres"),
         )
-    return PostgresConnection(
-        host=str(target["host"]),
-        port=int(target["port"]),
-        username=str(target["username"]),
-        password=secrets.get("password", ""),
-        maintenance_database=str(target.get("maintenance_database") or "postgres"),
-    )
+        dump_format = "custom" if path.endswith(".dump") else "plain"
+        return PostgresRestore(name, path, create, connection, dump_format, clean=not create)
+    if kind == mariadb.FOLDER:
+        if path == mariadb.ALL_NAME:
+            raise RestoreError(
+                "the whole-server MariaDB dump holds every database under its own name:"
+                " download it and feed it to `mariadb` (README, Databases)"
+            )
+        config, password = _login(runtime, job, target, secrets, "mariadb")
+        login = MariaDBConnection(
+            str(config["host"]), int(config.get("port") or 3306), str(config["username"]), password
+        )
+        return MariaDBRestore(name, path, create, login)
+    if kind == sqlite.FOLDER:
+        return SQLiteRestore(name, path, create)
+    if path == redis.NAME:
+        raise RestoreError(
+            "a Redis snapshot is loaded by a server when it starts, so Mackuper does not"
+            " restore it into a running one: download the dump and follow the README's"
+            " steps (stop Redis, put the file where its dir and dbfilename point, start it)"
+        )
+    raise RestoreError(f"Mackuper does not restore {path}: download the dump instead")
 
 
 class DatabaseRestoreTask:
@@ -102,24 +151,16 @@ class DatabaseRestoreTask:
         if dump is None:
             raise RestoreError(f"this backup holds no dump of the database {wanted!r}")
         target = dict(details["target"])
-        plan = DatabaseRestore(
-            connection=_connection(context.runtime, job, target, secrets),
-            database=str(target["database"]),
-            dump_path=str(dump["path"]),
-            dump_format="custom" if str(dump["path"]).endswith(".dump") else "plain",
-            create=not target.get("existing"),
-            clean=bool(target.get("existing")),
-        )
+        plan = restore_plan(context.runtime, job, dump, target, secrets)
         return DatabaseRestoreWork(archive, plan)
 
     def execute(self, context: RunContext, work: DatabaseRestoreWork) -> Finished:
         recorder, plan = context.recorder, work.plan
-        where = f"{plan.connection.username}@{plan.connection.host}:{plan.connection.port}"
-        how = "replacing its objects" if plan.clean else "a new database"
+        how = "a new database" if plan.create else "replacing its objects"
         recorder.log(
             "info",
             f"restoring {plan.dump_path} from {work.archive.key} into {plan.database!r}"
-            f" on {where} ({how})",
+            f" on {plan.where()} ({how})",
         )
         read = _Count()
         written = _Count()
@@ -162,6 +203,33 @@ def queue_database_restore(
     enqueue._log_if_stranded(session, run)
     enqueue._commit(session, wake)
     return run
+
+
+def check_database_restore(
+    runtime: Runtime, session: Session, artifact: Artifact, details: dict[str, Any]
+) -> str | None:
+    """Why the restore `details` describe cannot be queued (no such dump, a kind Mackuper
+    does not restore, a new database that exists or an existing one that does not), or
+    None; for the CLI, whose backups' keys are stored (the web checks with its own)."""
+    job = session.get(Job, artifact.job_id) if artifact.job_id is not None else None
+    try:
+        archive = stored_archive(runtime, session, artifact, {})
+        manifest = unsealed(
+            read_manifest(archive.destination, archive.key), archive.keys, SCRYPT_MAX_WORK_FACTOR
+        )
+        wanted = str(details["database"])
+        dump = next(
+            (item for item in dumped_databases(manifest) if item["database"] == wanted), None
+        )
+        if dump is None:
+            names = ", ".join(item["database"] for item in dumped_databases(manifest))
+            return f"this backup holds no dump of {wanted!r}" + (
+                f" (it has {names})" if names else ""
+            )
+        restore_plan(runtime, job, dump, dict(details["target"]), {}).check()
+    except (RestoreError, DestinationError) as error:
+        return str(error)
+    return None
 
 
 def target_name(details: dict[str, Any]) -> str:

@@ -11,7 +11,8 @@ from mackuper.schemas.api import DecryptionKeys
 from mackuper.schemas.base import Id, Input, SecretText, Text
 from mackuper.schemas.sources import MariaDBSource, PostgresConnection, RedisSource, SQLiteSource
 
-DatabaseName = Annotated[Text, Field(min_length=1, max_length=63)]
+DatabaseName = Annotated[Text, Field(min_length=1, max_length=4000)]
+"""A database's name, or an SQLite database file's absolute path."""
 
 
 class PostgresTestBody(Input):
@@ -62,19 +63,23 @@ class DatabaseProbeResult(Answer):
 
 
 class DatabaseTarget(Input):
-    """Where a dump is restored: the job's own server (its stored login) or another."""
+    """Where a dump is restored: the job's own server (its stored login) or another.
+
+    For an SQLite dump, `database` is the absolute path of the file on the worker and
+    the server fields are not used."""
 
     same_as_source: bool = True
     host: Annotated[Text, Field(max_length=255)] = ""
-    port: Annotated[int, Field(ge=1, le=65535)] = 5432
-    username: Annotated[Text, Field(max_length=63)] = ""
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Empty: the kind's usual port (5432 for PostgreSQL, 3306 for MariaDB)."""
+    username: Annotated[Text, Field(max_length=80)] = ""
     password: SecretText = ""
     maintenance_database: Annotated[Text, Field(min_length=1, max_length=63)] = "postgres"
     database: DatabaseName
     """The database to restore into: made new, unless `existing`."""
     existing: bool = False
     """Restore into a database that exists, replacing the objects the dump holds."""
-    confirm: Annotated[Text, Field(max_length=63)] = ""
+    confirm: Annotated[Text, Field(max_length=4000)] = ""
     """With `existing`: the database's name typed again, to confirm what is overwritten."""
 
 

@@ -2,10 +2,10 @@
 
 The OpenSSH client moves bytes about 2.5 times faster than paramiko here (see
 docs/benchmarks.md), so tar mode runs `ssh` as a child process (mackuper/ssh.py's
-OpenSSHSession). Its settings all come from the command line (`-F /dev/null`): the pinned host key in a private
-known_hosts file under an alias, the private key in a 0600 file, and the password
-or passphrase handed to `ssh` through SSH_ASKPASS from its environment, never on
-disk. Everything lives in a 0700 directory removed on close.
+OpenSSHSession). Its settings all come from the command line (`-F /dev/null`): the
+pinned host key in a private known_hosts file under an alias, the private key in a
+0600 file, and the password or passphrase handed to `ssh` through SSH_ASKPASS from
+its environment, never on disk. Everything lives in a 0700 directory removed on close.
 
 When the connection breaks after the first member, the remote tar is started again
 (with backoff, for up to the target's `retry_seconds`) and its stream is read up to

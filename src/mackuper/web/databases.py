@@ -4,6 +4,7 @@ downloading a dump alone."""
 from __future__ import annotations
 
 import logging
+import posixpath
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -16,11 +17,17 @@ from mackuper.restore.download import database_dump
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
-from mackuper.runs.database_restore import dumped_databases, queue_database_restore
+from mackuper.runs.database_restore import (
+    dump_kind,
+    dumped_databases,
+    queue_database_restore,
+    restore_plan,
+)
 from mackuper.schemas.answers import RunAnswer
 from mackuper.schemas.databases import (
     DatabaseProbeResult,
     DatabaseRestoreBody,
+    DatabaseTarget,
     DumpBody,
     DumpQuery,
     MariaDBTestBody,
@@ -237,67 +244,74 @@ def download_dump_with_key(artifact_id: int) -> Response:
     return _send_dump(_stored(artifact_id), _given(body), body.database)
 
 
-@blueprint.post("/restore/database")
-@login_required
-@operation(
-    "Queue a restore of one database dump from a backup into a new or an existing database",
-    body=DatabaseRestoreBody,
-    responses={202: RunAnswer},
-)
-def start_database_restore(body: DatabaseRestoreBody) -> tuple[Response, int]:
-    """A new database is made and must not exist yet; restoring into an existing one
-    replaces the objects the dump holds and needs its name typed again in `confirm`."""
-    target = body.target
+NAME_LIMITS = {"postgresql": 63, "mariadb": 64}
+"""The longest database name each server takes (PostgreSQL counts bytes)."""
+SERVER_NAMES = {"postgresql": "PostgreSQL", "mariadb": "MariaDB"}
+
+
+def _target_errors(target: DatabaseTarget, kind: str) -> dict[str, str]:
+    """What is wrong with where a dump of `kind` should go, by field."""
     errors: dict[str, str] = {}
+    if kind == "sqlite":
+        if not posixpath.isabs(target.database):
+            errors["target.database"] = (
+                "Enter the absolute path of the SQLite database file on the worker."
+            )
+    elif kind in NAME_LIMITS and len(target.database.encode()) > NAME_LIMITS[kind]:
+        errors["target.database"] = (
+            f"A {SERVER_NAMES[kind]} database name has at most {NAME_LIMITS[kind]} characters."
+        )
     if target.existing and target.confirm != target.database:
         errors["target.confirm"] = (
             f"Type {target.database} to confirm that the objects of the dump replace"
             " those in this database."
         )
-    if not target.same_as_source:
+    if kind in SERVER_NAMES and not target.same_as_source:
         if not target.host:
-            errors["target.host"] = "Enter the PostgreSQL host."
+            errors["target.host"] = f"Enter the {SERVER_NAMES[kind]} host."
         if not target.username:
-            errors["target.username"] = "Enter the PostgreSQL user name."
-    if errors:
-        field_errors(errors)
-    artifact = get_db().get(Artifact, body.artifact_id)
-    if artifact is None or artifact.state != ArtifactState.STORED.value:
-        fail("No such stored backup.", 404)
-    job = get_db().get(Job, artifact.job_id) if artifact.job_id is not None else None
-    if target.same_as_source and (job is None or job.source_kind != "postgresql"):
-        field_errors(
-            {
-                "target.same_as_source": "This backup's job no longer has a PostgreSQL server:"
-                " enter the server to restore to."
-            }
-        )
+            errors["target.username"] = f"Enter the {SERVER_NAMES[kind]} user name."
+    return errors
+
+
+@blueprint.post("/restore/database")
+@login_required
+@operation(
+    "Queue a restore of one database dump from a backup into a new or an existing database"
+    " (PostgreSQL, MariaDB, SQLite; a Redis snapshot is downloaded instead)",
+    body=DatabaseRestoreBody,
+    responses={202: RunAnswer},
+)
+def start_database_restore(body: DatabaseRestoreBody) -> tuple[Response, int]:
+    """A new database is made and must not exist yet; restoring into an existing one
+    replaces the objects the dump holds and needs its name typed again in `confirm`.
+    Both are checked against the server (or the file) now, before anything is queued."""
+    target = body.target
+    if target.existing and target.confirm != target.database:
+        field_errors(_target_errors(target, ""))
+    artifact = _stored(body.artifact_id)
     given = _given(body)
-    try:
-        archive = stored_archive(runtime(), get_db(), artifact, given)
-        manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
-    except (RestoreError, DestinationError) as error:
-        fail(str(error)[:1].upper() + str(error)[1:], 409)
-    if "sealed_age" in manifest and "databases" not in manifest:
-        field_errors(
-            {"decryption": "This backup is encrypted: give the key or passphrase that opens it."}
-        )
-    names = [item["database"] for item in dumped_databases(manifest)]
-    if body.database not in names:
-        message = (
-            "This backup holds no database dump."
-            if not names
-            else f"This backup holds no dump of {body.database}: it has {', '.join(names)}."
-        )
-        field_errors({"database": message})
-    details = {
-        "database": body.database,
-        "target": target.model_dump(
-            mode="json", exclude={"password", "confirm"}, exclude_defaults=False
-        ),
-    }
+    _archive, _manifest, dump = _dump(artifact, given, body.database)
+    kind = dump_kind(str(dump["path"]))
+    if errors := _target_errors(target, kind):
+        field_errors(errors)
+    job = get_db().get(Job, artifact.job_id) if artifact.job_id is not None else None
     secrets = dict(given)
     if target.password and not target.same_as_source:
         secrets["password"] = target.password
+    details_target = target.model_dump(mode="json", exclude={"password", "confirm"})
+    try:
+        plan = restore_plan(runtime(), job, dump, details_target, secrets)
+    except RestoreError as error:
+        field = "target.same_as_source" if "no longer backs up" in str(error) else "database"
+        field_errors({field: _sentence(error)})
+    try:
+        plan.check()
+    except RestoreError as error:
+        message = _sentence(error)
+        if "already exists" in message or "does not exist" in message:
+            field_errors({"target.database": message})
+        fail(message, 409)
+    details = {"database": body.database, "target": details_target}
     run = queue_database_restore(get_db(), runtime(), artifact, details, secrets, RunTrigger.MANUAL)
     return jsonify(run=run_json(run)), 202

@@ -749,19 +749,22 @@
           if (kind === "mariadb") source.databases = lines(db.databases);
           return source;
         },
+        /* Each kind's "Test connection": /api/postgresql|mariadb|sqlite|redis/test. */
         async testDatabase() {
+          var kind = this.form.source_kind;
           this.dbBusy = true; this.dbResult = null; this.errors = {};
-          var result = await api("POST", "/api/postgresql/test", {
-            source: this.databasePayload(), job_id: this.form.saved_kind === "postgresql" ? this.form.id : null,
+          var result = await api("POST", "/api/" + kind + "/test", {
+            source: this.databasePayload(), job_id: this.form.saved_kind === kind ? this.form.id : null,
           });
           this.dbBusy = false;
           if (result.ok) this.dbResult = result.data; else this.takeResult(result);
         },
         dbResultLines() {
           var r = this.dbResult;
-          if (!r || !r.ok) return [];
-          var found = ["Server: " + (r.server_version || "unknown"), "pg_dump: " + (r.pg_dump_version || "not found")];
-          if (r.databases && r.databases.length) found.push("Databases: " + r.databases.join(", "));
+          if (!r || !r.server_version) return [];
+          var tool = this.isPostgres() ? "pg_dump: " + (r.pg_dump_version || "not found") : "Dump tool here: " + (r.dump_tool || "not found");
+          var found = [(this.form.source_kind === "sqlite" ? "sqlite3: " : "Server: ") + r.server_version, tool];
+          if (r.databases && r.databases.length) found.push((this.form.source_kind === "sqlite" ? "Files: " : "Databases: ") + r.databases.join(", "));
           return found;
         },
         sourcePayload() {

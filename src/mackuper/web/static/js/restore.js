@@ -19,7 +19,7 @@
 
   function emptyDatabaseForm() {
     return {
-      database: "", into: "", same_as_source: true, host: "", port: "5432", username: "postgres",
+      database: "", into: "", same_as_source: true, host: "", port: "", username: "",
       password: "", existing: false, confirm: "",
     };
   }
@@ -31,7 +31,7 @@
         selected: null, folder: "", entries: [], query: "", searching: false, picked: [],
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
         sealed: false, keyInput: "", keyError: "", browseKey: "",
-        databases: [], dbForm: emptyDatabaseForm(), dbErrors: {}, dbError: "",
+        databases: [], dumps: [], dbForm: emptyDatabaseForm(), dbErrors: {}, dbError: "",
         page: 1, total: 0, perPage: PER_PAGE,
         importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
@@ -136,7 +136,7 @@
         async browse(backup) {
           this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
           this.sealed = false; this.keyInput = ""; this.keyError = ""; this.browseKey = "";
-          this.databases = []; this.dbForm = emptyDatabaseForm(); this.dbErrors = {}; this.dbError = "";
+          this.databases = []; this.dumps = []; this.dbForm = emptyDatabaseForm(); this.dbErrors = {}; this.dbError = "";
           await this.openFolder("");
         },
         /* The file list of `path` or the matches of `query`. A key typed for this backup
@@ -216,6 +216,7 @@
         },
         takeDatabases(data) {
           this.databases = data.databases || [];
+          this.dumps = data.dumps || [];
           if (this.databases.length && this.databases.indexOf(this.dbForm.database) === -1) {
             // A database rather than the roles and tablespaces ("(globals)") by default.
             var real = this.databases.filter(function (name) { return name.charAt(0) !== "("; });
@@ -223,15 +224,54 @@
             this.dbForm.into = real.length ? real[0] + "_restored" : "";
           }
         },
+        dumpKind() {
+          var name = this.dbForm.database;
+          var dump = this.dumps.filter(function (item) { return item.database === name; })[0];
+          return dump ? dump.kind : "";
+        },
+        /* Mackuper restores PostgreSQL, MariaDB (one database's dump) and SQLite; the rest is downloaded. */
+        dumpRestorable() {
+          var kind = this.dumpKind();
+          if (kind === "mariadb") return this.dbForm.database !== "(all)";
+          return kind === "postgresql" || kind === "sqlite";
+        },
+        dumpHint() {
+          var kind = this.dumpKind();
+          if (kind === "redis") return "A Redis snapshot is loaded by a server when it starts, so it is not restored into a running one: download it, stop Redis, put the file where its dir and dbfilename point, and start it.";
+          if (kind === "mariadb" && this.dbForm.database === "(all)") return "The whole-server dump restores every database under its own name: download it and feed it to mariadb.";
+          if (kind === "mariadb") return "The dump is fed to the mariadb client straight from the stored archive, into a new database unless you choose an existing one (its tables and views are replaced).";
+          if (kind === "sqlite") return "The dump is restored into a new file beside the target, which then becomes the target: a new file, or, confirmed, the content of an existing one.";
+          return "The dump is fed to pg_restore (or psql) straight from the stored archive, into a new database unless you choose an existing one.";
+        },
+        dumpUrl() {
+          return this.selected ? "/api/backups/" + this.selected.id + "/dump?database=" + encodeURIComponent(this.dbForm.database) : "#";
+        },
+        /* As for files: a posted form streams to disk and keeps the key out of the URL. */
+        downloadDumpWithKey() {
+          var form = document.createElement("form");
+          form.method = "POST";
+          form.action = "/api/backups/" + this.selected.id + "/dump";
+          var token = document.querySelector('meta[name="csrf-token"]');
+          var fields = { csrf_token: token ? token.content : "", database: this.dbForm.database, identity: this.browseKey };
+          Object.keys(fields).forEach(function (name) {
+            var input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = fields[name];
+            form.appendChild(input);
+          });
+          document.body.appendChild(form);
+          form.submit();
+          form.remove();
+        },
         dbFieldError(name) { return this.dbErrors[name] || this.dbErrors["target." + name] || ""; },
         /* A dump goes into a new database unless "existing" is ticked and its name typed again. */
         async startDatabaseRestore() {
           var form = this.dbForm;
           var target = { same_as_source: form.same_as_source, database: form.into, existing: form.existing, confirm: form.confirm };
-          if (!form.same_as_source) {
+          if (this.dumpKind() === "sqlite") target.same_as_source = true;
+          else if (!form.same_as_source) {
             target.host = form.host; target.username = form.username; target.password = form.password;
-            var port = String(form.port || "").trim();
-            target.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+            var port = String(form.port || "").trim();  // empty: the kind's usual port
+            if (port !== "") target.port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
           }
           var body = { artifact_id: this.selected.id, database: form.database, target: target };
           if (this.browseKey || this.form.decryption) body.decryption = { identity: this.browseKey || this.form.decryption };
@@ -256,7 +296,9 @@
           if (!result.ok) { this.error = result.data.error; return; }
           var report = result.data.report;
           this.importReport = "Found " + report.manifests + " manifest(s): imported " + report.imported +
-            ", already known " + report.already_known + (report.problems.length ? ", problems: " + report.problems.join("; ") : "") + ".";
+            ", already known " + report.already_known + (report.problems.length ? ", problems: " + report.problems.join("; ") : "") +
+            (report.chain_points ? ", " + report.chain_points + " point(s) of incremental chains linked" : "") +
+            (report.broken_chains && report.broken_chains.length ? ", broken chains: " + report.broken_chains.join("; ") : "") + ".";
           await this.loadBackups();
         },
       };
