@@ -3,7 +3,8 @@
 The tar writer writes POSIX pax archives: plain ustar headers built directly for
 the common case (short ASCII names, sizes under 8 GiB), and `tarfile`'s pax
 headers for long or UTF-8 names, large files and odd ids. Sub-second mtimes are
-kept in a small pax record. File bytes are copied in 1 MiB reads. A file that
+kept in a small pax record, and so is a directory's `GNU.dumpdir` in an incremental
+archive (core/chain.py). File bytes are copied in 1 MiB reads. A file that
 shrinks while it is read is padded with zeros to the size its header announced,
 and reported: the archive stays valid and the run ends as `warning` rather than
 publishing a corrupt archive.
@@ -109,8 +110,9 @@ def emit_zeros(count: int, emit: Callable[[bytes | memoryview], None]) -> None:
         count -= step
 
 
-def _pax_record(keyword: str, value: str) -> bytes:
-    payload = f" {keyword}={value}\n".encode()
+def _pax_record(keyword: str, value: str | bytes) -> bytes:
+    raw = value if isinstance(value, bytes) else value.encode()
+    payload = b" " + keyword.encode() + b"=" + raw + b"\n"
     length = len(payload)
     while len(str(length)) + len(payload) != length:
         length = len(str(length)) + len(payload)
@@ -171,9 +173,12 @@ def tar_header(entry: Entry) -> bytes:
         _TYPES[entry.type],
         entry.link_target.encode(),
     )
-    if whole == entry.mtime:
+    if whole == entry.mtime and entry.dumpdir is None:
         return header
-    records = _pax_record("mtime", str(entry.mtime))
+    records = b"" if whole == entry.mtime else _pax_record("mtime", str(entry.mtime))
+    if entry.dumpdir is not None:
+        # GNU tar's own incremental format in a POSIX archive (core/chain.py).
+        records += _pax_record("GNU.dumpdir", entry.dumpdir)
     pax = _ustar(b"././@PaxHeader", 0o644, 0, 0, len(records), whole, tarfile.XHDTYPE, b"")
     return pax + records + bytes(-len(records) % BLOCK) + header
 
@@ -187,6 +192,8 @@ def _tarfile_header(entry: Entry, name: str, size: int) -> bytes:
     info.uid = entry.uid
     info.gid = entry.gid
     info.linkname = entry.link_target
+    if entry.dumpdir is not None:
+        info.pax_headers = {"GNU.dumpdir": entry.dumpdir.decode("utf-8", "surrogateescape")}
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 

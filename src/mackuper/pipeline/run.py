@@ -31,6 +31,7 @@ from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
 from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
 from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
+from mackuper.pipeline.incremental import ChainPlan, Incremental
 from mackuper.pipeline.seekable import PLAIN_TAR_SCHEME, SeekableZstdStage
 from mackuper.pipeline.streams import (
     DEFAULT_LEVELS,
@@ -82,6 +83,8 @@ class BackupPlan:
     started_at: datetime
     encryption: list[Recipient] | None = None
     """age recipients; the archive is encrypted (and named `.age`) when set."""
+    chain: ChainPlan | None = None
+    """Set for a job making incremental chains (this run being their full or not)."""
 
 
 @dataclass
@@ -94,7 +97,10 @@ class BackupResult:
     problems: list[str] = field(default_factory=list)
     failed_destinations: dict[int, str] = field(default_factory=dict)
     entries: list[dict[str, Any]] = field(default_factory=list)
-    """The manifest's entries (path, type, size, sha256 of a file's bytes)."""
+    """The manifest's entries (path, type, size, sha256 of a file's bytes); of a chain's
+    point, every path present, an entry held by an earlier archive naming it."""
+    chain: dict[str, Any] | None = None
+    """The manifest's `chain` object (pipeline/incremental.py), or None."""
 
 
 class _Reporter:
@@ -277,17 +283,29 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         f"backing up {plan.source.describe()} as {plan.archive_format}"
         f" (level {level if level is not None else DEFAULT_LEVELS.get(plan.archive_format, '-')})",
     )
+    incremental = Incremental(plan.chain) if plan.chain is not None else None
+    if incremental is not None and plan.archive_format == "zip":
+        raise PipelineError("incremental backups need a tar format; ZIP is full-only")
     try:
         for entry in plan.source.iter_entries(reporter):
             progress.current = entry.name
+            if incremental is not None and not incremental.select(entry):
+                carried = incremental.carried_item(entry)
+                if carried is not None:
+                    files.append(carried)
+                continue
             digest = _hashing_open(entry)
             if archive.add(entry, reporter):
                 item = _manifest_entry(entry, digest.hexdigest() if digest else None)
                 if stages.indexed:
                     item["offset"] = archive.entry_offset  # type: ignore[attr-defined]
+                if incremental is not None:
+                    item = incremental.written_item(entry, item)
                 files.append(item)
                 progress.files_done += 1
                 progress.report()
+            elif incremental is not None and (carried := incremental.carried_item(entry)):
+                files.append(carried)  # unreadable now: the earlier version stays the point's
         archive.close()
         stored = _commit(plan, hooks, fan_out, artifact_ids, meter)
     except BaseException:
@@ -308,6 +326,8 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     if not stored:
         raise PipelineError("every destination failed: " + "; ".join(map(str, failed.values())))
     archive_name = next(iter(keys[destination_id] for destination_id in stored))
+    own_name = archive_name.rsplit("/", 1)[-1]
+    chain = plan.chain.chain(own_name) if plan.chain is not None else None
     manifest = {
         "mackuper_manifest": MANIFEST_VERSION,
         "mackuper_version": __version__,
@@ -322,6 +342,8 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         "source": plan.source.describe(),
         "files": files,
     }
+    if chain is not None:
+        manifest["chain"] = chain
     if stages.indexed:
         manifest["index"] = stages.index()
     # Database sources list each dump (database, member name, parts, size, tool).
@@ -339,18 +361,26 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
             reporter.problem(f"manifest could not be written to {destination.describe()}: {error}")
     hooks.log(
         "info",
-        f"stored {meter.size} bytes (sha256 {meter.sha256}) from {len(files)} entries"
+        f"stored {meter.size} bytes (sha256 {meter.sha256}) from {progress.files_done} entries"
         f" in {time.monotonic() - started:.1f} s",
     )
+    if chain is not None and chain["level"] > 0:
+        hooks.log(
+            "info",
+            f"level {chain['level']} of the chain of {chain['full']}: {progress.files_done}"
+            f" entries written, {len(files) - progress.files_done} unchanged ones left in"
+            " earlier archives of the chain (never read)",
+        )
     return BackupResult(
-        archive_name=archive_name.rsplit("/", 1)[-1],
+        archive_name=own_name,
         size=meter.size,
         sha256=meter.sha256,
-        files=len(files),
+        files=progress.files_done,
         bytes_read=progress.bytes_read,
         problems=reporter.problems,
         failed_destinations={key: str(value) for key, value in failed.items()},
         entries=files,
+        chain=chain,
     )
 
 

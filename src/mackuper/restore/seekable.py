@@ -208,6 +208,8 @@ def _entries(manifest: dict[str, Any]) -> list[tuple[int, int, str]] | None:
     for item in files:
         if not isinstance(item, dict):
             return None
+        if "archive" in item:
+            continue  # an incremental point's entry stored in an earlier archive (core/chain.py)
         offset, size, path = item.get("offset"), item.get("size", 0), item.get("path")
         if not isinstance(offset, int) or not isinstance(path, str) or not isinstance(size, int):
             return None

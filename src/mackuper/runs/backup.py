@@ -16,7 +16,7 @@ from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunKind, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
-from mackuper.runs import retention, source_count
+from mackuper.runs import chain, retention, source_count
 from mackuper.runs.outcome import Outcome, from_result
 from mackuper.runs.task import Finished, RunContext
 from mackuper.sources import registry as sources
@@ -85,7 +85,11 @@ class BackupTask:
                     session, job, destination, run.id, started
                 )
             built[destination.id] = target
+        plan_chain = chain.plan_chain(
+            session, job, started, chain.manifest_reader(context.runtime, job, built)
+        )
         return BackupPlan(
+            chain=plan_chain,
             job_id=job.id,
             job_slug=job.slug,
             job_name=job.name,
@@ -109,10 +113,17 @@ class BackupTask:
         # Beside the backup, a quick count of the source: a first run's percentage.
         done = threading.Event()
         source_count.start(context.runtime.sessions, context.run_id, work.source, done)
+        if work.chain is not None:
+            context.recorder.log("info", work.chain.reason)
         try:
             result = run_backup(work, context.recorder)
         finally:
             done.set()
+        if work.chain is not None and result.chain is not None:
+            with context.runtime.sessions.begin() as session:
+                chain.record_point(
+                    session, work.job_id, context.run_id, work.chain, result.chain, result.entries
+                )
         values: dict[str, object] = {
             "archive_name": result.archive_name,
             "bytes_read": result.bytes_read,

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mackuper.models import Artifact, Job, Run, RunKind, RunStatus
+from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
@@ -43,6 +45,8 @@ class RestoreWork:
     options: ExtractOptions
     manifest: dict[str, Any] | None = None
     """With its file list opened; None when it cannot be read."""
+    parts: list[Part] | None = None
+    """For a point of an incremental chain: the archives to read, and what from each."""
 
 
 class RestoreTask:
@@ -70,7 +74,12 @@ class RestoreTask:
         archive = stored_archive(context.runtime, session, artifact, secrets)
         manifest = _manifest(archive)
         options.declared_sizes = declared_sizes(manifest)
-        return RestoreWork(archive, job, details["target"], secrets, options, manifest)
+        parts = None
+        if is_chain_point(manifest):
+            chosen = _selected(options.selection) if options.selection else _everything
+            parts = plan_parts(archive, manifest or {}, chosen)
+            _check_stored(session, artifact, parts)
+        return RestoreWork(archive, job, details["target"], secrets, options, manifest, parts)
 
     def execute(self, context: RunContext, work: RestoreWork | DatabaseRestoreWork) -> Finished:
         if isinstance(work, DatabaseRestoreWork):
@@ -88,8 +97,18 @@ class RestoreTask:
             extractor = Extractor(target, options, recorder, counter.value)
             # A selection reads only the frames holding it when the archive has an index.
             chosen = _selected(options.selection) if options.selection else None
+            parts = work.parts
+            if parts is not None:
+                recorder.log(
+                    "info",
+                    f"a point of an incremental chain: reading {len(parts)} of its archives ("
+                    + ", ".join(part.archive.key.rsplit("/", 1)[-1] for part in parts)
+                    + ")",
+                )
             opened = (
-                open_selected(archive, work.manifest, chosen, counter)
+                open_parts(parts, counter)
+                if parts is not None
+                else open_selected(archive, work.manifest, chosen, counter)
                 if chosen is not None
                 else open_members(archive, counter)
             )
@@ -100,7 +119,8 @@ class RestoreTask:
                     "info",
                     "reading the archive once more for the first names of selected hard links",
                 )
-                with open_members(archive, counter) as members:
+                again = open_parts(parts, counter) if parts else open_members(archive, counter)
+                with again as members:
                     report = extractor.finish_hard_links(members)
         finally:
             target.close()
@@ -136,6 +156,30 @@ def _manifest(archive: StoredArchive) -> dict[str, Any] | None:
         )
     except RestoreError:
         return None
+
+
+def _everything(_path: str) -> bool:
+    return True
+
+
+def _check_stored(session: Session, artifact: Artifact, parts: list[Part]) -> None:
+    """Raise RestoreError when an archive the point needs is not stored beside it."""
+    keys = [part.archive.key for part in parts]
+    stored = set(
+        session.scalars(
+            select(Artifact.key).where(
+                Artifact.destination_id == artifact.destination_id,
+                Artifact.key.in_(keys),
+                Artifact.state == ArtifactState.STORED.value,
+            )
+        ).all()
+    )
+    for key in keys:
+        if key not in stored:
+            raise RestoreError(
+                f"{key.rsplit('/', 1)[-1]}, an archive of this point's incremental chain, is"
+                f" no longer stored at {artifact.destination.name}: this point cannot be restored"
+            )
 
 
 def _selected(selection: list[tuple[str, ...]]) -> Callable[[str], bool]:

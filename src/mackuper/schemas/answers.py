@@ -51,6 +51,8 @@ class Job(Answer):
     encryption: dict[str, Any]
     worker_label: str | None
     """Only workers carrying this label run the job; None: any worker."""
+    backup_mode: dict[str, Any]
+    """{mode: full | incremental, full_every_runs, full_every_days}."""
     destination_ids: list[int]
     destinations: list[DestinationRef]
     created_at: str | None

@@ -54,6 +54,34 @@ class Retention(Input):
         return self.model_dump(exclude_none=True)
 
 
+class BackupModeSettings(Input):
+    """Full backups every time, or incremental chains (core/chain.py): a full, then
+    only what changed, with a new full every `full_every_runs` runs and/or when the
+    chain's full is `full_every_days` days old. Tar formats and local sources only."""
+
+    mode: Literal["full", "incremental"] = "full"
+    full_every_runs: (
+        Annotated[
+            int,
+            Field(ge=2, le=1000),
+            says("A new full every … runs must be a whole number from 2 to 1000, or empty."),
+        ]
+        | None
+    ) = None
+    full_every_days: (
+        Annotated[
+            int,
+            Field(ge=1, le=3650),
+            says("A new full every … days must be a whole number from 1 to 3650, or empty."),
+        ]
+        | None
+    ) = None
+
+    def stored(self) -> dict[str, object]:
+        """What `Job.options["backup_mode"]` holds ({} for full backups)."""
+        return self.model_dump() if self.mode == "incremental" else {}
+
+
 WorkerLabel = Annotated[str, AfterValidator(normalize_label), says(f"A label is {LABEL_RULE}.")]
 
 SourceSettings = SkipValidation[
@@ -83,6 +111,8 @@ class JobBody(Input):
     hooks: Commands | None = None
     worker_label: WorkerLabel | None = None
     """Only workers carrying this label run the job; null: any worker. Left out: kept."""
+    backup_mode: BackupModeSettings | None = None
+    """Full or incremental backups; left out: kept; null: full."""
 
     @field_validator("compression_level")
     @classmethod

@@ -15,6 +15,27 @@ class EntryType(enum.StrEnum):
     HARDLINK = "hardlink"
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What incremental change detection compares (core/chain.py), from one lstat."""
+
+    type: str
+    """One of file (hard links too), directory, symlink."""
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+
+    def record(self) -> dict[str, int | str]:
+        return {
+            "type": self.type,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "ino": self.ino,
+            "ctime_ns": self.ctime_ns,
+        }
+
+
 @dataclass
 class Entry:
     """One thing to put in the archive.
@@ -32,6 +53,13 @@ class Entry:
     gid: int = 0
     link_target: str = ""
     open: Callable[[], BinaryIO] | None = None
+    identity: Identity | None = None
+    """Set by sources that support incremental backups (local)."""
+    listing: list[tuple[str, Identity]] | None = None
+    """A directory's children (name, identity) as they will be yielded, from sources
+    that support incremental backups."""
+    dumpdir: bytes | None = None
+    """GNU tar's list of a directory's contents in an incremental archive (core/chain.py)."""
 
 
 class SourceError(Exception):

@@ -9,7 +9,7 @@ from functools import partial
 from typing import BinaryIO
 
 from mackuper.core.globs import is_excluded
-from mackuper.sources.base import Entry, EntryType, Reporter, SourceError
+from mackuper.sources.base import Entry, EntryType, Identity, Reporter, SourceError
 
 Opener = Callable[[], BinaryIO] | None
 
@@ -21,6 +21,20 @@ def _open_file(path: str) -> BinaryIO:
 def member_name(path: str) -> str:
     """The archive name of an absolute path, as GNU tar writes it (no leading slash)."""
     return path.lstrip("/")
+
+
+_KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
+
+
+def identity(info: os.stat_result) -> Identity:
+    """What change detection compares for one lstat (core/chain.py)."""
+    return Identity(
+        type=_KINDS.get(stat.S_IFMT(info.st_mode), "other"),
+        size=info.st_size if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode) else 0,
+        mtime_ns=info.st_mtime_ns,
+        ino=info.st_ino,
+        ctime_ns=info.st_ctime_ns,
+    )
 
 
 class LocalSource:
@@ -56,22 +70,36 @@ class LocalSource:
         reporter: Reporter,
         seen_inodes: dict[tuple[int, int], str],
     ) -> Iterator[Entry]:
-        if self.excludes and path != root:
-            relative = path[len(root) :].lstrip("/") if root != "/" else path.lstrip("/")
-            if is_excluded(relative, self.excludes):
-                return
+        children: list[tuple[str, os.stat_result]] = []
+        if stat.S_ISDIR(info.st_mode):
+            children = self._children(root, path, reporter)
         entry = self._entry(path, info, reporter, seen_inodes)
         if entry is not None:
+            if entry.type is EntryType.DIRECTORY:
+                entry.listing = [
+                    (child.rsplit("/", 1)[-1], identity(child_info))
+                    for child, child_info in children
+                ]
             yield entry
-        if not stat.S_ISDIR(info.st_mode):
-            return
+        for child, child_info in children:
+            yield from self._walk(root, child, child_info, reporter, seen_inodes)
+
+    def _children(
+        self, root: str, path: str, reporter: Reporter
+    ) -> list[tuple[str, os.stat_result]]:
+        """The directory's children that will be backed up, by name, with their lstat."""
         try:
             with os.scandir(path) as iterator:
-                children = sorted(iterator, key=lambda child: child.name)
+                listed = sorted(iterator, key=lambda child: child.name)
         except OSError as error:
             reporter.problem(f"cannot list {path}: {error.strerror}")
-            return
-        for child in children:
+            return []
+        children = []
+        for child in listed:
+            if self.excludes:
+                relative = child.path[len(root) :].lstrip("/") if root != "/" else child.path
+                if is_excluded(relative.lstrip("/"), self.excludes):
+                    continue
             try:
                 child_info = child.stat(follow_symlinks=False)
             except FileNotFoundError:
@@ -80,7 +108,11 @@ class LocalSource:
             except OSError as error:
                 reporter.problem(f"cannot read {child.path}: {error.strerror}")
                 continue
-            yield from self._walk(root, child.path, child_info, reporter, seen_inodes)
+            if _KINDS.get(stat.S_IFMT(child_info.st_mode)) is None:
+                reporter.note(f"skipped {child.path}: sockets, fifos and devices are not backed up")
+                continue
+            children.append((child.path, child_info))
+        return children
 
     def _entry(
         self,
@@ -91,6 +123,7 @@ class LocalSource:
     ) -> Entry | None:
         name = member_name(path)
         mode = stat.S_IMODE(info.st_mode)
+        known = identity(info)
 
         def make(kind: EntryType, size: int = 0, link: str = "", opener: Opener = None) -> Entry:
             return Entry(
@@ -103,6 +136,7 @@ class LocalSource:
                 gid=info.st_gid,
                 link_target=link,
                 open=opener,
+                identity=known,
             )
 
         if stat.S_ISDIR(info.st_mode):

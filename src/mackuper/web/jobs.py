@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from mackuper.core import schedule
+from mackuper.core.chain import BackupMode
 from mackuper.core.naming import slugify
 from mackuper.core.retention import Policy, RetentionError
 from mackuper.installation import timezone as installation_timezone
@@ -97,6 +98,7 @@ def _apply(job: Job, body: JobBody) -> None:
         errors.update(unconfirmed_key(encryption, job.encryption or {}))
     alerts = job_alerts.settle(job, body)
     errors.update(alerts.errors)
+    errors.update(_backup_mode_problems(job, body))
     if errors or source is None:
         field_errors(errors)
     if body.schedule != job.schedule:
@@ -115,10 +117,36 @@ def _apply(job: Job, body: JobBody) -> None:
     job.destinations = chosen
     if "worker_label" in body.model_fields_set:
         job.worker_label = body.worker_label
+    if "backup_mode" in body.model_fields_set:
+        job.options = {
+            **(job.options or {}),
+            "backup_mode": body.backup_mode.stored() if body.backup_mode else {},
+        }
     if encryption is not None:
         job.encryption = encryption.public()
         job.encryption_secrets_encrypted = _sealed(encryption.secrets())
     job_alerts.apply(job, alerts)
+
+
+def _backup_mode_problems(job: Job, body: JobBody) -> dict[str, str]:
+    """Incremental backups need a tar format and a local source (issue 17)."""
+    if "backup_mode" in body.model_fields_set:
+        incremental = body.backup_mode is not None and body.backup_mode.mode == "incremental"
+    else:
+        incremental = BackupMode.from_options(job.options).incremental
+    if not incremental:
+        return {}
+    if body.archive_format == "zip":
+        return {
+            "backup_mode.mode": "ZIP archives are full backups only: choose a tar format"
+            " for incremental backups, or make full backups."
+        }
+    if body.source_kind != "local":
+        return {
+            "backup_mode.mode": "Incremental backups are made of local folders only for now;"
+            " this source makes full backups."
+        }
+    return {}
 
 
 def _sealed(secrets: dict[str, Any]) -> str | None:

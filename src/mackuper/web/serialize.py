@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from mackuper import encryption
+from mackuper.core.chain import BackupMode
 from mackuper.models import Destination, Job, Run, RunKind, RunStatus
 from mackuper.runs import queue
 from mackuper.runtime import Runtime
@@ -35,6 +36,15 @@ def destination_json(destination: Destination, runtime: Runtime) -> dict[str, An
     }
 
 
+def backup_mode_json(job: Job) -> dict[str, Any]:
+    mode = BackupMode.from_options(job.options)
+    return {
+        "mode": "incremental" if mode.incremental else "full",
+        "full_every_runs": mode.full_every_runs,
+        "full_every_days": mode.full_every_days,
+    }
+
+
 def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -52,6 +62,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "hooks": job.hooks,
         "encryption": encryption.describe(job.encryption or {}),
         "worker_label": job.worker_label,
+        "backup_mode": backup_mode_json(job),
         "destination_ids": [destination.id for destination in job.destinations],
         "destinations": [
             {"id": destination.id, "name": destination.name, "kind": destination.kind}

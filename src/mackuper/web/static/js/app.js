@@ -584,6 +584,7 @@
             destination_ids: this.destinations.length ? [this.destinations[0].id] : [],
             // One worker: its files are the ones this job can reach, so it is the choice.
             worker_label: this.workers.length === 1 && this.workers[0].labels.length ? this.workers[0].labels[0] : "",
+            backup_mode: "full", full_every_runs: "7", full_every_days: "",
           };
         },
         labelChoices() {
@@ -606,6 +607,9 @@
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
             retention: retentionForm(job.retention), encryption: encryptionForm(job.encryption),
             destination_ids: job.destination_ids.slice(), worker_label: job.worker_label || "",
+            backup_mode: job.backup_mode.mode,
+            full_every_runs: job.backup_mode.full_every_runs === null ? "" : String(job.backup_mode.full_every_runs),
+            full_every_days: job.backup_mode.full_every_days === null ? "" : String(job.backup_mode.full_every_days),
           };
           this.retentionPreview = null;
           this.errors = {}; this.error = ""; this.editing = true; this.updatePreview();
@@ -635,6 +639,11 @@
             retention: retentionPayload(this.form.retention), encryption: encryptionPayload(this.form.encryption),
             destination_ids: this.form.destination_ids,
             worker_label: this.isSSH() ? null : (this.form.worker_label || null),
+            backup_mode: {
+              mode: this.form.backup_mode,
+              full_every_runs: this.form.full_every_runs === "" ? null : parseInt(this.form.full_every_runs, 10),
+              full_every_days: this.form.full_every_days === "" ? null : parseInt(this.form.full_every_days, 10),
+            },
           };
         },
         async previewRetention() {

@@ -1,0 +1,115 @@
+"""The incremental step between a source and the tar writer (issue 17).
+
+Every directory is written, carrying GNU tar's `GNU.dumpdir` list of its contents;
+a file, link or symbolic link is written only when it is new or changed since the
+previous point (core/chain.py decides), and is otherwise never opened: its manifest
+entry is carried over from the previous point, naming the archive that holds it.
+
+A directory's list is made from the same lstat results the source then yields its
+children with, so the list's Y/N and what is written always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mackuper.core.chain import STAT_FIELDS, dumpdir, unchanged
+from mackuper.sources.base import Entry, EntryType
+
+
+@dataclass
+class ChainPlan:
+    """How this run extends its job's chain."""
+
+    level: int
+    """0: this run is the chain's full."""
+    earlier: tuple[str, ...] = ()
+    """Archive names of the chain before this run, full first (empty for a full)."""
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The previous point's manifest entries by path, each naming its `archive`."""
+    reason: str = ""
+
+    def chain(self, own_name: str) -> dict[str, Any]:
+        """The manifest's `chain` object for this run's archive `own_name`."""
+        archives = [*self.earlier, own_name]
+        return {
+            "level": self.level,
+            "full": archives[0],
+            "previous": self.earlier[-1] if self.earlier else None,
+            "archives": archives,
+        }
+
+
+class Incremental:
+    """Decides, entry by entry, what this run writes; keeps what it carries over."""
+
+    def __init__(self, plan: ChainPlan) -> None:
+        self.previous = plan.previous
+        self.changed: dict[str, bool] = {}
+        """Children judged when their directory was listed, until they arrive."""
+        self.written: set[str] = set()
+        self.first_names: dict[str, str] = {}
+        """A hard link's first name left out of this archive -> the name written instead."""
+
+    def select(self, entry: Entry) -> bool:
+        """Whether to write `entry` (a directory gets its dumpdir); False: carry it over."""
+        if entry.type is EntryType.DIRECTORY:
+            entry.dumpdir = dumpdir(self._letters(entry))
+            return True
+        changed = self.changed.pop(entry.name, None)
+        if changed is None:
+            changed = entry.identity is None or not unchanged(
+                self.previous.get(entry.name), entry.identity.record()
+            )
+        if not changed:
+            return False
+        if entry.type is EntryType.HARDLINK:
+            first = self.first_names.get(entry.link_target, entry.link_target)
+            if first in self.written:
+                entry.link_target = first
+            else:
+                # Its first name is not in this archive: store the bytes here.
+                self.first_names[entry.link_target] = entry.name
+                entry.type, entry.link_target = EntryType.FILE, ""
+        return True
+
+    def _letters(self, directory: Entry) -> list[tuple[str, str]]:
+        letters = []
+        for name, identity in directory.listing or []:
+            path = f"{directory.name}/{name}"
+            if identity.type == "directory":
+                letters.append((name, "D"))
+                continue
+            changed = not unchanged(self.previous.get(path), identity.record())
+            self.changed[path] = changed
+            letters.append((name, "Y" if changed else "N"))
+        return letters
+
+    def written_item(self, entry: Entry, item: dict[str, Any]) -> dict[str, Any]:
+        """The manifest entry of a written `entry`, with what change detection compares."""
+        self.written.add(entry.name)
+        if entry.identity is not None:
+            record = entry.identity.record()
+            item.update({name: record[name] for name in STAT_FIELDS})
+        return item
+
+    def carried_item(self, entry: Entry) -> dict[str, Any] | None:
+        """The previous point's entry for a path not written now (None: it is new)."""
+        previous = self.previous.get(entry.name)
+        if previous is None:
+            return None
+        item = dict(previous)
+        item.pop("offset", None)
+        return item
+
+
+def state_of(files: list[dict[str, Any]], own_name: str) -> dict[str, dict[str, Any]]:
+    """A point's manifest entries by path, every one naming the archive holding it:
+    what the next run of the chain compares with (and what the database keeps)."""
+    state = {}
+    for item in files:
+        kept = {key: value for key, value in item.items() if key != "offset"}
+        kept.setdefault("archive", own_name)
+        state[str(item["path"])] = kept
+    return state

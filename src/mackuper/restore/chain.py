@@ -1,0 +1,104 @@
+"""Restoring one point of an incremental chain (issue 17).
+
+The point's manifest lists every path present at that point and names, for each,
+the archive of the chain holding its bytes (core/chain.py). A restore reads only
+the archives holding a chosen path, and from each only those members (by ranged
+reads where the archive has an index), so one file comes from the one archive that
+holds it. Directories come from the point's own archive, which lists them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mackuper.core.chain import chain_of, holder, sibling_key
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.errors import RestoreError
+from mackuper.restore.formats import Member, Opener
+from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
+from mackuper.restore.seekable import open_selected
+
+Members = Iterator[tuple[Member, Opener | None]]
+
+
+@dataclass(frozen=True)
+class Part:
+    """The members to read from one archive of the chain."""
+
+    archive: StoredArchive
+    paths: frozenset[str]
+
+
+def is_chain_point(manifest: dict[str, Any] | None) -> bool:
+    """Whether the manifest is of an incremental point that other archives complete."""
+    if manifest is None:
+        return False
+    chain = chain_of(manifest)
+    return chain is not None and chain["level"] > 0
+
+
+def plan_parts(
+    point: StoredArchive, manifest: dict[str, Any], selected: Callable[[str], bool]
+) -> list[Part]:
+    """The archives to read for the chosen paths of a point, in chain order.
+
+    Raises RestoreError when the point's file list cannot be read (a sealed manifest
+    without its key): without it, which archive holds what is unknown.
+    """
+    chain = chain_of(manifest)
+    if chain is None:
+        raise RestoreError("this backup's manifest does not describe its chain")
+    if "files" not in manifest:
+        raise RestoreError(
+            "this backup is one point of an incremental chain and its file list is encrypted:"
+            " give its key to restore it (or restore it with tar, see the README)"
+        )
+    own = point.key.rsplit("/", 1)[-1]
+    wanted: dict[str, set[str]] = {}
+    for item in manifest_files(manifest):
+        path = str(item["path"]).strip("/")
+        if selected(path):
+            wanted.setdefault(holder(item, own), set()).add(path)
+    parts = []
+    for name in chain["archives"]:
+        if name in wanted:
+            try:
+                key = sibling_key(point.key, str(name))
+            except ValueError as error:
+                raise RestoreError(f"the chain of this backup names {error}") from None
+            parts.append(
+                Part(StoredArchive(point.destination, key, point.keys), frozenset(wanted[name]))
+            )
+    return parts
+
+
+@contextlib.contextmanager
+def open_parts(
+    parts: list[Part], on_bytes: Callable[[bytes], None] | None = None
+) -> Iterator[Members]:
+    """The chosen members of every part, one archive after another; each archive is
+    opened only when the previous one is done."""
+
+    def members() -> Generator[tuple[Member, Opener | None]]:
+        for part in parts:
+            manifest = _manifest(part.archive)
+            with open_selected(part.archive, manifest, part.paths.__contains__, on_bytes) as found:
+                for member, opener in found:
+                    if member.name.strip("/") in part.paths:
+                        yield member, opener
+
+    generator = members()
+    try:
+        yield generator
+    finally:
+        generator.close()
+
+
+def _manifest(archive: StoredArchive) -> dict[str, Any] | None:
+    try:
+        return unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+    except RestoreError:
+        return None
