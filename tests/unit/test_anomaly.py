@@ -57,3 +57,21 @@ def test_the_first_backup_and_a_json_round_trip() -> None:
     assert Fingerprint.from_json(first.to_json()) == first
     assert Fingerprint.from_json({"files": "x"}) is None
     assert similarity(first.paths, first.paths) == 1.0
+
+
+def test_an_incremental_point_counts_the_files_earlier_archives_hold() -> None:
+    """Issue 17: a quiet day's increment reads a few bytes but the point still holds
+    every file; a wiped source is still a size drop."""
+    before = [{**entry, "size": 50_000} for entry in manifest(1_000)]
+    history = [fingerprint(before, 50 << 20, 20 << 20)] * 3
+    point = [{**entry, "archive": "backup_20260101_020000.tar.gz"} for entry in before]
+    point[0] = {**before[0], "sha256": "changed today"}
+    quiet = fingerprint(point, 50_000, 20_000)
+    assert findings(quiet, history) == []
+    assert quiet.bytes_held == 999 * 50_000
+    assert Fingerprint.from_json(quiet.to_json()) == quiet
+    wiped = fingerprint(point[:100], 50_000, 20_000)
+    assert [line.split(":")[0] for line in findings(wiped, history)] == [
+        "files gone",
+        "size dropped",
+    ]

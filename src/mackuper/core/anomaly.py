@@ -8,6 +8,11 @@ manifests within about ±0.03 whatever their size, so "how many files are gone" 
 "how many of the files still there changed" cost 2 x 256 numbers per backup, not a
 second copy of every manifest. Ransomware rewrites most files (and often renames
 them), and what it writes no longer compresses; an ordinary day changes a few.
+
+An incremental point (issue 17) reads and stores only what changed, but its manifest
+lists every file present at the point: the files it keeps from earlier archives of
+its chain count towards its size (`bytes_held`), so a quiet day's small increment is
+not a "size dropped", while a wiped source still is.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ SHRINK_SHARE = 0.5
 HISTORY = 5
 
 
+def _size(entry: Mapping[str, Any]) -> int:
+    size = entry.get("size")
+    return size if isinstance(size, int) and size > 0 else 0
+
+
 def _hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest()) >> 12
 
@@ -47,17 +57,22 @@ class Fingerprint:
     bytes_written: int
     paths: tuple[int, ...]
     contents: tuple[int, ...]
+    bytes_held: int = 0
+    """Bytes of the files an incremental point keeps from earlier archives of its chain."""
 
     @classmethod
     def of(
         cls, entries: Sequence[Mapping[str, Any]], bytes_read: int, bytes_written: int
     ) -> Fingerprint:
-        """From the manifest's entries (path, type, size, sha256 of a file's bytes)."""
+        """From the manifest's entries (path, type, size, sha256 of a file's bytes; in an
+        incremental point, `archive` on those an earlier archive holds)."""
         files = [entry for entry in entries if entry.get("type") == "file"]
+        held = [entry for entry in files if entry.get("archive")]
         return cls(
             files=len(files),
             bytes_read=bytes_read,
             bytes_written=bytes_written,
+            bytes_held=sum(_size(entry) for entry in held),
             paths=tuple(_bottom(_hash(str(entry["path"])) for entry in files)),
             contents=tuple(
                 _bottom(
@@ -74,6 +89,7 @@ class Fingerprint:
             "bytes_written": self.bytes_written,
             "paths": list(self.paths),
             "contents": list(self.contents),
+            "bytes_held": self.bytes_held,
         }
 
     @classmethod
@@ -85,9 +101,15 @@ class Fingerprint:
                 bytes_written=int(data["bytes_written"]),
                 paths=tuple(int(value) for value in data["paths"]),
                 contents=tuple(int(value) for value in data["contents"]),
+                bytes_held=int(data.get("bytes_held") or 0),
             )
         except (KeyError, TypeError, ValueError):
             return None
+
+    @property
+    def size(self) -> int:
+        """The bytes of the files at this point: read now, or kept from earlier archives."""
+        return self.bytes_read + self.bytes_held
 
     @property
     def ratio(self) -> float | None:
@@ -146,8 +168,8 @@ def findings(current: Fingerprint, history: Sequence[Fingerprint]) -> list[str]:
                 f"compression ratio jumped: the archive is {current.ratio:.0%} of the data"
                 f" read, usually {usual:.0%} (encrypted data does not compress)"
             )
-    sizes = [item.bytes_read for item in history[:HISTORY]]
+    sizes = [item.size for item in history[:HISTORY]]
     usual_size = median(sizes)
-    if usual_size >= MIN_BYTES_FOR_RATIO and current.bytes_read < usual_size * SHRINK_SHARE:
-        said.append(f"size dropped: {current.bytes_read:,} bytes read, usually {int(usual_size):,}")
+    if usual_size >= MIN_BYTES_FOR_RATIO and current.size < usual_size * SHRINK_SHARE:
+        said.append(f"size dropped: {current.size:,} bytes backed up, usually {int(usual_size):,}")
     return said
