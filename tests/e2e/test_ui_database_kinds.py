@@ -75,7 +75,7 @@ def test_database_kinds_test_connection_download_and_restore_in_the_browser(
         by_hand = tmp_path / "by_hand.db"
         subprocess.run(  # noqa: S603
             ["sqlite3", "-bail", str(by_hand)],  # noqa: S607
-            stdin=dump.open("rb"),
+            input=dump.read_bytes(),
             check=True,
             timeout=60,
         )

@@ -162,19 +162,12 @@ class PostgresConnection(KindSettings):
         return host
 
 
-class PostgresSource(PostgresConnection):
-    """PostgreSQL databases dumped with pg_dump (custom format by default), streamed."""
+class DatabaseSSH(KindSettings):
+    """An SSH host the dump tool runs on (for a server bound to its loopback, or SQLite
+    files on its disk); empty `ssh_host`: on the worker."""
 
-    databases: Annotated[Lines, AfterValidator(_database_names)] = []
-    """Empty: every database that accepts connections."""
-    include_globals: bool = True
-    """Roles and tablespaces too (pg_dumpall --globals-only)."""
-    dump_format: Literal["custom", "plain"] = "custom"
-    schema_only: bool = False
-    exclude_tables: Lines = []
-    """pg_dump --exclude-table patterns."""
     ssh_host: Annotated[Text, Field(max_length=255)] = ""
-    """Run pg_dump on this SSH host (for a server on its loopback); empty: on the worker."""
+    """Run the dump tool on this SSH host; empty: on the worker."""
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
     ssh_username: Annotated[Text, Field(max_length=255)] = ""
     ssh_auth: Literal["password", "key"] = "password"
@@ -217,6 +210,19 @@ class PostgresSource(PostgresConnection):
         return problems
 
 
+class PostgresSource(PostgresConnection, DatabaseSSH):
+    """PostgreSQL databases dumped with pg_dump (custom format by default), streamed."""
+
+    databases: Annotated[Lines, AfterValidator(_database_names)] = []
+    """Empty: every database that accepts connections."""
+    include_globals: bool = True
+    """Roles and tablespaces too (pg_dumpall --globals-only)."""
+    dump_format: Literal["custom", "plain"] = "custom"
+    schema_only: bool = False
+    exclude_tables: Lines = []
+    """pg_dump --exclude-table patterns."""
+
+
 def _distinct_file_names(paths: list[str]) -> list[str]:
     names = [posixpath.basename(path) for path in paths]
     if twice := sorted({name for name in names if names.count(name) > 1}):
@@ -224,8 +230,9 @@ def _distinct_file_names(paths: list[str]) -> list[str]:
     return paths
 
 
-class SQLiteSource(KindSettings):
-    """SQLite database files on the worker's machine, dumped consistently while in use."""
+class SQLiteSource(DatabaseSSH):
+    """SQLite database files on the worker's machine (or the SSH host), dumped
+    consistently while in use."""
 
     paths: Annotated[
         Lines,
@@ -252,7 +259,7 @@ def _mariadb_names(names: list[str]) -> list[str]:
 ServerHost = Annotated[Text, Field(min_length=1, max_length=255), AfterValidator(_server_host)]
 
 
-class MariaDBSource(KindSettings):
+class MariaDBSource(DatabaseSSH):
     """MariaDB or MySQL databases, dumped by mariadb-dump in one consistent snapshot.
 
     The password reaches mariadb-dump as MYSQL_PWD, never an argument.
@@ -266,7 +273,7 @@ class MariaDBSource(KindSettings):
     """Empty: every database, in one dump."""
 
 
-class RedisSource(KindSettings):
+class RedisSource(DatabaseSSH):
     """A Redis server's RDB snapshot (redis-cli --rdb); the password travels as REDISCLI_AUTH."""
 
     host: ServerHost = "127.0.0.1"

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, DumpSource, Probe, dump_entries, tool_version
+from mackuper.sources.dump import (
+    PART_SIZE,
+    DumpFailed,
+    DumpSource,
+    Probe,
+    dump_entries,
+    tool_version,
+)
+from mackuper.sources.remote import command_on, explained, ssh_target
+from mackuper.ssh import SSHTarget
 
 FOLDER = "mariadb"
 ALL_NAME = f"{FOLDER}/all.databases.sql"
@@ -163,21 +172,28 @@ class MariaDBSource(DumpSource):
     databases: list[str] = field(default_factory=list)
     """Names to dump, each on its own; empty: every database in one dump."""
     part_size: int = PART_SIZE
+    ssh: SSHTarget | None = None
+    """Run mariadb-dump on this SSH host (for a server on its loopback); the password
+    reaches it on standard input (sources/remote.py)."""
     dumped: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> MariaDBSource:
+    def from_config(
+        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    ) -> MariaDBSource:
         return cls(
             host=str(config["host"]),
             port=int(config.get("port", 3306)),
             username=str(config["username"]),
             password=str(secrets.get("password", "")),
             databases=list(config.get("databases", [])),
+            ssh=ssh_target(config, secrets, retry_seconds),
         )
 
     def describe(self) -> str:
         which = ", ".join(self.databases) if self.databases else "all databases"
-        return f"MariaDB {self.username}@{self.host}:{self.port} ({which})"
+        via = f" via SSH {self.ssh.address}" if self.ssh is not None else ""
+        return f"MariaDB {self.username}@{self.host}:{self.port}{via} ({which})"
 
     def command(self) -> list[str]:
         return [
@@ -206,17 +222,20 @@ class MariaDBSource(DumpSource):
             size = parts = 0
             label = f"mariadb-dump {database}"
             argv = self.command() + selection
-            for entry in dump_entries(name, argv, environment, label, reporter, self.part_size):
-                size += entry.size
-                parts += 1
-                yield entry
+            with command_on(self.ssh, argv, environment) as (command, env, feed):
+                try:
+                    for entry in dump_entries(
+                        name, command, env, label, reporter, self.part_size, feed
+                    ):
+                        size += entry.size
+                        parts += 1
+                        yield entry
+                except DumpFailed as error:
+                    raise explained(self.ssh, error) from error
+            tool = (
+                f"mariadb-dump on {self.ssh.address}" if self.ssh else tool_version("mariadb-dump")
+            )
             self.dumped.append(
-                {
-                    "database": database,
-                    "path": name,
-                    "parts": parts,
-                    "size": size,
-                    "tool": tool_version("mariadb-dump"),
-                }
+                {"database": database, "path": name, "parts": parts, "size": size, "tool": tool}
             )
             reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")

@@ -9,10 +9,10 @@ PGPASSWORD: nothing secret is on a command line, and a database name is never re
 a connection string (`-d` would expand `host=... dbname=...`).
 
 With an SSH host, the tools run there (for a server bound to that host's loopback),
-through the OpenSSH client with the pinned host key (mackuper/ssh.py's OpenSSHSession).
-The same five settings reach them as lines on the command's standard input, read by
-the shell's `read` builtin and exported to the tool alone: never in the remote
-command line, where `ps` on that host would show them.
+through the OpenSSH client with the pinned host key (sources/remote.py). The same five
+settings reach them as lines on the command's standard input, read by the shell's
+`read` builtin and exported to the tool alone: never in the remote command line,
+where `ps` on that host would show them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import subprocess
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
-from mackuper.ssh import OpenSSHSession, SSHTarget, connection_error
+from mackuper.sources.remote import command_on, explained, ssh_target
+from mackuper.ssh import SSHTarget
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -59,19 +59,8 @@ def member_name(database: str, extension: str) -> str:
     return f"{FOLDER}/{encoded}.{extension}"
 
 
-SSH_FAILED = 255
-"""The OpenSSH client's exit status for its own failures (connection, host key, login)."""
 _SETTINGS = ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD")
-
-
-def remote_command(tool: list[str]) -> str:
-    """The remote shell command: read the settings from standard input, then run `tool`."""
-    reads = " && ".join(f"IFS= read -r {name}" for name in _SETTINGS)
-    exports = " ".join(_SETTINGS)
-    return (
-        f"{reads} && export {exports} PGCONNECT_TIMEOUT=10 PGAPPNAME=mackuper"
-        f" && exec {shlex.join(tool)}"
-    )
+"""What reaches a tool run over SSH on its standard input (sources/remote.py)."""
 
 
 @dataclass
@@ -149,23 +138,7 @@ class PostgresSource(DumpSource):
     def from_config(
         cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
     ) -> PostgresSource:
-        ssh = None
-        if config.get("ssh_host"):
-            ssh = SSHTarget.from_config(
-                {
-                    "host": config["ssh_host"],
-                    "port": config.get("ssh_port") or 22,
-                    "username": config.get("ssh_username", ""),
-                    "auth": config.get("ssh_auth", "password"),
-                    "host_key": config.get("ssh_host_key", ""),
-                },
-                {
-                    "password": secrets.get("ssh_password", ""),
-                    "private_key": secrets.get("ssh_private_key", ""),
-                    "passphrase": secrets.get("ssh_passphrase", ""),
-                },
-                retry_seconds,
-            )
+        ssh = ssh_target(config, secrets, retry_seconds)
         return cls(
             ssh=ssh,
             connection=PostgresConnection(
@@ -238,9 +211,7 @@ class PostgresSource(DumpSource):
                     parts += 1
                     yield entry
             except DumpFailed as error:
-                if self.ssh is not None and error.code == SSH_FAILED:
-                    raise connection_error(self.ssh, "\n".join(error.lines)) from error
-                raise
+                raise explained(self.ssh, error) from error
         tool = f"{argv[0]} on {self.ssh.address}" if self.ssh else tool_version(argv[0])
         self.dumped.append(
             {
@@ -263,15 +234,10 @@ class PostgresSource(DumpSource):
         if self.ssh is None:
             yield tool, environment, None
             return
-        values = [environment.get(name, "") for name in _SETTINGS]
-        if any("\n" in value for value in values):
-            raise SourceError("a setting or password with a line break cannot be sent over SSH")
-        session = OpenSSHSession(self.ssh)
-        try:
-            feed = "".join(value + "\n" for value in values).encode()
-            yield [*session.argv, remote_command(tool)], session.env, feed
-        finally:
-            session.close()
+        settings = {name: environment.get(name, "") for name in _SETTINGS}
+        fixed = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "mackuper"}
+        with command_on(self.ssh, tool, settings, fixed) as command:
+            yield command
 
     def _list_databases(self) -> list[str]:
         """The databases that accept connections, asked here or on the SSH host."""

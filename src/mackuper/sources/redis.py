@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, DumpSource, Probe, dump_entries, tool_version
+from mackuper.sources.dump import (
+    PART_SIZE,
+    DumpFailed,
+    DumpSource,
+    Probe,
+    dump_entries,
+    tool_version,
+)
+from mackuper.sources.remote import command_on, explained, ssh_target
+from mackuper.ssh import SSHTarget
 
 NAME = "redis/dump.rdb"
 COMMAND_TIMEOUT = 60.0
@@ -88,38 +97,43 @@ class RedisSource(DumpSource):
     username: str = ""
     password: str = ""
     part_size: int = PART_SIZE
+    ssh: SSHTarget | None = None
+    """Run redis-cli on this SSH host (for a server on its loopback); the password
+    reaches it on standard input (sources/remote.py)."""
     dumped: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], secrets: dict[str, Any]) -> RedisSource:
+    def from_config(
+        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+    ) -> RedisSource:
         return cls(
             host=str(config["host"]),
             port=int(config.get("port", 6379)),
             username=str(config.get("username") or ""),
             password=str(secrets.get("password", "")),
+            ssh=ssh_target(config, secrets, retry_seconds),
         )
 
     def describe(self) -> str:
-        return f"Redis {self.host}:{self.port}"
+        via = f" via SSH {self.ssh.address}" if self.ssh is not None else ""
+        return f"Redis {self.host}:{self.port}{via}"
 
     def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
-        argv = ["redis-cli", "-h", self.host, "-p", str(self.port), "--no-auth-warning"]
-        if self.username:
-            argv += ["--user", self.username]
-        argv += ["--rdb", "-"]
+        argv = [*command(self.host, self.port, self.username), "--rdb", "-"]
         environment = {"REDISCLI_AUTH": self.password} if self.password else {}
         size = parts = 0
-        for entry in dump_entries(NAME, argv, environment, "redis-cli", reporter, self.part_size):
-            size += entry.size
-            parts += 1
-            yield entry
+        with command_on(self.ssh, argv, environment) as (tool, env, feed):
+            try:
+                for entry in dump_entries(
+                    NAME, tool, env, "redis-cli", reporter, self.part_size, feed
+                ):
+                    size += entry.size
+                    parts += 1
+                    yield entry
+            except DumpFailed as error:
+                raise explained(self.ssh, error) from error
+        version = f"redis-cli on {self.ssh.address}" if self.ssh else tool_version("redis-cli")
         self.dumped.append(
-            {
-                "database": "redis",
-                "path": NAME,
-                "parts": parts,
-                "size": size,
-                "tool": tool_version("redis-cli"),
-            }
+            {"database": "redis", "path": NAME, "parts": parts, "size": size, "tool": version}
         )
         reporter.note(f"redis-cli: {size} bytes in {parts} part(s) as {NAME}.part*")

@@ -32,11 +32,11 @@ def build(
     if kind == "postgresql":
         return PostgresSource.from_config(config, secrets, retry_seconds)
     if kind == "sqlite":
-        return SQLiteSource.from_config(config)
+        return SQLiteSource.from_config(config, secrets, retry_seconds)
     if kind == "mariadb":
-        return MariaDBSource.from_config(config, secrets)
+        return MariaDBSource.from_config(config, secrets, retry_seconds)
     if kind == "redis":
-        return RedisSource.from_config(config, secrets)
+        return RedisSource.from_config(config, secrets, retry_seconds)
     if kind == "volume":
         return VolumeSource(engine[0], list(config.get("volumes", [])), engine[1])
     raise SourceError(f"unknown source kind {kind!r}")

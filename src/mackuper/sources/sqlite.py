@@ -19,7 +19,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
-from mackuper.sources.dump import PART_SIZE, DumpSource, Probe, dump_entries, tool_version
+from mackuper.sources.dump import (
+    PART_SIZE,
+    DumpFailed,
+    DumpSource,
+    Probe,
+    dump_entries,
+    tool_version,
+)
+from mackuper.sources.remote import command_on, explained, ssh_target
+from mackuper.ssh import SSHTarget
 
 COMMAND_TIMEOUT = 60.0
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
@@ -87,33 +96,52 @@ def member_name(path: str) -> str:
 class SQLiteSource(DumpSource):
     paths: list[str]
     part_size: int = PART_SIZE
+    ssh: SSHTarget | None = None
+    """The database files are on this SSH host, and sqlite3 runs there."""
     dumped: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> SQLiteSource:
-        return cls(list(config.get("paths", [])))
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        secrets: dict[str, Any] | None = None,
+        retry_seconds: float = 0.0,
+    ) -> SQLiteSource:
+        ssh = ssh_target(config, secrets or {}, retry_seconds)
+        return cls(list(config.get("paths", [])), ssh=ssh)
 
     def describe(self) -> str:
-        return "SQLite " + ", ".join(self.paths)
+        via = f" on SSH {self.ssh.address}" if self.ssh is not None else ""
+        return "SQLite " + ", ".join(self.paths) + via
 
     def dumps(self, reporter: Reporter) -> Generator[Entry, None, None]:
         for path in self.paths:
-            if not os.path.isfile(path):
+            if self.ssh is None and not os.path.isfile(path):
                 raise SourceError(f"the SQLite database {path} does not exist")
             name = member_name(path)
             size = parts = 0
             argv = ["sqlite3", "-readonly", "-bail", path, ".dump"]
-            for entry in dump_entries(name, argv, {}, f"sqlite3 {path}", reporter, self.part_size):
-                size += entry.size
-                parts += 1
-                yield entry
+            if self.ssh is not None:
+                argv = ["sh", "-c", _REMOTE_DUMP, "sh", path]
+            with command_on(self.ssh, argv, {}) as (command, env, feed):
+                try:
+                    for entry in dump_entries(
+                        name, command, env, f"sqlite3 {path}", reporter, self.part_size, feed
+                    ):
+                        size += entry.size
+                        parts += 1
+                        yield entry
+                except DumpFailed as error:
+                    raise explained(self.ssh, error) from error
+            tool = f"sqlite3 on {self.ssh.address}" if self.ssh else tool_version("sqlite3")
             self.dumped.append(
-                {
-                    "database": path,
-                    "path": name,
-                    "parts": parts,
-                    "size": size,
-                    "tool": tool_version("sqlite3"),
-                }
+                {"database": path, "path": name, "parts": parts, "size": size, "tool": tool}
             )
             reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
+
+
+_REMOTE_DUMP = (
+    'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
+    ' exec sqlite3 -readonly -bail "$1" .dump'
+)
+"""On an SSH host: the same dump, after the same check that the file is there."""

@@ -1,0 +1,87 @@
+"""Dump commands run on an SSH host: for databases bound to that host's loopback (or an
+SQLite file on its disk), the tool runs there and only the dump crosses the connection.
+
+The OpenSSH client runs with the pinned host key (mackuper/ssh.py's OpenSSHSession).
+Settings and passwords that must not be on a command line reach the remote tool as
+lines on its standard input, read by the shell's `read` builtin and exported to the
+tool alone: never in the remote command line, where `ps` on that host would show them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mackuper.sources.base import SourceError
+from mackuper.sources.dump import DumpFailed
+from mackuper.ssh import OpenSSHSession, SSHError, SSHTarget, connection_error
+
+SSH_FAILED = 255
+"""The OpenSSH client's exit status for its own failures (connection, host key, login)."""
+_NAME = "[A-Z_][A-Z0-9_]*"
+
+
+def remote_command(tool: list[str], names: list[str], exported: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
+    """The remote shell command: read `names` from standard input, one line each, export
+    them and the fixed `exported` settings, then run `tool`."""
+    reads = "".join(f"IFS= read -r {name} && " for name in names)
+    fixed = " ".join(f"{name}={shlex.quote(value)}" for name, value in exported.items())
+    export = " ".join([*names, fixed]).strip()
+    return f"{reads}{'export ' + export + ' && ' if export else ''}exec {shlex.join(tool)}"
+
+
+@contextlib.contextmanager
+def command_on(
+    ssh: SSHTarget | None,
+    tool: list[str],
+    environment: Mapping[str, str],
+    exported: Mapping[str, str] = {},  # noqa: B006 - read only
+) -> Iterator[tuple[list[str], dict[str, str], bytes | None]]:
+    """How to run `tool` with `environment`: here (argv, the environment, no input), or on
+    the SSH host (the ssh argv, its environment, the values to feed on standard input);
+    the session's private files are removed afterwards."""
+    if ssh is None:
+        yield tool, {**environment, **exported}, None
+        return
+    names = list(environment)
+    values = [environment[name] for name in names]
+    if any("\n" in value or "\r" in value for value in values):
+        raise SourceError("a setting or password with a line break cannot be sent over SSH")
+    session = OpenSSHSession(ssh)  # SSHError when no host key is pinned
+    try:
+        feed = "".join(value + "\n" for value in values).encode()
+        yield [*session.argv, remote_command(tool, names, exported)], session.env, feed
+    finally:
+        session.close()
+
+
+def explained(ssh: SSHTarget | None, error: DumpFailed) -> SourceError | SSHError:
+    """An SSH client failure (exit 255) as the plain connection message; else `error`."""
+    if ssh is not None and error.code == SSH_FAILED:
+        return connection_error(ssh, "\n".join(error.lines))
+    return error
+
+
+def ssh_target(
+    config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+) -> SSHTarget | None:
+    """The SSH host a database source's tools run on (`ssh_host` and its fellows), or None."""
+    if not config.get("ssh_host"):
+        return None
+    return SSHTarget.from_config(
+        {
+            "host": config["ssh_host"],
+            "port": config.get("ssh_port") or 22,
+            "username": config.get("ssh_username", ""),
+            "auth": config.get("ssh_auth", "password"),
+            "host_key": config.get("ssh_host_key", ""),
+        },
+        {
+            "password": secrets.get("ssh_password", ""),
+            "private_key": secrets.get("ssh_private_key", ""),
+            "passphrase": secrets.get("ssh_passphrase", ""),
+        },
+        retry_seconds,
+    )

@@ -1,0 +1,171 @@
+"""MariaDB, Redis and SQLite sources on an SSH host (the test sshd, its loopback and disk):
+the dump tool runs there, the password reaches it on standard input only, and the
+dump restores with the standard tools to equal rows; a changed host key or a missing
+remote file fails the run and publishes nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mackuper.runtime import Runtime
+from tests.conftest import ApiClient
+from tests.integration.database_support import (
+    database_backup,
+    fill_redis,
+    fill_shop,
+    make_sqlite,
+    mariadb_job_source,
+    redis_job_source,
+    small_parts,
+    sqlite_fingerprint,
+)
+from tests.integration.restore_support import finished_run, local_destination, ok, run_log
+from tests.integration.test_database_dump_download import downloaded
+from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
+from tests.servers.mariadb import MariaDBServer, running_mariadb, running_redis
+from tests.servers.sshd import SSHServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("small_parts")]
+__all__ = ["small_parts"]
+OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDBServer]:
+    with running_mariadb() as server:
+        fill_shop(server)
+        yield server
+
+
+def over_ssh(sshd: SSHServer, role: str, **overrides: Any) -> dict[str, Any]:
+    user = sshd.users[role]
+    fields: dict[str, Any] = {
+        "ssh_host": sshd.host,
+        "ssh_port": sshd.port,
+        "ssh_username": user.username,
+        "ssh_auth": "password" if role == "password" else "key",
+        "ssh_host_key": sshd.host_public_key,
+    }
+    if role == "password":
+        fields["ssh_password"] = user.password
+    else:
+        fields["ssh_private_key"] = user.private_key
+    return {**fields, **overrides}
+
+
+def backup_files(tmp_path: Path) -> list[Path]:
+    return [path for path in (tmp_path / "backups").rglob("*") if path.is_file()]
+
+
+def test_mariadb_dump_runs_on_the_ssh_host_and_restores_with_the_mariadb_client(
+    api: ApiClient, runtime: Runtime, mariadb: MariaDBServer, sshd: SSHServer, tmp_path: Path
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    source = {**mariadb_job_source(mariadb, "shop"), **over_ssh(sshd, "password")}
+    backup = database_backup(api, runtime, "mariadb", source, destination["id"], "tar.zst")
+    (run,) = [item for item in ok(api, "GET", "/api/runs")["runs"] if item["kind"] == "backup"]
+    log = " ".join(run_log(api, run["id"]))
+    assert mariadb.password not in log and sshd.users["password"].password not in log
+    manifest = json.loads(next((tmp_path / "backups").rglob("*.manifest.json")).read_text())
+    assert manifest["databases"][0]["tool"].startswith("mariadb-dump on ")
+
+    dump = downloaded(api, backup["id"], "shop", tmp_path)
+    mariadb.sql("DROP DATABASE IF EXISTS shop_ssh; CREATE DATABASE shop_ssh")
+    subprocess.run(  # noqa: S603
+        ["mariadb", "--no-defaults", f"--socket={mariadb.socket}", "-uroot"]  # noqa: S607
+        + ["--default-character-set=utf8mb4", "shop_ssh"],
+        input=dump.read_bytes(),
+        check=True,
+        timeout=300,
+    )
+    assert shop_fingerprint(mariadb, "shop_ssh") == shop_fingerprint(mariadb, "shop")
+
+
+def test_mariadb_over_ssh_with_a_changed_host_key_fails_and_publishes_nothing(
+    api: ApiClient, runtime: Runtime, mariadb: MariaDBServer, sshd: SSHServer, tmp_path: Path
+) -> None:
+    destination = local_destination(api, tmp_path / "backups")
+    source = {
+        **mariadb_job_source(mariadb, "shop"),
+        **over_ssh(sshd, "password", ssh_host_key=OTHER_KEY),
+    }
+    job = ok(
+        api,
+        "POST",
+        "/api/jobs",
+        {
+            "name": "Shop",
+            "source_kind": "mariadb",
+            "source": source,
+            "schedule": "",
+            "destination_ids": [destination["id"]],
+        },
+    )["job"]
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert run["status"] == "failed"
+    assert "host key" in run["error"] and "changed" in run["error"]
+    assert backup_files(tmp_path) == []
+
+
+def test_redis_snapshot_taken_on_the_ssh_host_with_a_key_starts_a_new_server(
+    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+) -> None:
+    with running_redis() as redis:
+        fill_redis(redis)
+        destination = local_destination(api, tmp_path / "backups")
+        source = {**redis_job_source(redis), **over_ssh(sshd, "key")}
+        backup = database_backup(api, runtime, "redis", source, destination["id"], "tar.gz")
+        dump = downloaded(api, backup["id"], "redis", tmp_path)
+        with running_redis(dump) as restored:
+            assert restored.cli("DEBUG", "DIGEST") == redis.cli("DEBUG", "DIGEST")
+            assert restored.cli("DBSIZE") == redis.cli("DBSIZE")
+
+
+def test_sqlite_file_on_the_ssh_host_is_dumped_there(
+    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+) -> None:
+    local = tmp_path / "made.db"
+    make_sqlite(local)
+    with sqlite3.connect(local) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    username = sshd.users["password"].username
+    tree = sshd.make_remote_tree(username, {"app.db": local.read_bytes()})
+    remote = tree / "app.db"
+    destination = local_destination(api, tmp_path / "backups")
+    source = {"paths": [str(remote)], **over_ssh(sshd, "password")}
+    backup = database_backup(api, runtime, "sqlite", source, destination["id"], "zip")
+    dump = downloaded(api, backup["id"], str(remote), tmp_path)
+    restored = tmp_path / "restored.db"
+    subprocess.run(  # noqa: S603
+        ["sqlite3", "-bail", str(restored)],  # noqa: S607
+        input=dump.read_bytes(),
+        check=True,
+        timeout=120,
+    )
+    assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
+
+    missing = {"paths": [str(tree / "gone.db")], **over_ssh(sshd, "password")}
+    job = ok(
+        api,
+        "POST",
+        "/api/jobs",
+        {
+            "name": "Gone",
+            "source_kind": "sqlite",
+            "source": missing,
+            "schedule": "",
+            "destination_ids": [destination["id"]],
+        },
+    )["job"]
+    before = backup_files(tmp_path)
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert run["status"] == "failed" and "gone.db does not exist" in run["error"]
+    assert backup_files(tmp_path) == before
+    assert not (tree / "gone.db").exists()
