@@ -189,7 +189,10 @@ def _import(runtime: Runtime, args: argparse.Namespace) -> int:
     print(
         f"found {report.manifests} manifest(s): imported {report.imported},"
         f" already known {report.already_known}"
+        + (f", {report.chain_points} point(s) of incremental chains" if report.chain_points else "")
     )
     for problem in report.problems:
         print(f"problem: {problem}")
+    for line in report.broken_chains:
+        print(f"broken chain: {line}")
     return 0 if not report.problems else 1
