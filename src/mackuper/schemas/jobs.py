@@ -19,6 +19,7 @@ from mackuper.schemas.sources import (
     RedisSource,
     SQLiteSource,
     SSHSource,
+    VolumeSource,
 )
 
 ArchiveFormat = Literal["tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip"]
@@ -84,8 +85,20 @@ class BackupModeSettings(Input):
 
 WorkerLabel = Annotated[str, AfterValidator(normalize_label), says(f"A label is {LABEL_RULE}.")]
 
+ContainerName = Annotated[
+    str,
+    Field(max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+    says("A container name has letters, digits, _ . and - only."),
+]
+
 SourceSettings = SkipValidation[
-    LocalSource | SSHSource | PostgresSource | SQLiteSource | MariaDBSource | RedisSource
+    LocalSource
+    | SSHSource
+    | PostgresSource
+    | SQLiteSource
+    | MariaDBSource
+    | RedisSource
+    | VolumeSource
 ]
 """Checked against the model of the job's source_kind once the kind is known."""
 
@@ -97,7 +110,9 @@ class JobBody(Input):
     name: Annotated[Text, Field(max_length=100, json_schema_extra={"minLength": 1})]
     """Checked for emptiness with the source and the schedule, so a form shows every
     problem at once."""
-    source_kind: Literal["local", "ssh", "postgresql", "sqlite", "mariadb", "redis"] = "local"
+    source_kind: Literal["local", "ssh", "postgresql", "sqlite", "mariadb", "redis", "volume"] = (
+        "local"
+    )
     source: SourceSettings = Field(default_factory=dict)  # type: ignore[assignment]
     archive_format: ArchiveFormat = "tar.gz"
     compression_level: int | None = None
@@ -111,6 +126,9 @@ class JobBody(Input):
     hooks: Commands | None = None
     worker_label: WorkerLabel | None = None
     """Only workers carrying this label run the job; null: any worker. Left out: kept."""
+    stop_containers: list[ContainerName] | None = None
+    """Containers stopped during the job's backups and started again after (besides those
+    labelled mackuper.stop-during-backup=<slug>); null: none. Left out: kept."""
     backup_mode: BackupModeSettings | None = None
     """Full or incremental backups; left out: kept; null: full."""
 

@@ -12,6 +12,7 @@ path; empty means `DOCKER_HOST`, else Docker's default socket.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,7 +83,14 @@ def _explain(error: Exception, where: str) -> EngineError:
                 f"{where}: permission denied on the engine's socket (is it mounted, and"
                 " readable by Mackuper's user?)"
             )
-        return EngineError(f"{where}: the container engine does not answer ({_short(cause)})")
+        text = str(error)
+        if "No such file or directory" in text or isinstance(cause, FileNotFoundError):
+            why = "no socket at that path"
+        elif "Connection refused" in text:
+            why = "connection refused"
+        else:
+            why = _short(cause)
+        return EngineError(f"{where}: the container engine does not answer ({why})")
     if isinstance(error, docker.errors.NotFound):
         return EngineError(f"{where}: {error.explanation or 'not found'}")
     if isinstance(error, docker.errors.APIError):
@@ -106,10 +114,35 @@ def engine_call(where: str) -> Iterator[None]:
         raise _explain(error, where) from error
 
 
+API_VERSION = "1.41"
+"""Every call used here is in Engine API 1.41 (Docker 20.10), which podman 4 serves and
+newer Docker engines still accept. A fixed version also means that connecting does
+no request yet ("auto" asks the engine, and leaves its socket open when that fails)."""
+
+
 def connect(url: str) -> Any:
-    """A docker.DockerClient for `url`; EngineError when the URL is unusable."""
-    with engine_call(f"the container engine at {url}"):
-        return DockerClient(base_url=url, timeout=API_TIMEOUT, version="auto")
+    """A docker.DockerClient for `url` (no request made yet); EngineError when the URL
+    is unusable. Close it after use."""
+    where = f"the container engine at {url}"
+    if url.startswith("unix://"):
+        # The SDK leaves a socket open when a UNIX connect fails; try it here first.
+        path = url.removeprefix("unix://")
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(10)
+            try:
+                probe.connect(path)
+            except FileNotFoundError as error:
+                raise EngineError(f"{where}: no socket at {path}") from error
+            except PermissionError as error:
+                raise EngineError(
+                    f"{where}: permission denied on the socket (is Mackuper's user in its group?)"
+                ) from error
+            except OSError as error:
+                raise EngineError(
+                    f"{where}: the container engine does not answer ({error.strerror or error})"
+                ) from error
+    with engine_call(where):
+        return DockerClient(base_url=url, timeout=API_TIMEOUT, version=API_VERSION)
 
 
 @dataclass(frozen=True)

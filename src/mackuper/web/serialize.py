@@ -62,6 +62,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "hooks": job.hooks,
         "encryption": encryption.describe(job.encryption or {}),
         "worker_label": job.worker_label,
+        "stop_containers": (job.options or {}).get("stop_containers") or [],
         "backup_mode": backup_mode_json(job),
         "destination_ids": [destination.id for destination in job.destinations],
         "destinations": [

@@ -39,7 +39,7 @@ from mackuper.models import (
     Setting,
     WorkerHeartbeat,
 )
-from mackuper.runs import enqueue, lifecycle, queue, retention
+from mackuper.runs import enqueue, lifecycle, queue, quiesce, retention
 from mackuper.runs.lifecycle import announce_interrupted
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.wake import WakeListener
@@ -173,7 +173,8 @@ class Worker:
         return beat.hostname == self.hostname and not _process_lives(beat.pid)
 
     def recover(self) -> None:
-        """Mark runs of dead workers interrupted and abort their unfinished uploads."""
+        """Mark runs of dead workers interrupted, abort their unfinished uploads and start
+        the containers their backups stopped."""
         with self.runtime.sessions() as session:
             beats = {beat.worker_id: beat for beat in session.scalars(select(WorkerHeartbeat))}
             orphans = [
@@ -211,6 +212,8 @@ class Worker:
                     session.delete(beat)
             session.commit()
             self.abort_orphaned_uploads(session)
+        # Containers a dead worker's backup stopped run again (their runs are over now).
+        quiesce.restart_left_stopped(self.runtime)
 
     def abort_orphaned_uploads(self, session: Session) -> None:
         pending = session.scalars(
