@@ -15,6 +15,7 @@ from tests.e2e.browser import log_in, run_axe
 from tests.harness import BrowserClient, running_mackuper
 from tests.integration.database_support import fill_shop, make_sqlite, sqlite_fingerprint
 from tests.servers.mariadb import running_mariadb
+from tests.servers.sshd import SSHServer
 
 pytestmark = pytest.mark.e2e
 
@@ -89,4 +90,55 @@ def test_database_kinds_test_connection_download_and_restore_in_the_browser(
         assert client.wait_run(run_id)["status"] == "success"
         assert sqlite_fingerprint(restored) == sqlite_fingerprint(database)
         assert run_axe(page) == []
+        watch.assert_clean()
+
+
+def test_a_mariadb_job_on_an_ssh_host_made_in_the_browser_backs_up_there(
+    ui: Any, sshd: SSHServer, tmp_path: Path
+) -> None:
+    user = sshd.users["password"]
+    with running_mariadb() as mariadb, running_mackuper(tmp_path / "data") as mackuper:
+        fill_shop(mariadb, big_rows=10)
+        client = BrowserClient(mackuper.url)
+        client.complete_setup({"name": "Disk", "kind": "local", "path": str(tmp_path / "store")})
+        page, watch = ui(mackuper.url)
+        page.set_default_timeout(60_000)
+        log_in(page, timeout=60_000)
+
+        page.goto("/jobs?new=1")
+        page.locator("#job-name").fill("Shop over SSH")
+        page.locator("#job-source-kind").select_option("mariadb")
+        page.locator("#db-host").fill(mariadb.host)
+        page.locator("#db-port").fill(str(mariadb.port))
+        page.locator("#db-username").fill(mariadb.user)
+        page.locator("#db-password").fill(mariadb.password)
+        page.locator("#db-databases").fill("shop")
+        page.locator("#db-ssh-use").check()
+        page.locator("#db-ssh-host").fill(sshd.host)
+        page.locator("#db-ssh-port").fill(str(sshd.port))
+        page.locator("#db-ssh-username").fill(user.username)
+        page.locator("#db-ssh-password").fill(user.password or "")
+        page.get_by_role("button", name="Test SSH host").click()
+        result = page.get_by_role("status", name="SSH host test")
+        expect(result).to_contain_text(sshd.host_key_fingerprint, timeout=30_000)
+        page.get_by_role("button", name="Trust this host key").click()
+        expect(page.get_by_text("Trusted host key: ssh-ed25519")).to_be_visible()
+        assert run_axe(page) == []
+        page.get_by_role("button", name="Save job").click()
+        expect(page.get_by_text("Job saved.")).to_be_visible()
+
+        (job,) = client.ok("GET", "/api/jobs")["jobs"]
+        assert job["source"]["ssh_host"] == sshd.host
+        assert job["source"]["ssh_host_key"] == sshd.host_public_key
+        assert user.password not in str(job)
+        # An edit in the form keeps the SSH host and its stored password.
+        page.goto("/jobs")
+        page.get_by_role("button", name="Edit").click()
+        expect(page.locator("#db-ssh-host")).to_have_value(sshd.host)
+        page.get_by_role("button", name="Save job").click()
+        expect(page.get_by_text("Job saved.")).to_be_visible()
+        run = client.wait_run(client.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"])
+        assert run["status"] == "success", run
+        manifest = next((tmp_path / "store").rglob("*.manifest.json")).read_text()
+        assert "mariadb-dump on " in manifest
         watch.assert_clean()

@@ -209,6 +209,14 @@
       dump_format: known.dump_format || "custom",
       schema_only: !!known.schema_only,
       exclude_tables: (known.exclude_tables || []).join("\n"),
+      // The dump tool on an SSH host (a server on its loopback, SQLite files on its disk).
+      ssh_use: !!known.ssh_host,
+      ssh_host: known.ssh_host || "",
+      ssh_port: known.ssh_port ? String(known.ssh_port) : "22",
+      ssh_username: known.ssh_username || "",
+      ssh_auth: known.ssh_auth || "password",
+      ssh_password: "", ssh_private_key: "", ssh_passphrase: "",
+      ssh_host_key: known.ssh_host_key || "",
       secrets: known.secrets || {},
       original: known,
     };
@@ -739,9 +747,10 @@
         },
         databasePayload() {
           var kind = this.form.source_kind, db = this.form.db;
-          if (kind === "sqlite") return { paths: lines(this.form.paths) };
           var source = Object.assign({}, kind === this.form.saved_kind ? db.original : {});
           delete source.secrets;
+          this.dbSSHPayload(source);
+          if (kind === "sqlite") return Object.assign(source, { paths: lines(this.form.paths) });
           source.host = db.host;
           source.username = db.username;
           source.password = db.password;
@@ -758,6 +767,35 @@
           if (kind === "mariadb") source.databases = lines(db.databases);
           return source;
         },
+        /* The SSH host settings of a database source; blank secrets keep the stored ones. */
+        dbSSHPayload(source) {
+          var db = this.form.db;
+          if (!db.ssh_use) { source.ssh_host = ""; return; }
+          ["ssh_host", "ssh_username", "ssh_auth", "ssh_host_key", "ssh_password", "ssh_private_key", "ssh_passphrase"].forEach(function (name) {
+            source[name] = db[name];
+          });
+          var port = String(db.ssh_port || "").trim();
+          source.ssh_port = /^[0-9]+$/.test(port) ? parseInt(port, 10) : port;
+        },
+        dbSSHSecretHint(name) {
+          return this.form.db.secrets[name] === "set" ? "(set; leave blank to keep)" : "";
+        },
+        /* The SSH host's key, shown to be trusted, through the SSH sources' own test. */
+        async testDatabaseSSH() {
+          var db = this.form.db;
+          var port = String(db.ssh_port || "").trim();
+          var probe = {
+            host: db.ssh_host, port: /^[0-9]+$/.test(port) ? parseInt(port, 10) : port, username: db.ssh_username,
+            auth: db.ssh_auth, password: db.ssh_password, private_key: db.ssh_private_key,
+            passphrase: db.ssh_passphrase, host_key: db.ssh_host_key, paths: [],
+          };
+          this.sshBusy = true; this.sshResult = null; this.errors = {};
+          var result = await api("POST", "/api/ssh/test", { source: probe });
+          this.sshBusy = false;
+          if (result.ok) this.sshResult = result.data;
+          else this.sshResult = { message: result.data.error + (result.data.field ? " (" + result.data.field.replace("source.", "SSH ") + ")" : "") };
+        },
+        trustDatabaseKey() { this.form.db.ssh_host_key = this.sshResult.host_key; this.testDatabaseSSH(); },
         /* Each kind's "Test connection": /api/postgresql|mariadb|sqlite|redis/test. */
         async testDatabase() {
           var kind = this.form.source_kind;
