@@ -30,6 +30,7 @@ from tests.integration.restore_support import (
     restore,
     run_log,
 )
+from tests.servers.s3 import S3Bucket
 from tests.trees import sha256_file
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,7 @@ VARIANTS = [
     ("tar.zst", True),
     ("tar.gz", True),
 ]
+"""(format, age-encrypted)"""
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
@@ -192,14 +194,52 @@ def plain_tar_restore(archives: list[Path], identity_file: Path | None, target: 
         assert age.wait(timeout=60) == 0
 
 
+def s3_destination(api: ApiClient, bucket: S3Bucket) -> dict[str, Any]:
+    server = bucket.server
+    form = {
+        "name": "Bucket",
+        "kind": "s3",
+        "bucket": bucket.name,
+        "region": server.region,
+        "endpoint_url": server.endpoint_url,
+        "path_style": True,
+        "access_key_id": server.access_key,
+        "secret_access_key": server.secret_key,
+    }
+    return ok(api, "POST", "/api/destinations", form)["destination"]
+
+
 @pytest.mark.parametrize(("archive_format", "encrypted"), VARIANTS)
 def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
     tmp_path: Path, api: ApiClient, runtime: Runtime, archive_format: str, encrypted: bool
 ) -> None:
+    check_chain(tmp_path, api, runtime, archive_format, encrypted, None)
+
+
+def test_seven_point_chain_on_s3_restores_with_mackuper_by_ranged_reads(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, s3_bucket: S3Bucket
+) -> None:
+    """The same chain also stored on S3; Mackuper restores every point from there."""
+    check_chain(tmp_path, api, runtime, "tar.zst", False, s3_bucket)
+
+
+def check_chain(
+    tmp_path: Path,
+    api: ApiClient,
+    runtime: Runtime,
+    archive_format: str,
+    encrypted: bool,
+    bucket: S3Bucket | None,
+) -> None:
+    """Seven points; each restored with GNU tar (local copies) and with Mackuper (from
+    S3 when `bucket` is given) and compared with the source's snapshot at that point."""
     source = tmp_path / "source"
     source.mkdir()
     storage = tmp_path / "storage"
     destination = local_destination(api, storage)
+    destination_ids = [destination["id"]]
+    if bucket is not None:
+        destination_ids.append(s3_destination(api, bucket)["id"])
     identity, recipient = generate_identity()
     extra: dict[str, Any] = {}
     if encrypted:
@@ -214,7 +254,7 @@ def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
             "source": {"paths": [str(source)], "excludes": []},
             "archive_format": archive_format,
             "schedule": "",
-            "destination_ids": [destination["id"]],
+            "destination_ids": destination_ids,
             "backup_mode": {"mode": "incremental", "full_every_runs": POINTS},
             **extra,
         },
@@ -229,10 +269,18 @@ def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
         run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
         assert run["status"] == "success", run["error"]
         runs.append(run)
+    every = ok(api, "GET", f"/api/backups?job_id={job['id']}")["backups"]
     backups = {
         backup["run_id"]: backup
-        for backup in ok(api, "GET", f"/api/backups?job_id={job['id']}")["backups"]
+        for backup in every
+        if backup["destination_id"] == destination["id"]
     }
+    restored_from = {
+        backup["run_id"]: backup
+        for backup in every
+        if backup["destination_id"] == destination_ids[-1]
+    }
+    assert len(backups) == len(restored_from) == POINTS
     inside = str(source).lstrip("/")
     identity_file = tmp_path / "identity.txt"
     identity_file.write_text(identity + "\n")
@@ -255,7 +303,11 @@ def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
         by_mackuper = tmp_path / f"mackuper-{level}"
         decryption = {"decryption": {"identity": identity}} if encrypted else {}
         restored = restore(
-            api, runtime, backup["id"], {"kind": "local", "path": str(by_mackuper)}, **decryption
+            api,
+            runtime,
+            restored_from[run["id"]]["id"],
+            {"kind": "local", "path": str(by_mackuper)},
+            **decryption,
         )
         assert restored["status"] == "success", restored["error"]
         assert snapshot(by_mackuper / inside) == expected, f"Mackuper, point {level}"
@@ -271,3 +323,150 @@ def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
         assert {item["type"] for item in stored} == {"directory"}
         held = {item["path"]: item["archive"] for item in manifest["files"] if "archive" in item}
         assert held[f"{inside}/a/big.bin"] == manifest["chain"]["full"]
+
+
+def chain_job(
+    api: ApiClient, source: Path, destination_id: int, archive_format: str = "tar.zst"
+) -> dict[str, Any]:
+    body = {
+        "name": "Chain",
+        "source_kind": "local",
+        "source": {"paths": [str(source)], "excludes": []},
+        "archive_format": archive_format,
+        "schedule": "",
+        "destination_ids": [destination_id],
+        "backup_mode": {"mode": "incremental", "full_every_runs": None},
+    }
+    job: dict[str, Any] = ok(api, "POST", "/api/jobs", body)["job"]
+    return job
+
+
+def backed_up_point(api: ApiClient, runtime: Runtime, job_id: int) -> dict[str, Any]:
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job_id}/run")["run"])
+    assert run["status"] == "success", run["error"]
+    (backup,) = [
+        backup
+        for backup in ok(api, "GET", f"/api/backups?job_id={job_id}")["backups"]
+        if backup["run_id"] == run["id"]
+    ]
+    return {"run": run, "backup": backup}
+
+
+def test_one_file_of_a_point_comes_from_the_one_archive_holding_it(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source = tmp_path / "source"
+    write(source / "big.bin", "", 0)
+    (source / "big.bin").write_bytes(os.urandom(2_000_000))
+    write(source / "notes.txt", "version 1\n", 0)
+    destination = local_destination(api, tmp_path / "storage")
+    job = chain_job(api, source, destination["id"])
+    full = backed_up_point(api, runtime, job["id"])
+    write(source / "notes.txt", "version 2, longer\n", 1)
+    middle = backed_up_point(api, runtime, job["id"])
+    write(source / "added.txt", "at point 2\n", 2)
+    newest = backed_up_point(api, runtime, job["id"])
+    inside = str(source).lstrip("/")
+
+    cases = [("big.bin", full), ("notes.txt", middle), ("added.txt", newest)]
+    for name, holder in cases:
+        target = tmp_path / f"one-{name}"
+        run = restore(
+            api,
+            runtime,
+            newest["backup"]["id"],
+            {"kind": "local", "path": str(target)},
+            paths=[f"{inside}/{name}"],
+        )
+        assert run["status"] == "success", run["error"]
+        assert (target / inside / name).read_bytes() == (source / name).read_bytes()
+        assert sorted(path.name for path in (target / inside).iterdir()) == [name]
+        said = [line for line in run_log(api, run["id"]) if "incremental chain" in line]
+        name_of_holder = holder["backup"]["name"]
+        assert said == [
+            f"a point of an incremental chain: reading 1 of its archives ({name_of_holder})"
+        ]
+        # Only the holder's bytes were read: the full's 2 MB are not read for the others.
+        assert (run["bytes_read"] > 1_000_000) is (name == "big.bin")
+
+
+def test_a_missing_archive_breaks_the_chain_and_the_next_run_is_a_full(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source = tmp_path / "source"
+    write(source / "a.txt", "one\n", 0)
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    job = chain_job(api, source, destination["id"])
+    backed_up_point(api, runtime, job["id"])
+    write(source / "b.txt", "two\n", 1)
+    middle = backed_up_point(api, runtime, job["id"])
+    write(source / "c.txt", "three\n", 2)
+    third = backed_up_point(api, runtime, job["id"])
+    assert "level 2 of the chain" in " ".join(run_log(api, third["run"]["id"]))
+
+    (storage / middle["backup"]["key"]).unlink()  # behind Mackuper's back
+    refused = restore(
+        api, runtime, third["backup"]["id"], {"kind": "local", "path": str(tmp_path / "out")}
+    )
+    assert refused["status"] == "failed"
+
+    after = backed_up_point(api, runtime, job["id"])
+    log = run_log(api, after["run"]["id"])
+    assert (
+        f"chain broken: {middle['backup']['name']} is missing at Local disk;"
+        " this run starts a new full"
+    ) in log
+    archive = storage / after["backup"]["key"]
+    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
+    assert manifest["chain"]["level"] == 0 and manifest["chain"]["archives"] == [archive.name]
+    by_tar = tmp_path / "tar"
+    plain_tar_restore([archive], None, by_tar)
+    assert snapshot(by_tar / str(source).lstrip("/")) == snapshot(source)
+
+
+def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source = tmp_path / "source"
+    write(source / "a.txt", "one\n", 0)
+    destination = local_destination(api, tmp_path / "storage")
+    body = {
+        "name": "Zip chain",
+        "source_kind": "local",
+        "source": {"paths": [str(source)], "excludes": []},
+        "archive_format": "zip",
+        "schedule": "",
+        "destination_ids": [destination["id"]],
+        "backup_mode": {"mode": "incremental", "full_every_runs": 7},
+    }
+    refused = api.call("POST", "/api/jobs", body)
+    assert refused.status_code == 422
+    assert "ZIP archives are full backups only" in refused.get_json()["fields"]["backup_mode.mode"]
+    assert ok(api, "GET", "/api/jobs")["jobs"] == []
+
+    plain = ok(api, "POST", "/api/jobs", {**body, "backup_mode": None})["job"]
+    assert plain["backup_mode"] == {
+        "mode": "full",
+        "full_every_runs": None,
+        "full_every_days": None,
+    }
+    job = chain_job(api, source, destination["id"], "tar.gz")
+    # Left out, the mode is kept: switching the chain's job to ZIP is refused too.
+    edit = {key: value for key, value in body.items() if key != "backup_mode"}
+    switched = api.call("PUT", f"/api/jobs/{job['id']}", {**edit, "name": "Chain"})
+    assert switched.status_code == 422
+    assert "full backups only" in switched.get_json()["fields"]["backup_mode.mode"]
+    wrong = api.call(
+        "PUT",
+        f"/api/jobs/{job['id']}",
+        {**body, "name": "Chain", "archive_format": "tar", "backup_mode": {"mode": "sometimes"}},
+    )
+    assert wrong.status_code == 422 and "backup_mode.mode" in wrong.get_json()["fields"]
+
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{plain['id']}/run")["run"])
+    assert run["status"] == "success", run["error"]
+    (backup,) = ok(api, "GET", f"/api/backups?job_id={plain['id']}")["backups"]
+    archive = tmp_path / "storage" / backup["key"]
+    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
+    assert "chain" not in manifest

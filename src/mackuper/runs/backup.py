@@ -86,7 +86,7 @@ class BackupTask:
                 )
             built[destination.id] = target
         plan_chain = chain.plan_chain(
-            session, job, started, chain.manifest_reader(context.runtime, job, built)
+            session, job, started, chain.DestinationStorage(context.runtime, job, built)
         )
         return BackupPlan(
             chain=plan_chain,

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mackuper.core.chain import BackupMode, Point, decide
-from mackuper.destinations.base import Destination
+from mackuper.destinations.base import Destination, DestinationError
 from mackuper.models import Artifact, ArtifactState, ChainPoint, ChainState, Job, Run, RunStatus
 from mackuper.pipeline.incremental import ChainPlan, state_of
 from mackuper.restore.errors import RestoreError
@@ -29,19 +29,25 @@ from mackuper.runtime import Runtime
 
 GOOD = {RunStatus.SUCCESS.value, RunStatus.WARNING.value}
 
-ManifestFiles = Callable[[Artifact], list[dict[str, Any]] | None]
-"""Reads the file list of an artifact's manifest (None when it cannot): to rebuild a
-lost change-detection state."""
+
+class Storage(Protocol):
+    """What the chain decision asks the job's destinations."""
+
+    def files(self, artifact: Artifact) -> list[dict[str, Any]] | None:
+        """The file list of the artifact's manifest, None when it cannot be read."""
+        ...
+
+    def missing(self, artifact: Artifact) -> bool:
+        """Whether the artifact's archive is gone from its destination."""
+        ...
 
 
-def plan_chain(
-    session: Session, job: Job, now: datetime, manifest_files: ManifestFiles
-) -> ChainPlan | None:
+def plan_chain(session: Session, job: Job, now: datetime, storage: Storage) -> ChainPlan | None:
     """How the next backup of `job` extends its chain; None for a job making fulls."""
     mode = BackupMode.from_options(job.options)
     if not mode.incremental:
         return None
-    base, previous = _base(session, job, manifest_files)
+    base, previous = _base(session, job, storage)
     decision = decide(mode, base, now)
     if decision.full or base is None:
         return ChainPlan(level=0, reason=decision.reason)
@@ -54,7 +60,7 @@ def plan_chain(
 
 
 def _base(
-    session: Session, job: Job, manifest_files: ManifestFiles
+    session: Session, job: Job, storage: Storage
 ) -> tuple[Point | None, dict[str, dict[str, Any]]]:
     """The newest point of the job's chain with its state, and why it is broken if it is."""
     newest = session.scalars(
@@ -85,11 +91,11 @@ def _base(
         if full
         else datetime.min.replace(tzinfo=UTC),
         archives=archives,
-        broken=_broken(session, job, newest, points, full),
+        broken=_broken(session, job, newest, points, full, storage),
     )
     if point.broken:
         return point, {}
-    state = _state(session, job, newest, manifest_files)
+    state = _state(session, job, newest, storage)
     if state is None:
         unreadable = f"the file list of {newest.archive_name} cannot be read"
         return replace(point, broken=unreadable), {}
@@ -102,6 +108,7 @@ def _broken(
     newest: ChainPoint,
     points: dict[int, ChainPoint],
     full: Run | None,
+    storage: Storage,
 ) -> str | None:
     if full is None or any(run_id not in points for run_id in newest.needs):
         return f"an earlier point of the chain of {newest.archive_name} is no longer recorded"
@@ -126,11 +133,15 @@ def _broken(
                 return f"{name} is not stored at {destination.name}"
             if all(artifact.verify_status == "failed" for artifact in held):
                 return f"{name} at {destination.name} failed its verification"
+            # The catalog may not know yet: a file removed by hand, a bucket emptied.
+            stored = [item for item in held if item.state == ArtifactState.STORED.value]
+            if all(storage.missing(artifact) for artifact in stored):
+                return f"{name} is missing at {destination.name}"
     return None
 
 
 def _state(
-    session: Session, job: Job, newest: ChainPoint, manifest_files: ManifestFiles
+    session: Session, job: Job, newest: ChainPoint, storage: Storage
 ) -> dict[str, dict[str, Any]] | None:
     """The change-detection state of `newest`: the database's, or rebuilt from its manifest."""
     row = session.get(ChainState, job.id)
@@ -142,7 +153,7 @@ def _state(
             Artifact.run_id == newest.run_id, Artifact.state == ArtifactState.STORED.value
         )
     ).all():
-        files = manifest_files(artifact)
+        files = storage.files(artifact)
         if files is not None:
             return state_of(files, newest.archive_name)
     return None
@@ -186,21 +197,32 @@ def record_point(
         row.run_id, row.archive_name, row.state = run_id, name, document
 
 
-def manifest_reader(
-    runtime: Runtime, job: Job, destinations: Mapping[int, Destination]
-) -> ManifestFiles:
-    """Reads an artifact's manifest file list at one of the job's destinations, opening
-    a sealed one with the job's stored key when it has one."""
+class DestinationStorage:
+    """The job's built destinations, read with the job's stored key when it has one."""
 
-    def read(artifact: Artifact) -> list[dict[str, Any]] | None:
-        destination = destinations.get(artifact.destination_id)
+    def __init__(self, runtime: Runtime, job: Job, destinations: Mapping[int, Destination]):
+        self.runtime = runtime
+        self.job = job
+        self.destinations = destinations
+
+    def files(self, artifact: Artifact) -> list[dict[str, Any]] | None:
+        destination = self.destinations.get(artifact.destination_id)
         if destination is None:
             return None
         try:
-            keys = decryption_keys(runtime, job, {})
+            keys = decryption_keys(self.runtime, self.job, {})
             manifest = unsealed(read_manifest(destination, artifact.key), keys)
         except RestoreError:
             return None
         return manifest_files(manifest) if isinstance(manifest.get("files"), list) else None
 
-    return read
+    def missing(self, artifact: Artifact) -> bool:
+        """True only when the destination answers that the archive is not there: an
+        outage does not break a chain (the backup itself then fails or retries)."""
+        destination = self.destinations.get(artifact.destination_id)
+        if destination is None:
+            return False
+        try:
+            return destination.stat(artifact.key) is None
+        except DestinationError:
+            return False
