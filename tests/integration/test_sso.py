@@ -103,6 +103,9 @@ def test_a_user_in_a_group_mapped_to_operator_signs_in_and_is_an_operator(
         assert identity is not None
         assert (identity.issuer, identity.subject) == (provider.issuer, "olivia")
         assert identity.email == "olivia@example.org"
+    listed = {user["username"]: user for user in api.call("GET", "/api/users").get_json()["users"]}
+    assert listed["olivia"]["single_sign_on"] is True
+    assert listed["admin"]["single_sign_on"] is False
     [entry] = audit_entries(runtime, "SSO login")
     assert entry.actor == "olivia" and entry.address == "127.0.0.1"
     assert entry.details["role"] == "operator"

@@ -52,6 +52,8 @@ class UserInfo(Answer):
     can_download: bool
     restore_targets: list[str]
     created_at: str | None
+    single_sign_on: bool = False
+    """Signs in through the OpenID provider (created by single sign-on)."""
 
 
 class UserAnswer(Answer):

@@ -16,7 +16,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from mackuper.models import Role, User
+from mackuper.models import Role, SsoIdentity, User
 from mackuper.passwords import hash_password, password_problem
 from mackuper.schemas.answers import OkAnswer
 from mackuper.schemas.users import (
@@ -39,7 +39,12 @@ blueprint = Blueprint("users", __name__)
 LAST_ADMINISTRATOR = "Keep at least one enabled administrator: make another one first."
 
 
-def user_json(user: User) -> dict[str, Any]:
+def user_json(user: User, single_sign_on: bool | None = None) -> dict[str, Any]:
+    """`single_sign_on`: whether the user signs in through the OpenID provider
+    (looked up when not given)."""
+    if single_sign_on is None:
+        found = select(SsoIdentity.id).where(SsoIdentity.user_id == user.id).limit(1)
+        single_sign_on = get_db().scalar(found) is not None
     return {
         "id": user.id,
         "username": user.username,
@@ -48,6 +53,7 @@ def user_json(user: User) -> dict[str, Any]:
         "can_download": user.can_download,
         "restore_targets": list(user.restore_targets or []),
         "created_at": iso(user.created_at),
+        "single_sign_on": single_sign_on,
     }
 
 
@@ -78,7 +84,8 @@ def page() -> str:
 @operation("List the users", responses={200: UsersAnswer})
 def list_users() -> Response:
     users = get_db().scalars(select(User).order_by(User.username)).all()
-    return jsonify(users=[user_json(user) for user in users])
+    linked = set(get_db().scalars(select(SsoIdentity.user_id)))
+    return jsonify(users=[user_json(user, user.id in linked) for user in users])
 
 
 @blueprint.post("/api/users")

@@ -21,6 +21,7 @@
         reset: null, resetPassword: "",
         async init() { await this.load(); },
         targetsText(user) { return user.restore_targets.join(", ") || "–"; },
+        stateText(user) { return (user.disabled ? "disabled" : "active") + (user.single_sign_on ? " · SSO" : ""); },
         async load() {
           var result = await call("GET", "/api/users");
           if (result.ok) this.users = result.data.users; else this.error = result.data.error;
