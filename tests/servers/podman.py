@@ -45,11 +45,12 @@ def podman_env() -> dict[str, str]:
 
 
 def podman(
-    *args: str, check: bool = True, timeout: float = 120
+    *args: str, check: bool = True, timeout: float = 120, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["podman", *args],
         env=podman_env(),
+        input=input_text,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -191,3 +192,28 @@ def podman_engine() -> Iterator[PodmanEngine]:
         skip_or_fail(reason)
     with running_podman() as engine:
         yield engine
+
+
+POSTGRES_IMAGE = "localhost/mackuper-test-postgres:15"
+IMAGES = Path(__file__).resolve().parent / "images"
+
+
+@pytest.fixture(scope="session")
+def postgres_image(podman_engine: PodmanEngine) -> Iterator[str]:
+    """PostgreSQL 15 from Debian in an image built over the local base
+    (tests/servers/images/postgres), built when missing and removed at the end unless
+    MACKUPER_KEEP_TEST_IMAGES=1 (a build takes about a minute)."""
+    built = False
+    if podman("image", "exists", POSTGRES_IMAGE, check=False).returncode != 0:
+        started = time.monotonic()
+        result = podman(
+            "build", "--format", "docker", "-t", POSTGRES_IMAGE, str(IMAGES / "postgres"),
+            check=False, timeout=900,
+        )  # fmt: skip
+        if result.returncode != 0:
+            skip_or_fail(f"the PostgreSQL test image did not build: {result.stderr[-500:]}")
+        built = True
+        print(f"\nbuilt {POSTGRES_IMAGE} in {time.monotonic() - started:.0f} s")
+    yield POSTGRES_IMAGE
+    if built and os.environ.get("MACKUPER_KEEP_TEST_IMAGES") != "1":
+        podman("rmi", "-f", POSTGRES_IMAGE, check=False)

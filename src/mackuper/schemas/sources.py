@@ -19,6 +19,7 @@ from mackuper.schemas.base import (
     SecretText,
     Text,
     absolute_paths,
+    says,
     sentence,
 )
 from mackuper.ssh import HostKey, SSHError, load_private_key
@@ -221,6 +222,19 @@ class PostgresSource(PostgresConnection, DatabaseSSH):
     schema_only: bool = False
     exclude_tables: Lines = []
     """pg_dump --exclude-table patterns."""
+    container: Annotated[
+        Text,
+        Field(max_length=255, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]*)?$"),
+        says("A container name has letters, digits, _ . and - only."),
+    ] = ""
+    """Run pg_dump inside this container of the container engine (Settings), where the
+    server runs: host and port are then as seen from inside it. Empty: on the worker."""
+
+    def problems(self) -> dict[str, str]:
+        problems = super().problems()
+        if self.container and self.ssh_host:
+            problems["container"] = "Run pg_dump in a container or on an SSH host, not both."
+        return problems
 
 
 def _distinct_file_names(paths: list[str]) -> list[str]:

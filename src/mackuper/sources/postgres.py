@@ -34,6 +34,7 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
+from mackuper.sources.engine_exec import command_in
 from mackuper.sources.remote import command_on, explained, ssh_target
 from mackuper.ssh import SSHTarget
 
@@ -131,16 +132,26 @@ class PostgresSource(DumpSource):
     part_size: int = PART_SIZE
     ssh: SSHTarget | None = None
     """Run the tools on this SSH host instead of the worker."""
+    container: str = ""
+    """Run the tools inside this container (the engine's exec) instead of the worker."""
+    engine_address: str = ""
+    """The container engine's address, for `container`."""
     dumped: list[dict[str, Any]] = field(default_factory=list)
     """What the manifest lists: each database and its dump's size and tool."""
 
     @classmethod
     def from_config(
-        cls, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float = 0.0
+        cls,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        retry_seconds: float = 0.0,
+        engine_address: str = "",
     ) -> PostgresSource:
         ssh = ssh_target(config, secrets, retry_seconds)
         return cls(
             ssh=ssh,
+            container=str(config.get("container") or ""),
+            engine_address=engine_address,
             connection=PostgresConnection(
                 host=config["host"],
                 port=int(config.get("port", 5432)),
@@ -159,6 +170,8 @@ class PostgresSource(DumpSource):
         which = ", ".join(self.databases) if self.databases else "all databases"
         connection = self.connection
         via = f" via SSH {self.ssh.address}" if self.ssh is not None else ""
+        if self.container:
+            via = f" in container {self.container}"
         return (
             f"PostgreSQL {connection.username}@{connection.host}:{connection.port}{via} ({which})"
         )
@@ -213,6 +226,8 @@ class PostgresSource(DumpSource):
             except DumpFailed as error:
                 raise explained(self.ssh, error) from error
         tool = f"{argv[0]} on {self.ssh.address}" if self.ssh else tool_version(argv[0])
+        if self.container:
+            tool = f"{argv[0]} in container {self.container}"
         self.dumped.append(
             {
                 "database": database or "(globals)",
@@ -231,17 +246,22 @@ class PostgresSource(DumpSource):
         """How to run `tool`: here with the settings in the environment, or on the SSH
         host with them on standard input (the session's files removed afterwards)."""
         environment = self.connection.environment(database)
-        if self.ssh is None:
+        if self.ssh is None and not self.container:
             yield tool, environment, None
             return
         settings = {name: environment.get(name, "") for name in _SETTINGS}
         fixed = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "mackuper"}
+        if self.container:
+            with command_in(self.engine_address, self.container, tool, settings, fixed) as command:
+                yield command
+            return
         with command_on(self.ssh, tool, settings, fixed) as command:
             yield command
 
     def _list_databases(self) -> list[str]:
-        """The databases that accept connections, asked here or on the SSH host."""
-        if self.ssh is None:
+        """The databases that accept connections, asked here, on the SSH host or in the
+        container."""
+        if self.ssh is None and not self.container:
             return self.connection.query(LIST_DATABASES)
         tool = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", LIST_DATABASES]
         with self._command(tool, None) as (command, environment, feed):

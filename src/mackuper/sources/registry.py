@@ -30,7 +30,7 @@ def build(
     if kind == "ssh":
         return SSHSource.from_config(config, secrets, retry_seconds)
     if kind == "postgresql":
-        return PostgresSource.from_config(config, secrets, retry_seconds)
+        return PostgresSource.from_config(config, secrets, retry_seconds, engine[0])
     if kind == "sqlite":
         return SQLiteSource.from_config(config, secrets, retry_seconds)
     if kind == "mariadb":
