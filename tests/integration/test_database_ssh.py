@@ -169,3 +169,44 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     assert run["status"] == "failed" and "gone.db does not exist" in run["error"]
     assert backup_files(tmp_path) == before
     assert not (tree / "gone.db").exists()
+
+
+def test_test_connection_runs_on_the_ssh_host_for_mariadb_redis_and_sqlite(
+    api: ApiClient, mariadb: MariaDBServer, sshd: SSHServer, tmp_path: Path
+) -> None:
+    source = {**mariadb_job_source(mariadb), **over_ssh(sshd, "password")}
+    found = ok(api, "POST", "/api/mariadb/test", {"source": source})
+    assert found["ok"] is True, found["message"]
+    assert "shop" in found["databases"] and "mariadb-dump" in found["dump_tool"]
+    changed = ok(
+        api, "POST", "/api/mariadb/test", {"source": {**source, "ssh_host_key": OTHER_KEY}}
+    )
+    assert changed["ok"] is False and "host key" in changed["message"]
+    assert sshd.users["password"].password not in json.dumps(changed)
+    untrusted = api.call("POST", "/api/mariadb/test", {"source": {**source, "ssh_host_key": ""}})
+    assert untrusted.status_code == 422
+    assert untrusted.get_json()["field"] == "source.ssh_host_key"
+
+    with running_redis() as redis:
+        fill_redis(redis)
+        found = ok(
+            api,
+            "POST",
+            "/api/redis/test",
+            {"source": {**redis_job_source(redis), **over_ssh(sshd, "key")}},
+        )
+        assert found["ok"] is True, found["message"]
+        assert found["databases"] == ["db0 (5 keys)"]
+
+    local = tmp_path / "made.db"
+    make_sqlite(local, rows=5)
+    with sqlite3.connect(local) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    tree = sshd.make_remote_tree(sshd.users["password"].username, {"app.db": local.read_bytes()})
+    paths = [str(tree / "app.db"), str(tree / "gone.db")]
+    found = ok(
+        api, "POST", "/api/sqlite/test", {"source": {"paths": paths, **over_ssh(sshd, "password")}}
+    )
+    assert found["ok"] is False
+    assert found["databases"] == [f"{tree / 'app.db'}: 2 table(s), journal mode wal"]
+    assert f"{tree / 'gone.db'} does not exist on " in found["message"]

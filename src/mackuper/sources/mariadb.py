@@ -12,9 +12,7 @@ never a command line; `--no-defaults` keeps the worker's own option files out.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +26,8 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
-from mackuper.sources.remote import command_on, explained, ssh_target
-from mackuper.ssh import SSHTarget
+from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
+from mackuper.ssh import SSHError, SSHTarget
 
 FOLDER = "mariadb"
 ALL_NAME = f"{FOLDER}/all.databases.sql"
@@ -65,6 +63,8 @@ class MariaDBConnection:
     port: int
     username: str
     password: str = field(default="", repr=False)
+    ssh: SSHTarget | None = None
+    """Run the client on this SSH host (sources/remote.py); None: here."""
 
     def environment(self) -> dict[str, str]:
         return {"MYSQL_PWD": self.password} if self.password else {}
@@ -83,19 +83,10 @@ class MariaDBConnection:
 
     def query(self, sql: str) -> list[list[str]]:
         """The rows the `mariadb` client prints for `sql` (read from standard input), each
-        a list of tab-separated values; SourceError with the server's complaint."""
+        a list of tab-separated values; SourceError with the server's complaint (SSHError
+        when the SSH host cannot be used)."""
         argv = ["mariadb", *self.options(), "--batch", "--skip-column-names", "--raw"]
-        try:
-            result = subprocess.run(  # noqa: S603 - fixed argv; the SQL is on stdin
-                argv,
-                input=sql.encode(),
-                capture_output=True,
-                env={**os.environ, **self.environment()},
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise SourceError(f"mariadb could not run: {error}") from error
+        result = run_tool(self.ssh, argv, self.environment(), sql.encode(), COMMAND_TIMEOUT)
         if result.returncode != 0:
             message = " ".join(result.stderr.decode("utf-8", "replace").split())[:400]
             raise SourceError(
@@ -126,9 +117,8 @@ def version_of(text: str) -> tuple[int, int, int] | None:
     return int(found.group(1)), int(found.group(2)), int(found.group(3) or 0)
 
 
-def dump_tool_version() -> tuple[int, int, int] | None:
+def dump_tool_version(line: str) -> tuple[int, int, int] | None:
     """The server release mariadb-dump comes from (`Distrib 10.11.19-MariaDB` -> 10.11.19)."""
-    line = tool_version("mariadb-dump")
     found = re.search(r"(?:Distrib|from)\s+(\d+\.\d+\.\d+)", line)
     return version_of(found.group(1)) if found else None
 
@@ -142,15 +132,18 @@ def probe(connection: MariaDBConnection) -> Probe:
             for row in connection.query("SHOW DATABASES")
             if row[0] not in SYSTEM_DATABASES and row[0] != "mysql"
         ]
-    except (SourceError, ValueError, IndexError) as error:
-        return Probe(False, str(error) if isinstance(error, SourceError) else "no answer")
-    tool = tool_version("mariadb-dump")
+    except (SourceError, SSHError) as error:
+        return Probe(False, str(error))
+    except (ValueError, IndexError):
+        return Probe(False, f"MariaDB at {connection.host}:{connection.port} gave no version")
+    tool = remote_version(connection.ssh, "mariadb-dump")
     found = Probe(True, "", version, databases, tool)
     server = version_of(version)
-    dumper = dump_tool_version()
+    dumper = dump_tool_version(tool)
     flavour = "MariaDB" if "mariadb" in version.lower() else "MySQL"
+    where = f"the SSH host {connection.ssh.address}" if connection.ssh else "this worker"
     if not tool:
-        found.ok, found.message = False, "mariadb-dump is not installed on this worker"
+        found.ok, found.message = False, f"mariadb-dump is not installed on {where}"
     elif flavour == "MariaDB" and server and dumper and dumper[:2] < server[:2]:
         found.ok = False
         found.message = (

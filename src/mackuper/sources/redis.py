@@ -9,9 +9,7 @@ stops reading at the RDB's own end and checksum, and loads such a file as it is.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,8 +23,8 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
-from mackuper.sources.remote import command_on, explained, ssh_target
-from mackuper.ssh import SSHTarget
+from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
+from mackuper.ssh import SSHError, SSHTarget
 
 NAME = "redis/dump.rdb"
 COMMAND_TIMEOUT = 60.0
@@ -40,22 +38,20 @@ def command(host: str, port: int, username: str = "") -> list[str]:
     return argv + (["--user", username] if username else [])
 
 
-def ask(host: str, port: int, username: str, password: str, *arguments: str) -> str:
-    """One command's reply; SourceError with redis-cli's complaint (which redis-cli
-    prints with exit status 0 for a refused login, so the reply is checked too)."""
-    environment = {key: value for key, value in os.environ.items() if key != "REDISCLI_AUTH"}
-    if password:
-        environment["REDISCLI_AUTH"] = password
-    try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, no secret in it
-            [*command(host, port, username), *arguments],
-            capture_output=True,
-            env=environment,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SourceError(f"redis-cli could not run: {error}") from error
+def ask(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    *arguments: str,
+    ssh: SSHTarget | None = None,
+) -> str:
+    """One command's reply (asked here or on the SSH host); SourceError with redis-cli's
+    complaint (which redis-cli prints with exit status 0 for a refused login, so the
+    reply is checked too); SSHError when the SSH host cannot be used."""
+    environment = {"REDISCLI_AUTH": password} if password else {}
+    argv = [*command(host, port, username), *arguments]
+    result = run_tool(ssh, argv, environment, timeout=COMMAND_TIMEOUT)
     reply = result.stdout.decode("utf-8", "replace")
     complaint = " ".join(result.stderr.decode("utf-8", "replace").split())
     if result.returncode != 0 or _ERROR_REPLY.match(reply):
@@ -64,12 +60,14 @@ def ask(host: str, port: int, username: str, password: str, *arguments: str) -> 
     return reply
 
 
-def probe(host: str, port: int, username: str = "", password: str = "") -> Probe:
+def probe(
+    host: str, port: int, username: str = "", password: str = "", ssh: SSHTarget | None = None
+) -> Probe:
     """Log in, read the server version and its non-empty databases; never raises."""
     try:
-        info = ask(host, port, username, password, "INFO", "server")
-        keyspace = ask(host, port, username, password, "INFO", "keyspace")
-    except SourceError as error:
+        info = ask(host, port, username, password, "INFO", "server", ssh=ssh)
+        keyspace = ask(host, port, username, password, "INFO", "keyspace", ssh=ssh)
+    except (SourceError, SSHError) as error:
         return Probe(False, str(error))
     fields = dict(line.split(":", 1) for line in info.replace("\r", "").splitlines() if ":" in line)
     version = fields.get("redis_version", "")
@@ -78,10 +76,11 @@ def probe(host: str, port: int, username: str = "", password: str = "") -> Probe
         for line in keyspace.replace("\r", "").splitlines()
         if (match := _KEYSPACE.match(line))
     ]
-    tool = tool_version("redis-cli")
+    tool = remote_version(ssh, "redis-cli")
     found = Probe(True, "", version, databases, tool)
     if not tool:
-        found.ok, found.message = False, "redis-cli is not installed on this worker"
+        where = f"the SSH host {ssh.address}" if ssh else "this worker"
+        found.ok, found.message = False, f"redis-cli is not installed on {where}"
     else:
         found.message = (
             f"Redis {version}: {len(databases)} database(s) with keys; redis-cli takes the"

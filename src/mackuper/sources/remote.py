@@ -10,12 +10,14 @@ tool alone: never in the remote command line, where `ps` on that host would show
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
+import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mackuper.sources.base import SourceError
-from mackuper.sources.dump import DumpFailed
+from mackuper.sources.dump import DumpFailed, tool_version
 from mackuper.ssh import OpenSSHSession, SSHError, SSHTarget, connection_error
 
 SSH_FAILED = 255
@@ -55,6 +57,45 @@ def command_on(
         yield [*session.argv, remote_command(tool, names, exported)], session.env, feed
     finally:
         session.close()
+
+
+def run_tool(
+    ssh: SSHTarget | None,
+    tool: list[str],
+    environment: Mapping[str, str],
+    stdin: bytes = b"",
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a short command (a query, `--version`) here or on the SSH host, `stdin` after
+    the fed settings; its result. SSHError when the SSH client itself failed, SourceError
+    when the command could not run."""
+    with command_on(ssh, tool, environment) as (argv, env, feed):
+        try:
+            result = subprocess.run(  # noqa: S603 - argv built by the caller, no shell here
+                argv,
+                input=(feed or b"") + stdin,
+                capture_output=True,
+                env={**os.environ, **env},
+                timeout=timeout,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise SourceError(f"{tool[0]} could not run: {error}") from error
+    if ssh is not None and result.returncode == SSH_FAILED:
+        raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
+    return result
+
+
+def remote_version(ssh: SSHTarget | None, program: str) -> str:
+    """The first line `program --version` prints on the SSH host, or "" (None: here)."""
+    if ssh is None:
+        return tool_version(program)
+    try:
+        result = run_tool(ssh, [program, "--version"], {})
+    except (SourceError, SSHError):
+        return ""
+    lines = result.stdout.decode("utf-8", "replace").strip().splitlines()
+    return lines[0][:200] if lines and result.returncode == 0 else ""
 
 
 def explained(ssh: SSHTarget | None, error: DumpFailed) -> SourceError | SSHError:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,27 +26,31 @@ from mackuper.sources.dump import (
     dump_entries,
     tool_version,
 )
-from mackuper.sources.remote import command_on, explained, ssh_target
-from mackuper.ssh import SSHTarget
+from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
+from mackuper.ssh import SSHError, SSHTarget
 
 COMMAND_TIMEOUT = 60.0
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
-def look(path: str) -> tuple[str, int]:
-    """The journal mode and table count of the database at `path`, opened read-only by
-    the sqlite3 shell that dumps it; SourceError naming the path when it cannot."""
-    if not os.path.isfile(path):
+_MISSING = 97
+_REMOTE_LOOK = (
+    f'if [ ! -f "$1" ]; then exit {_MISSING}; fi; exec sqlite3 -readonly -bail -batch "$1" "$2"'
+)
+
+
+def look(path: str, ssh: SSHTarget | None = None) -> tuple[str, int]:
+    """The journal mode and table count of the database at `path` (here or on the SSH
+    host), opened read-only by the sqlite3 shell that dumps it; SourceError naming the
+    path when it cannot, SSHError when the SSH host cannot be used."""
+    if ssh is None and not os.path.isfile(path):
         raise SourceError(f"the SQLite database {path} does not exist")
-    try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, the path is one argument
-            ["sqlite3", "-readonly", "-bail", "-batch", path, _LOOK],  # noqa: S607 - on PATH
-            capture_output=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SourceError(f"sqlite3 could not run: {error}") from error
+    argv = ["sqlite3", "-readonly", "-bail", "-batch", path, _LOOK]
+    if ssh is not None:
+        argv = ["sh", "-c", _REMOTE_LOOK, "sh", path, _LOOK]
+    result = run_tool(ssh, argv, {}, timeout=COMMAND_TIMEOUT)
+    if ssh is not None and result.returncode == _MISSING:
+        raise SourceError(f"the SQLite database {path} does not exist on {ssh.address}")
     lines = result.stdout.decode("utf-8", "replace").split()
     if result.returncode != 0 or len(lines) != 2 or not lines[1].isdigit():
         why = " ".join(result.stderr.decode("utf-8", "replace").split())[:300]
@@ -55,18 +58,25 @@ def look(path: str) -> tuple[str, int]:
     return lines[0], int(lines[1])
 
 
-def probe(paths: list[str]) -> Probe:
-    """Open each database read-only as the backup will; never raises."""
-    tool = tool_version("sqlite3")
+def probe(paths: list[str], ssh: SSHTarget | None = None) -> Probe:
+    """Open each database read-only as the backup will (here or on the SSH host);
+    never raises."""
+    if ssh is not None:
+        try:
+            run_tool(ssh, ["true"], {})  # the SSH host's own failure, said plainly
+        except (SourceError, SSHError) as error:
+            return Probe(False, str(error))
+    tool = remote_version(ssh, "sqlite3")
     if not tool:
-        return Probe(False, "sqlite3 is not installed on this worker")
+        where = f"the SSH host {ssh.address}" if ssh else "this worker"
+        return Probe(False, f"sqlite3 is not installed on {where}")
     version = tool.split()[0]
     found = Probe(True, "", version, [], tool)
     problems = []
     for path in paths:
         try:
-            journal, tables = look(path)
-        except SourceError as error:
+            journal, tables = look(path, ssh)
+        except (SourceError, SSHError) as error:
             problems.append(str(error))
             continue
         found.databases.append(f"{path}: {tables} table(s), journal mode {journal}")

@@ -36,9 +36,17 @@ from mackuper.schemas.databases import (
     RedisTestBody,
     SQLiteTestBody,
 )
-from mackuper.schemas.sources import MariaDBSource, PostgresConnection, RedisSource, SQLiteSource
+from mackuper.schemas.sources import (
+    DatabaseSSH,
+    MariaDBSource,
+    PostgresConnection,
+    RedisSource,
+    SQLiteSource,
+)
 from mackuper.sources import mariadb, postgres, redis, sqlite
 from mackuper.sources.dump import Probe
+from mackuper.sources.remote import ssh_target
+from mackuper.ssh import SSHTarget
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body, parse
 from mackuper.web.operations import BINARY, operation
@@ -84,6 +92,17 @@ def test_connection(body: PostgresTestBody) -> Response:
     )
 
 
+def _ssh_of(source: DatabaseSSH) -> SSHTarget | None:
+    """The SSH host the source's tools run on, as a backup would reach it; a 422 on the
+    field when its settings are incomplete (a host key not trusted yet, say)."""
+    if not source.ssh_host:
+        return None
+    if problems := source.problems():
+        field_errors({f"source.{name}": message for name, message in problems.items()})
+    settings = source.model_dump()
+    return ssh_target(settings, settings)
+
+
 def _probe_answer(kind: str, where: str, found: Probe) -> Response:
     logger.info("%s connection test to %s: %s", kind, where, found.ok)
     return jsonify(
@@ -107,7 +126,7 @@ def test_mariadb(body: MariaDBTestBody) -> Response:
     source: MariaDBSource = parse(MariaDBSource, body.source, ("source",))
     source = source.keep_stored(_stored_source(body.job_id, "mariadb")[1])
     connection = mariadb.MariaDBConnection(
-        source.host, source.port, source.username, source.password
+        source.host, source.port, source.username, source.password, _ssh_of(source)
     )
     return _probe_answer("mariadb", f"{source.host}:{source.port}", mariadb.probe(connection))
 
@@ -122,7 +141,9 @@ def test_mariadb(body: MariaDBTestBody) -> Response:
 )
 def test_sqlite(body: SQLiteTestBody) -> Response:
     source: SQLiteSource = parse(SQLiteSource, body.source, ("source",))
-    return _probe_answer("sqlite", f"{len(source.paths)} file(s)", sqlite.probe(source.paths))
+    source = source.keep_stored(_stored_source(body.job_id, "sqlite")[1])
+    found = sqlite.probe(source.paths, _ssh_of(source))
+    return _probe_answer("sqlite", f"{len(source.paths)} file(s)", found)
 
 
 @blueprint.post("/redis/test")
@@ -136,7 +157,7 @@ def test_sqlite(body: SQLiteTestBody) -> Response:
 def test_redis(body: RedisTestBody) -> Response:
     source: RedisSource = parse(RedisSource, body.source, ("source",))
     source = source.keep_stored(_stored_source(body.job_id, "redis")[1])
-    found = redis.probe(source.host, source.port, source.username, source.password)
+    found = redis.probe(source.host, source.port, source.username, source.password, _ssh_of(source))
     return _probe_answer("redis", f"{source.host}:{source.port}", found)
 
 
