@@ -388,6 +388,29 @@ def test_one_file_of_a_point_comes_from_the_one_archive_holding_it(
         ]
         # Only the holder's bytes were read: the full's 2 MB are not read for the others.
         assert (run["bytes_read"] > 1_000_000) is (name == "big.bin")
+        # The Restore page's download of the file takes it from the same archive.
+        single = api.call(
+            "GET", f"/api/backups/{newest['backup']['id']}/extract?path={inside}/{name}"
+        )
+        assert single.status_code == 200, single.get_data(as_text=True)
+        assert single.get_data() == (source / name).read_bytes()
+
+    # The folder, and the whole point as one plain tar made from the chain's archives.
+    folder = api.call("GET", f"/api/backups/{newest['backup']['id']}/extract?path={inside}")
+    whole = api.call("GET", f"/api/backups/{newest['backup']['id']}/download?shape=tar")
+    for response, target, inside_target in (
+        (folder, tmp_path / "folder", source.name),
+        (whole, tmp_path / "whole", inside),
+    ):
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.headers["Content-Type"] == "application/x-tar"
+        target.mkdir()
+        subprocess.run(
+            ["tar", "-xf", "-"], input=response.get_data(), cwd=target, check=True, timeout=60
+        )
+        assert snapshot(target / inside_target) == snapshot(source)
+    assert "filename*=UTF-8''Chain%20-%20backup_" in whole.headers["Content-Disposition"]
+    assert whole.headers["Content-Disposition"].endswith(".tar")
 
 
 def test_a_missing_archive_breaks_the_chain_and_the_next_run_is_a_full(

@@ -75,6 +75,26 @@ def plan_parts(
     return parts
 
 
+def chain_holder(
+    point: StoredArchive, manifest: dict[str, Any] | None, wanted: tuple[str, ...]
+) -> StoredArchive | None:
+    """The earlier archive of the chain holding the file `wanted` of a point, or None
+    (not a chain point, a folder, or a file stored in the point's own archive)."""
+    if not is_chain_point(manifest):
+        return None
+    path = "/".join(wanted)
+    for item in manifest_files(manifest or {}):
+        if str(item["path"]).strip("/") == path and item.get("type") != "directory":
+            name = item.get("archive")
+            if not isinstance(name, str) or not name:
+                return None
+            try:
+                return StoredArchive(point.destination, sibling_key(point.key, name), point.keys)
+            except ValueError as error:
+                raise RestoreError(f"the chain of this backup names {error}") from None
+    return None
+
+
 @contextlib.contextmanager
 def open_parts(
     parts: list[Part], on_bytes: Callable[[bytes], None] | None = None

@@ -14,6 +14,9 @@ name lies outside the folder).
 A database dump (sources/dump.py stores it as `<path>.part000001`, `...part000002`)
 comes out as one file: its parts, in order, joined, decrypted and decompressed like
 any member; with an index only the frames that hold them are fetched.
+
+A point of an incremental chain (restore/chain.py) gives a file from the one archive
+of its chain that holds it, and a folder from the archives holding its contents.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mackuper.restore.archives import StoredArchive
+from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.chain import chain_holder, is_chain_point, open_parts, plan_parts
 from mackuper.restore.database import dump_members
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.formats import Member, MemberKind, Opener
@@ -74,6 +78,10 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
     except Refused as error:
         raise RestoreError(f"{path!r} is not a valid path ({error})") from None
     manifest = _manifest_of(archive)
+    holder = chain_holder(archive, manifest, wanted)
+    if holder is not None:
+        # One file of an incremental point: from the one archive of its chain holding it.
+        return extract_path(holder, path)
 
     def selected(name: str) -> bool:
         parts = _parts_of(name)
@@ -81,7 +89,11 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
 
     stack = contextlib.ExitStack()
     try:
-        members = stack.enter_context(open_selected(archive, manifest, selected))
+        if is_chain_point(manifest):
+            needed = plan_parts(archive, manifest or {}, selected)
+            members = stack.enter_context(open_parts(needed))
+        else:
+            members = stack.enter_context(open_selected(archive, manifest, selected))
         for member, opener in members:
             parts = _parts(member)
             if parts is None or parts[: len(wanted)] != wanted:
@@ -101,6 +113,39 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
         raise
     stack.close()
     raise RestoreError(f"{path} is not in this backup")
+
+
+def point_tar(archive: StoredArchive, filename: str) -> Download:
+    """The whole backup as one plain, uncompressed and decrypted tar made on the fly;
+    for a point of an incremental chain, everything present at that point, each file
+    read from the archive of the chain holding it. Raises RestoreError for ZIP."""
+    if archive.archive_format == "zip":
+        raise RestoreError("a ZIP backup downloads as stored")
+    manifest = _manifest_of(archive)
+    stack = contextlib.ExitStack()
+    try:
+        if is_chain_point(manifest):
+            needed = plan_parts(archive, manifest or {}, lambda _name: True)
+            members = stack.enter_context(open_parts(needed))
+        else:
+            members = stack.enter_context(open_members(archive))
+        first = next(members, None)
+        if first is None:
+            raise RestoreError("this backup holds nothing")
+    except BaseException:
+        stack.close()
+        raise
+    body = _folder_tar(archive, manifest, (), first[0], first[1], members, stack)
+    return Download(_plain_tar_name(filename), None, body, "application/x-tar")
+
+
+def _plain_tar_name(filename: str) -> str:
+    """'Job - backup_20261201_020000.tar.zst.age' -> 'Job - backup_20261201_020000.tar'."""
+    stem = filename.removesuffix(".age")
+    for extension in (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tar"):
+        if stem.endswith(extension):
+            return stem[: -len(extension)] + ".tar"
+    return stem + ".tar"
 
 
 def dump_filename(path: str) -> str:
@@ -238,7 +283,7 @@ def _folder_tar(
     Hard links keep linking inside the folder; one whose first name lies outside
     it becomes a regular file with that name's bytes, read in a second pass.
     """
-    base = len(wanted) - 1
+    base = max(len(wanted) - 1, 0)
     written = 0
     emitted: dict[tuple[str, ...], str] = {}
     orphans: dict[tuple[str, ...], list[tuple[Member, str]]] = {}

@@ -177,6 +177,12 @@ class TreeQuery(Input):
     path: Annotated[Text, Field(max_length=4000)] = ""
 
 
+class DownloadQuery(Input):
+    shape: Literal["stored", "tar"] = "stored"
+    """`stored`: the archive as stored; `tar`: one plain tar made on the fly, decrypted
+    and uncompressed; of an incremental point, everything present at that point."""
+
+
 class ExtractQuery(Input):
     path: Annotated[Text, Field(min_length=1, max_length=4000)]
 

@@ -18,7 +18,13 @@ from mackuper.models import Artifact, ArtifactState, Job, Run, RunTrigger
 from mackuper.models import Destination as DestinationRow
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.catalog import import_backups
-from mackuper.restore.download import Download, download_filename, extract_path, whole_archive
+from mackuper.restore.download import (
+    Download,
+    download_filename,
+    extract_path,
+    point_tar,
+    whole_archive,
+)
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.formats import format_of_key
 from mackuper.restore.keys import KeyNeeded, KeyRefused, check_opens
@@ -47,6 +53,7 @@ from mackuper.schemas.answers import (
 from mackuper.schemas.api import (
     BackupsQuery,
     DecryptionKeys,
+    DownloadQuery,
     ExtractBody,
     ExtractQuery,
     ImportBody,
@@ -295,13 +302,21 @@ def _send(download: Download) -> Response:
 
 @blueprint.get("/api/backups/<int:artifact_id>/download")
 @login_required
-@operation("Download a whole backup, as stored", responses={200: BINARY})
-def download_backup(artifact_id: int) -> Response:
+@operation(
+    "Download a whole backup, as stored or as one plain tar (an incremental point whole)",
+    query=DownloadQuery,
+    responses={200: BINARY},
+)
+def download_backup(artifact_id: int, query: DownloadQuery) -> Response:
     artifact = _artifact(artifact_id)
     archive = _archive(artifact)
+    filename = download_filename(artifact.run.job_name, artifact.key)
     try:
-        download = whole_archive(archive, download_filename(artifact.run.job_name, artifact.key))
-    except DestinationError as error:
+        if query.shape == "tar":
+            download = point_tar(archive, filename)
+        else:
+            download = whole_archive(archive, filename)
+    except (RestoreError, DestinationError) as error:
         fail(_sentence(error), 409)
     return _send(download)
 
