@@ -284,3 +284,23 @@ def test_settings_whose_issuer_does_not_answer_or_differs_are_refused_and_not_sa
     assert '"openid"' in no_openid.get_json()["error"]
     assert api.call("GET", "/api/sso/settings").get_json()["settings"]["enabled"] is False
     assert app.test_client().get("/sso/login").status_code == 404
+
+
+def test_a_provider_account_never_takes_over_a_local_user_of_the_same_name(
+    app: Flask, api: ApiClient, runtime: Runtime, provider: OidcProvider
+) -> None:
+    local = {"username": "olivia", "password": "Local-Horse-3", "role": "viewer"}
+    assert api.call("POST", "/api/users", local).status_code == 201
+    configure(api, provider)
+
+    browser, response = sign_in(app, "olivia")
+
+    assert response.status_code == 302
+    with runtime.sessions() as session:
+        users = {user.username: user for user in session.scalars(select(User))}
+        identity = session.scalar(select(SsoIdentity))
+    assert users["olivia"].role.value == "viewer"
+    assert users["olivia-2"].role.value == "operator"
+    assert identity is not None and identity.user_id == users["olivia-2"].id
+    browser.refresh_csrf("/jobs")
+    assert "olivia-2" in browser.client.get("/jobs").get_data(as_text=True)
