@@ -31,6 +31,11 @@ PUBLIC = {
     "auth.setup_page",
     "auth.setup_status",
     "auth.setup_admin",
+    "sso.login",
+    "sso.callback",
+    "invitations.page",
+    "invitations.lookup_invitation",
+    "invitations.accept_invitation",
 }
 
 
