@@ -12,6 +12,7 @@ A backup that fails mid-way (its second volume does not exist) still starts them
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -43,15 +44,18 @@ def stack(podman_engine: PodmanEngine, tmp_path: Path) -> Iterator[Stack]:
 
 
 def make_volume_job(
-    api: ApiClient, engine: PodmanEngine, stack: Stack, destination: Path, volumes: list[str]
+    api: ApiClient,
+    engine: PodmanEngine,
+    stack: Stack,
+    destination: Path,
+    volumes: list[str],
+    limit: float | None = None,
 ) -> int:
     ok(api, "PUT", "/api/containers/engine", {"address": engine.url})
-    destination_id = ok(
-        api,
-        "POST",
-        "/api/destinations",
-        {"name": "Here", "kind": "local", "path": str(destination)},
-    )["destination"]["id"]
+    settings: dict[str, object] = {"name": "Here", "kind": "local", "path": str(destination)}
+    if limit is not None:
+        settings["bandwidth_limit"] = limit
+    destination_id = ok(api, "POST", "/api/destinations", settings)["destination"]["id"]
     job = ok(
         api,
         "POST",
@@ -189,3 +193,60 @@ def test_backup_failing_mid_way_starts_every_stopped_container_again(
     for name in stack.names.values():
         assert state(podman_engine, name)["Status"] == "running"
     assert not list((tmp_path / "backups").rglob("backup_*"))
+
+
+def test_cancelled_backup_starts_every_stopped_container_again(
+    runtime: Runtime, api: ApiClient, podman_engine: PodmanEngine, tmp_path: Path
+) -> None:
+    tree = tmp_path / "big"
+    tree.mkdir()
+    (tree / "data.bin").write_bytes(os.urandom(16 << 20))
+    with running_stack(podman_engine, volume_with(podman_engine, tree)) as stack:
+        job_id = make_volume_job(
+            api, podman_engine, stack, tmp_path / "backups", [stack.volume], limit=2.0
+        )
+        run_id = int(ok(api, "POST", f"/api/jobs/{job_id}/run")["run"]["id"])
+        worker = Worker(runtime, worker_id="quiesce-test")
+        with runtime.sessions() as session:
+            assert worker.claim(session, run_id)
+        running = threading.Thread(target=worker.execute, args=(runtime, run_id, threading.Event()))
+        running.start()
+        names = list(stack.names.values())
+        deadline = time.monotonic() + 60
+        while any(state(podman_engine, name)["Status"] == "running" for name in names):
+            assert time.monotonic() < deadline, "the backup did not stop the containers"
+            time.sleep(0.1)
+        ok(api, "POST", f"/api/runs/{run_id}/cancel")
+        running.join(timeout=120)
+
+        with runtime.sessions() as session:
+            assert session.get_one(Run, run_id).status is RunStatus.CANCELLED
+        for name in names:
+            assert state(podman_engine, name)["Status"] == "running"
+        assert not list((tmp_path / "backups").rglob("backup_*"))
+
+
+def test_a_container_to_stop_that_does_not_exist_fails_the_run_before_anything_stops(
+    runtime: Runtime, api: ApiClient, podman_engine: PodmanEngine, stack: Stack, tmp_path: Path
+) -> None:
+    job_id = make_volume_job(api, podman_engine, stack, tmp_path / "backups", [stack.volume])
+    job = ok(api, "GET", f"/api/jobs/{job_id}")["job"]
+    body = {
+        key: job[key]
+        for key in ("name", "source_kind", "source", "archive_format", "destination_ids")
+    }
+    ok(api, "PUT", f"/api/jobs/{job_id}", {**body, "stop_containers": ["mkp-no-such-container"]})
+    refused = api.call("PUT", f"/api/jobs/{job_id}", {**body, "stop_containers": ["bad name"]})
+    assert refused.status_code == 422
+    assert "letters, digits" in refused.get_json()["error"]
+
+    run_id = run_backup_now(runtime, api, job_id)
+
+    with runtime.sessions() as session:
+        run = session.get_one(Run, run_id)
+        assert run.status is RunStatus.FAILED
+        assert "mkp-no-such-container" in (run.error or "")
+        assert "does not exist" in (run.error or "")
+    assert not any("stopped container" in line for line in run_log(runtime, run_id))
+    for name in stack.names.values():
+        assert state(podman_engine, name)["Status"] == "running"

@@ -164,9 +164,17 @@ def containers_stopped(
     if not uses:
         yield quiet
         return
-    client = engine.connect(address)
     try:
-        containers = chosen(client, slug, names)
+        client = engine.connect(address)
+    except EngineError as error:
+        raise EngineError(f"cannot ask which containers to stop for this job: {error}") from error
+    try:
+        try:
+            containers = chosen(client, slug, names)
+        except EngineError as error:
+            raise EngineError(
+                f"cannot ask which containers to stop for this job: {error}"
+            ) from error
         if not containers:
             yield quiet
             return
