@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 from mackuper.encryption import generate_identity
+from mackuper.models import ChainState
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.restore_support import (
@@ -493,3 +495,50 @@ def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
     archive = tmp_path / "storage" / backup["key"]
     manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
     assert "chain" not in manifest
+
+
+def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source = tmp_path / "source"
+    write(source / "kept.txt", "unchanged\n", 0)
+    write(source / "edited.txt", "one\n", 0)
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    job = chain_job(api, source, destination["id"])
+    backed_up_point(api, runtime, job["id"])
+    with runtime.sessions.begin() as session:
+        session.execute(delete(ChainState))
+    write(source / "edited.txt", "two, longer\n", 1)
+    point = backed_up_point(api, runtime, job["id"])
+    archive = storage / point["backup"]["key"]
+    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
+    assert manifest["chain"]["level"] == 1
+    held = {Path(item["path"]).name: item.get("archive") for item in manifest["files"]}
+    assert held["kept.txt"] == manifest["chain"]["full"] and held["edited.txt"] is None
+
+    # A sealed manifest cannot be read back with the job's public key alone.
+    _identity, recipient = generate_identity()
+    sealed = ok(
+        api,
+        "PUT",
+        f"/api/jobs/{job['id']}",
+        {
+            "name": "Chain",
+            "source_kind": "local",
+            "source": {"paths": [str(source)], "excludes": []},
+            "archive_format": "tar.zst",
+            "schedule": "",
+            "destination_ids": [destination["id"]],
+            "encryption": {"mode": "recipients", "recipients": [recipient]},
+        },
+    )["job"]
+    assert sealed["backup_mode"]["mode"] == "incremental"
+    backed_up_point(api, runtime, job["id"])
+    with runtime.sessions.begin() as session:
+        session.execute(delete(ChainState))
+    after = backed_up_point(api, runtime, job["id"])
+    assert any(
+        line.startswith("chain broken: the file list of backup_") and "cannot be read" in line
+        for line in run_log(api, after["run"]["id"])
+    )

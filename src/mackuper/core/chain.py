@@ -62,6 +62,8 @@ class Point:
     full_started_at: datetime
     archives: tuple[str, ...]
     """Every archive of the chain up to and including this point, in order."""
+    needs: tuple[int, ...] = ()
+    """The run ids of `archives`, in the same order."""
     broken: str | None = None
     """Why this point cannot be built on (an archive missing or failed), or None."""
 

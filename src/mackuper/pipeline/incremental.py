@@ -29,6 +29,9 @@ class ChainPlan:
     previous: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The previous point's manifest entries by path, each naming its `archive`."""
     reason: str = ""
+    """Why this run is a full or an incremental (its log says it)."""
+    needs: tuple[int, ...] = ()
+    """Run ids of `earlier`, in the same order (what the database links the point to)."""
 
     def chain(self, own_name: str) -> dict[str, Any]:
         """The manifest's `chain` object for this run's archive `own_name`."""

@@ -56,6 +56,7 @@ def plan_chain(session: Session, job: Job, now: datetime, storage: Storage) -> C
         earlier=base.archives,
         previous=previous,
         reason=decision.reason,
+        needs=base.needs,
     )
 
 
@@ -91,6 +92,7 @@ def _base(
         if full
         else datetime.min.replace(tzinfo=UTC),
         archives=archives,
+        needs=tuple(newest.needs),
         broken=_broken(session, job, newest, points, full, storage),
     )
     if point.broken:
@@ -168,15 +170,7 @@ def record_point(
     files: list[dict[str, Any]],
 ) -> None:
     """Add the point a backup made and keep its file list for the next run's comparison."""
-    earlier: list[int] = []
-    if plan.level > 0:
-        previous = session.scalars(
-            select(ChainPoint)
-            .where(ChainPoint.job_id == job_id, ChainPoint.archive_name == chain["previous"])
-            .order_by(ChainPoint.run_id.desc())
-            .limit(1)
-        ).first()
-        earlier = list(previous.needs) if previous is not None else []
+    earlier = list(plan.needs)
     name = str(chain["archives"][-1])
     session.add(
         ChainPoint(
