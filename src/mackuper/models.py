@@ -470,6 +470,53 @@ class LoginAttempt(Base):
     started_at: Mapped[datetime] = mapped_column()
 
 
+class TotpSecret(Base):
+    """A user's authenticator-app secret, encrypted with the master key. It counts as a
+    second factor once confirmed; `last_counter` (the time step of the last accepted
+    code) refuses a code used once already."""
+
+    __tablename__ = "totp_secrets"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_counter: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+class RecoveryCode(Base):
+    """A one-time code for when the authenticator is lost; only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Passkey(Base):
+    """A WebAuthn credential: the id its authenticator chose, its COSE public key and
+    signature counter."""
+
+    __tablename__ = "passkeys"
+    __table_args__ = (Index("ix_passkeys_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    """base64url, as the browser sends it."""
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class SsoIdentity(Base):
     """A user's account at an OpenID provider: the provider's issuer and the account's
     subject, never the e-mail alone (a provider may let its users change it)."""

@@ -36,6 +36,10 @@ PUBLIC = {
     "invitations.page",
     "invitations.lookup_invitation",
     "invitations.accept_invitation",
+    "auth.second_step_page",
+    "auth.second_step_code",
+    "auth.passkey_login_options",
+    "auth.passkey_login",
 }
 
 

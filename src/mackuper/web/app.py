@@ -29,6 +29,7 @@ from mackuper.web import (
     pages,
     runs,
     safekeeping,
+    two_factor,
     ui_api,
     users,
 )
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
     app.teardown_appcontext(close_db)
     init_security(app, api_tokens.user_for_bearer)
     app.before_request(_require_login)
+    two_factor.install(app)
     json_input.install(app)
     audit.install(app)
     oidc.install(app)
@@ -89,6 +91,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         databases.blueprint,
         api_tokens.blueprint,
         users.blueprint,
+        two_factor.blueprint,
         oidc.blueprint,
         invitations.blueprint,
         audit.blueprint,

@@ -49,6 +49,12 @@ AUDITED: dict[str, str] = {
     "auth.setup_finish": "setup finished",
     "tokens.create_token": "token created",
     "tokens.revoke_token": "token revoked",
+    "two_factor.confirm_totp": "authenticator app added",
+    "two_factor.disable_totp": "authenticator app removed",
+    "two_factor.renew_recovery_codes": "recovery codes renewed",
+    "two_factor.add_passkey": "passkey added",
+    "two_factor.remove_passkey": "passkey removed",
+    "two_factor.set_policy": "two-factor requirement changed",
     "users.create_user": "user created",
     "users.update_user": "user changed",
     "users.reset_password": "password reset",
@@ -90,6 +96,10 @@ AUDITED: dict[str, str] = {
 _FIXED_OBJECTS = {
     "auth.change_password": "own password",
     "auth.setup_finish": "setup",
+    "two_factor.confirm_totp": "own authenticator app",
+    "two_factor.disable_totp": "own authenticator app",
+    "two_factor.renew_recovery_codes": "own recovery codes",
+    "two_factor.set_policy": "two-factor requirement",
     "runs.clean_history": "run history",
     "installation_settings.update_settings": "installation settings",
     "sso.update_settings": "single sign-on",
@@ -109,6 +119,7 @@ _OBJECT_ARGUMENTS = {
     "token_id": "token",
     "user_id": "user",
     "invitation_id": "invitation",
+    "passkey_id": "passkey",
 }
 
 

@@ -13,6 +13,11 @@ limit is checked and the rest are refused without running argon2. A success dele
 its address-and-name row and gives its attempt back to the address, so the address
 key counts failures.
 
+The second step of a two-factor login (web.auth) is counted the same way, on the same
+keys: a right password does not forgive the name's failures when a second step
+follows, so the five attempts a window allows are shared by wrong passwords and wrong
+codes, and typing the password again does not buy more guesses at the code.
+
 Failures from one address never block another address: anyone may lock out only
 their own address. The table stays small: rows whose window has passed are deleted
 on every attempt, and an address over its limit adds no rows for new user names.
@@ -105,13 +110,16 @@ class LoginLimiter:
         self._forget_expired(session, now)
         return Admission(address_key, user_key, retry_after)
 
-    def succeeded(self, session: Session, admission: Admission) -> None:
-        """A correct password: forget the name's attempts, give the address its one back."""
+    def succeeded(self, session: Session, admission: Admission, attempts: int = 1) -> None:
+        """A correct password (or second step): forget the name's attempts, give the
+        address its `attempts` back (2 after a second step: the password's and its own)."""
         # The address row first, as in admit(): two orders of locking could deadlock.
         session.execute(
             update(LoginAttempt)
             .where(LoginAttempt.key == admission.address_key, LoginAttempt.count > 0)
-            .values(count=LoginAttempt.count - 1)
+            .values(
+                count=case((LoginAttempt.count > attempts, LoginAttempt.count - attempts), else_=0)
+            )
         )
         session.execute(delete(LoginAttempt).where(LoginAttempt.key == admission.user_key))
         session.commit()

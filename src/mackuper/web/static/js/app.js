@@ -402,7 +402,9 @@
           this.busy = true;
           var result = await api("POST", "/api/login", { username: this.username, password: this.password });
           this.busy = false;
-          if (this.takeResult(result)) window.location.assign(result.data.setup_complete ? "/" : "/setup");
+          if (!this.takeResult(result)) return;
+          if (result.data.second_step) window.location.assign("/login/second-step");
+          else window.location.assign(result.data.setup_complete ? "/" : "/setup");
         },
       });
     });
