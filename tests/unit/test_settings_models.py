@@ -16,6 +16,7 @@ from mackuper.schemas.destinations import (
     SFTPDestination,
 )
 from mackuper.schemas.encryption import Encryption
+from mackuper.schemas.sso import SsoSettings
 from mackuper.schemas.sources import (
     LocalSource,
     MariaDBSource,
@@ -51,6 +52,7 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9ok
         (SQLiteSource, ("ssh_password", "ssh_private_key", "ssh_passphrase")),
         (Encryption, ("passphrase", "identity")),
         (Notifications, ("urls", "ping_start", "ping_success", "ping_fail")),
+        (SsoSettings, ("client_secret",)),
     ],
 )
 def test_secret_fields_are_the_marked_ones(model: type[KindSettings], secrets: tuple[str]) -> None:
