@@ -245,6 +245,11 @@ def test_the_client_secret_is_encrypted_at_rest_and_never_shown_logged_or_audite
     for text in (str(answer), str(kept), shown.get_data(as_text=True)):
         assert provider.client_secret not in text
     assert shown.get_json()["settings"]["secrets"] == {"client_secret": "set"}
+    exported = api.call("GET", "/api/settings/export")
+    assert exported.status_code == 200
+    assert exported.get_json()["single_sign_on"]["issuer"] == provider.issuer
+    assert exported.get_json()["single_sign_on"]["secrets"] == {"client_secret": "set"}
+    assert provider.client_secret not in exported.get_data(as_text=True)
     assert shown.get_json()["redirect_uri"] == CALLBACK
     assert response.status_code == 302
     with runtime.sessions() as session:

@@ -245,6 +245,8 @@ class ConfigurationExport(Answer):
     destinations: list[dict[str, Any]]
     jobs: list[dict[str, Any]]
     notification_channels: list[dict[str, Any]]
+    single_sign_on: dict[str, Any] = {}
+    """The single sign-on settings, the client secret only as "set" or "not set"."""
 
 
 class InstallationAnswer(Answer):

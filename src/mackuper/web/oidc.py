@@ -95,6 +95,11 @@ def _settings_json(settings: SsoSettings) -> dict[str, Any]:
     return {**settings.public(), "secrets": secret_status(SsoSettings, settings.secrets())}
 
 
+def exported_settings(session: Session) -> dict[str, Any]:
+    """The settings for the configuration export: the client secret as "set"/"not set"."""
+    return _settings_json(stored_settings(session, with_secret=True))
+
+
 def _redirect_uri() -> str:
     return url_for("sso.callback", _external=True)
 

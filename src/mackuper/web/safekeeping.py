@@ -5,7 +5,8 @@ with the master key, which is not in the database: lose `master.key` and a resto
 database cannot use any of them. So the Settings page says so and offers the key,
 but only after the password is typed again (a left-open browser is not enough); the
 log records who took it, never the key. The export is the configuration a person
-would re-create by hand (destinations, jobs, alert channels, installation settings),
+would re-create by hand (destinations, jobs, alert channels, installation settings,
+single sign-on),
 with every secret shown only as "set" or "not set", exactly as the API shows them.
 """
 
@@ -25,6 +26,7 @@ from mackuper.passwords import verify_password
 from mackuper.schemas.answers import ConfigurationExport, MasterKey, MasterKeyOrigin
 from mackuper.schemas.api import MasterKeyBody
 from mackuper.secretbox import load_master_key
+from mackuper.web import oidc
 from mackuper.web import settings as installation_settings
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import field_errors
@@ -101,6 +103,7 @@ def export_configuration() -> Response:
                 select(NotificationChannel).order_by(NotificationChannel.id)
             )
         ],
+        single_sign_on=oidc.exported_settings(session),
     )
     filename = f"mackuper-configuration-{now:%Y%m%d}.json"
     response.headers["Content-Disposition"] = content_disposition(filename)
