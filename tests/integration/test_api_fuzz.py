@@ -107,10 +107,19 @@ def _on_loopback(
             body.update(remote_type="webdav", options={"url": f"http://127.0.0.1:{closed_port}"})
     if (
         body is not None
-        and path in {"/api/ssh/test", "/api/postgresql/test"}
+        and path
+        in {
+            "/api/ssh/test",
+            "/api/postgresql/test",
+            "/api/mariadb/test",
+            "/api/redis/test",
+            "/api/sqlite/test",
+        }
         and isinstance(body.get("source"), dict)
     ):
         body["source"].update(host="127.0.0.1", port=closed_port)
+        if "ssh_host" in body["source"]:  # a database source's SSH host: here, closed too
+            body["source"].update(ssh_host="127.0.0.1", ssh_port=closed_port)
     if body is not None and path.startswith("/api/containers/engine") and body.get("address"):
         body["address"] = f"tcp://127.0.0.1:{closed_port}"  # no engine answers there
     if body is not None and path.startswith("/api/notifications") and "url" in body:
