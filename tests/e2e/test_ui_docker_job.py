@@ -54,6 +54,11 @@ def test_labelled_containers_are_proposed_as_a_job_that_is_created_and_runs(
         page.locator("#engine-address").press("Enter")
         expect(page.get_by_text("Saved.")).to_be_visible()
         assert client.ok("GET", "/api/containers/engine")["address"] == podman_engine.url
+        listed = page.get_by_test_id("engine-containers")
+        db_row = listed.locator("tr").filter(has_text=stack.names["db"])
+        expect(db_row).to_contain_text(f"mackuper.stop-during-backup={stack.slug}")
+        expect(db_row).to_contain_text(volume)
+        assert run_axe(page) == []
 
         page.goto("/jobs")
         proposals = page.get_by_test_id("container-proposals")

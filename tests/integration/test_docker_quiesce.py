@@ -143,7 +143,13 @@ def test_backup_stops_in_reverse_dependency_order_and_starts_each_when_healthy(
     ]
     assert results["containers_down_seconds"] > 0
     # the engine's events: the same order, and app started only after db was healthy
-    events = events_of(podman_engine, stack, since)
+    # podman writes its events to a file the API reads back: give the last ones a moment
+    deadline = time.monotonic() + 20
+    while True:
+        events = events_of(podman_engine, stack, since)
+        if sum(action == "start" for action, _, _ in events) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     order = [(action, service) for action, service, _ in events if action != "health check"]
     assert order == [
         ("stop", "proxy"),

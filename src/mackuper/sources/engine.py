@@ -19,11 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import docker.errors
 import requests
-from docker.client import DockerClient
 
 from mackuper.sources.base import SourceError
+
+# The Docker SDK is imported where it is used: a worker that never talks to an engine
+# does not carry it (tests/unit/test_worker_memory.py).
 
 DEFAULT_ADDRESS = "unix:///var/run/docker.sock"
 LABEL_PREFIX = "mackuper."
@@ -77,6 +78,8 @@ def _unreachable(error: BaseException) -> BaseException | None:
 
 
 def _explain(error: Exception, where: str) -> EngineError:
+    import docker.errors  # noqa: PLC0415 - loaded only once an engine is used
+
     if (cause := _unreachable(error)) is not None and not isinstance(error, docker.errors.APIError):
         if isinstance(cause, PermissionError) or "Permission denied" in str(error):
             return EngineError(
@@ -110,8 +113,14 @@ def engine_call(where: str) -> Iterator[None]:
         yield
     except EngineError:
         raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as error:
+    except (requests.exceptions.RequestException, OSError) as error:
         raise _explain(error, where) from error
+    except Exception as error:
+        import docker.errors  # noqa: PLC0415 - loaded only once an engine is used
+
+        if isinstance(error, docker.errors.DockerException):
+            raise _explain(error, where) from error
+        raise
 
 
 API_VERSION = "1.41"
@@ -142,6 +151,8 @@ def connect(url: str) -> Any:
                     f"{where}: the container engine does not answer ({error.strerror or error})"
                 ) from error
     with engine_call(where):
+        from docker.client import DockerClient  # noqa: PLC0415 - see the imports
+
         return DockerClient(base_url=url, timeout=API_TIMEOUT, version=API_VERSION)
 
 

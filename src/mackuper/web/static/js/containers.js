@@ -9,10 +9,22 @@
     window.Alpine.data("containerEngine", function () {
       return {
         form: { address: "", helper_image: "" }, effective: "", fields: {}, error: "", notice: "",
-        busy: false, result: null,
+        busy: false, result: null, containers: [], volumes: [],
         async init() {
           var found = await call("GET", "/api/containers/engine");
           if (found.ok) this.fill(found.data); else this.error = found.data.error;
+          this.list();
+        },
+        /* What the saved engine holds; nothing shown when no engine answers. */
+        async list() {
+          var found = await call("GET", "/api/containers");
+          this.containers = found.ok ? found.data.containers : [];
+          this.volumes = found.ok ? found.data.volumes : [];
+        },
+        labelText(container) {
+          var labels = container.labels || {};
+          return Object.keys(labels).filter(function (key) { return key.indexOf("mackuper.") === 0; })
+            .map(function (key) { return key + "=" + labels[key]; }).join(", ") || "–";
         },
         fill(settings) {
           this.form = { address: settings.address, helper_image: settings.helper_image };
@@ -24,7 +36,7 @@
           this.busy = true; this.error = ""; this.notice = ""; this.fields = {};
           var saved = await call("PUT", "/api/containers/engine", this.form);
           this.busy = false;
-          if (saved.ok) { this.fill(saved.data); this.notice = "Saved."; return; }
+          if (saved.ok) { this.fill(saved.data); this.notice = "Saved."; this.list(); return; }
           this.fields = saved.data.fields || {};
           this.error = saved.data.error;
         },
