@@ -309,3 +309,21 @@ def test_a_provider_account_never_takes_over_a_local_user_of_the_same_name(
     assert identity is not None and identity.user_id == users["olivia-2"].id
     browser.refresh_csrf("/jobs")
     assert "olivia-2" in browser.client.get("/jobs").get_data(as_text=True)
+
+
+def test_a_disabled_user_is_refused_at_the_next_sso_login(
+    app: Flask, api: ApiClient, runtime: Runtime, provider: OidcProvider
+) -> None:
+    configure(api, provider)
+    sign_in(app, "olivia")
+    olivia = user_named(runtime, "olivia")
+    assert olivia is not None
+    assert api.call("PUT", f"/api/users/{olivia.id}", {"disabled": True}).status_code == 200
+
+    browser, response = sign_in(app, "olivia")
+
+    assert response.status_code == 403
+    assert "Your Mackuper account is disabled" in response.get_data(as_text=True)
+    assert browser.client.get("/api/jobs").status_code == 401
+    [entry] = audit_entries(runtime, "SSO login failed")
+    assert (entry.actor, entry.details["reason"]) == ("olivia", "disabled")
