@@ -30,6 +30,7 @@ from tests.integration.restore_support import finished_run, local_destination, o
 from tests.integration.test_database_dump_download import downloaded
 from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
 from tests.servers.mariadb import MariaDBServer, running_mariadb, running_redis
+from tests.servers.postgres import PostgresServer
 from tests.servers.sshd import SSHServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("small_parts")]
@@ -210,3 +211,22 @@ def test_test_connection_runs_on_the_ssh_host_for_mariadb_redis_and_sqlite(
     assert found["ok"] is False
     assert found["databases"] == [f"{tree / 'app.db'}: 2 table(s), journal mode wal"]
     assert f"{tree / 'gone.db'} does not exist on " in found["message"]
+
+
+def test_postgres_test_connection_runs_psql_and_pg_dump_on_the_ssh_host(
+    api: ApiClient, postgres_server: PostgresServer, sshd: SSHServer
+) -> None:
+    server = postgres_server
+    source = {
+        "host": server.host,
+        "port": server.port,
+        "username": server.user,
+        **over_ssh(sshd, "key"),
+    }
+    found = ok(api, "POST", "/api/postgresql/test", {"source": source})
+    assert found["ok"] is True, found["message"]
+    assert "postgres" in found["databases"] and found["pg_dump_version"] >= 13
+    changed = ok(
+        api, "POST", "/api/postgresql/test", {"source": {**source, "ssh_host_key": OTHER_KEY}}
+    )
+    assert changed["ok"] is False and "host key" in changed["message"]

@@ -9,15 +9,16 @@ from pydantic import Field, SkipValidation
 from mackuper.schemas.answers import Answer
 from mackuper.schemas.api import DecryptionKeys
 from mackuper.schemas.base import Id, Input, SecretText, Text
-from mackuper.schemas.sources import MariaDBSource, PostgresConnection, RedisSource, SQLiteSource
+from mackuper.schemas.sources import MariaDBSource, PostgresSource, RedisSource, SQLiteSource
 
 DatabaseName = Annotated[Text, Field(min_length=1, max_length=4000)]
 """A database's name, or an SQLite database file's absolute path."""
 
 
 class PostgresTestBody(Input):
-    source: SkipValidation[PostgresConnection] = Field(default_factory=dict)  # type: ignore[assignment]
-    """The PostgreSQL source form; checked as a PostgresConnection."""
+    source: SkipValidation[PostgresSource] = Field(default_factory=dict)  # type: ignore[assignment]
+    """The PostgreSQL source form; checked as a PostgresSource (its SSH host, if any, is
+    where psql and pg_dump are tried)."""
     job_id: Id | None = None
     """The job being edited: its stored password fills a blank one."""
 

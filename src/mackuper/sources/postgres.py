@@ -18,7 +18,6 @@ where `ps` on that host would show them.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import subprocess
 from collections.abc import Generator, Iterator
@@ -35,8 +34,8 @@ from mackuper.sources.dump import (
     tool_version,
 )
 from mackuper.sources.engine_exec import command_in
-from mackuper.sources.remote import command_on, explained, ssh_target
-from mackuper.ssh import SSHTarget
+from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
+from mackuper.ssh import SSHError, SSHTarget
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -73,6 +72,8 @@ class PostgresConnection:
     username: str
     password: str = ""
     maintenance_database: str = "postgres"
+    ssh: SSHTarget | None = None
+    """Run psql on this SSH host (sources/remote.py); None: here."""
 
     def environment(self, database: str | None = None) -> dict[str, str]:
         env = {
@@ -89,7 +90,8 @@ class PostgresConnection:
 
     def query(self, sql: str, variables: dict[str, str] | None = None) -> list[str]:
         """The lines `psql` prints for `sql` (one value per row); SourceError naming the
-        server's complaint when it cannot connect or the query fails.
+        server's complaint when it cannot connect or the query fails (SSHError when the
+        SSH host it runs on cannot be used).
 
         `sql` is read from standard input so psql quotes `variables` into it
         (`:'name'` as a literal, `:"name"` as an identifier).
@@ -97,17 +99,7 @@ class PostgresConnection:
         argv = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
         for name, value in (variables or {}).items():
             argv += ["-v", f"{name}={value}"]
-        try:
-            result = subprocess.run(  # noqa: S603 - fixed argv, the query is ours
-                argv,
-                input=sql.encode(),
-                capture_output=True,
-                env={**os.environ, **self.environment()},
-                timeout=COMMAND_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise SourceError(f"psql could not run: {error}") from error
+        result = run_tool(self.ssh, argv, self.environment(), sql.encode(), COMMAND_TIMEOUT)
         if result.returncode != 0:
             # psql's message spans lines ("connection ... failed: Connection refused",
             # then "Is the server running ...?"): one line of it, without the prefix.
@@ -309,22 +301,28 @@ class Probe:
 
 
 def probe(connection: PostgresConnection) -> Probe:
-    """Log in, read the server version and the databases; never raises."""
+    """Log in, read the server version and the databases (here, or with psql on the SSH
+    host); never raises."""
     try:
         rows = connection.query("SHOW server_version_num")
         databases = connection.query(LIST_DATABASES)
         version = connection.query("SHOW server_version")
-    except SourceError as error:
+    except (SourceError, SSHError) as error:
         return Probe(False, str(error))
     server_major = int(rows[0]) // 10000 if rows and rows[0].isdigit() else 0
-    dump_major = tool_major(["pg_dump"])
+    if connection.ssh is None:
+        dump_major = tool_major(["pg_dump"])
+    else:
+        found_major = re.search(r"(\d+)(?:\.\d+)?", remote_version(connection.ssh, "pg_dump"))
+        dump_major = int(found_major.group(1)) if found_major else None
+    where = f"the SSH host {connection.ssh.address}" if connection.ssh else "this worker"
     found = Probe(True, "", version[0] if version else "", databases, dump_major)
     if dump_major is None:
-        found.ok, found.message = False, "pg_dump is not installed on this worker"
+        found.ok, found.message = False, f"pg_dump is not installed on {where}"
     elif dump_major < server_major:
         found.ok = False
         found.message = (
-            f"pg_dump {dump_major} cannot dump a PostgreSQL {server_major} server:"
+            f"pg_dump {dump_major} on {where} cannot dump a PostgreSQL {server_major} server:"
             f" install the version {server_major} client tools"
         )
     else:

@@ -39,7 +39,7 @@ from mackuper.schemas.databases import (
 from mackuper.schemas.sources import (
     DatabaseSSH,
     MariaDBSource,
-    PostgresConnection,
+    PostgresSource,
     RedisSource,
     SQLiteSource,
 )
@@ -76,10 +76,15 @@ def _stored_source(
     responses={200: PostgresProbeResult},
 )
 def test_connection(body: PostgresTestBody) -> Response:
-    source: PostgresConnection = parse(PostgresConnection, body.source, ("source",))
+    source: PostgresSource = parse(PostgresSource, body.source, ("source",))
     source = source.keep_stored(_stored_source(body.job_id)[1])
     connection = postgres.PostgresConnection(
-        source.host, source.port, source.username, source.password, source.maintenance_database
+        source.host,
+        source.port,
+        source.username,
+        source.password,
+        source.maintenance_database,
+        _ssh_of(source),
     )
     found = postgres.probe(connection)
     logger.info("postgresql connection test to %s:%s: %s", source.host, source.port, found.ok)
