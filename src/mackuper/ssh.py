@@ -20,20 +20,28 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from mackuper.config import ConfigError, check_ssh_ciphers
 
 CONNECT_TIMEOUT = 15.0
 KEEPALIVE_SECONDS = 10
 IO_TIMEOUT = 60.0
-KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (
-    paramiko.Ed25519Key,
-    paramiko.ECDSAKey,
-    paramiko.RSAKey,
-)
+
+if TYPE_CHECKING:
+    import paramiko
+
+# paramiko is imported by the functions that use it, not here: this module's settings
+# and errors are needed by every worker (runs/outcome.py), paramiko only by SFTP and
+# "Test connection"; importing it costs ~10 MiB of RSS (issue 23's memory goal).
+
+
+def _key_classes() -> tuple[type[paramiko.PKey], ...]:
+    import paramiko
+
+    return (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
 # What paramiko negotiates for each pinned key type, so the server shows that key.
 HOST_KEY_ALGORITHMS = {
     "ssh-ed25519": ("ssh-ed25519",),
@@ -81,7 +89,8 @@ class HostKey:
         if len(parts) < 2 or parts[0] not in HOST_KEY_ALGORITHMS:
             raise ValueError("not an OpenSSH public key line")
         blob = base64.b64decode(parts[1], validate=True)
-        if paramiko.Message(blob).get_text() != parts[0]:
+        length = int.from_bytes(blob[:4], "big")  # the blob starts with its type, an SSH string
+        if blob[4 : 4 + length] != parts[0].encode():
             raise ValueError("the key's type does not match its data")
         return cls(parts[0], blob)
 
@@ -140,9 +149,11 @@ class SSHTarget:
 
 def load_private_key(text: str, passphrase: str) -> paramiko.PKey:
     """The key in `text` (OpenSSH or PEM; Ed25519, ECDSA or RSA); raises SSHError."""
+    import paramiko
+
     text = normalize_key_text(text)
     needs_passphrase = False
-    for key_class in KEY_CLASSES:
+    for key_class in _key_classes():
         try:
             return key_class.from_private_key(io.StringIO(text), password=passphrase or None)
         except paramiko.PasswordRequiredException:
@@ -202,6 +213,8 @@ def mismatch_message(target: SSHTarget, offered: HostKey) -> str:
 
 def open_transport(target: SSHTarget) -> tuple[paramiko.Transport, HostKey]:
     """A transport after key exchange, not yet authenticated, and the server's key."""
+    import paramiko
+
     sock = _socket(target)
     transport = paramiko.Transport(sock)
     transport.banner_timeout = target.connect_timeout
@@ -254,6 +267,8 @@ def connect(target: SSHTarget) -> paramiko.Transport:
 
 
 def authenticate(transport: paramiko.Transport, target: SSHTarget) -> None:
+    import paramiko
+
     failed = SSHError(f"authentication failed for {target.address} ({target.auth})")
     try:
         if target.auth == "key":
@@ -272,6 +287,8 @@ def authenticate(transport: paramiko.Transport, target: SSHTarget) -> None:
 
 
 def open_sftp(transport: paramiko.Transport, target: SSHTarget) -> paramiko.SFTPClient:
+    import paramiko
+
     try:
         sftp = paramiko.SFTPClient.from_transport(transport, window_size=1 << 26)
     except (paramiko.SSHException, EOFError, OSError) as error:

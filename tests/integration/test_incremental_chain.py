@@ -469,13 +469,6 @@ def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
     assert refused.status_code == 422
     assert "ZIP archives are full backups only" in refused.get_json()["fields"]["backup_mode.mode"]
     assert ok(api, "GET", "/api/jobs")["jobs"] == []
-    remote = api.call(
-        "POST",
-        "/api/jobs",
-        {**body, "archive_format": "tar.zst", "source_kind": "ssh", "source": {}},
-    )
-    assert remote.status_code == 422
-    assert "local folders only" in remote.get_json()["fields"]["backup_mode.mode"]
 
     plain = ok(api, "POST", "/api/jobs", {**body, "backup_mode": None})["job"]
     assert plain["backup_mode"] == {

@@ -8,10 +8,6 @@ from typing import Any
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.destinations.limits import Limited, parse_window
 from mackuper.destinations.local import LocalDestination
-from mackuper.destinations.rclone import RcloneDestination, parse_options
-from mackuper.destinations.s3 import S3Destination
-from mackuper.destinations.sftp import SFTPDestination
-from mackuper.ssh import SSHTarget
 
 MIB = 1024 * 1024
 
@@ -40,15 +36,23 @@ def build(
 def _build_kind(
     kind: str, config: dict[str, Any], secrets: dict[str, Any], retry_seconds: float
 ) -> Destination:
+    # Each remote kind is imported when a destination of that kind is built: boto3 and
+    # paramiko cost the worker ~22 MiB of RSS, which a worker writing to local disks
+    # should not carry (issue 23's memory goal).
     if kind == "local":
         return LocalDestination(str(config.get("path", "")))
     if kind == "sftp":
+        from mackuper.destinations.sftp import SFTPDestination
+        from mackuper.ssh import SSHTarget
+
         try:
             target = SSHTarget.from_config(config, secrets, retry_seconds)
         except ValueError:
             raise DestinationError("the trusted host key is not an OpenSSH public key") from None
         return SFTPDestination(target, str(config.get("path", "")), retry_seconds)
     if kind == "rclone":
+        from mackuper.destinations.rclone import RcloneDestination, parse_options
+
         try:
             secret_options = parse_options(str(secrets.get("secret_options") or ""))
         except ValueError as error:
@@ -62,6 +66,8 @@ def _build_kind(
             path=str(config.get("path", "")),
             retry_seconds=retry_seconds,
         )
+    from mackuper.destinations.s3 import S3Destination
+
     return S3Destination(
         bucket=str(config.get("bucket", "")),
         region=str(config.get("region", "us-east-1")),

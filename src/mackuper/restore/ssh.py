@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
-
-import paramiko
+from typing import TYPE_CHECKING, Any
 
 from mackuper.restore.errors import TargetError
 from mackuper.sources.base import SourceError
@@ -25,6 +23,9 @@ from mackuper.ssh import (
     open_sftp,
     open_transport,
 )
+
+if TYPE_CHECKING:  # loaded by mackuper.ssh when a session is opened, not by every worker
+    import paramiko
 
 
 @dataclass(frozen=True)

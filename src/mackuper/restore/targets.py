@@ -15,11 +15,12 @@ import os
 import secrets
 import stat
 from collections import OrderedDict
-from typing import IO, Protocol, cast
-
-import paramiko
+from typing import IO, TYPE_CHECKING, Protocol, cast
 
 from mackuper.restore.errors import Refused, TargetError
+
+if TYPE_CHECKING:  # paramiko is loaded by the SFTP code that makes the session
+    import paramiko
 
 CHUNK = 1 << 20
 KEPT_FOLDERS = 64

@@ -8,13 +8,15 @@ one before any credential is sent, and nothing is staged on local disk.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mackuper.core.globs import is_excluded
 from mackuper.sources.base import Entry, Reporter
-from mackuper.sources.ssh_sftp import SFTPWalk
 from mackuper.sources.ssh_tar import NoRemoteTar, TarStream, openssh_available
 from mackuper.ssh import SSHError, SSHTarget
+
+if TYPE_CHECKING:  # the SFTP mode (paramiko) is loaded by the job that uses it
+    from mackuper.sources.ssh_sftp import SFTPWalk
 
 TRANSFER_MODES = ("auto", "tar", "sftp")
 
@@ -73,6 +75,8 @@ class SSHSource:
                 self.close()
         elif self.transfer == "auto":
             reporter.note("the OpenSSH client is not installed; reading files over SFTP")
+        from mackuper.sources.ssh_sftp import SFTPWalk
+
         walk = SFTPWalk(self.target, self.paths, self.excludes)
         self.stream = walk
         yield from walk.entries(reporter)

@@ -1,0 +1,40 @@
+"""An idle worker does not carry the libraries of destination and source kinds it may
+never use (issue 23: the worker's peak RSS goal is 150 MiB; boto3 and paramiko alone
+are ~22 MiB), and an SSH host key still parses without paramiko."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mackuper.ssh import HostKey
+
+HEAVY = ("boto3", "botocore", "s3transfer", "paramiko", "docker")
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def test_the_worker_starts_without_boto3_paramiko_or_docker() -> None:
+    # What `mackuper worker` imports before its first run: the loop, the runtime and
+    # every run kind. A fresh interpreter, so the test process's own imports do not count.
+    probe = (
+        "import sys\n"
+        "import mackuper.worker.service, mackuper.runtime, mackuper.runs.registry\n"
+        f"print(' '.join(name for name in {HEAVY!r} if name in sys.modules))\n"
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed program
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split() == []
+
+
+def test_a_host_key_parses_and_is_checked_without_paramiko() -> None:
+    key = HostKey.parse(HOST_KEY)
+    assert key.type == "ssh-ed25519"
+    assert key.line == HOST_KEY
+    kind, blob = HOST_KEY.split()
+    with pytest.raises(ValueError, match="does not match"):
+        HostKey.parse(f"ssh-rsa {blob}")  # an Ed25519 key's data under another type
+    with pytest.raises(ValueError, match="does not match"):
+        HostKey.parse(f"{kind} AAAAB3NzaC1yc2E=")  # the data of a truncated RSA key
