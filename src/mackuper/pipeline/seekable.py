@@ -9,7 +9,11 @@ archive as the zstd seekable format's seek table (a skippable frame), which
 ordinary `.tar.zst` file.
 
 With `threads`, frames are compressed on a small pool (zstd releases the GIL),
-at most two per thread in flight; without, in the calling stage thread.
+at most `threads + 1` in flight; without, in the calling stage thread. The tar bytes
+of a frame are gathered in one of a few reused `frame_size` buffers and compressed
+from it in place: no copy of each frame, no 4 MiB allocation per frame (the worker's
+memory, issue 23: at two threads, three frames of tar bytes instead of up to six plus
+a copy of each; docs/benchmarks.md).
 
 Frame size, measured on the 1 GiB bench corpus at level 3 (`bench.restore
 frames`, docs/benchmarks.md): independent frames cost compression ratio because
@@ -59,49 +63,55 @@ class SeekableZstdStage:
         self.downstream = downstream
         self.frame_size = frame_size
         self.level = level
-        self.compressor = self._new_compressor()
         self.local = threading.local()
         self.threads = threads
         self.pool = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix="zstd") if threads else None
         )
-        self.pending: deque[tuple[Future[bytes], int]] = deque()
-        self.buffer = bytearray()
+        self.pending: deque[tuple[Future[bytes], bytearray, int]] = deque()
+        self.spare: list[bytearray] = []
+        self.buffer = bytearray(frame_size)
+        self.filled = 0
         self.frames: list[tuple[int, int]] = []
         """(compressed, plain) size of each frame written so far."""
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")
         while view:
-            step = min(self.frame_size - len(self.buffer), len(view))
-            self.buffer += view[:step]
+            step = min(self.frame_size - self.filled, len(view))
+            self.buffer[self.filled : self.filled + step] = view[:step]
+            self.filled += step
             view = view[step:]
-            if len(self.buffer) == self.frame_size:
+            if self.filled == self.frame_size:
                 self._submit()
 
     def _submit(self) -> None:
-        block = bytes(self.buffer)
-        self.buffer.clear()
+        block, plain = self.buffer, self.filled
         if self.pool is None:
-            self._emit(self.compressor.compress(block), len(block))
+            self._emit(self._compress(block, plain), plain)
+            self.filled = 0
             return
-        self.pending.append((self.pool.submit(self._compress, block), len(block)))
-        while len(self.pending) > 2 * self.threads:
-            self._emit_oldest()
+        self.pending.append((self.pool.submit(self._compress, block, plain), block, plain))
+        while len(self.pending) > self.threads:
+            self._emit_oldest()  # frees a buffer: at most threads + 1 frames exist
+        self.buffer = self.spare.pop() if self.spare else bytearray(self.frame_size)
+        self.filled = 0
 
-    def _compress(self, block: bytes) -> bytes:
-        # A compressor is not thread safe: each pool thread keeps its own.
+    def _compress(self, block: bytearray, plain: int) -> bytes:
+        # A compressor is not thread safe: each thread keeps its own.
         compressor: zstandard.ZstdCompressor | None = getattr(self.local, "compressor", None)
         if compressor is None:
             compressor = self.local.compressor = self._new_compressor()
-        return compressor.compress(block)
+        return compressor.compress(memoryview(block)[:plain])
 
     def _new_compressor(self) -> zstandard.ZstdCompressor:
         return zstandard.ZstdCompressor(level=self.level, write_checksum=True)
 
     def _emit_oldest(self) -> None:
-        future, plain = self.pending.popleft()
-        self._emit(future.result(), plain)
+        future, block, plain = self.pending.popleft()
+        frame = future.result()
+        self.spare.append(block)
+        self._emit(frame, plain)
 
     def _emit(self, frame: bytes, plain: int) -> None:
         self.frames.append((len(frame), plain))
@@ -109,7 +119,7 @@ class SeekableZstdStage:
 
     def close(self) -> None:
         try:
-            if self.buffer or not self.frames:
+            if self.filled or not self.frames:
                 self._submit()
             while self.pending:
                 self._emit_oldest()
