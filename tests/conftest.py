@@ -15,6 +15,7 @@ from mackuper.config import load_settings
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import create_app
 from tests.servers.fixtures import *  # noqa: F403
+from tests.servers.podman import podman_engine, postgres_image  # noqa: F401 - session fixtures
 
 ADMIN_PASSWORD = "Correct-Horse-9"
 

@@ -22,7 +22,6 @@ import pytest
 from tests.harness import BrowserClient, running_mackuper
 from tests.integration.docker_support import running_stack, state, volume_with
 from tests.servers.podman import PodmanEngine
-from tests.servers.podman import podman_engine as podman_engine  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.e2e
 

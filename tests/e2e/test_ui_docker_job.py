@@ -22,7 +22,6 @@ from tests.e2e.browser import log_in, run_axe
 from tests.harness import BrowserClient, running_mackuper
 from tests.integration.docker_support import running_stack, state, volume_with
 from tests.servers.podman import PodmanEngine
-from tests.servers.podman import podman_engine as podman_engine  # noqa: F401 - fixture
 from tests.trees import file_hashes, make_small_tree
 
 pytestmark = pytest.mark.e2e

@@ -25,8 +25,6 @@ from mackuper.sources.postgres import PostgresConnection, PostgresSource, member
 from tests.integration.docker_support import unique
 from tests.integration.engine_support import RecordingHooks
 from tests.servers.podman import PodmanEngine, podman, podman_env
-from tests.servers.podman import podman_engine as podman_engine  # noqa: F401 - fixture
-from tests.servers.podman import postgres_image as postgres_image  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,6 @@ from tests.integration.docker_support import Stack, running_stack, state, volume
 from tests.integration.notify_helpers import run_log
 from tests.integration.restore_support import ok
 from tests.servers.podman import PodmanEngine
-from tests.servers.podman import podman_engine as podman_engine  # noqa: F401 - fixture
 from tests.trees import file_hashes, make_small_tree
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,6 @@ from mackuper.sources.volume import VolumeSource
 from tests.integration.docker_support import volume_with
 from tests.integration.engine_support import RecordingHooks
 from tests.servers.podman import PodmanEngine, podman
-from tests.servers.podman import podman_engine as podman_engine  # noqa: F401 - fixture
 from tests.trees import file_hashes, make_small_tree
 
 pytestmark = pytest.mark.integration

@@ -181,7 +181,7 @@ def running_podman() -> Iterator[PodmanEngine]:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
         with contextlib.suppress(FileNotFoundError):
-            os.environ.get("MKP_KEEP_PODMAN_LOG") or log_path.unlink()
+            log_path.unlink()
 
 
 @pytest.fixture(scope="session")
