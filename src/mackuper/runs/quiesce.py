@@ -23,6 +23,7 @@ last container was ready.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,8 +141,16 @@ def _start_all(
 
 
 def _uses_engine(session: Session, job: Job) -> tuple[bool, list[str]]:
+    """Whether to ask the engine for this job's containers, and the job's own list.
+
+    Labels count wherever an engine is set up (Settings, DOCKER_HOST, or Docker's
+    socket mounted); an installation without one never waits on an engine."""
     names = list((job.options or {}).get("stop_containers") or [])
-    configured = bool(installation.container_engine(session))
+    configured = (
+        bool(installation.container_engine(session))
+        or bool(os.environ.get("DOCKER_HOST"))
+        or os.path.exists(engine.DEFAULT_ADDRESS.removeprefix("unix://"))
+    )
     return bool(names) or configured or job.source_kind == "volume", names
 
 
@@ -209,6 +218,10 @@ def _remember(
         return row.id
 
 
+_REPORTED: set[int] = set()
+"""Rows whose failure to start was logged already (recovery tries again every few seconds)."""
+
+
 def restart_left_stopped(runtime: Runtime) -> int:
     """Start the containers that runs no longer running left stopped (their worker
     died), in each run's start order, each waited for; the count started. Never raises:
@@ -238,7 +251,13 @@ def restart_left_stopped(runtime: Runtime) -> int:
                 level = "info"
                 started += 1
             except EngineError as error:
-                message = f"recovery: container {name} could not be started again: {error}"
+                if row_id in _REPORTED:
+                    continue
+                _REPORTED.add(row_id)
+                message = (
+                    f"recovery: container {name} could not be started again: {error}"
+                    " (tried again at every recovery)"
+                )
                 level = "error"
             logger.warning("run %s: %s", run_id, message)
             with runtime.sessions.begin() as session:
