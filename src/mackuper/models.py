@@ -552,3 +552,26 @@ class Invitation(Base):
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class QuiescedContainer(Base):
+    """A container a backup stopped and has not started again yet (issue 18).
+
+    Written before the stop is asked for and deleted once the container runs again, so
+    a worker that dies mid-backup leaves the list behind: recovery at the next worker
+    start (runs/quiesce.py) starts them in `position` order. No foreign key to the run:
+    history cleanup must never drop what still has to be started.
+    """
+
+    __tablename__ = "quiesced_containers"
+    __table_args__ = (Index("ix_quiesced_containers_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(500))
+    """The engine address the container was stopped through."""
+    container_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)
+    """Its place in the start order (0 starts first)."""
+    stopped_at: Mapped[datetime] = mapped_column(default=utcnow)

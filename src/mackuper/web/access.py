@@ -123,6 +123,7 @@ RULES: dict[str, Rule] = {
     "restore.backup_tree": VIEWER,
     "restore.get_verify_schedule": VIEWER,
     "installation_settings.get_settings": VIEWER,
+    "containers.get_engine": VIEWER,
     # Downloads: the backups' contents
     "restore.download_backup": DOWNLOAD,
     "restore.download_url": DOWNLOAD,
@@ -151,6 +152,7 @@ RULES: dict[str, Rule] = {
     "databases.test_mariadb": OPERATOR,
     "databases.test_sqlite": OPERATOR,
     "databases.test_redis": OPERATOR,
+    "containers.list_containers": OPERATOR,
     # Administrators: destinations, alert channels, settings, keys, users, the audit log
     "auth.setup_finish": ADMINISTRATOR,
     # A database restore writes to any server it is pointed at, replacing objects.
@@ -166,6 +168,9 @@ RULES: dict[str, Rule] = {
     "notifications.test_unsaved": ADMINISTRATOR,
     "runs.clean_history": ADMINISTRATOR,
     "installation_settings.update_settings": ADMINISTRATOR,
+    # The engine's API is root on its host: only administrators point Mackuper at one.
+    "containers.update_engine": ADMINISTRATOR,
+    "containers.test_engine": ADMINISTRATOR,
     "safekeeping.export_configuration": ADMINISTRATOR,
     "safekeeping.master_key_origin": ADMINISTRATOR,
     "safekeeping.reveal_master_key": ADMINISTRATOR,
