@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mackuper import installation
 from mackuper.core import anomaly
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination, Lockable
@@ -16,9 +17,10 @@ from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunKind, RunStatus
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, run_backup
-from mackuper.runs import chain, retention, source_count
+from mackuper.runs import chain, quiesce, retention, source_count
 from mackuper.runs.outcome import Outcome, from_result
 from mackuper.runs.task import Finished, RunContext
+from mackuper.sources import engine
 from mackuper.sources import registry as sources
 
 logger = logging.getLogger(__name__)
@@ -101,6 +103,10 @@ class BackupTask:
                 job.source_config,
                 secrets.decrypt(job.source_secrets_encrypted),
                 context.runtime.settings.retry_seconds,
+                engine=(
+                    engine.address(installation.container_engine(session)),
+                    installation.container_helper_image(session),
+                ),
             ),
             destinations=built,
             started_at=started,
@@ -116,7 +122,11 @@ class BackupTask:
         if work.chain is not None:
             context.recorder.log("info", work.chain.reason)
         try:
-            result = run_backup(work, context.recorder)
+            # Containers the job stops (by name or label) are down only around the pipeline.
+            with quiesce.containers_stopped(
+                context.runtime, context.run_id, work.job_id, context.recorder
+            ) as quiet:
+                result = run_backup(work, context.recorder)
         finally:
             done.set()
         if work.chain is not None and result.chain is not None:
@@ -135,6 +145,13 @@ class BackupTask:
         fingerprint = anomaly.Fingerprint.of(result.entries, result.bytes_read, result.size)
         found = _judge(context, work.job_id, fingerprint)
         results: dict[str, object] = {"fingerprint": fingerprint.to_json()}
+        if quiet.stopped:
+            results["containers"] = quiet.summary()
+            results["containers_down_seconds"] = quiet.total_seconds
+        if quiet.problems and outcome.status is RunStatus.SUCCESS:
+            outcome = Outcome(
+                RunStatus.WARNING, "stopped containers: " + "; ".join(quiet.problems)
+            )
         if found:
             results["anomalies"] = found
             for finding in found:
