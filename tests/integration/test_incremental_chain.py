@@ -52,10 +52,13 @@ VARIANTS = [
     ("tar.bz2", False),
     ("tar.xz", False),
     ("tar.zst", False),
-    ("tar.zst", True),
+    ("tar", True),
     ("tar.gz", True),
+    ("tar.bz2", True),
+    ("tar.xz", True),
+    ("tar.zst", True),
 ]
-"""(format, age-encrypted)"""
+"""(format, age-encrypted); tar.zst is always written as independent frames (seekable)."""
 
 
 def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
@@ -469,6 +472,13 @@ def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
     assert refused.status_code == 422
     assert "ZIP archives are full backups only" in refused.get_json()["fields"]["backup_mode.mode"]
     assert ok(api, "GET", "/api/jobs")["jobs"] == []
+    remote = api.call(
+        "POST",
+        "/api/jobs",
+        {**body, "archive_format": "tar.zst", "source_kind": "ssh", "source": {}},
+    )
+    assert remote.status_code == 422
+    assert "local folders only" in remote.get_json()["fields"]["backup_mode.mode"]
 
     plain = ok(api, "POST", "/api/jobs", {**body, "backup_mode": None})["job"]
     assert plain["backup_mode"] == {
