@@ -29,17 +29,31 @@ def _by_name(url: str) -> str:
     return url.replace("127.0.0.1", "localhost")
 
 
+ALPINE_READY = (
+    "() => !!document.querySelector('main [x-data], [x-data=logoutButton]')?._x_dataStack"
+)
+
+
+def _wait_for_alpine(page: Page) -> None:
+    """On a loaded machine a click before Alpine has bound a form does nothing useful
+    (and Alpine then resets what was typed), so wait until it has."""
+    page.wait_for_function(ALPINE_READY)
+
+
 def _log_out(page: Page) -> None:
+    _wait_for_alpine(page)
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url("/login")
 
 
 def _password_step(page: Page) -> None:
     page.goto("/login")
+    _wait_for_alpine(page)
     page.get_by_label("User name").fill(ADMIN_USER)
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Second step")).to_be_visible()
+    _wait_for_alpine(page)
 
 
 def _second_step_code(page: Page, code: str) -> None:
@@ -127,6 +141,7 @@ def test_a_passkey_is_registered_and_logs_in_with_a_virtual_authenticator(
         log_in(page)
 
         page.goto("/account/two-factor")
+        _wait_for_alpine(page)
         page.get_by_label("Name for this passkey").fill("laptop")
         page.get_by_role("button", name="Add a passkey").click()
         expect(page.get_by_role("status")).to_have_text("Passkey laptop added.")
