@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -552,3 +553,32 @@ def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
         line.startswith("chain broken: the file list of backup_") and "cannot be read" in line
         for line in run_log(api, after["run"]["id"])
     )
+
+
+def test_the_cli_restores_a_point_from_its_chain(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, data_dir: Path
+) -> None:
+    source = tmp_path / "source"
+    write(source / "old.txt", "from the full\n", 0)
+    write(source / "gone.txt", "deleted at point 1\n", 0)
+    destination = local_destination(api, tmp_path / "storage")
+    job = chain_job(api, source, destination["id"])
+    backed_up_point(api, runtime, job["id"])
+    remove(source / "gone.txt")
+    write(source / "new.txt", "added at point 1\n", 1)
+    point = backed_up_point(api, runtime, job["id"])
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MACKUPER_")}
+    env["MACKUPER_DATA_DIR"] = str(data_dir)
+    target = tmp_path / "target"
+    done = subprocess.run(
+        [sys.executable, "-m", "mackuper", "restore", str(point["backup"]["id"])]
+        + ["--to", str(target)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot(target / str(source).lstrip("/")) == snapshot(source)
