@@ -162,4 +162,12 @@ def test_a_passkey_is_registered_and_logs_in_with_a_virtual_authenticator(
 
         page.goto("/account/two-factor")
         expect(page.locator("tr[data-passkey='laptop']")).not_to_contain_text("never")
+
+        # Passwordless: the passkey alone (the authenticator verified its user).
+        _log_out(page)
+        _wait_for_alpine(page)
+        page.get_by_role("button", name="Use a passkey instead").click()
+        expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+        stored = devtools.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+        assert stored["credentials"][0]["signCount"] == 3
         watch.assert_clean()

@@ -118,7 +118,8 @@ def login_page() -> str | Response:
         return redirect("/setup")
     if current_user.is_authenticated:
         return redirect("/")
-    return render_template("login.html")
+    # The passwordless button only once someone has a passkey to use with it.
+    return render_template("login.html", passkeys_offered=two_factor.any_passkey(get_db()))
 
 
 def second_step_methods(session: Session, user: User) -> list[str]:

@@ -86,6 +86,11 @@ def has_passkey(session: Session, user_id: int) -> bool:
     return bool(count)
 
 
+def any_passkey(session: Session) -> bool:
+    """Whether anyone has a passkey (the login page offers a passwordless login then)."""
+    return session.scalar(select(Passkey.id).limit(1)) is not None
+
+
 def has_second_factor(session: Session, user_id: int) -> bool:
     return totp.confirmed(session, user_id) is not None or has_passkey(session, user_id)
 
