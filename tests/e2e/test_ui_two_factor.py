@@ -170,4 +170,18 @@ def test_a_passkey_is_registered_and_logs_in_with_a_virtual_authenticator(
         expect(page.get_by_role("navigation", name="Main")).to_be_visible()
         stored = devtools.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
         assert stored["credentials"][0]["signCount"] == 3
+
+        # Removing it needs the password; then the password alone logs in again.
+        page.goto("/account/two-factor")
+        _wait_for_alpine(page)
+        page.locator("tr[data-passkey='laptop']").get_by_role("button", name="Remove").click()
+        page.get_by_label("Your password").fill("not the password")
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_role("alert")).to_have_text("The password is wrong.")
+        page.get_by_label("Your password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_role("status")).to_have_text("Passkey removed.")
+        expect(page.locator("tr[data-passkey='laptop']")).to_have_count(0)
+        _log_out(page)
+        log_in(page)
         watch.assert_clean()
