@@ -38,3 +38,33 @@ def test_a_host_key_parses_and_is_checked_without_paramiko() -> None:
         HostKey.parse(f"ssh-rsa {blob}")  # an Ed25519 key's data under another type
     with pytest.raises(ValueError, match="does not match"):
         HostKey.parse(f"{kind} AAAAB3NzaC1yc2E=")  # the data of a truncated RSA key
+
+
+def test_a_finished_run_gives_freed_memory_back() -> None:
+    # What a run's threads free stays in their glibc arenas unless it is trimmed: a
+    # thread allocates 128 MiB in 64 KiB pieces and keeps every tenth, like buffers
+    # and manifest entries interleaved; the worker calls this after every run.
+    probe = """
+import threading
+from mackuper.worker.service import return_free_memory
+
+def rss():
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmRSS")) // 1024
+
+kept = []
+def run():
+    pieces = [bytearray(64 * 1024 - 64) for _ in range(2048)]
+    kept.extend(pieces[::10])
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+before = rss()
+return_free_memory()
+print(before, rss())
+"""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and a fixed program
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    before, after = map(int, result.stdout.split())
+    assert before - after > 64, (before, after)  # MiB

@@ -9,6 +9,7 @@ another worker has it) and a schedule tick becomes a run through a unique
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import FrameType
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -56,6 +58,33 @@ POOL_THREADS = installation.CONCURRENCY_RANGE[1]
 Clock = Callable[[], datetime]
 Execute = Callable[[Runtime, int, threading.Event], Outcome]
 system_clock = lifecycle.system_clock
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim(3), or None where the C library has none (musl)."""
+    try:
+        function = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_size_t]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
+
+
+_trim = _malloc_trim()
+
+
+def return_free_memory() -> None:
+    """Give the memory a finished run freed back to the system.
+
+    A run's threads (pipeline stages, compressor pools) each get a glibc malloc arena;
+    what they free stays mapped in it, so without this an idle worker kept ~100 MiB
+    after a 1 GiB backup, and the next run's peak started from there. Measured on the
+    1 GiB bench corpus, tar.zst three times in one process: resident after each run
+    96-114 MiB without, 82-83 MiB with; peaks 141 MiB without, 134-135 MiB with.
+    """
+    if _trim is not None:
+        _trim(0)
 
 
 class Worker:
@@ -285,7 +314,10 @@ class Worker:
         return self.execute(self.runtime, run_id, self.stopping)
 
     def _execute(self, runtime: Runtime, run_id: int, stopping: threading.Event) -> Outcome:
-        return lifecycle.execute_run(runtime, run_id, stopping, self.clock)
+        try:
+            return lifecycle.execute_run(runtime, run_id, stopping, self.clock)
+        finally:
+            return_free_memory()
 
     def daily_maintenance(self, now: datetime) -> None:
         """Once a UTC day, by one worker: retention for every job and history cleanup."""
