@@ -46,7 +46,7 @@ def test_labelled_containers_are_proposed_as_a_job_that_is_created_and_runs(
         # the saved settings have loaded (the default address shows) before typing
         expect(page.locator("label[for=engine-address]")).to_contain_text("unix://")
         page.locator("#engine-address").fill(podman_engine.url)
-        page.get_by_role("button", name="Test connection").first.click()
+        page.get_by_role("button", name="Test engine connection").click()
         result = page.get_by_test_id("engine-result")
         expect(result).to_contain_text("Connected to ", timeout=30_000)
         expect(result).to_contain_text("containers (")
