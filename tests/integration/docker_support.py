@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker.errors
+
 from tests.servers.podman import BASE_IMAGE, PodmanEngine
 
 
@@ -17,11 +19,28 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def run_container(engine: PodmanEngine, image: str, command: Any, **options: Any) -> Any:
+    """`containers.run`, tried again after an engine error 500: podman 4.3 under load
+    once failed a start that the next attempt made (a test's set-up, not its subject)."""
+    for attempt in range(3):
+        try:
+            return engine.client.containers.run(image, command, **options)
+        except docker.errors.APIError as error:
+            if error.status_code != 500 or attempt == 2:
+                raise
+            if options.get("name"):
+                with contextlib.suppress(docker.errors.APIError):
+                    engine.client.api.remove_container(options["name"], force=True)
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
 def volume_with(engine: PodmanEngine, tree: Path) -> str:
     """A new named volume holding a copy of `tree` (copied by a container, `cp -a`)."""
     name = unique("mkp-vol")
     engine.client.volumes.create(name, labels=engine.labels())
-    engine.client.containers.run(
+    run_container(
+        engine,
         BASE_IMAGE,
         ["cp", "-a", "/tree/.", "/v/"],
         volumes={str(tree): {"bind": "/tree", "mode": "ro"}, name: {"bind": "/v", "mode": "rw"}},
@@ -88,7 +107,8 @@ def running_stack(engine: PodmanEngine, volume: str) -> Iterator[Stack]:
             if depends:
                 labels["com.docker.compose.depends_on"] = depends
             name = f"{project}-{service}-1"
-            engine.client.containers.run(
+            run_container(
+                engine,
                 BASE_IMAGE,
                 COMMAND,
                 name=name,
