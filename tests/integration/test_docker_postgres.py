@@ -22,7 +22,7 @@ from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.sources.base import SourceError
 from mackuper.sources.postgres import PostgresConnection, PostgresSource, member_name
-from tests.integration.docker_support import unique
+from tests.integration.docker_support import run_container, unique
 from tests.integration.engine_support import RecordingHooks
 from tests.servers.podman import PodmanEngine, podman, podman_env
 
@@ -48,7 +48,7 @@ def psql(container: str, database: str, sql: str) -> str:
 
 def start_postgres(engine: PodmanEngine, image: str) -> str:
     name = unique("mkp-pg")
-    engine.client.containers.run(image, name=name, detach=True, labels=engine.labels())
+    run_container(engine, image, None, name=name, detach=True, labels=engine.labels())
     deadline = time.monotonic() + 120
     while podman("exec", name, "pg_isready", "-q", check=False).returncode != 0:
         assert time.monotonic() < deadline, "PostgreSQL in its container did not start"
