@@ -1,11 +1,16 @@
 """A reproducible 1 GiB corpus for the engine benchmark, under bench/corpus/ (gitignored).
 
-    .venv/bin/python -m bench.corpus [--target bench/corpus/engine]
+    .venv/bin/python -m bench.corpus [--target bench/corpus/engine] [--extra-gib 0]
 
 20,000 small text files (1-12 KiB) in 200 folders, 100 medium log-like files of
 4 MiB (compressible), and 4 incompressible files of 128 MiB. Every byte comes
 from a seeded generator, so the corpus is the same on every machine; a marker
 file records the layout version and the corpus is only rebuilt when it changes.
+
+`--extra-gib N` adds N GiB in 128 MiB files under extra/ (alternately random and
+log-like text), for memory that must stay flat as the backup grows (issue 23: the
+10 GiB corpus is the 1 GiB one plus 9 extra GiB; the file count, and with it the
+manifest held in memory, barely changes).
 """
 
 from __future__ import annotations
@@ -44,10 +49,11 @@ def _text_pool(rng: random.Random, size: int) -> bytes:
     return "".join(lines).encode()[:size]
 
 
-def build(target: Path) -> Path:
+def build(target: Path, extra_gib: int = 0) -> Path:
     """Build the corpus at `target` unless it is already there; return `target`."""
     marker = target / ".corpus-version"
-    if marker.exists() and marker.read_text() == VERSION:
+    version = VERSION + (f"+{extra_gib}GiB" if extra_gib else "")
+    if marker.exists() and marker.read_text() == version:
         return target
     if target.exists():
         shutil.rmtree(target)
@@ -77,9 +83,20 @@ def build(target: Path) -> Path:
         with (large / f"blob-{index}.bin").open("wb") as handle:
             for _ in range(LARGE_SIZE // (1 << 20)):
                 handle.write(rng.randbytes(1 << 20))
+    if extra_gib:
+        extra = target / "extra"
+        extra.mkdir()
+        for index in range(extra_gib * 1024 // (LARGE_SIZE >> 20)):
+            with (extra / f"part-{index:03d}.bin").open("wb") as handle:
+                for _ in range(LARGE_SIZE // (1 << 20)):
+                    if index % 2:
+                        start = rng.randrange(0, len(pool) - (1 << 20))
+                        handle.write(pool[start : start + (1 << 20)])
+                    else:
+                        handle.write(rng.randbytes(1 << 20))
     for path in target.rglob("*"):
         os.utime(path, (MTIME, MTIME), follow_symlinks=False)
-    marker.write_text(VERSION)
+    marker.write_text(version)
     return target
 
 
@@ -96,8 +113,9 @@ def size_of(target: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=Path, default=DEFAULT_TARGET)
+    parser.add_argument("--extra-gib", type=int, default=0)
     args = parser.parse_args()
-    target = build(args.target)
+    target = build(args.target, args.extra_gib)
     total, files = size_of(target)
     print(f"{target}: {files} files, {total / 2**30:.3f} GiB")
 

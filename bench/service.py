@@ -1,7 +1,7 @@
 """Speed and memory as a user gets them: jobs run by the worker of `mackuper serve`.
 
     .venv/bin/python -m bench.service [--rounds 2] [--formats tar.zst tar.gz]
-        [--skip-restic] [--corpus bench/corpus/engine]
+        [--skip-restic] [--corpus bench/corpus/engine] [--extra-gib 0]
 
 Builds (once) the 1 GiB corpus of bench/corpus.py and warms the page cache. Starts
 `mackuper serve` exactly as a user does (SQLite under a temp directory, the worker's
@@ -17,8 +17,9 @@ worker process's threads) show the work done, which a loaded machine does not hi
 
 For a job: the run's own duration (`finished_at - started_at`, stamped by the worker)
 and "Run now" to the API reporting success (the client asks every 50 ms). The
-worker process's peak RSS (VmHWM) and the bytes it wrote outside the archives are read
-from /proc at the end. Prints medians over the rounds, and ratios to the pipeline each
+worker process's peak RSS (VmHWM, started over before each "Run now" through
+/proc/PID/clear_refs, so each run's own peak is seen) and the bytes it wrote outside the
+archives are read from /proc. Prints medians over the rounds, and ratios to the pipeline each
 job replaces.
 """
 
@@ -91,6 +92,18 @@ def _restic(corpus: Path, out: Path) -> float:
     return _timed(lambda: subprocess.run(backup, env=env, check=True))  # noqa: S603
 
 
+def _reset_peak(pid: int) -> None:
+    """Start VmHWM over from the current RSS (Linux: `5` to /proc/PID/clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/PID/status")
+
+
 def _worker_pid(serve_pid: int) -> int:
     for pid in descendant_pids(serve_pid):
         command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -123,9 +136,10 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["tar.zst", "tar.gz"], choices=list(GNU))
     parser.add_argument("--skip-restic", action="store_true")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_TARGET)
+    parser.add_argument("--extra-gib", type=int, default=0, help="see bench/corpus.py")
     args = parser.parse_args()
 
-    corpus = build(args.corpus)
+    corpus = build(args.corpus.resolve(), args.extra_gib)
     total, files = size_of(corpus)
     subprocess.run(f"tar -cf - {corpus} | cat > /dev/null", shell=True, check=True)  # noqa: S602
     print(f"corpus: {files} files, {total / 2**30:.3f} GiB; load {os.getloadavg()}", flush=True)
@@ -143,6 +157,8 @@ def main() -> None:
             assert server.server is not None and server.server.pid is not None
             worker = _worker_pid(server.server.pid)
             written_before = disk_bytes_written(worker)
+            peaks: list[int] = [peak_rss(worker)]
+            print(f"worker RSS at idle: {_rss(worker) / MIB:.0f} MiB", flush=True)
             browser = BrowserClient(server.url)
             disk = browser.complete_setup(
                 {"name": "Disk", "kind": "local", "path": str(out / "backups")}
@@ -161,7 +177,10 @@ def main() -> None:
                     note(f"gnu {archive_format} CPU", gnu_cpu)
                     sizes[f"gnu {archive_format}"] = size
                     cpu = _cpu_of(worker)
+                    _reset_peak(worker)
                     duration, seen, size = _run(browser, jobs[archive_format])
+                    peaks.append(peak_rss(worker))
+                    note(f"mackuper {archive_format} peak RSS MiB", peaks[-1] / MIB)
                     note(f"mackuper {archive_format} run", duration)
                     note(f"mackuper {archive_format} Run now -> seen", seen)
                     note(f"mackuper {archive_format} CPU", _cpu_of(worker) - cpu)
@@ -169,7 +188,7 @@ def main() -> None:
                     archived += size
                 if not args.skip_restic:
                     note("restic first backup", _restic(corpus, out))
-            rss = peak_rss(worker)
+            rss = max(peaks)
             staged = disk_bytes_written(worker) - written_before - archived
 
     medians = {case: statistics.median(values) for case, values in figures.items()}
@@ -178,6 +197,8 @@ def main() -> None:
     for case, seconds in medians.items():
         ratio = ""
         for archive_format in args.formats:
+            if case.endswith("MiB"):
+                continue
             if case == f"mackuper {archive_format} CPU":
                 ratio = f"{seconds / medians[f'gnu {archive_format} CPU']:.2f}"
             elif case.startswith(f"mackuper {archive_format}"):

@@ -11,6 +11,10 @@ mackuper  SSHSource (tar or sftp mode) -> TAR, no compression -> local destinati
           (the run itself; clearing the previous output is not timed)
 
     .venv/bin/python -m bench.ssh_throughput [--mib 1024] [--repeat 3] [--mode tar]
+        [--engine-corpus]
+
+--engine-corpus uses bench/corpus.py's 1 GiB corpus (20,104 files, most of them
+small: issue 23, item 6) instead of bench/ssh_corpus.py's 8,480 mostly large ones.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from tests.integration.engine_support import RecordingHooks
 from tests.servers.sshd import SSHServer, running_sshd
 
+from bench.corpus import DEFAULT_TARGET, build
 from bench.ssh_corpus import ensure_corpus
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline.run import BackupPlan, run_backup
@@ -89,15 +94,27 @@ def mackuper(server: SSHServer, corpus: Path, mode: str, output: Path) -> int:
 CASES = ("raw, OpenSSH's ciphers", "raw, Mackuper's ciphers", "mackuper")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its waited children (the ssh client): the
+    local side's work, which the machine's load does not change much."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--mode", default="tar", choices=["tar", "sftp"])
+    parser.add_argument("--engine-corpus", action="store_true")
     args = parser.parse_args()
-    corpus = ensure_corpus(args.mib)
+    corpus = build(DEFAULT_TARGET) if args.engine_corpus else ensure_corpus(args.mib)
     size = sum(path.stat().st_size for path in corpus.rglob("*") if path.is_file())
     times: dict[str, list[float]] = {name: [] for name in CASES}
+    cpu: dict[str, list[float]] = {name: [] for name in CASES}
     print("load average before:", os.getloadavg())
     print("Mackuper's cipher preference:", preferred_ciphers() or "OpenSSH's default")
     with running_sshd() as server, tempfile.TemporaryDirectory(dir="/var/tmp") as scratch:  # noqa: S108
@@ -106,14 +123,18 @@ def main() -> None:
                 output = Path(scratch) / "out"
                 shutil.rmtree(output, ignore_errors=True)  # deleting 1 GiB takes ~0.2 s
                 output.mkdir()
-                started = time.perf_counter()
+                started, cpu_before = time.perf_counter(), _cpu()
                 if name == "mackuper":
                     mackuper(server, corpus, args.mode, output)
                 else:
                     raw(server, corpus, openssh_ciphers="OpenSSH" in name)
                 elapsed = time.perf_counter() - started
                 times[name].append(elapsed)
-                print(f"  {name:24s} {elapsed:6.2f} s  {size / 2**20 / elapsed:7.1f} MiB/s")
+                cpu[name].append(_cpu() - cpu_before)
+                print(
+                    f"  {name:24s} {elapsed:6.2f} s  {size / 2**20 / elapsed:7.1f} MiB/s"
+                    f"  local CPU {cpu[name][-1]:5.2f} s"
+                )
     mib = size / 2**20
     print(f"corpus {mib:.0f} MiB, mode {args.mode}, {args.repeat} rounds, best and median")
     best = {name: min(values) for name, values in times.items()}
@@ -122,6 +143,7 @@ def main() -> None:
         print(
             f"{name:24s} best {best[name]:6.2f} s ({mib / best[name]:6.1f} MiB/s)"
             f"  median {median[name]:6.2f} s"
+            f"  local CPU median {statistics.median(cpu[name]):5.2f} s"
         )
     for name in CASES[:2]:
         print(

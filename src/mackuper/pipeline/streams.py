@@ -73,7 +73,7 @@ def _deflate_block(block: bytes | bytearray, dictionary: bytes | None, level: in
 
     Data that does not compress (already compressed or encrypted files, media) is
     deflated by ISA-L at its fastest level, which stores it about as zlib -6 does
-    (the archive is as large) for a twentieth of the CPU; the rest by zlib at
+    (the archive is as large) for a seventeenth of the CPU; the rest by zlib at
     `level`, because ISA-L's best level (3) leaves the compressible part ~20% larger
     than zlib -6 (docs/benchmarks.md, "gzip").
     """
@@ -100,9 +100,9 @@ class ParallelGzipStage:
     ISA-L release the GIL while they compress.
 
     Why not `isal.igzip_threaded` (the maintained library doing the same): at its
-    best level its archive of the 1 GiB bench corpus is 4.8% larger than pigz -6's,
+    best level its archive of the 1 GiB bench corpus is 4.7% larger than pigz -6's,
     over the 2% allowed; so zlib keeps the compressible blocks and ISA-L takes only
-    those that do not compress, where it is ~20 times cheaper than zlib -6 for the
+    those that do not compress, where it is ~17 times cheaper than zlib -6 for the
     same bytes out (issue 23; docs/benchmarks.md, "gzip").
     """
 
