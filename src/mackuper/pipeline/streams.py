@@ -132,7 +132,7 @@ class ParallelGzipStage:
         self.length += len(block)
         self.pending.append(self.pool.submit(_deflate_block, block, self.previous, self.level))
         self.previous = block[-_DEFLATE_WINDOW:]
-        while len(self.pending) > 2 * self.threads:
+        while len(self.pending) > self.threads:
             self.downstream.write(self.pending.popleft().result())
 
     def close(self) -> None:
@@ -194,7 +194,11 @@ def compress_stage(
 
 
 HANDOFF_SIZE = 1 << 20
-HANDOFF_DEPTH = 4
+HANDOFF_DEPTH = 2
+"""Two pieces waiting per stage, and at most threads + 1 gzip blocks in flight: through
+the service (issue 23, docs/benchmarks.md) the worker's peak for tar.gz went from
+147-150 to 131-133 MiB and for tar.zst by 2-4 MiB against four pieces and two blocks
+per thread, with the same run times (tar.zst 1.05x tar|zstd, tar.gz 0.91x pigz)."""
 
 
 class BackgroundStage:
