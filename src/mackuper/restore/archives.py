@@ -19,7 +19,7 @@ from mackuper.restore.formats import (
     iter_tar_members,
     iter_zip_members,
 )
-from mackuper.restore.readahead import read_ahead_chain, staged
+from mackuper.restore.readahead import members_ahead, read_ahead_chain, staged
 from mackuper.restore.storage import open_seekable, open_stream
 
 
@@ -94,11 +94,11 @@ def open_members(
             while raw.read(1 << 20):
                 pass
             return
-        # Download, decryption and decompression each in a thread of their own.
+        # Download, decryption, decompression and tar parsing each in a thread of their own.
         chain = stack.enter_context(read_ahead_chain())
         stream = staged(raw, "download", chain)
         if archive.encrypted:
             stream = staged(decrypting(stream, archive.keys), "decrypt", chain)
         if archive.archive_format != "tar":
             stream = staged(decompressed(stream, archive.archive_format), "decompress", chain)
-        yield iter_tar_members(stream)
+        yield members_ahead(iter_tar_members(stream), chain)

@@ -201,11 +201,14 @@ class LocalTarget:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
             handle = os.open(temporary, flags, 0o600, dir_fd=descriptor)
             try:
-                with os.fdopen(handle, "wb", closefd=False) as output:
-                    while chunk := data.read(CHUNK):
-                        output.write(chunk)
-                        written += len(chunk)
-                        on_bytes(len(chunk))
+                # Straight to the descriptor: a buffered file object costs three more
+                # system calls per file and a copy, for files mostly written in one go.
+                while chunk := data.read(CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(handle, view) :]
+                    written += len(chunk)
+                    on_bytes(len(chunk))
                 os.fchmod(handle, mode & 0o777)
                 os.utime(handle, (mtime, mtime))
             finally:
