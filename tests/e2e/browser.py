@@ -125,6 +125,11 @@ def log_in(
 ) -> None:
     """Log in through the login form and wait for the main navigation."""
     page.goto("/login")
+    # On a loaded machine a click before Alpine binds the form would submit it as a
+    # plain GET that reloads the page and loses what was typed.
+    page.wait_for_function(
+        "() => !!document.querySelector('[x-data=loginForm]')?._x_dataStack", timeout=timeout
+    )
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()

@@ -1,4 +1,4 @@
-""""Test connection" for MariaDB, SQLite and Redis sources, against the real servers.
+"""The "Test connection" of MariaDB, SQLite and Redis sources, against the real servers.
 
 Each answer names the server version, what it holds and the dump tool this worker
 has; a wrong password and an unreachable server answer ok=false with the server's own
@@ -113,9 +113,7 @@ def test_redis_test_connection_shows_version_keys_and_redis_cli(
     assert gone["ok"] is False and "Connection refused" in gone["message"]
 
 
-def test_sqlite_test_connection_opens_each_file_read_only(
-    api: ApiClient, tmp_path: Path
-) -> None:
+def test_sqlite_test_connection_opens_each_file_read_only(api: ApiClient, tmp_path: Path) -> None:
     database = tmp_path / "app.db"
     make_sqlite(database, rows=10)
     before = database.read_bytes()

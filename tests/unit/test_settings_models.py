@@ -16,7 +16,6 @@ from mackuper.schemas.destinations import (
     SFTPDestination,
 )
 from mackuper.schemas.encryption import Encryption
-from mackuper.schemas.sso import SsoSettings
 from mackuper.schemas.sources import (
     LocalSource,
     MariaDBSource,
@@ -25,6 +24,7 @@ from mackuper.schemas.sources import (
     SQLiteSource,
     SSHSource,
 )
+from mackuper.schemas.sso import SsoSettings
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 

@@ -11,11 +11,11 @@ import pytest
 
 from mackuper.ssh import HostKey
 
-HEAVY = ("boto3", "botocore", "s3transfer", "paramiko", "docker")
+HEAVY = ("boto3", "botocore", "s3transfer", "paramiko", "docker", "requests")
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 
-def test_the_worker_starts_without_boto3_paramiko_or_docker() -> None:
+def test_the_worker_starts_without_boto3_paramiko_docker_or_requests() -> None:
     # What `mackuper worker` imports before its first run: the loop, the runtime and
     # every run kind. A fresh interpreter, so the test process's own imports do not count.
     probe = (

@@ -149,9 +149,7 @@ class BackupTask:
             results["containers"] = quiet.summary()
             results["containers_down_seconds"] = quiet.total_seconds
         if quiet.problems and outcome.status is RunStatus.SUCCESS:
-            outcome = Outcome(
-                RunStatus.WARNING, "stopped containers: " + "; ".join(quiet.problems)
-            )
+            outcome = Outcome(RunStatus.WARNING, "stopped containers: " + "; ".join(quiet.problems))
         if found:
             results["anomalies"] = found
             for finding in found:

@@ -51,6 +51,8 @@ class Job(Answer):
     encryption: dict[str, Any]
     worker_label: str | None
     """Only workers carrying this label run the job; None: any worker."""
+    stop_containers: list[str] = []
+    """Containers stopped during its backups (besides those labelled for it)."""
     backup_mode: dict[str, Any]
     """{mode: full | incremental, full_every_runs, full_every_days}."""
     destination_ids: list[int]
@@ -432,6 +434,10 @@ class ImportReport(Answer):
     jobs_created: list[str]
     """Slugs of the jobs the import created for backups of unknown jobs."""
     problems: list[str]
+    chain_points: int = 0
+    """Imported points of incremental chains, linked to the backups they need."""
+    broken_chains: list[str] = []
+    """One line per imported point whose chain lacks an archive."""
 
 
 class ImportAnswer(Answer):
@@ -475,6 +481,14 @@ class BackupAnswer(Answer):
     manifest: dict[str, Any]
 
 
+class RetentionChain(Answer):
+    level: int
+    """0: the chain's full; n: the n-th incremental after it."""
+    full_run_id: int
+    needs: list[int]
+    """The runs whose archives restoring this point reads, full first, itself last."""
+
+
 class RetentionDecision(Answer):
     run_id: int
     finished_at: str
@@ -485,6 +499,15 @@ class RetentionDecision(Answer):
     """A backup the policy would delete whose archive is locked (S3 Object Lock) until
     then: retention deletes it only after that."""
     artifacts: list[dict[str, Any]]
+    chain: RetentionChain | None = None
+    """Its place in an incremental chain; None for a full-only job's backup."""
+    needed_by: list[int] = []
+    """Kept points (run ids) that need this backup's archives."""
+    kept_for_chain: bool = False
+    """Kept only because a kept point needs it: the policy alone would delete it."""
+    missing: list[int] = []
+    """Backups (run ids; 0: one never in the catalog) this point needs that are gone:
+    its chain is broken and it cannot be restored whole."""
 
 
 class RetentionPreview(Answer):

@@ -117,6 +117,11 @@ def _apply(job: Job, body: JobBody) -> None:
     job.destinations = chosen
     if "worker_label" in body.model_fields_set:
         job.worker_label = body.worker_label
+    if "stop_containers" in body.model_fields_set:
+        job.options = {
+            **(job.options or {}),
+            "stop_containers": list(dict.fromkeys(body.stop_containers or [])),
+        }
     if "backup_mode" in body.model_fields_set:
         job.options = {
             **(job.options or {}),
@@ -367,6 +372,12 @@ def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
                 {"id": a.id, "destination": a.destination.name, "key": a.key, "size": a.size}
                 for a in plan.artifacts[decision.backup.id]
             ],
+            "chain": {"level": point.level, "full_run_id": point.full_run_id, "needs": point.needs}
+            if (point := plan.points.get(decision.backup.id)) is not None
+            else None,
+            "needed_by": list(decision.needed_by),
+            "kept_for_chain": decision.kept_for_chain_only,
+            "missing": list(decision.missing),
         }
         for decision in plan.decisions
     ]

@@ -66,7 +66,7 @@ from mackuper.schemas.api import (
 from mackuper.web.access import check_restore_target
 from mackuper.web.database import get_db, runtime
 from mackuper.web.forms import fail, field_errors, json_body, parse
-from mackuper.web.operations import BINARY, FILE_OR_TAR, operation
+from mackuper.web.operations import FILE_OR_TAR, operation
 from mackuper.web.security import login_required
 from mackuper.web.serialize import iso, run_json
 
@@ -305,7 +305,7 @@ def _send(download: Download) -> Response:
 @operation(
     "Download a whole backup, as stored or as one plain tar (an incremental point whole)",
     query=DownloadQuery,
-    responses={200: BINARY},
+    responses={200: FILE_OR_TAR},
 )
 def download_backup(artifact_id: int, query: DownloadQuery) -> Response:
     artifact = _artifact(artifact_id)

@@ -209,6 +209,7 @@
       dump_format: known.dump_format || "custom",
       schema_only: !!known.schema_only,
       exclude_tables: (known.exclude_tables || []).join("\n"),
+      container: known.container || "",
       // The dump tool on an SSH host (a server on its loopback, SQLite files on its disk).
       ssh_use: !!known.ssh_host,
       ssh_host: known.ssh_host || "",
@@ -545,6 +546,7 @@
       return Object.assign(formState(), helpers, {
         jobs: [], destinations: [], workers: [], workerLabels: [], loaded: false, editing: false, form: null, preview: [],
         previewError: "", warning: "", confirmDelete: null, deleteBackups: false, sshResult: null, sshBusy: false, dbResult: null, dbBusy: false, retentionPreview: null, keyNotice: "",
+        proposals: [], engineVolumes: [],
         async init() {
           await this.load();
           var params = new URLSearchParams(window.location.search);
@@ -561,6 +563,7 @@
           if (destinations.ok) this.destinations = destinations.data.destinations;
           if (overview.ok) this.overview = overview.data.jobs;
           this.loaded = true;
+          this.loadContainers();
         },
         info(job) { return this.overview[String(job.id)] || {}; },
         nextRunText(job) {
@@ -580,10 +583,34 @@
             if (kind !== "redis" && !databases) databases = "every database ";
             return names[kind] + " " + databases + "on " + source.host + ":" + source.port;
           }
+          if (kind === "volume") return "Docker volumes " + (source.volumes || []).join(", ");
           var paths = source.paths || [];
           var where = kind === "sqlite" ? "SQLite " : source.host ? source.host + ":" : "";
           return paths.length ? where + paths.join(", ") : kind;
         },
+        /* The engine's volumes and the jobs its containers' labels propose; quiet when
+           no engine answers (most installations have none). */
+        async loadContainers() {
+          var found = await api("GET", "/api/containers");
+          if (!found.ok) return;
+          this.proposals = found.data.proposals;
+          this.engineVolumes = found.data.volumes;
+        },
+        proposalText(proposal) {
+          var text = "volumes " + (proposal.source.volumes.join(", ") || "none");
+          if (proposal.stop_containers.length) text += "; stops " + proposal.stop_containers.join(", ");
+          return text;
+        },
+        useProposal(proposal) {
+          this.startCreate();
+          this.form.name = proposal.name;
+          this.form.source_kind = "volume";
+          this.form.volumes = proposal.source.volumes.join("\n");
+          this.form.stop_containers = proposal.stop_containers.join("\n");
+          if (proposal.schedule) this.form.schedule = proposal.schedule;
+          this.updatePreview();
+        },
+        isVolume() { return this.form.source_kind === "volume"; },
         isEmpty() { return this.loaded && this.jobs.length === 0; },
         blankForm() {
           return {
@@ -595,6 +622,7 @@
             // One worker: its files are the ones this job can reach, so it is the choice.
             worker_label: this.workers.length === 1 && this.workers[0].labels.length ? this.workers[0].labels[0] : "",
             backup_mode: "full", full_every_runs: "7", full_every_days: "",
+            volumes: "", stop_containers: "",
           };
         },
         labelChoices() {
@@ -617,6 +645,7 @@
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
             retention: retentionForm(job.retention), encryption: encryptionForm(job.encryption),
             destination_ids: job.destination_ids.slice(), worker_label: job.worker_label || "",
+            volumes: (job.source.volumes || []).join("\n"), stop_containers: (job.stop_containers || []).join("\n"),
             backup_mode: job.backup_mode.mode,
             full_every_runs: job.backup_mode.full_every_runs === null ? "" : String(job.backup_mode.full_every_runs),
             full_every_days: job.backup_mode.full_every_days === null ? "" : String(job.backup_mode.full_every_days),
@@ -649,6 +678,7 @@
             retention: retentionPayload(this.form.retention), encryption: encryptionPayload(this.form.encryption),
             destination_ids: this.form.destination_ids,
             worker_label: this.isSSH() ? null : (this.form.worker_label || null),
+            stop_containers: lines(this.form.stop_containers),
             backup_mode: {
               mode: this.form.backup_mode,
               full_every_runs: this.form.full_every_runs === "" ? null : parseInt(this.form.full_every_runs, 10),
@@ -673,8 +703,17 @@
         },
         retentionItems() { return this.retentionPreview ? this.retentionPreview.backups : []; },
         retentionLine(item) {
-          return absoluteTime(item.finished_at) + ": " + (item.keep ? "keep (" + item.reasons.join(", ") + ")"
-            : item.locked_until ? "locked until " + absoluteTime(item.locked_until) + ", deleted after that" : "delete");
+          /* Chains (issue 17): which point of which chain, what is kept only because a
+             kept point needs it, and a point whose chain lost an archive. */
+          var chain = !item.chain ? "" : item.chain.level
+            ? " (incremental " + item.chain.level + " on the full of run " + item.chain.full_run_id + ")"
+            : " (full, start of a chain)";
+          var missing = (item.missing || []).map(function (id) { return id ? "run " + id : "an archive never in the catalog"; });
+          var broken = missing.length ? "; chain broken: " + missing.join(", ") + " is gone" : "";
+          var verdict = item.kept_for_chain ? "keep only because a kept point needs it (" + item.reasons.join(", ") + ")"
+            : item.keep ? "keep (" + item.reasons.join(", ") + ")"
+            : item.locked_until ? "locked until " + absoluteTime(item.locked_until) + ", deleted after that" : "delete";
+          return "Run " + item.run_id + ", " + absoluteTime(item.finished_at) + chain + ": " + verdict + broken;
         },
         async save() {
           this.busy = true;
@@ -765,6 +804,7 @@
             source.dump_format = db.dump_format;
             source.schema_only = db.schema_only;
             source.exclude_tables = lines(db.exclude_tables);
+            source.container = db.container;
           }
           if (kind === "mariadb") source.databases = lines(db.databases);
           return source;
@@ -818,6 +858,7 @@
         },
         sourcePayload() {
           if (this.isDatabase()) return this.databasePayload();
+          if (this.isVolume()) return { volumes: lines(this.form.volumes) };
           var source = { paths: lines(this.form.paths), excludes: lines(this.form.excludes) };
           if (!this.isSSH()) return source;
           var ssh = this.form.ssh;
