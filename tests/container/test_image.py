@@ -229,3 +229,21 @@ def test_image_runs_the_wizard_backs_up_to_s3_and_keeps_data_and_key_across_a_re
     for run in (first, second):
         (artifact,) = run["artifacts"]  # type: ignore[misc]
         check_archive(server, bucket_name, artifact["key"], tmp_path, source)
+
+
+def test_image_carries_the_database_dump_tools(image: str) -> None:
+    # README, "Database tools in the image": what the image's Debian release gives, and
+    # the server versions each tool handles. A missing tool or one older than the
+    # README's floor fails here, not at a user's first database backup.
+    script = (
+        "pg_dump --version; pg_restore --version; psql --version; mariadb-dump --version;"
+        " redis-cli --version; sqlite3 --version"
+    )
+    result = podman("run", "--rm", "--entrypoint", "sh", image, "-c", script)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6, result.stdout + result.stderr
+    majors = [int(line.split()[2].split(".")[0]) for line in lines[:3]]
+    assert all(major >= 15 for major in majors), lines[:3]
+    assert "MariaDB" in lines[3], lines[3]
+    assert lines[4].startswith("redis-cli ") and int(lines[4].split()[1].split(".")[0]) >= 7
+    assert lines[5].startswith("3."), lines[5]
