@@ -128,6 +128,13 @@ def running_mackuper(
         if command != "worker":
             process.wait_ready(timeout=ready_timeout)
         yield process
+    except BaseException:
+        # A failed test shows the server's side too (a 500's traceback is only there).
+        log = data_dir / "logs" / "mackuper.log"
+        if log.is_file():
+            tail = log.read_text(errors="replace").splitlines()[-120:]
+            print(f"--- last lines of {log}:", *tail, sep="\n")
+        raise
     finally:
         try:
             process.stop()

@@ -103,8 +103,12 @@ def test_worker_killed_mid_upload_leaves_nothing_at_the_destination(
             assert crashed["status"] == "interrupted", crashed
             assert mackuper.worker_pid() != old_worker
             wait_until(lambda: _files(root) == [], 60, f"left at the destination: {_files(root)}")
-            (artifact,) = browser.ok("GET", f"/api/runs/{first}")["run"]["artifacts"]
-            assert artifact["state"] == "deleted"
+            # Recovery removes the upload, then records it: the state follows the files.
+            wait_until(
+                lambda: _artifact_states(browser, first) == ["deleted"],
+                30,
+                "the interrupted upload is never recorded as deleted",
+            )
 
             second = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"]
             finished = browser.wait_run(second, timeout=120)
@@ -113,3 +117,7 @@ def test_worker_killed_mid_upload_leaves_nothing_at_the_destination(
         assert _files(root) == sorted([stored["key"], stored["key"] + ".manifest.json"])
     finally:
         proxy.close()
+
+
+def _artifact_states(browser: BrowserClient, run_id: int) -> list[str]:
+    return [a["state"] for a in browser.ok("GET", f"/api/runs/{run_id}")["run"]["artifacts"]]
