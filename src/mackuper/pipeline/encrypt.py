@@ -72,7 +72,7 @@ __all__ = [
     "unseal_manifest",
 ]
 
-SEALED_KEYS = ("source", "files", "databases")
+SEALED_KEYS = ("source", "files", "removed", "databases")
 """Manifest keys that are encrypted in an encrypted backup's manifest."""
 
 _SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE
