@@ -22,8 +22,11 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from mackuper.destinations.local import LocalDestination
 from mackuper.encryption import generate_identity
 from mackuper.models import ChainState
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.chain import point_manifest
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.restore_support import (
@@ -322,13 +325,22 @@ def check_chain(
     # bytes and stored only the directories (with their lists).
     assert runs[5]["bytes_read"] == 0
     assert "level 5 of the chain" in " ".join(run_log(api, runs[5]["id"]))
+    # Its manifest lists only what its archive stores, and nothing removed; the whole
+    # list, folded from the chain's manifests, names the full as big.bin's holder.
     if not encrypted:
-        archive = storage / backups[runs[5]["id"]]["key"]
+        backup = backups[runs[5]["id"]]
+        archive = storage / backup["key"]
         manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
-        stored = [item for item in manifest["files"] if "archive" not in item]
-        assert {item["type"] for item in stored} == {"directory"}
-        held = {item["path"]: item["archive"] for item in manifest["files"] if "archive" in item}
+        assert manifest["chain"]["listing"] == "changes" and manifest["removed"] == []
+        assert {item["type"] for item in manifest["files"]} == {"directory"}
+        assert not any("archive" in item for item in manifest["files"])
+        whole = point_manifest(
+            StoredArchive(LocalDestination(str(storage)), backup["key"]), manifest
+        )
+        assert whole is not None and len(whole["files"]) > len(manifest["files"])
+        held = {item["path"]: item.get("archive") for item in whole["files"]}
         assert held[f"{inside}/a/big.bin"] == manifest["chain"]["full"]
+        assert held[f"{inside}/a"] is None  # a directory: from the point's own archive
 
 
 def chain_job(
@@ -525,8 +537,19 @@ def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
     archive = storage / point["backup"]["key"]
     manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
     assert manifest["chain"]["level"] == 1
-    held = {Path(item["path"]).name: item.get("archive") for item in manifest["files"]}
-    assert held["kept.txt"] == manifest["chain"]["full"] and held["edited.txt"] is None
+    # Rebuilt from the full's manifest: only the edited file was stored.
+    stored = {Path(item["path"]).name for item in manifest["files"] if item["type"] == "file"}
+    assert stored == {"edited.txt"}
+    # Lost again after a point listing only its changes: the state is folded from the
+    # chain's manifests, so an unchanged run stores no file.
+    with runtime.sessions.begin() as session:
+        session.execute(delete(ChainState))
+    unchanged = backed_up_point(api, runtime, job["id"])
+    assert unchanged["run"]["bytes_read"] == 0
+    archive = storage / unchanged["backup"]["key"]
+    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
+    assert manifest["chain"]["level"] == 2
+    assert [item["type"] for item in manifest["files"]] == ["directory"]
 
     # A sealed manifest cannot be read back with the job's public key alone.
     _identity, recipient = generate_identity()

@@ -11,14 +11,21 @@ change time (ctime) all equal what the previous point recorded, as GNU tar judge
 an unchanged file is never opened. Renaming, `chmod`, `chown`, a new hard link and
 deleting another name of the file all move the ctime, so they are seen too.
 
-Manifest fields (also /tmp/coord/17-chain.md): `chain` = {level, full, previous,
-archives}; `files` lists every path present at the point, an entry held by an earlier
-archive names it in `archive`.
+Manifest fields: `chain` = {level, full, previous, archives[, listing]}. A full's
+`files` lists every path present at it. An incremental point's manifest written since
+issue 17's manifest rework has `"listing": "changes"`: its `files` lists only what its
+own archive stores (every directory, with its list, and each new or changed path) and
+`removed` the paths present at the previous point and gone at this one, so an
+unchanged day's manifest is as small as its archive; `fold_files` rebuilds the point's
+whole list from the manifests of its chain (whose archives a restore needs anyway).
+An incremental manifest without `listing` (written before) lists every path present
+at its point itself, an entry held by an earlier archive naming it in `archive`;
+`fold_files` starts from such a manifest as it does from a full's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +33,8 @@ from typing import Any
 from mackuper.core.naming import parse_archive_name
 
 STAT_FIELDS = ("ino", "ctime_ns", "mtime_ns")
+LISTS_CHANGES = "changes"
+"""`chain.listing` of a point whose `files` are its own archive's and `removed` the gone."""
 """What a chain manifest's entries add for change detection (besides type and size)."""
 
 
@@ -158,3 +167,52 @@ def chain_of(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     if not isinstance(chain.get("level"), int) or not archives:
         return None
     return chain
+
+
+def lists_changes(manifest: Mapping[str, Any] | None) -> bool:
+    """Whether the manifest is of an incremental point listing only its changes, so
+    its whole file list needs the manifests of its chain (`fold_files`)."""
+    chain = chain_of(manifest) if manifest is not None else None
+    return chain is not None and chain["level"] > 0 and chain.get("listing") == LISTS_CHANGES
+
+
+def removed_paths(manifest: Mapping[str, Any]) -> list[str]:
+    """The paths a changes-only manifest says are gone since the previous point."""
+    removed = manifest.get("removed")
+    if not isinstance(removed, list):
+        return []
+    return [path for path in removed if isinstance(path, str)]
+
+
+def _listed(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return []
+    return [item for item in files if isinstance(item, dict) and isinstance(item.get("path"), str)]
+
+
+def fold_files(listings: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The whole file list of the last of `listings`, as a manifest listing every path
+    present at its point gives it: an entry held by an earlier archive names it in
+    `archive` (and has no `offset`), the point's own entries come last, as written.
+
+    `listings` are (archive name, manifest with its file list) in chain order, from a
+    manifest listing every path (a full's, or an incremental one written before
+    manifests listed changes) to the point; each later one lists its changes.
+    """
+    *earlier, (_own_name, own) = listings
+    held: dict[str, dict[str, Any]] = {}
+    for name, manifest in earlier:
+        for path in removed_paths(manifest):
+            held.pop(path, None)
+        for item in _listed(manifest):
+            entry = {key: value for key, value in item.items() if key != "offset"}
+            entry.setdefault("archive", name)
+            held.pop(entry["path"], None)  # moved to the end: the latest holder's order
+            held[entry["path"]] = entry
+    for path in removed_paths(own):
+        held.pop(path, None)
+    own_items = _listed(own)
+    for item in own_items:
+        held.pop(item["path"], None)
+    return [*held.values(), *own_items]

@@ -19,10 +19,11 @@ without any key: job, run, times, format, archive size and SHA-256, file count, 
 the recipient TYPES (never a key or passphrase). So retention, catalog rebuild from
 the bucket and integrity verification (hash of the stored ciphertext) work for
 encrypted backups too, and a lost key still leaves a readable label. The sensitive
-part, the file list (names, sizes, hashes) and the source description (host, user,
-paths), is encrypted to the same recipients as ASCII-armored age in `sealed_age`, so
-anyone with the key can browse without downloading the archive, with the standard
-tool: `jq -r .sealed_age x.manifest.json | age -d -i key.txt`.
+part, the file list (names, sizes, hashes; of an incremental point also the names it
+removed) and the source description (host, user, paths), is encrypted to the same
+recipients as ASCII-armored age in `sealed_age`, so anyone with the key can browse
+without downloading the archive, with the standard tool: `jq -r .sealed_age
+x.manifest.json | age -d -i key.txt`.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ __all__ = [
     "unseal_manifest",
 ]
 
-SEALED_KEYS = ("source", "files", "databases")
+SEALED_KEYS = ("source", "files", "removed", "databases")
 """Manifest keys that are encrypted in an encrypted backup's manifest."""
 
 _SEALED_CHUNK = CHUNK_SIZE + TAG_SIZE

@@ -340,7 +340,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         "encryption": None,
         "archive": {"size": meter.size, "sha256": meter.sha256},
         "source": plan.source.describe(),
-        "files": files,
+        **(plan.chain.listed(files) if plan.chain is not None else {"files": files}),
     }
     if chain is not None:
         manifest["chain"] = chain

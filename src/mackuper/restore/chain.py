@@ -1,7 +1,8 @@
 """Restoring one point of an incremental chain (issue 17).
 
-The point's manifest lists every path present at that point and names, for each,
-the archive of the chain holding its bytes (core/chain.py). A restore reads only
+The point's whole file list (`point_manifest`: its own manifest's when that lists
+every path, else folded from the manifests of its chain) names, for each path present
+at that point, the archive of the chain holding its bytes (core/chain.py). A restore reads only
 the archives holding a chosen path, and from each only those members (by ranged
 reads where the archive has an index), so one file comes from the one archive that
 holds it. Directories come from the point's own archive, which lists them all.
@@ -14,7 +15,8 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mackuper.core.chain import chain_of, holder, sibling_key
+from mackuper.core.chain import chain_of, fold_files, holder, lists_changes, sibling_key
+from mackuper.pipeline.age import SCRYPT_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.formats import Member, Opener
@@ -38,6 +40,59 @@ def is_chain_point(manifest: dict[str, Any] | None) -> bool:
         return False
     chain = chain_of(manifest)
     return chain is not None and chain["level"] > 0
+
+
+def point_manifest(
+    point: StoredArchive,
+    manifest: dict[str, Any] | None,
+    max_work_factor: int = SCRYPT_WORK_FACTOR,
+) -> dict[str, Any] | None:
+    """The manifest of `point` with `files` listing every path present at it.
+
+    A manifest that lists its changes only (core/chain.py) is folded with the
+    manifests of its chain, read back to the nearest one that lists every path (the
+    full's, or one written before manifests listed changes); any other comes back as
+    is, and so does one whose file list is sealed without its key. Raises RestoreError
+    when a manifest of the chain cannot be read or opened, or is not of this chain.
+    """
+    chain = chain_of(manifest) if manifest is not None else None
+    if manifest is None or chain is None or not lists_changes(manifest):
+        return manifest
+    if "files" not in manifest:
+        return manifest
+    archives = [str(name) for name in chain["archives"]]
+    own = archives[-1]
+    listings: list[tuple[str, dict[str, Any]]] = [(own, manifest)]
+    for level in range(len(archives) - 2, -1, -1):
+        name = archives[level]
+        earlier = _chain_manifest(point, name, max_work_factor)
+        their = chain_of(earlier)
+        if their is None or their["archives"] != archives[: level + 1]:
+            raise RestoreError(
+                f"the manifest of {name}, which this point builds on, is not of its chain"
+            )
+        if "files" not in earlier:
+            raise RestoreError(
+                f"the file list of {name}, which this point builds on, is encrypted: give"
+                " the backup's key (or restore it with tar, see the README)"
+            )
+        listings.insert(0, (name, earlier))
+        if not lists_changes(earlier):
+            break
+    chain = {key: value for key, value in chain.items() if key != "listing"}
+    whole = {key: value for key, value in manifest.items() if key != "removed"}
+    return {**whole, "chain": chain, "files": fold_files(listings)}
+
+
+def _chain_manifest(point: StoredArchive, name: str, max_work_factor: int) -> dict[str, Any]:
+    try:
+        key = sibling_key(point.key, name)
+    except ValueError as error:
+        raise RestoreError(f"the chain of this backup names {error}") from None
+    try:
+        return unsealed(read_manifest(point.destination, key), point.keys, max_work_factor)
+    except RestoreError as error:
+        raise RestoreError(f"{name}, which this point builds on: {error}") from None
 
 
 def plan_parts(

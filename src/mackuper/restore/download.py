@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mackuper.restore.archives import StoredArchive, open_members
-from mackuper.restore.chain import chain_holder, is_chain_point, open_parts, plan_parts
+from mackuper.restore.chain import (
+    chain_holder,
+    is_chain_point,
+    open_parts,
+    plan_parts,
+    point_manifest,
+)
 from mackuper.restore.database import dump_members
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.formats import Member, MemberKind, Opener
@@ -77,11 +83,19 @@ def extract_path(archive: StoredArchive, path: str) -> Download:
         wanted = member_parts(path.strip("/"))
     except Refused as error:
         raise RestoreError(f"{path!r} is not a valid path ({error})") from None
-    manifest = _manifest_of(archive)
+    manifest = point_manifest(archive, _manifest_of(archive))
     holder = chain_holder(archive, manifest, wanted)
     if holder is not None:
-        # One file of an incremental point: from the one archive of its chain holding it.
-        return extract_path(holder, path)
+        # One file of an incremental point: from the one archive of its chain holding it,
+        # whose own manifest lists it (nothing to fold there).
+        return _extract(holder, _manifest_of(holder), wanted, path)
+    return _extract(archive, manifest, wanted, path)
+
+
+def _extract(
+    archive: StoredArchive, manifest: dict[str, Any] | None, wanted: tuple[str, ...], path: str
+) -> Download:
+    path = "/".join(wanted)
 
     def selected(name: str) -> bool:
         parts = _parts_of(name)
@@ -121,7 +135,7 @@ def point_tar(archive: StoredArchive, filename: str) -> Download:
     read from the archive of the chain holding it. Raises RestoreError for ZIP."""
     if archive.archive_format == "zip":
         raise RestoreError("a ZIP backup downloads as stored")
-    manifest = _manifest_of(archive)
+    manifest = point_manifest(archive, _manifest_of(archive))
     stack = contextlib.ExitStack()
     try:
         if is_chain_point(manifest):

@@ -22,6 +22,8 @@ from mackuper.core.chain import BackupMode, Point, decide
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.models import Artifact, ArtifactState, ChainPoint, ChainState, Job, Run, RunStatus
 from mackuper.pipeline.incremental import ChainPlan, state_of
+from mackuper.restore.archives import StoredArchive
+from mackuper.restore.chain import point_manifest
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.stored import decryption_keys
@@ -205,10 +207,15 @@ class DestinationStorage:
             return None
         try:
             keys = decryption_keys(self.runtime, self.job, {})
-            manifest = unsealed(read_manifest(destination, artifact.key), keys)
+            point = StoredArchive(destination, artifact.key, keys)
+            manifest = point_manifest(
+                point, unsealed(read_manifest(destination, artifact.key), keys)
+            )
         except RestoreError:
             return None
-        return manifest_files(manifest) if isinstance(manifest.get("files"), list) else None
+        if manifest is None or not isinstance(manifest.get("files"), list):
+            return None
+        return manifest_files(manifest)
 
     def missing(self, artifact: Artifact) -> bool:
         """True only when the destination answers that the archive is not there: an

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
-from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts
+from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts, point_manifest
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
@@ -72,7 +72,7 @@ class RestoreTask:
             selection=normalize_selection(list(details["paths"])),
         )
         archive = stored_archive(context.runtime, session, artifact, secrets)
-        manifest = _manifest(archive)
+        manifest = point_manifest(archive, _manifest(archive), SCRYPT_MAX_WORK_FACTOR)
         options.declared_sizes = declared_sizes(manifest)
         parts = None
         if is_chain_point(manifest):

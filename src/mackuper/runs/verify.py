@@ -9,7 +9,8 @@ verification `warning`, naming what changed.
 A point of an incremental chain needs the archives before it (its manifest's
 `chain.archives`): each is checked the same way at the same destination, and one that
 is gone, no longer in the catalog, or changed fails the verification as "chain broken",
-naming the archive.
+naming the archive; so does a point listing only its changes whose whole file list
+cannot be folded from the chain's manifests (one gone or not of this chain).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mackuper.core.chain import chain_of, own_members, sibling_key
+from mackuper.core.chain import chain_of, lists_changes, own_members, sibling_key
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import Artifact, ArtifactState, ChainPoint, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
+from mackuper.restore.chain import point_manifest
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
@@ -247,9 +249,22 @@ def _check_chain(context: RunContext, work: VerifyWork, stored: dict[str, Any]) 
             _checked(context, link, known[0], expected, known[2], work.deep, file_hashes)
         except (RestoreError, DestinationError) as error:
             problems.append(f"chain broken: {name}, which this point builds on: {error}")
+    if not problems and lists_changes(stored):
+        problems.extend(_check_listing(work.archive, stored))
     if not problems:
         recorder.log("info", f"all {len(earlier)} earlier archive(s) of the chain match")
     return problems
+
+
+def _check_listing(archive: StoredArchive, stored: dict[str, Any]) -> list[str]:
+    """For a point whose manifest lists its changes only: whether its whole file list
+    can be folded from the chain's manifests (what a restore through Mackuper needs).
+    Without the key to open them nothing is read, and nothing is said."""
+    try:
+        point_manifest(archive, unsealed(stored, archive.keys, SCRYPT_MAX_WORK_FACTOR))
+    except RestoreError as error:
+        return [f"chain broken: {error}"]
+    return []
 
 
 def _day(moment: datetime) -> str:

@@ -18,6 +18,7 @@ from mackuper.models import Artifact, ArtifactState, Job, Run, RunTrigger
 from mackuper.models import Destination as DestinationRow
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.catalog import import_backups
+from mackuper.restore.chain import point_manifest
 from mackuper.restore.download import (
     Download,
     download_filename,
@@ -192,7 +193,10 @@ def list_backups(query: BackupsQuery) -> Response:
 def _manifest(artifact: Artifact, given: dict[str, str] | None = None) -> dict[str, Any]:
     archive = _archive(artifact, given)
     try:
-        return unsealed(read_manifest(archive.destination, artifact.key), archive.keys)
+        manifest = unsealed(read_manifest(archive.destination, artifact.key), archive.keys)
+        # A point listing only its changes: its whole list, from its chain's manifests.
+        whole = point_manifest(archive, manifest)
+        return whole if whole is not None else manifest
     except RestoreError as error:
         fail(_sentence(error), 409)
 
