@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ from mackuper.sources.tar_stream import (
 FOLDER = "volumes"
 MOUNT = "/volume"
 HELPER_LABEL = "mackuper.helper"
+VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""What Docker accepts as a volume's name."""
 
 
 class _MemberReader:
@@ -67,7 +70,7 @@ class _MemberReader:
         return None
 
 
-class _Pump:
+class Pump:
     """Copies the engine's HTTP chunks into a pipe the tar reader reads with os.readv."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -142,6 +145,26 @@ def _entry(
     )
 
 
+def pick_image(client: Any, configured: str, volume: str) -> str:
+    """The image of a helper container for `volume`: `configured`, else the image of a
+    container using the volume, else the first local image; SourceError when there is
+    none (nothing in it runs, so any will do)."""
+    if configured:
+        return configured
+    for container in engine.list_containers(client):
+        if volume in container.volumes and container.image:
+            return container.image
+    with engine.engine_call("listing images"):
+        images = client.api.images()
+    for image in images:
+        tags = [tag for tag in image.get("RepoTags") or [] if "<none>" not in tag]
+        return str(tags[0] if tags else image["Id"])
+    raise SourceError(
+        f"the engine has no image to mount volume {volume} with: pull any image"
+        " (nothing in it is run)"
+    )
+
+
 @dataclass
 class VolumeSource:
     address: str
@@ -150,7 +173,7 @@ class VolumeSource:
     client: Any = None
     helpers: list[str] = field(default_factory=list)
     """Throwaway containers still to remove."""
-    pump: _Pump | None = None
+    pump: Pump | None = None
 
     def describe(self) -> str:
         return f"volumes {', '.join(self.volumes)} of the container engine at {self.address}"
@@ -161,21 +184,7 @@ class VolumeSource:
         return self.client
 
     def _image(self, volume: str) -> str:
-        if self.helper_image:
-            return self.helper_image
-        client = self._client()
-        for container in engine.list_containers(client):
-            if volume in container.volumes and container.image:
-                return container.image
-        with engine.engine_call("listing images"):
-            images = client.api.images()
-        for image in images:
-            tags = [tag for tag in image.get("RepoTags") or [] if "<none>" not in tag]
-            return str(tags[0] if tags else image["Id"])
-        raise SourceError(
-            f"the engine has no image to mount volume {volume} with: pull any image"
-            " (nothing in it is run)"
-        )
+        return pick_image(self._client(), self.helper_image, volume)
 
     def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
         client = self._client()
@@ -221,7 +230,7 @@ class VolumeSource:
     def _volume_entries(self, volume: str, helper: str, reporter: Reporter) -> Iterator[Entry]:
         with engine.engine_call(f"reading volume {volume}"):
             chunks, _stat = self._client().api.get_archive(helper, MOUNT, chunk_size=1 << 20)
-        self.pump = _Pump(chunks)
+        self.pump = Pump(chunks)
         reader = TarStreamReader(self.pump.read_fd)
         count = 0
         prefixed: bool | None = None
