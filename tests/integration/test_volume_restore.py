@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from mackuper.destinations.local import LocalDestination
+from mackuper.encryption import generate_identity
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runtime import Runtime
 from mackuper.sources.base import Entry, Reporter
@@ -467,3 +468,57 @@ def test_a_failed_restore_removes_the_volume_it_made(
     assert "truncated" in (run["error"] or ""), run["error"]
     assert podman("volume", "exists", target, check=False).returncode == 1
     assert helpers_left() == before
+
+
+def test_an_encrypted_volume_backup_restores_with_its_key_and_refuses_without(
+    api: ApiClient, runtime: Runtime, podman_engine: PodmanEngine, tmp_path: Path
+) -> None:
+    tree = make_small_tree(tmp_path / "tree")
+    volume = volume_with(podman_engine, tree)
+    identity, recipient = generate_identity()
+    ok(api, "PUT", "/api/containers/engine", {"address": podman_engine.url})
+    destination = local_destination(api, tmp_path / "backups")
+    job = ok(
+        api,
+        "POST",
+        "/api/jobs",
+        {
+            "name": "Sealed volumes",
+            "source_kind": "volume",
+            "source": {"volumes": [volume]},
+            "archive_format": "tar.xz",
+            "destination_ids": [destination["id"]],
+            "encryption": {"mode": "recipients", "recipients": [recipient]},
+        },
+    )["job"]
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert run["status"] == "success", run["error"]
+    (backup,) = ok(api, "GET", f"/api/backups?job_id={job['id']}")["backups"]
+    assert backup["key"].endswith(".tar.xz.age")
+    target = unique("mkp-sealed")
+    body: dict[str, Any] = {
+        "artifact_id": backup["id"],
+        "target": {"source": volume, "volume": target},
+    }
+    try:
+        refused(api, body, 422, "give the private key or passphrase", "decryption")
+        asked = {"artifact_id": backup["id"], "source": volume, "volume": target}
+        unopened = api.call("POST", "/api/restore/volume/check", asked)
+        assert unopened.status_code == 422 and unopened.get_json()["field"] == "decryption"
+        opened = ok(
+            api,
+            "POST",
+            "/api/restore/volume/check",
+            {**asked, "decryption": {"identity": identity}},
+        )
+        assert not opened["exists"] and "docs" in opened["writes"]
+        other, _ = generate_identity()
+        refused(
+            api, {**body, "decryption": {"identity": other}}, 422, "does not open", "decryption"
+        )
+        run = restored(api, runtime, {**body, "decryption": {"identity": identity}})
+        assert identity not in str(run) + " ".join(run_log(api, run["id"]))
+        files = read_back(podman_engine, target, tmp_path / "back")
+        assert file_hashes(files) == file_hashes(tree)
+    finally:
+        podman("volume", "rm", "-f", target, check=False)

@@ -23,6 +23,7 @@ from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive, open_members
 from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts
 from mackuper.restore.errors import Refused, RestoreError
+from mackuper.restore.keys import KeyNeeded, KeyRefused, check_opens
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.paths import is_selected, member_parts, normalize_selection
 from mackuper.restore.seekable import open_selected
@@ -219,13 +220,14 @@ def check_volume_restore(
     source = str(target["source"])
     try:
         archive = stored_archive(runtime, session, artifact, given)
+        check_opens(archive)
         manifest = unsealed(
             read_manifest(archive.destination, archive.key), archive.keys, SCRYPT_MAX_WORK_FACTOR
         )
+    except (KeyNeeded, KeyRefused) as error:
+        return "decryption", str(error)
     except (RestoreError, DestinationError) as error:
         return "", str(error)
-    if manifest.get("sealed_age") and "files" not in manifest:
-        return "decryption", "this backup is encrypted: give the key or passphrase that opens it"
     volumes = backed_up_volumes([item["path"] for item in manifest_files(manifest)])
     if source not in volumes:
         held = f" (it holds {', '.join(volumes)})" if volumes else " (it holds no volume)"

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from mackuper.destinations.base import DestinationError
 from mackuper.models import Artifact, ArtifactState, RunTrigger
 from mackuper.restore.errors import RestoreError
+from mackuper.restore.keys import KeyNeeded, KeyRefused, check_opens
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.stored import stored_archive
 from mackuper.restore.volume import backed_up_volumes, top_names
@@ -57,13 +58,12 @@ def _paths(artifact: Artifact, given: dict[str, str]) -> list[str]:
     """The backup's file list; a 422 on `decryption` when it is sealed without a key."""
     try:
         archive = stored_archive(runtime(), get_db(), artifact, given)
+        check_opens(archive)
         manifest = unsealed(read_manifest(archive.destination, archive.key), archive.keys)
+    except (KeyNeeded, KeyRefused) as error:
+        field_errors({"decryption": _sentence(error)})
     except (RestoreError, DestinationError) as error:
         fail(_sentence(error), 409)
-    if manifest.get("sealed_age") and "files" not in manifest:
-        field_errors(
-            {"decryption": "This backup is encrypted: give the key or passphrase that opens it."}
-        )
     return [str(item["path"]) for item in manifest_files(manifest)]
 
 
