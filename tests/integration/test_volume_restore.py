@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from mackuper.destinations.local import LocalDestination
 from mackuper.encryption import generate_identity
+from mackuper.models import Run
 from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runtime import Runtime
 from mackuper.sources.base import Entry, Reporter
@@ -522,3 +524,25 @@ def test_an_encrypted_volume_backup_restores_with_its_key_and_refuses_without(
         assert file_hashes(files) == file_hashes(tree)
     finally:
         podman("volume", "rm", "-f", target, check=False)
+
+
+def test_a_cancelled_restore_removes_the_volume_it_made(
+    api: ApiClient, runtime: Runtime, podman_engine: PodmanEngine, volume_backup: dict[str, Any]
+) -> None:
+    """Cancel is asked before the run starts, so the first member's progress report
+    raises it in the middle of the engine's upload."""
+    target = unique("mkp-cancelled")
+    before = helpers_left()
+    body = {
+        "artifact_id": volume_backup["backup"]["id"],
+        "target": {"source": volume_backup["volume"], "volume": target},
+    }
+    queued = ok(api, "POST", "/api/restore/volume", body)["run"]
+    with runtime.sessions.begin() as session:
+        session.execute(update(Run).where(Run.id == queued["id"]).values(cancel_requested=True))
+    run = finished_run(api, runtime, queued)
+    assert run["status"] == "cancelled", (run["error"], run_log(api, run["id"]))
+    # it got as far as making the volume (the line before it), which is gone again
+    assert any(line.startswith("restoring volume ") for line in run_log(api, run["id"]))
+    assert podman("volume", "exists", target, check=False).returncode == 1
+    assert helpers_left() == before
