@@ -281,6 +281,7 @@ class VolumeStream:
         self.members = members
         self.prefix = (FOLDER, source)
         self.selection = selection
+        self.whole = selection in ([], [self.prefix])
         self.log = log
         self.on_member = on_member
         self.report = VolumeReport()
@@ -311,7 +312,8 @@ class VolumeStream:
             if parts[:2] != self.prefix:
                 continue
             inside = parts[2:]
-            if not is_selected(parts, self.selection) or (not inside and self.selection):
+            # The volume's own folder comes back (its mode and time) only when all of it does.
+            if not is_selected(parts, self.selection) or (not inside and not self.whole):
                 continue
             name = "/".join(inside) or "."
             if member.refused is not None:
