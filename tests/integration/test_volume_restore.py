@@ -408,6 +408,12 @@ def test_bad_names_and_missing_volumes_are_a_clear_4xx(
     refused(api, missing, 404, "No such stored backup")
     assert podman("volume", "exists", "mkp-new-x", check=False).returncode == 1
 
+    ok(api, "PUT", "/api/containers/engine", {"address": "/tmp/mkp-no-engine.sock"})
+    refused(api, body(unique("mkp-new")), 409, "no socket at /tmp/mkp-no-engine.sock")
+    asked = {"artifact_id": backup_id, "source": source, "volume": "mkp-any"}
+    down = api.call("POST", "/api/restore/volume/check", asked)
+    assert down.status_code == 409 and "no socket at" in down.get_json()["error"]
+
 
 def test_selected_paths_restore_alone_and_cli_restores_into_a_new_volume(
     api: ApiClient,
