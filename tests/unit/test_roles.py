@@ -121,6 +121,8 @@ EXPECTED: dict[str, str] = {
     "containers.list_containers": "operator",
     "auth.setup_finish": "administrator",
     "databases.start_database_restore": "administrator",
+    "volume_restore.check_volume_target": "administrator",
+    "volume_restore.start_volume_restore": "administrator",
     "destinations.create_destination": "administrator",
     "destinations.update_destination": "administrator",
     "destinations.delete_destination": "administrator",

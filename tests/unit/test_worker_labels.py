@@ -60,6 +60,8 @@ def test_a_host_name_becomes_a_label(hostname: str, label: str) -> None:
 
 LOCAL = {"target": {"kind": "local", "path": "/restore"}}
 SSH = {"target": {"kind": "ssh", "path": "/restore", "host": "files"}}
+VOLUME = {"target": {"kind": "volume", "source": "data", "volume": "data-copy"}}
+DATABASE = {"target": {"kind": "database", "database": "app"}}
 
 
 @pytest.mark.parametrize(
@@ -68,6 +70,8 @@ SSH = {"target": {"kind": "ssh", "path": "/restore", "host": "files"}}
         (RunKind.BACKUP, {}, "nas"),  # reads the job's files
         (RunKind.RESTORE, LOCAL, "nas"),  # writes beside them
         (RunKind.RESTORE, SSH, None),  # only needs the storage and the SSH host
+        (RunKind.RESTORE, VOLUME, "nas"),  # the engine the job's backups read
+        (RunKind.RESTORE, DATABASE, None),  # only needs the storage and the server
         (RunKind.VERIFY, {}, None),  # only needs the storage
     ],
 )

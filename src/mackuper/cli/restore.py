@@ -29,8 +29,10 @@ from mackuper.restore.catalog import import_backups
 from mackuper.restore.extract import Policy
 from mackuper.restore.request import parse_restore
 from mackuper.restore.stored import build_destination
+from mackuper.restore.volume import check_volume_name
 from mackuper.runs import enqueue, lifecycle
 from mackuper.runs.database_restore import check_database_restore, queue_database_restore
+from mackuper.runs.volume_restore import check_volume_restore, queue_volume_restore
 from mackuper.runtime import Runtime
 
 Start = Callable[[str], Runtime]
@@ -71,6 +73,30 @@ def add_commands(commands: Any, start: Start) -> None:
         " the objects the dump holds",
     )
     database.set_defaults(handler=lambda args: _restore_database(start("cli"), args))
+    volume = commands.add_parser(
+        "restore-volume",
+        help="restore a backed-up volume (or --path parts of it) into a new volume of the"
+        " container engine, or an existing one that no running container uses",
+    )
+    volume.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
+    volume.add_argument("--volume", required=True, help="the volume's name in the backup")
+    volume.add_argument("--into", required=True, help="the volume to restore into")
+    volume.add_argument(
+        "--existing", action="store_true", help="write into an existing, empty volume"
+    )
+    volume.add_argument(
+        "--replace-existing",
+        metavar="NAME",
+        help="write into the existing volume NAME (the same as --into) even if it holds"
+        " files: the backup's replace those at the same paths, nothing else is removed",
+    )
+    volume.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="restore only this path of the backup, volumes/<name>/... (repeatable)",
+    )
+    volume.set_defaults(handler=lambda args: _restore_volume(start("cli"), args))
     verify = commands.add_parser("verify", help="re-read a stored backup and check its SHA-256")
     verify.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
     verify.add_argument("--deep", action="store_true", help="also open and read every entry")
@@ -164,6 +190,39 @@ def _restore_database(runtime: Runtime, args: argparse.Namespace) -> int:
             print(f"mackuper: {problem}")
             return 2
         run_id = queue_database_restore(
+            session, runtime, artifact, details, {}, RunTrigger.CLI, wake=False
+        ).id
+    return _execute(runtime, run_id)
+
+
+def _restore_volume(runtime: Runtime, args: argparse.Namespace) -> int:
+    replace = args.replace_existing is not None
+    if replace and args.replace_existing != args.into:
+        print("mackuper: --replace-existing must name the --into volume again, to confirm")
+        return 2
+    for name in (args.volume, args.into):
+        if problem := check_volume_name(name):
+            print(f"mackuper: {problem}")
+            return 2
+    with runtime.sessions() as session:
+        artifact = session.get(Artifact, args.backup)
+        if artifact is None or artifact.state != ArtifactState.STORED.value:
+            print(f"mackuper: there is no stored backup {args.backup} (see `mackuper backups`)")
+            return 2
+        details = {
+            "paths": list(args.path),
+            "target": {
+                "source": args.volume,
+                "volume": args.into,
+                "create": not (args.existing or replace),
+                "replace": replace,
+            },
+        }
+        refusal = check_volume_restore(runtime, session, artifact, details, {})
+        if refusal is not None:
+            print(f"mackuper: {refusal[1]}")
+            return 2
+        run_id = queue_volume_restore(
             session, runtime, artifact, details, {}, RunTrigger.CLI, wake=False
         ).id
     return _execute(runtime, run_id)

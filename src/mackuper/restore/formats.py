@@ -53,6 +53,11 @@ class Member:
     """Why the archive reader already refused this member (an oversized header)."""
     special: str = ""
     """What a SPECIAL member is (character device, block device, fifo)."""
+    uid: int = 0
+    gid: int = 0
+    """Owner and group as stored (tar formats; ZIP stores none: root's)."""
+    uname: str = ""
+    gname: str = ""
 
 
 Opener = Callable[[], IO[bytes]]
@@ -144,6 +149,10 @@ def _tar_member(info: tarfile.TarInfo) -> Member:
         link=info.linkname,
         refused=getattr(info, "refused", None),
         special=special,
+        uid=info.uid,
+        gid=info.gid,
+        uname=info.uname,
+        gname=info.gname,
     )
 
 

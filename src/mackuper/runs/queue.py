@@ -57,11 +57,16 @@ def required_label(kind: RunKind, job: Job | None, details: Mapping[str, Any]) -
     """The label a worker needs to run a new run of `kind`, or None: any worker.
 
     A backup reads the job's files, a restore into a local directory writes beside
-    them; a verification and a restore to an SSH host only need the storage.
+    them, and one into a volume talks to the engine the job's backups read (Settings
+    may name a socket that is another engine on another machine); a verification and
+    a restore to an SSH host or a database only need the storage.
     """
     if job is None or kind is RunKind.VERIFY:
         return None
-    if kind is RunKind.RESTORE and (details.get("target") or {}).get("kind") != "local":
+    if kind is RunKind.RESTORE and (details.get("target") or {}).get("kind") not in {
+        "local",
+        "volume",
+    }:
         return None
     return job.worker_label
 

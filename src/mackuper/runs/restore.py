@@ -33,6 +33,11 @@ from mackuper.runs.database_restore import (
 )
 from mackuper.runs.outcome import Outcome
 from mackuper.runs.task import Finished, RunContext
+from mackuper.runs.volume_restore import (
+    VolumeRestoreTask,
+    VolumeRestoreWork,
+    is_volume_restore,
+)
 from mackuper.runtime import Runtime
 
 
@@ -57,11 +62,13 @@ class RestoreTask:
 
     def prepare(
         self, context: RunContext, session: Session, run: Run, job: Job | None
-    ) -> RestoreWork | DatabaseRestoreWork:
+    ) -> RestoreWork | DatabaseRestoreWork | VolumeRestoreWork:
         """The archive and the options; RestoreError when the backup is no longer stored."""
         details = dict(run.details)
         if is_database_restore(details):
             return DatabaseRestoreTask().prepare(context, session, run, job)
+        if is_volume_restore(details):
+            return VolumeRestoreTask().prepare(context, session, run, job)
         artifact = session.get(Artifact, details.get("artifact_id"))
         if artifact is None:
             raise RestoreError("the backup to restore is no longer in the catalog")
@@ -81,9 +88,13 @@ class RestoreTask:
             _check_stored(session, artifact, parts)
         return RestoreWork(archive, job, details["target"], secrets, options, manifest, parts)
 
-    def execute(self, context: RunContext, work: RestoreWork | DatabaseRestoreWork) -> Finished:
+    def execute(
+        self, context: RunContext, work: RestoreWork | DatabaseRestoreWork | VolumeRestoreWork
+    ) -> Finished:
         if isinstance(work, DatabaseRestoreWork):
             return DatabaseRestoreTask().execute(context, work)
+        if isinstance(work, VolumeRestoreWork):
+            return VolumeRestoreTask().execute(context, work)
         recorder, options, archive = context.recorder, work.options, work.archive
         target = _build_target(context.runtime, work.job, work.target, work.secrets)
         what = f"{len(options.selection)} selected path(s)" if options.selection else "everything"

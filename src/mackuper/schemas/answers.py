@@ -468,6 +468,8 @@ class Tree(Answer):
     """The databases dumped in this backup (restored with POST /api/restore/database)."""
     dumps: list[DumpedDatabase]
     """The same with each dump's kind and size (downloaded with GET /api/backups/{id}/dump)."""
+    volumes: list[str]
+    """The container volumes backed up in it (restored with POST /api/restore/volume)."""
 
 
 class DownloadLink(Answer):

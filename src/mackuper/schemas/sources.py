@@ -10,7 +10,7 @@ import posixpath
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from mackuper.core.globs import validate as validate_glob
 from mackuper.schemas.base import (
@@ -22,6 +22,7 @@ from mackuper.schemas.base import (
     says,
     sentence,
 )
+from mackuper.sources.volume import split_container_path
 from mackuper.ssh import HostKey, SSHError, load_private_key
 
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
@@ -301,8 +302,6 @@ _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _volume_names(names: list[str]) -> list[str]:
-    if not names:
-        raise ValueError("Choose at least one volume to back up.")
     if bad := [name for name in names if not _VOLUME_NAME.match(name) or len(name) > 255]:
         raise ValueError(f"{bad[0][:40]} is not a volume name (letters, digits, _ . -).")
     if len(set(names)) != len(names):
@@ -310,10 +309,34 @@ def _volume_names(names: list[str]) -> list[str]:
     return names
 
 
-class VolumeSource(KindSettings):
-    """Named volumes of the container engine (Settings), read through its archive API."""
+def _container_paths(items: list[str]) -> list[str]:
+    paths = []
+    for item in items:
+        try:
+            container, path = split_container_path(item)
+        except ValueError as error:
+            raise ValueError(str(error)[:1].upper() + str(error)[1:] + ".") from None
+        paths.append(f"{container}:{path}")
+    if len(set(paths)) != len(paths):
+        raise ValueError("Name each container path once.")
+    return paths
 
-    volumes: Annotated[Lines, AfterValidator(_volume_names)]
+
+class VolumeSource(KindSettings):
+    """Named volumes of the container engine (Settings), and paths inside its containers,
+    read through its archive API."""
+
+    container_paths: Annotated[Lines, AfterValidator(_container_paths)] = []
+    """`container:/path`, one per line: a folder or file inside a container (running or
+    not), stored under `containers/<container>/<path>`."""
+    volumes: Annotated[Lines, AfterValidator(_volume_names), Field(validate_default=True)] = []
+
+    @field_validator("volumes")
+    @classmethod
+    def _something(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        if not names and not info.data.get("container_paths"):
+            raise ValueError("Choose at least one volume (or container path) to back up.")
+        return names
 
 
 SOURCE_MODELS: dict[str, type[KindSettings]] = {

@@ -38,5 +38,10 @@ def build(
     if kind == "redis":
         return RedisSource.from_config(config, secrets, retry_seconds)
     if kind == "volume":
-        return VolumeSource(engine[0], list(config.get("volumes", [])), engine[1])
+        return VolumeSource(
+            engine[0],
+            list(config.get("volumes", [])),
+            engine[1],
+            container_paths=list(config.get("container_paths", [])),
+        )
     raise SourceError(f"unknown source kind {kind!r}")

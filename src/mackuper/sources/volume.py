@@ -8,6 +8,10 @@ nothing in it runs: the configured helper image, else the image of a container t
 uses the volume, else the first local image. The throwaway container is removed
 afterwards.
 
+Container paths (`container:/path`) are read the same way from the named container
+itself, running or not, with no helper: a folder or file in its own file system (or
+in whatever it mounts there), stored under `containers/<container>/<path>`.
+
 The engine's tar stream is parsed by the same forward-only reader as an SSH source's
 remote tar (sources/tar_stream.py), so its files become ordinary entries with their
 sizes, modes, owners and times: `volumes/<name>/...` in any archive format, and GNU
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -38,6 +44,25 @@ from mackuper.sources.tar_stream import (
 FOLDER = "volumes"
 MOUNT = "/volume"
 HELPER_LABEL = "mackuper.helper"
+VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""What Docker accepts as a volume's (and a container's) name."""
+CONTAINERS_FOLDER = "containers"
+
+
+def split_container_path(text: str) -> tuple[str, str]:
+    """`container:/path` as (container, normalized absolute path); ValueError saying
+    what is wrong."""
+    container, separator, path = text.partition(":")
+    container = container.strip()
+    if not separator or not VOLUME_NAME.match(container) or len(container) > 255:
+        raise ValueError(
+            f"{text[:60]!r} is not container:/path (a container's name, a colon, an absolute path)"
+        )
+    if not path.startswith("/") or "\x00" in path:
+        raise ValueError(f"{text[:60]!r}: the path in the container must be absolute")
+    if ".." in path.split("/"):
+        raise ValueError(f"{text[:60]!r}: the path must not contain '..'")
+    return container, posixpath.normpath(path)
 
 
 class _MemberReader:
@@ -67,7 +92,7 @@ class _MemberReader:
         return None
 
 
-class _Pump:
+class Pump:
     """Copies the engine's HTTP chunks into a pipe the tar reader reads with os.readv."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -97,25 +122,25 @@ class _Pump:
         self.thread.join(timeout=30)
 
 
-def _relative(name: str, prefixed: bool) -> str:
-    """A member's path inside the volume ("" for the volume itself).
+def _relative(name: str, prefixed: bool, top: str) -> str:
+    """A member's path inside the folder asked for ("" for the folder itself).
 
     Docker names the members of `/volume` `volume`, `volume/a.txt`, ...; podman
-    `""`, `/a.txt`, ...: `prefixed` says which, from the first member.
+    `""`, `/a.txt`, ... for a volume's mount point and like Docker elsewhere:
+    `prefixed` says which, from the first member; `top` is the folder's own name.
     """
     name = name.removeprefix("./").strip("/")
     if prefixed:
-        top = MOUNT.strip("/")
         return "" if name == top else name.removeprefix(top + "/")
     return "" if name == "." else name
 
 
 def _entry(
-    volume: str, member: Member, prefixed: bool, reader: TarStreamReader, reporter: Reporter
+    base: str, top: str, member: Member, prefixed: bool, reader: TarStreamReader, reporter: Reporter
 ) -> Entry | None:
-    """The archive entry of one member of the engine's `/volume` stream."""
-    relative = _relative(member.name, prefixed)
-    base = f"{FOLDER}/{volume}"
+    """The archive entry, under `base`, of one member of the engine's stream of a folder
+    (or file) whose own name is `top`."""
+    relative = _relative(member.name, prefixed, top)
     target = f"{base}/{relative}" if relative else base
     kind, link, size = EntryType.DIRECTORY, "", 0
     opener = None
@@ -125,7 +150,8 @@ def _entry(
     elif member.type == SYMLINK:
         kind, link = EntryType.SYMLINK, member.linkname
     elif member.type == HARDLINK:
-        kind, link = EntryType.HARDLINK, f"{base}/{_relative(member.linkname, prefixed)}"
+        linked = _relative(member.linkname, prefixed, top)
+        kind, link = EntryType.HARDLINK, f"{base}/{linked}" if linked else base
     elif member.type != DIRECTORY:
         reporter.note(f"skipped {target}: fifos and devices are not backed up")
         return None
@@ -142,6 +168,26 @@ def _entry(
     )
 
 
+def pick_image(client: Any, configured: str, volume: str) -> str:
+    """The image of a helper container for `volume`: `configured`, else the image of a
+    container using the volume, else the first local image; SourceError when there is
+    none (nothing in it runs, so any will do)."""
+    if configured:
+        return configured
+    for container in engine.list_containers(client):
+        if volume in container.volumes and container.image:
+            return container.image
+    with engine.engine_call("listing images"):
+        images = client.api.images()
+    for image in images:
+        tags = [tag for tag in image.get("RepoTags") or [] if "<none>" not in tag]
+        return str(tags[0] if tags else image["Id"])
+    raise SourceError(
+        f"the engine has no image to mount volume {volume} with: pull any image"
+        " (nothing in it is run)"
+    )
+
+
 @dataclass
 class VolumeSource:
     address: str
@@ -150,10 +196,16 @@ class VolumeSource:
     client: Any = None
     helpers: list[str] = field(default_factory=list)
     """Throwaway containers still to remove."""
-    pump: _Pump | None = None
+    pump: Pump | None = None
+    container_paths: list[str] = field(default_factory=list)
+    """Folders or files inside named containers, `container:/path`, read from the
+    container itself (running or not), stored under `containers/<container>/<path>`."""
 
     def describe(self) -> str:
-        return f"volumes {', '.join(self.volumes)} of the container engine at {self.address}"
+        parts = [f"volumes {', '.join(self.volumes)}"] if self.volumes else []
+        if self.container_paths:
+            parts.append(f"container paths {', '.join(self.container_paths)}")
+        return f"{' and '.join(parts)} of the container engine at {self.address}"
 
     def _client(self) -> Any:
         if self.client is None:
@@ -161,21 +213,7 @@ class VolumeSource:
         return self.client
 
     def _image(self, volume: str) -> str:
-        if self.helper_image:
-            return self.helper_image
-        client = self._client()
-        for container in engine.list_containers(client):
-            if volume in container.volumes and container.image:
-                return container.image
-        with engine.engine_call("listing images"):
-            images = client.api.images()
-        for image in images:
-            tags = [tag for tag in image.get("RepoTags") or [] if "<none>" not in tag]
-            return str(tags[0] if tags else image["Id"])
-        raise SourceError(
-            f"the engine has no image to mount volume {volume} with: pull any image"
-            " (nothing in it is run)"
-        )
+        return pick_image(self._client(), self.helper_image, volume)
 
     def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
         client = self._client()
@@ -184,9 +222,28 @@ class VolumeSource:
                 client.api.inspect_volume(volume)
             helper = self._create_helper(volume)
             try:
-                yield from self._volume_entries(volume, helper, reporter)
+                yield from self._entries(
+                    helper, MOUNT, f"{FOLDER}/{volume}", f"volume {volume}", reporter
+                )
             finally:
                 self._remove_helper(helper)
+        for item in self.container_paths:
+            container, path = split_container_path(item)
+            try:
+                yield from self._entries(
+                    container,
+                    path,
+                    f"{CONTAINERS_FOLDER}/{container}{path.rstrip('/')}",
+                    f"{path} of container {container}",
+                    reporter,
+                )
+            finally:
+                self._close_pump()
+
+    def _close_pump(self) -> None:
+        if self.pump is not None:
+            self.pump.close()
+            self.pump = None
 
     def _create_helper(self, volume: str) -> str:
         client = self._client()
@@ -207,9 +264,7 @@ class VolumeSource:
         return helper
 
     def _remove_helper(self, helper: str) -> None:
-        if self.pump is not None:
-            self.pump.close()
-            self.pump = None
+        self._close_pump()
         try:
             with engine.engine_call("removing the reading container"):
                 self._client().api.remove_container(helper, force=True)
@@ -218,10 +273,14 @@ class VolumeSource:
         if helper in self.helpers:
             self.helpers.remove(helper)
 
-    def _volume_entries(self, volume: str, helper: str, reporter: Reporter) -> Iterator[Entry]:
-        with engine.engine_call(f"reading volume {volume}"):
-            chunks, _stat = self._client().api.get_archive(helper, MOUNT, chunk_size=1 << 20)
-        self.pump = _Pump(chunks)
+    def _entries(
+        self, container: str, path: str, base: str, what: str, reporter: Reporter
+    ) -> Iterator[Entry]:
+        """The entries, under `base`, of `path` in `container` as the engine streams it."""
+        top = posixpath.basename(path.rstrip("/")) or "/"
+        with engine.engine_call(f"reading {what}"):
+            chunks, _stat = self._client().api.get_archive(container, path, chunk_size=1 << 20)
+        self.pump = Pump(chunks)
         reader = TarStreamReader(self.pump.read_fd)
         count = 0
         prefixed: bool | None = None
@@ -230,20 +289,18 @@ class VolumeSource:
                 member = reader.next()
             except (TarStreamError, OSError) as error:
                 why = self.pump.error
-                raise SourceError(f"reading volume {volume} failed: {why or error}") from (
-                    why or error
-                )
+                raise SourceError(f"reading {what} failed: {why or error}") from (why or error)
             if member is None:
                 break
             if prefixed is None:
-                prefixed = member.name.strip("/") == MOUNT.strip("/")
-            entry = _entry(volume, member, prefixed, reader, reporter)
+                prefixed = member.name.strip("/") == top
+            entry = _entry(base, top, member, prefixed, reader, reporter)
             if entry is not None:
                 count += 1
                 yield entry
         if self.pump.error is not None:
-            raise SourceError(f"reading volume {volume} failed: {self.pump.error}")
-        reporter.note(f"volume {volume}: {count} entries read through the engine's archive API")
+            raise SourceError(f"reading {what} failed: {self.pump.error}")
+        reporter.note(f"{what}: {count} entries read through the engine's archive API")
 
     def close(self) -> None:
         for helper in list(self.helpers):

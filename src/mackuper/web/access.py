@@ -157,6 +157,9 @@ RULES: dict[str, Rule] = {
     "auth.setup_finish": ADMINISTRATOR,
     # A database restore writes to any server it is pointed at, replacing objects.
     "databases.start_database_restore": ADMINISTRATOR,
+    # A volume restore writes into any volume of the engine; its check looks inside one.
+    "volume_restore.check_volume_target": ADMINISTRATOR,
+    "volume_restore.start_volume_restore": ADMINISTRATOR,
     "destinations.create_destination": ADMINISTRATOR,
     "destinations.update_destination": ADMINISTRATOR,
     "destinations.delete_destination": ADMINISTRATOR,

@@ -33,6 +33,7 @@ from mackuper.web import (
     two_factor,
     ui_api,
     users,
+    volume_restore,
 )
 from mackuper.web import health as health_check
 from mackuper.web import job_alerts as job_alerts_api
@@ -91,6 +92,7 @@ def create_app(runtime: Runtime | None = None, config: dict[str, Any] | None = N
         ssh_api.blueprint,
         databases.blueprint,
         containers.blueprint,
+        volume_restore.blueprint,
         api_tokens.blueprint,
         users.blueprint,
         two_factor.blueprint,

@@ -90,6 +90,7 @@ AUDITED: dict[str, str] = {
     "databases.download_dump": "database dump downloaded",
     "databases.download_dump_with_key": "database dump downloaded",
     "databases.start_database_restore": "database restore started",
+    "volume_restore.start_volume_restore": "volume restore started",
     "safekeeping.export_configuration": "configuration exported",
     "safekeeping.reveal_master_key": "master key shown",
 }

@@ -40,6 +40,7 @@ from mackuper.restore.request import parse_restore
 from mackuper.restore.schedule import read_schedule, save_schedule
 from mackuper.restore.storage import content_disposition
 from mackuper.restore.stored import build_destination, stored_archive
+from mackuper.restore.volume import backed_up_volumes
 from mackuper.runs import enqueue
 from mackuper.runs.database_restore import dumped_databases
 from mackuper.schemas.answers import (
@@ -262,6 +263,7 @@ def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
     sealed = _sealed(manifest)
     dumped = dumped_databases(manifest)
     databases = [item["database"] for item in dumped]
+    volumes = backed_up_volumes([str(item["path"]) for item in files])
     dumps = [
         {
             "database": item["database"],
@@ -279,6 +281,7 @@ def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
             sealed=sealed,
             databases=databases,
             dumps=dumps,
+            volumes=volumes,
         )
     folder = path.strip("/")
     nodes = children(files, folder)
@@ -289,6 +292,7 @@ def _tree(manifest: dict[str, Any], text: str, path: str) -> Response:
         sealed=sealed,
         databases=databases,
         dumps=dumps,
+        volumes=volumes,
     )
 
 

@@ -583,7 +583,12 @@
             if (kind !== "redis" && !databases) databases = "every database ";
             return names[kind] + " " + databases + "on " + source.host + ":" + source.port;
           }
-          if (kind === "volume") return "Docker volumes " + (source.volumes || []).join(", ");
+          if (kind === "volume") {
+            var parts = [];
+            if ((source.volumes || []).length) parts.push("Docker volumes " + source.volumes.join(", "));
+            if ((source.container_paths || []).length) parts.push("container paths " + source.container_paths.join(", "));
+            return parts.join(" and ");
+          }
           var paths = source.paths || [];
           var where = kind === "sqlite" ? "SQLite " : source.host ? source.host + ":" : "";
           return paths.length ? where + paths.join(", ") : kind;
@@ -622,7 +627,7 @@
             // One worker: its files are the ones this job can reach, so it is the choice.
             worker_label: this.workers.length === 1 && this.workers[0].labels.length ? this.workers[0].labels[0] : "",
             backup_mode: "full", full_every_runs: "7", full_every_days: "",
-            volumes: "", stop_containers: "",
+            volumes: "", container_paths: "", stop_containers: "",
           };
         },
         labelChoices() {
@@ -645,7 +650,7 @@
             schedule: job.schedule || "", timezone: job.timezone || "", enabled: job.enabled,
             retention: retentionForm(job.retention), encryption: encryptionForm(job.encryption),
             destination_ids: job.destination_ids.slice(), worker_label: job.worker_label || "",
-            volumes: (job.source.volumes || []).join("\n"), stop_containers: (job.stop_containers || []).join("\n"),
+            volumes: (job.source.volumes || []).join("\n"), container_paths: (job.source.container_paths || []).join("\n"), stop_containers: (job.stop_containers || []).join("\n"),
             backup_mode: job.backup_mode.mode,
             full_every_runs: job.backup_mode.full_every_runs === null ? "" : String(job.backup_mode.full_every_runs),
             full_every_days: job.backup_mode.full_every_days === null ? "" : String(job.backup_mode.full_every_days),
@@ -858,7 +863,7 @@
         },
         sourcePayload() {
           if (this.isDatabase()) return this.databasePayload();
-          if (this.isVolume()) return { volumes: lines(this.form.volumes) };
+          if (this.isVolume()) return { volumes: lines(this.form.volumes), container_paths: lines(this.form.container_paths) };
           var source = { paths: lines(this.form.paths), excludes: lines(this.form.excludes) };
           if (!this.isSSH()) return source;
           var ssh = this.form.ssh;

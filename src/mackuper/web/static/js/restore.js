@@ -13,7 +13,7 @@
     return {
       kind: "local", path: "", host: "", port: "22", username: "", host_key_fingerprint: "",
       password: "", private_key: "", policy: "skip", dry_run: false, same_as_source: false,
-      decryption: "",
+      decryption: "", volume_source: "", volume_into: "", volume_existing: false, volume_confirm: "",
     };
   }
 
@@ -32,6 +32,7 @@
         form: emptyForm(), errors: {}, error: "", notice: "", busy: false,
         sealed: false, keyInput: "", keyError: "", browseKey: "",
         databases: [], dumps: [], dbForm: emptyDatabaseForm(), dbErrors: {}, dbError: "",
+        volumes: [], volumeState: null,
         page: 1, total: 0, perPage: PER_PAGE,
         importId: "", importReport: "", scheduleCron: "", scheduleDeep: false, scheduleNotice: "",
 
@@ -137,6 +138,7 @@
           this.selected = backup; this.picked = []; this.query = ""; this.form = emptyForm(); this.errors = {};
           this.sealed = false; this.keyInput = ""; this.keyError = ""; this.browseKey = "";
           this.databases = []; this.dumps = []; this.dbForm = emptyDatabaseForm(); this.dbErrors = {}; this.dbError = "";
+          this.volumes = []; this.volumeState = null;
           await this.openFolder("");
         },
         /* The file list of `path` or the matches of `query`. A key typed for this backup
@@ -192,7 +194,84 @@
           if (index === -1) this.picked.push(entry.path); else this.picked.splice(index, 1);
         },
         fieldError(name) { return this.errors[name] || ""; },
+        takeVolumes(data) {
+          this.volumes = data.volumes || [];
+          if (this.volumes.length && this.volumes.indexOf(this.form.volume_source) === -1) {
+            this.form.volume_source = this.volumes[0];
+            this.form.volume_into = this.volumes[0] + "-restored";
+          }
+        },
+        isVolume() { return this.form.kind === "volume"; },
+        showFileOptions() { return this.form.kind !== "volume"; },
+        volumeChanged() { this.volumeState = null; this.form.volume_confirm = ""; },
+        /* What the chosen volume holds now: the confirmation names what is overwritten. */
+        async checkVolume() {
+          var form = this.form;
+          var body = { artifact_id: this.selected.id, source: form.volume_source, volume: form.volume_into, paths: this.picked };
+          if (this.browseKey || form.decryption) body.decryption = { identity: this.browseKey || form.decryption };
+          this.busy = true;
+          var result = await api("POST", "/api/restore/volume/check", body);
+          this.busy = false;
+          var fields = (result.data && result.data.fields) || {};
+          this.errors = {};
+          Object.keys(fields).forEach(function (name) { this.errors[name === "volume" ? "target.volume" : name === "source" ? "target.source" : name] = fields[name]; }, this);
+          if (!result.ok) { this.volumeState = null; this.error = result.data.error; return false; }
+          this.error = ""; this.volumeState = result.data;
+          return true;
+        },
+        volumeChecked() { return !!(this.volumeState && this.volumeState.volume === this.form.volume_into); },
+        volumeUsers() {
+          var state = this.volumeState;
+          if (!state || !state.exists) return "";
+          if (!state.containers.length) return "No container uses it.";
+          return "Used by " + state.containers.map(function (item) { return item.name + " (" + item.status + ")"; }).join(", ") + ".";
+        },
+        volumeSummary() {
+          var state = this.volumeState;
+          if (!state) return "";
+          if (!state.exists) return this.form.volume_existing ? "There is no volume " + state.volume + ": untick \"existing\" to make it." : "Volume " + state.volume + " does not exist yet: the restore makes it.";
+          if (state.running.length) return "Stop " + state.running.join(", ") + " first: a volume in use by a running container is not written to.";
+          if (!this.form.volume_existing) return "Volume " + state.volume + " exists already: tick \"existing\" to restore into it.";
+          if (state.empty) return "Volume " + state.volume + " is empty.";
+          return "";
+        },
+        volumeNeedsConfirm() {
+          var state = this.volumeState;
+          return !!(this.volumeChecked() && state.exists && !state.empty && !state.running.length && this.form.volume_existing);
+        },
+        overwrittenText() {
+          var state = this.volumeState;
+          if (!state) return "";
+          var names = state.overwritten.length ? state.overwritten.join(", ") : "none of its top-level names (the backup's are " + state.writes.slice(0, 10).join(", ") + ")";
+          return "Volume " + state.volume + " holds files. The backup's files, links and folders replace those at the same paths, which overwrites: " + names + ". Everything else in the volume stays.";
+        },
+        async startVolumeRestore() {
+          var form = this.form;
+          if (form.volume_existing && !this.volumeChecked()) {
+            if (!(await this.checkVolume())) return;
+            if (this.volumeNeedsConfirm() || this.volumeState.running.length || !this.volumeState.exists) return;
+          }
+          var replace = this.volumeNeedsConfirm();
+          if (replace && form.volume_confirm !== form.volume_into) {
+            this.errors = { "target.confirm": "Type " + form.volume_into + " to confirm that its files at these paths are replaced." };
+            return;
+          }
+          var target = { source: form.volume_source, volume: form.volume_into, create: !form.volume_existing, replace: replace, confirm: replace ? form.volume_confirm : "" };
+          var body = { artifact_id: this.selected.id, paths: this.picked, target: target };
+          if (this.browseKey || form.decryption) body.decryption = { identity: this.browseKey || form.decryption };
+          this.busy = true;
+          var result = await api("POST", "/api/restore/volume", body);
+          this.busy = false;
+          this.errors = (result.data && result.data.fields) || {};
+          if (!result.ok) {
+            this.error = result.data.error;
+            if (this.errors["target.replace"]) await this.checkVolume();
+            return;
+          }
+          window.location.assign("/runs/" + result.data.run.id);
+        },
         async startRestore() {
+          if (this.isVolume()) { await this.startVolumeRestore(); return; }
           var form = this.form;
           var target = { kind: form.kind, path: form.path };
           if (form.kind === "original") {
@@ -215,6 +294,7 @@
           window.location.assign("/runs/" + result.data.run.id);
         },
         takeDatabases(data) {
+          this.takeVolumes(data);
           this.databases = data.databases || [];
           this.dumps = data.dumps || [];
           if (this.databases.length && this.databases.indexOf(this.dbForm.database) === -1) {
