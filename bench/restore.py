@@ -4,6 +4,8 @@
     .venv/bin/python -m bench.restore single [--gib 4] [--server moto|rclone]
         [--format tar.zst tar.zst.age] [--rclone-buffer-size 0]
     .venv/bin/python -m bench.restore full [--rounds 3] # 1 GiB corpus from S3, side by side
+    .venv/bin/python -m bench.restore full --hold      # the same set-up, kept up for timing
+        one case at a time: --child mackuper|boto3-tar --target DIR
 
 - frames: the bench corpus (bench/corpus.py) as one tar stream, compressed at
   level 3 as a single zstd frame and as independent frames of 1 to 16 MiB
@@ -25,6 +27,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -357,7 +360,7 @@ def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, _cpu_of_children() - cpu
 
 
-def full(corpus: Path, rounds: int) -> None:
+def full(corpus: Path, rounds: int, hold: bool = False) -> None:
     from tests.integration.engine_support import RecordingHooks
     from tests.servers.s3 import running_moto
     from tests.trees import file_hashes
@@ -412,6 +415,9 @@ def full(corpus: Path, rounds: int) -> None:
             "BENCH_S3_BUCKET": bucket,
             "BENCH_S3_OBJECT": key,
         }
+        if hold:
+            _hold(env, restic_env)
+            return
         expected = file_hashes(corpus)
         me = [sys.executable, "-m", "bench.restore", "full", "--child"]
         cases = {
@@ -464,6 +470,26 @@ def full(corpus: Path, rounds: int) -> None:
         )
 
 
+def _hold(env: dict[str, str], restic_env: dict[str, str]) -> None:
+    """Keep moto up with both backups and write the variables the cases need to
+    BENCH_OUT/full-env.sh, so that other tools can time the cases as whole processes;
+    return when standard input ends (Ctrl-D) or on Ctrl-C."""
+    import shlex
+
+    names = [name for name in env if name.startswith("BENCH_S3_")]
+    names += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"]
+    names += ["RESTIC_REPOSITORY", "RESTIC_CACHE_DIR"]
+    merged = {**restic_env, **env}
+    OUT.mkdir(parents=True, exist_ok=True)
+    script = OUT / "full-env.sh"
+    script.write_text("".join(f"export {name}={shlex.quote(merged[name])}\n" for name in names))
+    script.chmod(0o600)
+    print(f"moto is up with both backups; the variables are in {script}.", flush=True)
+    print("Time the cases in another shell (see docs/benchmarks.md); Ctrl-D here ends.")
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["frames", "single", "full"])
@@ -475,6 +501,7 @@ def main() -> None:
         "--format", nargs="+", choices=["tar.zst", "tar.zst.age"], default=["tar.zst"]
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hold", action="store_true", help="full: set up, then wait (see _hold)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--target", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -485,7 +512,7 @@ def main() -> None:
     elif args.part == "single":
         single(args.gib, args.server, args.format, args.rclone_buffer_size)
     else:
-        full(build(args.corpus), args.rounds)
+        full(build(args.corpus), args.rounds, args.hold)
 
 
 if __name__ == "__main__":
