@@ -117,8 +117,8 @@ A thread that gives up the GIL for C work or a system call (zstd decompression, 
 `open`/`write`/`rename` of the extraction) waits up to the switch interval to get it
 back while another thread runs Python code (the tar parsing). Decompressing 201 MiB
 took 0.017 s alone and 1.1 s beside a busy Python thread at 5 ms, 0.06 s at 0.5 ms;
-a full restore of the bench corpus used about 8% less CPU and wall time (paired runs,
-docs/benchmarks.md)."""
+a full restore of the bench corpus took 0.95x the wall time of the code before
+(paired runs, docs/benchmarks.md)."""
 
 _switch_lock = threading.Lock()
 _switch_users = 0

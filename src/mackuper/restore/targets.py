@@ -163,7 +163,7 @@ class LocalTarget:
         """(descriptor of the directory holding `parts`, True when the caller must close it).
 
         The kept descriptor of that very folder is lent as it is, without the `dup` and
-        `close` of `_parent` (two system calls for each file of a restore); the
+        `close` of `_parent` (four system calls for each file of a restore); the
         borrower uses it before anything else opens a folder, so before it can be
         closed to keep the number of kept ones bounded.
         """
