@@ -2,7 +2,10 @@
 
     .venv/bin/python -m bench.restore frames          # ratio cost of independent frames
     .venv/bin/python -m bench.restore single [--gib 4] [--server moto|rclone]
+        [--format tar.zst tar.zst.age] [--rclone-buffer-size 0]
     .venv/bin/python -m bench.restore full [--rounds 3] # 1 GiB corpus from S3, side by side
+    .venv/bin/python -m bench.restore full --hold      # the same set-up, kept up for timing
+        one case at a time: --child mackuper|boto3-tar --target DIR
 
 - frames: the bench corpus (bench/corpus.py) as one tar stream, compressed at
   level 3 as a single zstd frame and as independent frames of 1 to 16 MiB
@@ -10,8 +13,10 @@
 - single: a tar.zst of GIB GiB of incompressible files written by the real
   pipeline to moto (or `rclone serve s3`) on loopback; then single files are
   downloaded as the web page does (`extract_path`), timed, with the bytes fetched
-  from S3 counted, beside one plain boto3 ranged GET of 4 MiB for scale (moto
-  reads the whole object for every GET, ranged or not).
+  from S3 counted by the client, and the bytes the server process itself read
+  (its `rchar` in /proc), beside one plain boto3 ranged GET of 4 MiB for scale:
+  moto reads the whole object for every GET, ranged or not, `rclone serve s3`
+  reads the range from its file.
 - full: the corpus backed up to moto as tar.zst; then, each in a fresh process and
   a fresh directory, in turns: Mackuper's full restore (`open_members` and the
   `Extractor`, as a restore run does), a plain boto3 download piped into
@@ -22,6 +27,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -166,17 +172,41 @@ class _BigSource:
         return None
 
 
-def single(gib: int, server: str) -> None:
+def _server_reads(pid: int | None) -> int:
+    """Bytes the server process (and its children) has read so far: `rchar` of
+    /proc/PID/io, every read system call, from files (the object) and sockets (requests)."""
+    from tests.servers.process import descendant_pids
+
+    if pid is None:
+        return 0
+    total = 0
+    for each in [pid, *descendant_pids(pid)]:
+        try:
+            text = Path(f"/proc/{each}/io").read_text()
+        except OSError:
+            continue
+        total += next(
+            int(line.split()[1]) for line in text.splitlines() if line.startswith("rchar")
+        )
+    return total
+
+
+def single(gib: int, server: str, formats: list[str], rclone_buffer: str) -> None:
     from tests.integration.engine_support import RecordingHooks
     from tests.servers.s3 import running_moto, running_rclone
 
     from mackuper.destinations.s3 import S3Destination
+    from mackuper.pipeline.age import X25519Identity
     from mackuper.pipeline.run import BackupPlan, run_backup
-    from mackuper.restore.archives import StoredArchive
+    from mackuper.restore.archives import DecryptionKeys, StoredArchive
     from mackuper.restore.download import extract_path
 
-    with running_moto() if server == "moto" else running_rclone() as s3:
+    identity = X25519Identity.generate()
+    # rclone reads ahead of what a GET asks for, up to --buffer-size (16 MiB unless set).
+    extra = ["--buffer-size", rclone_buffer] if rclone_buffer else []
+    with running_moto() if server == "moto" else running_rclone(extra) as s3:
         bucket = s3.make_bucket()
+        pid = s3.process.pid if s3.process is not None else None
         destination = S3Destination(
             bucket=bucket,
             access_key_id=s3.access_key,
@@ -187,45 +217,75 @@ def single(gib: int, server: str) -> None:
             read_timeout=1800,  # moto joins 4 GiB of parts in one request
             retry_seconds=600,
         )
-        plan = BackupPlan(
-            job_id=1,
-            job_slug="big",
-            job_name="big",
-            run_id=1,
-            archive_format="tar.zst",
-            compression_level=None,
-            source=_BigSource(gib),
-            destinations={1: destination},
-            started_at=datetime.now(UTC),
-        )
-        started = time.perf_counter()
-        result = run_backup(plan, RecordingHooks())
-        print(
-            f"backup of {gib} GiB: {result.size:,} bytes in {time.perf_counter() - started:.0f} s"
-        )
-        key = s3.client().list_objects_v2(Bucket=bucket)["Contents"][0]["Key"]
-        print(f"{s3.name}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
-        print("| file | size | seconds | bytes fetched | share of the archive | requests |")
-        print("|---|---:|---:|---:|---:|---:|")
-        # The server's own price for one ranged read of a frame, without Mackuper.
-        client = s3.client(read_timeout=1800)
-        started = time.perf_counter()
-        frame = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{4 * MIB - 1}")
-        size = len(frame["Body"].read())
-        seconds = time.perf_counter() - started
-        print(f"| boto3 ranged GET of 4 MiB, for scale | {size:,} | {seconds:.2f} | | | 1 |")
-        picks = ["a-first.txt", "m-middle.txt", f"data-{gib * 128 + 7:05d}.bin", "z-last.txt"]
-        for name in picks:
-            counting = _Counting(destination)
-            started = time.perf_counter()
-            download = extract_path(StoredArchive(counting, key), f"big/{name}")  # type: ignore[arg-type]
-            size = sum(len(chunk) for chunk in download.body)
-            seconds = time.perf_counter() - started
-            share = 100 * counting.fetched / result.size
-            print(
-                f"| {name} | {size:,} | {seconds:.2f} | {counting.fetched:,} | {share:.3f}%"
-                f" | {counting.requests} |"
+        for archive_format in formats:
+            age = archive_format.endswith(".age")
+            plan = BackupPlan(
+                job_id=1,
+                job_slug=f"big-{archive_format.replace('.', '-')}",
+                job_name="big",
+                run_id=1,
+                archive_format=archive_format.removesuffix(".age"),
+                compression_level=None,
+                source=_BigSource(gib),
+                destinations={1: destination},
+                started_at=datetime.now(UTC),
+                encryption=[identity.recipient()] if age else None,
             )
+            started = time.perf_counter()
+            hooks = RecordingHooks()
+            result = run_backup(plan, hooks)
+            (key,) = [artifact["key"] for artifact in hooks.artifacts.values()]
+            print(
+                f"{archive_format} backup of {gib} GiB: {result.size:,} bytes"
+                f" in {time.perf_counter() - started:.0f} s"
+            )
+            keys = DecryptionKeys([str(identity)]) if age else DecryptionKeys()
+            print(f"{s3.name}; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
+            print(
+                "| file | size | seconds | bytes fetched | share of the archive | requests"
+                " | bytes the server read | share of the archive |"
+            )
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
+            client = s3.client(read_timeout=1800)
+            # The first request of an object: rclone hashes the whole file for its ETag
+            # (MD5), once; a real S3 keeps the ETag it made at the upload.
+            before = _server_reads(pid)
+            started = time.perf_counter()
+            client.head_object(Bucket=bucket, Key=key)
+            seconds = time.perf_counter() - started
+            read = _server_reads(pid) - before
+            print(
+                f"| HEAD, the first request of the object | | {seconds:.2f} | 0 | | 1"
+                f" | {read:,} | {100 * read / result.size:.3f}% |"
+            )
+            # The server's own price for one ranged read of a frame, without Mackuper.
+            before = _server_reads(pid)
+            started = time.perf_counter()
+            frame = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{4 * MIB - 1}")
+            size = len(frame["Body"].read())
+            seconds = time.perf_counter() - started
+            read = _server_reads(pid) - before
+            print(
+                f"| boto3 ranged GET of 4 MiB, for scale | {size:,} | {seconds:.2f} | {size:,}"
+                f" | {100 * size / result.size:.3f}% | 1 | {read:,}"
+                f" | {100 * read / result.size:.3f}% |"
+            )
+            picks = ["a-first.txt", "m-middle.txt", f"data-{gib * 128 + 7:05d}.bin", "z-last.txt"]
+            for name in picks:
+                counting = _Counting(destination)
+                archive = StoredArchive(counting, key, keys)  # type: ignore[arg-type]
+                before = _server_reads(pid)
+                started = time.perf_counter()
+                download = extract_path(archive, f"big/{name}")
+                size = sum(len(chunk) for chunk in download.body)
+                seconds = time.perf_counter() - started
+                read = _server_reads(pid) - before
+                print(
+                    f"| {name} | {size:,} | {seconds:.2f} | {counting.fetched:,}"
+                    f" | {100 * counting.fetched / result.size:.3f}% | {counting.requests}"
+                    f" | {read:,} | {100 * read / result.size:.3f}% |"
+                )
+            client.delete_object(Bucket=bucket, Key=key)
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -300,7 +360,7 @@ def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return seconds, _cpu_of_children() - cpu
 
 
-def full(corpus: Path, rounds: int) -> None:
+def full(corpus: Path, rounds: int, hold: bool = False) -> None:
     from tests.integration.engine_support import RecordingHooks
     from tests.servers.s3 import running_moto
     from tests.trees import file_hashes
@@ -355,6 +415,9 @@ def full(corpus: Path, rounds: int) -> None:
             "BENCH_S3_BUCKET": bucket,
             "BENCH_S3_OBJECT": key,
         }
+        if hold:
+            _hold(env, restic_env)
+            return
         expected = file_hashes(corpus)
         me = [sys.executable, "-m", "bench.restore", "full", "--child"]
         cases = {
@@ -407,13 +470,38 @@ def full(corpus: Path, rounds: int) -> None:
         )
 
 
+def _hold(env: dict[str, str], restic_env: dict[str, str]) -> None:
+    """Keep moto up with both backups and write the variables the cases need to
+    BENCH_OUT/full-env.sh, so that other tools can time the cases as whole processes;
+    return when standard input ends (Ctrl-D) or on Ctrl-C."""
+    import shlex
+
+    names = [name for name in env if name.startswith("BENCH_S3_")]
+    names += ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "RESTIC_PASSWORD"]
+    names += ["RESTIC_REPOSITORY", "RESTIC_CACHE_DIR"]
+    merged = {**restic_env, **env}
+    OUT.mkdir(parents=True, exist_ok=True)
+    script = OUT / "full-env.sh"
+    script.write_text("".join(f"export {name}={shlex.quote(merged[name])}\n" for name in names))
+    script.chmod(0o600)
+    print(f"moto is up with both backups; the variables are in {script}.", flush=True)
+    print("Time the cases in another shell (see docs/benchmarks.md); Ctrl-D here ends.")
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["frames", "single", "full"])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_TARGET)
     parser.add_argument("--gib", type=int, default=4)
     parser.add_argument("--server", choices=["moto", "rclone"], default="moto")
+    parser.add_argument("--rclone-buffer-size", default="", help="rclone's --buffer-size")
+    parser.add_argument(
+        "--format", nargs="+", choices=["tar.zst", "tar.zst.age"], default=["tar.zst"]
+    )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hold", action="store_true", help="full: set up, then wait (see _hold)")
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--target", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -422,9 +510,9 @@ def main() -> None:
     elif args.part == "frames":
         frames(build(args.corpus))
     elif args.part == "single":
-        single(args.gib, args.server)
+        single(args.gib, args.server, args.format, args.rclone_buffer_size)
     else:
-        full(build(args.corpus), args.rounds)
+        full(build(args.corpus), args.rounds, args.hold)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sysconfig
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -165,11 +165,18 @@ def moto_command(port: int) -> list[str]:
     return [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
 
 
-def rclone_command(port: int, data_dir: Path, work_dir: Path, key: tuple[str, str]) -> list[str]:
+def rclone_command(
+    port: int,
+    data_dir: Path,
+    work_dir: Path,
+    key: tuple[str, str],
+    extra: Sequence[str] = (),
+) -> list[str]:
     """The command line that serves ``data_dir`` over S3 on ``port``.
 
     ``--vfs-cache-mode off`` (the default, made explicit) streams multipart
     uploads straight into a temporary file that is renamed on completion.
+    ``extra`` options come last (bench/restore.py sets ``--buffer-size``).
     """
     return [
         str(rclone_binary()),
@@ -189,6 +196,7 @@ def rclone_command(port: int, data_dir: Path, work_dir: Path, key: tuple[str, st
         str(work_dir / "cache"),
         "--log-level",
         "INFO",
+        *extra,
     ]
 
 
@@ -220,8 +228,10 @@ def running_moto() -> Iterator[S3Server]:
 
 
 @contextlib.contextmanager
-def running_rclone() -> Iterator[S3Server]:
-    """Start ``rclone serve s3`` over a temp directory; stop it and remove it after."""
+def running_rclone(extra: Sequence[str] = ()) -> Iterator[S3Server]:
+    """Start ``rclone serve s3`` over a temp directory; stop it and remove it after.
+
+    ``extra``: more options for rclone's command line."""
     work_dir = Path(tempfile.mkdtemp(prefix="mkp-rclone-"))
     try:
         data_dir = work_dir / "data"
@@ -234,7 +244,7 @@ def running_rclone() -> Iterator[S3Server]:
         key = (f"MKP{secrets.token_hex(8).upper()}", secrets.token_hex(20))
         process = ManagedProcess(
             "rclone serve s3",
-            rclone_command(port, data_dir, work_dir, key),
+            rclone_command(port, data_dir, work_dir, key, extra),
             work_dir / "rclone.log",
             env=server_env(tmp_dir),
             cwd=work_dir,

@@ -283,7 +283,7 @@ class Extractor:
                 return
         self._progress(member.name)
         if self.options.dry_run:
-            self._count(member, final)
+            self._count(member, parts, final)
             return
         if member.kind is MemberKind.SYMLINK:
             self.target.make_symlink(final, member.link)
@@ -294,7 +294,7 @@ class Extractor:
             if opener is None:
                 raise Refused("its data cannot be read")
             self._write(final, member, opener, member.name)
-        self._count(member, final)
+        self._count(member, parts, final)
         if final != parts:
             self._note("info", f"{'/'.join(parts)} exists; restored as {final[-1]}")
 
@@ -335,16 +335,17 @@ class Extractor:
 
         return on_bytes
 
-    def _count(self, member: Member, final: tuple[str, ...]) -> None:
+    def _count(self, member: Member, parts: tuple[str, ...], final: tuple[str, ...]) -> None:
+        """Count `member`, whose name is `parts`, restored at `final`."""
         if member.kind is MemberKind.FILE:
             self.report.files += 1
-            self.restored_files[member_parts(member.name)] = final
+            self.restored_files[parts] = final
             if self.options.dry_run:
                 self.report.bytes += member.size
         else:
             self.report.links += 1
             if member.kind is MemberKind.HARDLINK:
-                self.restored_files[member_parts(member.name)] = final
+                self.restored_files[parts] = final
         self._sample(final)
 
     def _sample(self, final: tuple[str, ...]) -> None:

@@ -12,22 +12,27 @@ from mackuper.restore.errors import Refused
 
 MAX_NAME_BYTES = 4096
 MAX_PART_BYTES = 255
+_NOTHING = frozenset({"", "."})
 
 
 def member_parts(name: str) -> tuple[str, ...]:
     """The path parts of an archive member; raises Refused when it could escape."""
     if "\x00" in name:
         raise Refused("its name contains a NUL byte")
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
         raise Refused("its name is longer than 4096 bytes")
     if name.startswith("/") or (len(name) > 2 and name[0].isalpha() and name[1:3] == ":/"):
         raise Refused("its path is absolute")
-    parts = tuple(part for part in name.split("/") if part not in {"", "."})
-    if any(part == ".." for part in parts):
+    parts = tuple(part for part in name.split("/") if part not in _NOTHING)
+    if ".." in parts:
         raise Refused("its path contains '..'")
     if not parts:
         raise Refused("its name is empty")
-    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for part in parts):
+    # A part is never longer than the whole name: most names need no check per part.
+    if size > MAX_PART_BYTES and any(
+        len(part.encode("utf-8", "surrogateescape")) > MAX_PART_BYTES for part in parts
+    ):
         raise Refused("a part of its name is longer than 255 bytes")
     return parts
 
