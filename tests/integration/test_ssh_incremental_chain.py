@@ -24,10 +24,12 @@ from sqlalchemy import update
 
 from mackuper.models import ChainState
 from mackuper.runtime import Runtime
+from mackuper.sources.ssh import SSHSource
 from mackuper.sources.ssh_tar import TarStream
+from mackuper.ssh import SSHError
 from tests.conftest import ApiClient
 from tests.integration.restore_support import finished_run, local_destination, ok, restore, run_log
-from tests.integration.ssh_support import target_for
+from tests.integration.ssh_support import ssh_backup, target_for
 from tests.integration.test_incremental_chain import plain_tar_restore, snapshot
 from tests.servers.sshd import SSHServer
 
@@ -88,10 +90,12 @@ CHANGES: list[Callable[[Path], None]] = [point_0, point_1, point_2, point_3, poi
 
 
 def leftovers(username: str) -> set[str]:
-    """What the SSH user owns directly in the temporary directory (mktemp's place)."""
+    """The directories `mktemp -d` made for the SSH user in the temporary directory."""
     uid = pwd.getpwnam(username).pw_uid
     base = Path(tempfile.gettempdir())
-    return {path.name for path in base.iterdir() if path.lstat().st_uid == uid}
+    return {
+        path.name for path in base.glob("tmp.*") if path.lstat().st_uid == uid and path.is_dir()
+    }
 
 
 def ssh_chain_job(api: ApiClient, sshd: SSHServer, tree: Path, destination_id: int) -> int:
@@ -229,3 +233,17 @@ def test_the_snapshot_file_is_removed_when_the_connection_is_cut(
     while leftovers(username) != before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert leftovers(username) == before
+
+
+def test_an_incremental_over_sftp_is_refused_at_run_time_with_a_clear_message(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    """The job form refuses it (test_incremental_chain.py); a job changed behind the
+    form's back still makes no chain over SFTP, and says why."""
+    tree = sshd.make_remote_tree(sshd.users[USER].username, {"a.txt": "a"})
+    source = SSHSource(target_for(sshd, USER), [str(tree)], transfer="sftp")
+    source.snapshot = b""
+    with pytest.raises(SSHError) as raised:
+        ssh_backup(source, tmp_path / "out")
+    assert "need GNU tar on the server and tar transfer" in str(raised.value)
+    assert not list((tmp_path / "out").rglob("*.tar"))
