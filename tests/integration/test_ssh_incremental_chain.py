@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -98,7 +99,13 @@ def leftovers(username: str) -> set[str]:
     }
 
 
-def ssh_chain_job(api: ApiClient, sshd: SSHServer, tree: Path, destination_id: int) -> int:
+def ssh_chain_job(
+    api: ApiClient,
+    sshd: SSHServer,
+    tree: Path,
+    destination_id: int,
+    excludes: list[str] | None = None,
+) -> int:
     user = sshd.users[USER]
     body = {
         "name": "Remote chain",
@@ -112,7 +119,7 @@ def ssh_chain_job(api: ApiClient, sshd: SSHServer, tree: Path, destination_id: i
             "passphrase": user.passphrase or "",
             "host_key": sshd.host_public_key,
             "paths": [str(tree)],
-            "excludes": [],
+            "excludes": excludes or [],
             "transfer": "tar",
         },
         "archive_format": "tar",
@@ -247,3 +254,53 @@ def test_an_incremental_over_sftp_is_refused_at_run_time_with_a_clear_message(
         ssh_backup(source, tmp_path / "out")
     assert "need GNU tar on the server and tar transfer" in str(raised.value)
     assert not list((tmp_path / "out").rglob("*.tar"))
+
+
+def test_excluded_paths_are_left_out_of_every_point_and_its_lists(
+    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """Excludes apply to the remote stream: what they match is neither stored nor in
+    its directory's list, so neither GNU tar nor Mackuper restores or misses it."""
+    username = sshd.users[USER].username
+    files = {"keep/a.txt": "a", "keep/c.bin": "c", "skip/s.txt": "s", "top.txt": "t"}
+    tree = sshd.make_remote_tree(username, files)
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    job_id = ssh_chain_job(api, sshd, tree, destination["id"], ["skip", "*.bin"])
+
+    def wanted() -> dict[str, tuple[Any, ...]]:
+        return {
+            path: value
+            for path, value in snapshot(tree).items()
+            if not path.startswith("skip") and not path.endswith(".bin")
+        }
+
+    expected, runs = [wanted()], [backed_up(api, runtime, job_id)]
+    (tree / "keep" / "a.txt").write_text("A")
+    (tree / "keep" / "d.bin").write_text("d")
+    (tree / "skip" / "s.txt").write_text("S")
+    (tree / "keep" / "new.txt").write_text("n")
+    expected.append(wanted())
+    runs.append(backed_up(api, runtime, job_id))
+    backups = {
+        backup["run_id"]: backup
+        for backup in ok(api, "GET", f"/api/backups?job_id={job_id}")["backups"]
+    }
+    inside = str(tree).lstrip("/")
+    for level, want in enumerate(expected):
+        archives = [storage / backups[run["id"]]["key"] for run in runs[: level + 1]]
+        by_tar = tmp_path / f"tar-{level}"
+        plain_tar_restore(archives, None, by_tar)
+        assert snapshot(by_tar / inside) == want, f"GNU tar, point {level}"
+        by_mackuper = tmp_path / f"mackuper-{level}"
+        backup_id = backups[runs[level]["id"]]["id"]
+        restored = restore(api, runtime, backup_id, {"kind": "local", "path": str(by_mackuper)})
+        assert restored["status"] == "success", restored["error"]
+        assert snapshot(by_mackuper / inside) == want, f"Mackuper, point {level}"
+        listed = subprocess.run(
+            ["tar", "-tvv", "--incremental", "-f", str(archives[-1])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "s.txt" not in listed and ".bin" not in listed

@@ -115,15 +115,16 @@ class SSHSource:
             yield from entries
             return
         roots = sorted((path.lstrip("/") for path in self.paths), key=len, reverse=True)
-        skipped: str | None = None
+        # Excluded directories, whole: an incremental stream sends every directory
+        # before the files, so their contents come anywhere after them.
+        skipped: set[str] = set()
         for entry in entries:
-            if skipped is not None and entry.name.startswith(skipped):
+            if skipped and _under(entry.name, skipped):
                 continue
-            skipped = None
             root = next((r for r in roots if entry.name == r or entry.name.startswith(r + "/")), "")
             relative = entry.name[len(root) :].lstrip("/") if root else entry.name
             if relative and is_excluded(relative, self.excludes):
-                skipped = entry.name + "/"
+                skipped.add(entry.name)
                 continue
             if entry.dumpdir is not None:
                 # What is excluded is not in the archive, so not in its directory's list.
@@ -136,3 +137,13 @@ class SSHSource:
                     ]
                 )
             yield entry
+
+
+def _under(name: str, directories: set[str]) -> bool:
+    """Whether `name` is inside one of `directories` (member names)."""
+    position = name.find("/")
+    while position != -1:
+        if name[:position] in directories:
+            return True
+        position = name.find("/", position + 1)
+    return False
