@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from mackuper.encryption import generate_identity
 from mackuper.models import ChainState
 from mackuper.runtime import Runtime
 from mackuper.sources.ssh import SSHSource
@@ -105,6 +106,8 @@ def ssh_chain_job(
     tree: Path,
     destination_id: int,
     excludes: list[str] | None = None,
+    archive_format: str = "tar",
+    extra: dict[str, Any] | None = None,
 ) -> int:
     user = sshd.users[USER]
     body = {
@@ -122,10 +125,11 @@ def ssh_chain_job(
             "excludes": excludes or [],
             "transfer": "tar",
         },
-        "archive_format": "tar",
+        "archive_format": archive_format,
         "schedule": "",
         "destination_ids": [destination_id],
         "backup_mode": {"mode": "incremental", "full_every_runs": None},
+        **(extra or {}),
     }
     created = api.call("POST", "/api/jobs", body)
     assert created.status_code == 201, created.get_data(as_text=True)
@@ -139,14 +143,26 @@ def backed_up(api: ApiClient, runtime: Runtime, job_id: int) -> dict[str, Any]:
     return run
 
 
+@pytest.mark.parametrize(("archive_format", "encrypted"), [("tar", False), ("tar.zst", True)])
 def test_ssh_chain_restores_every_point_with_plain_tar_and_with_mackuper(
-    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+    api: ApiClient,
+    runtime: Runtime,
+    sshd: SSHServer,
+    tmp_path: Path,
+    archive_format: str,
+    encrypted: bool,
 ) -> None:
     username = sshd.users[USER].username
     tree = sshd.make_remote_tree(username, {})
     storage = tmp_path / "storage"
     destination = local_destination(api, storage)
-    job_id = ssh_chain_job(api, sshd, tree, destination["id"])
+    identity, recipient = generate_identity()
+    identity_file = tmp_path / "identity.txt"
+    identity_file.write_text(identity + "\n")
+    sealed = {"encryption": {"mode": "recipients", "recipients": [recipient]}}
+    job_id = ssh_chain_job(
+        api, sshd, tree, destination["id"], None, archive_format, sealed if encrypted else None
+    )
     before = leftovers(username)
 
     runs, snapshots = [], []
@@ -168,17 +184,21 @@ def test_ssh_chain_restores_every_point_with_plain_tar_and_with_mackuper(
         archives = [storage / backups[earlier["id"]]["key"] for earlier in runs[: level + 1]]
 
         by_tar = tmp_path / f"tar-{level}"
-        plain_tar_restore(archives, None, by_tar)
+        plain_tar_restore(archives, identity_file if encrypted else None, by_tar)
         assert snapshot(by_tar / inside) == expected, f"GNU tar, point {level}"
 
         by_mackuper = tmp_path / f"mackuper-{level}"
-        restored = restore(api, runtime, backup["id"], {"kind": "local", "path": str(by_mackuper)})
+        decryption = {"decryption": {"identity": identity}} if encrypted else {}
+        target = {"kind": "local", "path": str(by_mackuper)}
+        restored = restore(api, runtime, backup["id"], target, **decryption)
         assert restored["status"] == "success", restored["error"]
         assert snapshot(by_mackuper / inside) == expected, f"Mackuper, point {level}"
 
     # The unchanged point sent no file's bytes: its archive holds the directories only,
     # each with GNU tar's list of its contents, and its manifest names big.bin's holder.
     assert runs[3]["bytes_read"] == 0
+    if encrypted:
+        return  # the file lists below are sealed; the restores above opened them
     archive = storage / backups[runs[3]["id"]]["key"]
     manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
     assert {item["type"] for item in manifest["files"]} == {"directory"}
