@@ -370,6 +370,10 @@ class ChainState(Base):
     run_id: Mapped[int] = mapped_column(Integer)
     archive_name: Mapped[str] = mapped_column(String(255))
     state: Mapped[bytes] = mapped_column(LargeBinary)
+    remote_snapshot: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Of an SSH source's chain: the remote GNU tar's snapshot file for `run_id`,
+    zlib-compressed (core/snar.py); it cannot be rebuilt, so without it the next run
+    is a full."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

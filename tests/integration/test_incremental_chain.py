@@ -485,13 +485,22 @@ def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
     assert refused.status_code == 422
     assert "ZIP archives are full backups only" in refused.get_json()["fields"]["backup_mode.mode"]
     assert ok(api, "GET", "/api/jobs")["jobs"] == []
+    # An SSH source's chain is made by the remote GNU tar: SFTP transfer cannot make one
+    # (test_ssh_incremental_chain.py has the chains), and a database dump is full-only.
     remote = api.call(
         "POST",
         "/api/jobs",
-        {**body, "archive_format": "tar.zst", "source_kind": "ssh", "source": {}},
+        {**body, "archive_format": "tar.zst", "source_kind": "ssh", "source": {"transfer": "sftp"}},
     )
     assert remote.status_code == 422
-    assert "local folders only" in remote.get_json()["fields"]["backup_mode.mode"]
+    assert "made by GNU tar on the server" in remote.get_json()["fields"]["backup_mode.mode"]
+    dump = api.call(
+        "POST",
+        "/api/jobs",
+        {**body, "archive_format": "tar.zst", "source_kind": "redis", "source": {}},
+    )
+    assert dump.status_code == 422
+    assert "local folders and SSH sources only" in dump.get_json()["fields"]["backup_mode.mode"]
 
     plain = ok(api, "POST", "/api/jobs", {**body, "backup_mode": None})["job"]
     assert plain["backup_mode"] == {

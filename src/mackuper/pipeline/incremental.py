@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.core.chain import LISTS_CHANGES, STAT_FIELDS, dumpdir, own_members, unchanged
+from mackuper.core.snar import dumpdir_entries
 from mackuper.sources.base import Entry, EntryType
 
 
@@ -32,6 +33,10 @@ class ChainPlan:
     """Why this run is a full or an incremental (its log says it)."""
     needs: tuple[int, ...] = ()
     """Run ids of `earlier`, in the same order (what the database links the point to)."""
+    remote: bool = False
+    """The remote GNU tar decides what changed (an SSH source; `RemoteIncremental`)."""
+    snapshot: bytes = b""
+    """Of a remote chain: GNU tar's snapshot to start from (empty for a full)."""
 
     def chain(self, own_name: str) -> dict[str, Any]:
         """The manifest's `chain` object for this run's archive `own_name`."""
@@ -136,3 +141,46 @@ def state_of(files: list[dict[str, Any]], own_name: str) -> dict[str, dict[str, 
         kept.setdefault("archive", own_name)
         state[str(item["path"])] = kept
     return state
+
+
+class RemoteIncremental:
+    """A chain made by the remote GNU tar (an SSH source in tar mode; core/snar.py).
+
+    GNU tar already left out what did not change: every entry it sends is written as
+    sent, its directories with their `GNU.dumpdir` lists intact. A list's `N` names
+    are the paths kept from an earlier point: their manifest entries are carried over
+    from the previous point's, naming the archive that holds them. A name the
+    previous point does not know cannot be given a holder; `unknown` collects those
+    (the run then keeps no snapshot, so the next one is a full).
+    """
+
+    def __init__(self, plan: ChainPlan) -> None:
+        self.previous = plan.previous
+        self.unknown: list[str] = []
+
+    def select(self, entry: Entry) -> bool:
+        return True
+
+    def carried_children(self, entry: Entry) -> list[dict[str, Any]]:
+        """The previous point's entries of the `N` names of a directory's list."""
+        if entry.type is not EntryType.DIRECTORY or entry.dumpdir is None:
+            return []
+        carried = []
+        for letter, name in dumpdir_entries(entry.dumpdir):
+            if letter != "N":
+                continue
+            path = f"{entry.name}/{name}"
+            previous = self.previous.get(path)
+            if previous is None:
+                self.unknown.append(path)
+                continue
+            item = dict(previous)
+            item.pop("offset", None)
+            carried.append(item)
+        return carried
+
+    def written_item(self, entry: Entry, item: dict[str, Any]) -> dict[str, Any]:
+        return item
+
+    def carried_item(self, entry: Entry) -> dict[str, Any] | None:
+        return None

@@ -31,7 +31,7 @@ from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
 from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
 from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
-from mackuper.pipeline.incremental import ChainPlan, Incremental
+from mackuper.pipeline.incremental import ChainPlan, Incremental, RemoteIncremental
 from mackuper.pipeline.seekable import PLAIN_TAR_SCHEME, SeekableZstdStage
 from mackuper.pipeline.streams import (
     DEFAULT_LEVELS,
@@ -101,6 +101,9 @@ class BackupResult:
     point, every path present, an entry held by an earlier archive naming it."""
     chain: dict[str, Any] | None = None
     """The manifest's `chain` object (pipeline/incremental.py), or None."""
+    snapshot: bytes | None = None
+    """Of a chain made by the remote GNU tar: its rewritten snapshot (core/snar.py),
+    None when the next run cannot build on this point."""
 
 
 class _Reporter:
@@ -283,12 +286,16 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         f"backing up {plan.source.describe()} as {plan.archive_format}"
         f" (level {level if level is not None else DEFAULT_LEVELS.get(plan.archive_format, '-')})",
     )
-    incremental = Incremental(plan.chain) if plan.chain is not None else None
+    incremental: Incremental | RemoteIncremental | None = None
+    if plan.chain is not None:
+        incremental = (RemoteIncremental if plan.chain.remote else Incremental)(plan.chain)
     if incremental is not None and plan.archive_format == "zip":
         raise PipelineError("incremental backups need a tar format; ZIP is full-only")
     try:
         for entry in plan.source.iter_entries(reporter):
             progress.current = entry.name
+            if isinstance(incremental, RemoteIncremental):
+                files.extend(incremental.carried_children(entry))
             if incremental is not None and not incremental.select(entry):
                 carried = incremental.carried_item(entry)
                 if carried is not None:
@@ -315,6 +322,12 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         raise
     finally:
         plan.source.close()
+    if isinstance(incremental, RemoteIncremental) and incremental.unknown:
+        reporter.problem(
+            f"{len(incremental.unknown)} path(s) the remote GNU tar kept from an earlier"
+            f" point are not in that point's file list (/{incremental.unknown[0]}); the"
+            " next backup of this job is a full"
+        )
     failed = {**open_errors, **fan_out.errors}
     for destination_id, error in failed.items():
         if destination_id in fan_out.dropped and destination_id not in stored:
@@ -381,6 +394,11 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         failed_destinations={key: str(value) for key, value in failed.items()},
         entries=files,
         chain=chain,
+        snapshot=(
+            getattr(plan.source, "new_snapshot", None)
+            if isinstance(incremental, RemoteIncremental) and not incremental.unknown
+            else None
+        ),
     )
 
 

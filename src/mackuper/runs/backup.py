@@ -22,6 +22,7 @@ from mackuper.runs.outcome import Outcome, from_result
 from mackuper.runs.task import Finished, RunContext
 from mackuper.sources import engine
 from mackuper.sources import registry as sources
+from mackuper.sources.ssh import SSHSource
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,18 @@ class BackupTask:
         plan_chain = chain.plan_chain(
             session, job, started, chain.DestinationStorage(context.runtime, job, built)
         )
+        source = sources.build(
+            job.source_kind,
+            job.source_config,
+            secrets.decrypt(job.source_secrets_encrypted),
+            context.runtime.settings.retry_seconds,
+            engine=(
+                engine.address(installation.container_engine(session)),
+                installation.container_helper_image(session),
+            ),
+        )
+        if plan_chain is not None and plan_chain.remote and isinstance(source, SSHSource):
+            source.snapshot = plan_chain.snapshot  # the remote GNU tar's (core/snar.py)
         return BackupPlan(
             chain=plan_chain,
             job_id=job.id,
@@ -98,16 +111,7 @@ class BackupTask:
             run_id=run.id,
             archive_format=job.archive_format,
             compression_level=job.compression_level,
-            source=sources.build(
-                job.source_kind,
-                job.source_config,
-                secrets.decrypt(job.source_secrets_encrypted),
-                context.runtime.settings.retry_seconds,
-                engine=(
-                    engine.address(installation.container_engine(session)),
-                    installation.container_helper_image(session),
-                ),
-            ),
+            source=source,
             destinations=built,
             started_at=started,
             encryption=backup_recipients(
@@ -132,7 +136,13 @@ class BackupTask:
         if work.chain is not None and result.chain is not None:
             with context.runtime.sessions.begin() as session:
                 chain.record_point(
-                    session, work.job_id, context.run_id, work.chain, result.chain, result.entries
+                    session,
+                    work.job_id,
+                    context.run_id,
+                    work.chain,
+                    result.chain,
+                    result.entries,
+                    result.snapshot,
                 )
         values: dict[str, object] = {
             "archive_name": result.archive_name,

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mackuper.core.chain import BackupMode, Point, decide
+from mackuper.core.snar import SnapshotError, check
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.models import Artifact, ArtifactState, ChainPoint, ChainState, Job, Run, RunStatus
 from mackuper.pipeline.incremental import ChainPlan, state_of
@@ -51,15 +52,42 @@ def plan_chain(session: Session, job: Job, now: datetime, storage: Storage) -> C
         return None
     base, previous = _base(session, job, storage)
     decision = decide(mode, base, now)
+    remote = job.source_kind == "ssh"  # the remote GNU tar decides (core/snar.py)
+    snapshot = b""
+    if remote and not decision.full and base is not None:
+        kept = remote_snapshot(session, job, base.run_id)
+        if kept is None:
+            reason = (
+                f"GNU tar's snapshot of {base.archive_name} is not kept (lost, or that run"
+                " could not read it back): this run starts a new full"
+            )
+            decision = replace(decision, full=True, reason=reason)
+        else:
+            snapshot = kept
     if decision.full or base is None:
-        return ChainPlan(level=0, reason=decision.reason)
+        return ChainPlan(level=0, reason=decision.reason, remote=remote, snapshot=snapshot)
     return ChainPlan(
         level=base.level + 1,
         earlier=base.archives,
         previous=previous,
         reason=decision.reason,
         needs=base.needs,
+        remote=remote,
+        snapshot=snapshot,
     )
+
+
+def remote_snapshot(session: Session, job: Job, run_id: int) -> bytes | None:
+    """The remote GNU tar's snapshot kept for the point of run `run_id`, or None."""
+    row = session.get(ChainState, job.id)
+    if row is None or row.run_id != run_id or not row.remote_snapshot:
+        return None
+    try:
+        snapshot = zlib.decompress(row.remote_snapshot)
+        check(snapshot)
+    except (zlib.error, SnapshotError):
+        return None
+    return snapshot
 
 
 def _base(
@@ -170,8 +198,10 @@ def record_point(
     plan: ChainPlan,
     chain: dict[str, Any],
     files: list[dict[str, Any]],
+    snapshot: bytes | None = None,
 ) -> None:
-    """Add the point a backup made and keep its file list for the next run's comparison."""
+    """Add the point a backup made and keep its file list for the next run's comparison
+    (and, of a chain made by the remote GNU tar, its rewritten `snapshot`)."""
     earlier = list(plan.needs)
     name = str(chain["archives"][-1])
     session.add(
@@ -186,11 +216,21 @@ def record_point(
         )
     )
     document = zlib.compress(json.dumps(state_of(files, name), separators=(",", ":")).encode(), 6)
+    kept = zlib.compress(snapshot, 6) if snapshot else None
     row = session.get(ChainState, job_id)
     if row is None:
-        session.add(ChainState(job_id=job_id, run_id=run_id, archive_name=name, state=document))
+        session.add(
+            ChainState(
+                job_id=job_id,
+                run_id=run_id,
+                archive_name=name,
+                state=document,
+                remote_snapshot=kept,
+            )
+        )
     else:
         row.run_id, row.archive_name, row.state = run_id, name, document
+        row.remote_snapshot = kept
 
 
 class DestinationStorage:

@@ -29,6 +29,7 @@ from functools import partial
 from typing import IO, BinaryIO, cast
 
 from mackuper.core.outage import Outage
+from mackuper.core.snar import SnapshotError, check, without_devices
 from mackuper.sources.base import Entry, EntryType, Reporter
 from mackuper.sources.tar_stream import (
     DIRECTORY,
@@ -50,7 +51,11 @@ from mackuper.ssh import (
 PIPE_BUFFER = 1 << 20  # what an unprivileged process may ask for (fs.pipe-max-size)
 PIPE_BUFFER_LARGE = 8 << 20  # granted to root
 F_SETPIPE_SZ = 1031
-EXIT_MISSING, EXIT_UNREADABLE, EXIT_NO_TAR = 97, 98, 99
+EXIT_NO_TEMP, EXIT_MISSING, EXIT_UNREADABLE, EXIT_NO_TAR = 96, 97, 98, 99
+SNAPSHOT_MARKER = b"mackuper-snapshot\n"
+"""What precedes the rewritten snapshot after the archive's end (incremental only)."""
+MAX_SNAPSHOT = 1 << 30
+"""The largest snapshot read back (a tree of millions of directories stays far below)."""
 
 
 class NoRemoteTar(SSHError):
@@ -61,11 +66,18 @@ def openssh_available() -> bool:
     return shutil.which(SSH) is not None
 
 
-def remote_script(paths: Sequence[str]) -> str:
-    """A POSIX shell command: check every path, then stream them with GNU tar."""
+def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
+    """A POSIX shell command: check every path, then stream them with GNU tar.
+
+    `incremental`: GNU tar runs with `--listed-incremental` on a snapshot file read
+    from standard input (empty for a full) into a private directory (mktemp -d, 0700;
+    the file 0600), which is removed when the command ends, however it ends. After
+    the archive, when tar ended well (exit 0 or 1), the rewritten snapshot follows on
+    standard output behind SNAPSHOT_MARKER (core/snar.py).
+    """
     quoted = " ".join(shlex.quote(path) for path in paths)
     relative = " ".join(shlex.quote(path.lstrip("/") or ".") for path in paths)
-    return (
+    checks = (
         f"for p in {quoted}; do"
         f' if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "mackuper-missing: $p" >&2;'
         f" exit {EXIT_MISSING}; fi;"
@@ -73,8 +85,19 @@ def remote_script(paths: Sequence[str]) -> str:
         " fi; done;"
         " if ! tar --version 2>/dev/null | grep -q 'GNU tar'; then"
         f' echo "mackuper-no-gnu-tar" >&2; exit {EXIT_NO_TAR}; fi;'
-        " exec tar --format=posix --pax-option=delete=atime,delete=ctime --numeric-owner"
-        f" -b 2048 -cf - -C / -- {relative}"
+    )
+    tar = "tar --format=posix --pax-option=delete=atime,delete=ctime --numeric-owner -b 2048"
+    if not incremental:
+        return f"{checks} exec {tar} -cf - -C / -- {relative}"
+    marker = SNAPSHOT_MARKER.decode().strip()
+    return (
+        f"{checks} umask 077; d=$(mktemp -d) || {{ echo 'mackuper-no-temp' >&2;"
+        f" exit {EXIT_NO_TEMP}; }};"
+        " trap 'rm -rf \"$d\"' EXIT; trap 'exit 129' HUP INT TERM PIPE;"
+        f' cat > "$d/s" || exit {EXIT_NO_TEMP}; [ -s "$d/s" ] || rm -f "$d/s";'
+        f' {tar} --no-check-device --listed-incremental="$d/s" -cf - -C / -- {relative};'
+        f' c=$?; if [ "$c" -le 1 ]; then printf \'%s\\n\' {marker}; cat "$d/s" || exit 2; fi;'
+        ' exit "$c"'
     )
 
 
@@ -105,9 +128,15 @@ class _MemberReader:
 class TarStream:
     """Runs the remote tar and yields its members as entries, strictly in order."""
 
-    def __init__(self, target: SSHTarget, paths: Sequence[str]) -> None:
+    def __init__(
+        self, target: SSHTarget, paths: Sequence[str], snapshot: bytes | None = None
+    ) -> None:
         self.target = target
         self.paths = list(paths)
+        self.snapshot = without_devices(snapshot) if snapshot else snapshot
+        """For an incremental chain: the snapshot GNU tar starts from (b"" for a full)."""
+        self.new_snapshot: bytes | None = None
+        """The snapshot the remote tar rewrote, once it ended well (incremental only)."""
         self.session: OpenSSHSession | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
@@ -125,10 +154,11 @@ class TarStream:
     def _start(self) -> subprocess.Popen[bytes]:
         self.stderr_lines = []
         self.session = OpenSSHSession(self.target)
-        argv = [*self.session.argv, remote_script(self.paths)]
+        incremental = self.snapshot is not None
+        argv = [*self.session.argv, remote_script(self.paths, incremental)]
         process = subprocess.Popen(  # noqa: S603 - argv built above, no shell
             argv,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if incremental else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.session.env,
@@ -140,6 +170,14 @@ class TarStream:
             target=self._drain, args=(process.stderr,), name="ssh-stderr", daemon=True
         )
         self.stderr_reader.start()
+        if process.stdin is not None:
+            # Read by the remote `cat` into its private file before tar starts, so
+            # nothing comes back on stdout meanwhile; a remote that exits first (no
+            # GNU tar, a missing path) closes the pipe: its exit code says why.
+            with contextlib.suppress(OSError):
+                process.stdin.write(self.snapshot or b"")
+            with contextlib.suppress(OSError):
+                process.stdin.close()
         return process
 
     def _drain(self, pipe: IO[bytes] | None) -> None:
@@ -164,6 +202,11 @@ class TarStream:
             if line.startswith("mackuper-unreadable: "):
                 path = line.split(": ", 1)[1]
                 return SSHError(f"remote path {path} is not readable (permission denied)")
+        if "mackuper-no-temp" in stderr:
+            return SSHError(
+                f"{self.target.host} could not make a private temporary directory (mktemp -d)"
+                " for GNU tar's snapshot file"
+            )
         if "mackuper-no-gnu-tar" in stderr:
             return NoRemoteTar(f"{self.target.host} has no GNU tar; use SFTP transfer")
         if code == 255:
@@ -195,10 +238,15 @@ class TarStream:
             if entry is not None:
                 yield entry
         stream = self._reader()
+        rest: bytes | None = b""
         try:
-            ended = stream.drain()
+            if self.snapshot is None:
+                ended = stream.drain()
+            else:
+                rest = stream.rest(MAX_SNAPSHOT)
+                ended = rest is not None
         except OSError:
-            ended = True
+            ended, rest = True, None
         if not ended:
             raise SSHError(f"{self.target.host} kept sending data after the end of the archive")
         code = self._finish()
@@ -213,6 +261,13 @@ class TarStream:
             raise self._failure(code)
         if count == 0:
             raise self._failure(code)
+        if self.snapshot is not None:
+            self.new_snapshot = _snapshot_after(rest) if code in (0, 1) else None
+            if self.new_snapshot is None:
+                reporter.problem(
+                    f"{self.target.host}: GNU tar's snapshot could not be read back; the next"
+                    " backup of this job is a full"
+                )
 
     def _reader(self) -> TarStreamReader:
         if self.reader is None:
@@ -340,6 +395,21 @@ class TarStream:
             self.session = None
 
 
+def _snapshot_after(rest: bytes | None) -> bytes | None:
+    """The snapshot file the remote script sends after the archive, or None."""
+    if rest is None:
+        return None
+    rest = rest.lstrip(b"\0")  # the end of the archive's last record
+    if not rest.startswith(SNAPSHOT_MARKER):
+        return None
+    snapshot = rest[len(SNAPSHOT_MARKER) :]
+    try:
+        check(snapshot)
+    except SnapshotError:
+        return None
+    return snapshot
+
+
 def _entry(stream: TarStream, member: Member, reporter: Reporter) -> Entry | None:
     name = member.name.removeprefix("./").rstrip("/")
     if not name or name == ".":
@@ -366,4 +436,5 @@ def _entry(stream: TarStream, member: Member, reporter: Reporter) -> Entry | Non
         gid=member.gid,
         link_target=link,
         open=opener,
+        dumpdir=member.dumpdir,
     )

@@ -46,6 +46,8 @@ class Member:
     uid: int
     gid: int
     linkname: str
+    dumpdir: bytes | None = None
+    """A directory's `GNU.dumpdir` pax record (GNU tar's `--listed-incremental`), as sent."""
 
     @property
     def is_file(self) -> bool:
@@ -239,6 +241,11 @@ class TarStreamReader:
             uid=uid,
             gid=gid,
             linkname=linkname,
+            dumpdir=(
+                extended["GNU.dumpdir"].encode("utf-8", "surrogateescape")
+                if "GNU.dumpdir" in extended
+                else None
+            ),
         )
 
     # -- file data -------------------------------------------------------------
@@ -267,6 +274,20 @@ class TarStreamReader:
             done += step
         self._remaining -= done
         return done
+
+    def rest(self, limit: int) -> bytes | None:
+        """Everything after the end-of-archive marker (its record padding included),
+        or None when more than `limit` bytes follow."""
+        chunks = [bytes(self._view[self._start : self._end])]
+        self._start = self._end = 0
+        size = len(chunks[0])
+        while size <= limit:
+            count = os.readv(self.fd, [self._view])
+            if not count:
+                return b"".join(chunks)
+            chunks.append(bytes(self._view[:count]))
+            size += count
+        return None
 
     def drain(self, limit: int = 4 << 20) -> bool:
         """Read to the end of the stream; False if over `limit` bytes follow the archive.

@@ -134,7 +134,8 @@ def _apply(job: Job, body: JobBody) -> None:
 
 
 def _backup_mode_problems(job: Job, body: JobBody) -> dict[str, str]:
-    """Incremental backups need a tar format and a local source (issue 17)."""
+    """Incremental backups need a tar format, and a local source or an SSH source in
+    tar mode, whose remote GNU tar makes the chain (issue 17; core/snar.py)."""
     if "backup_mode" in body.model_fields_set:
         incremental = body.backup_mode is not None and body.backup_mode.mode == "incremental"
     else:
@@ -146,10 +147,18 @@ def _backup_mode_problems(job: Job, body: JobBody) -> dict[str, str]:
             "backup_mode.mode": "ZIP archives are full backups only: choose a tar format"
             " for incremental backups, or make full backups."
         }
+    transfer = body.source.get("transfer") if isinstance(body.source, dict) else None
+    if body.source_kind == "ssh" and transfer != "sftp":
+        return {}
+    if body.source_kind == "ssh":
+        return {
+            "backup_mode.mode": "Incremental backups of an SSH source are made by GNU tar on"
+            " the server: choose tar or automatic transfer, or make full backups."
+        }
     if body.source_kind != "local":
         return {
-            "backup_mode.mode": "Incremental backups are made of local folders only for now;"
-            " this source makes full backups."
+            "backup_mode.mode": "Incremental backups are made of local folders and SSH"
+            " sources only for now; this source makes full backups."
         }
     return {}
 
