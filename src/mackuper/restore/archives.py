@@ -62,6 +62,19 @@ def decrypting(raw: BinaryIO, keys: DecryptionKeys) -> BinaryIO:
     return cast(BinaryIO, reader)
 
 
+class ByteCount:
+    """Counts the bytes a reader hands to its `on_bytes` (or a number of bytes given)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, chunk: bytes | int) -> None:
+        self.count += chunk if isinstance(chunk, int) else len(chunk)
+
+    def value(self) -> int:
+        return self.count
+
+
 @contextlib.contextmanager
 def open_members(
     archive: StoredArchive,

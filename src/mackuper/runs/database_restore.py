@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, Job, Run, RunKind, RunStatus, RunTrigger
+from mackuper.models import Artifact, Job, Run, RunStatus, RunTrigger
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
-from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.archives import ByteCount, StoredArchive, open_members
 from mackuper.restore.database import (
     DatabaseRestore,
     MariaDBRestore,
@@ -27,6 +27,7 @@ from mackuper.restore.database import (
 )
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.manifest import read_manifest, unsealed
+from mackuper.restore.request import RestoreRequest
 from mackuper.restore.stored import stored_archive
 from mackuper.runs import enqueue
 from mackuper.runs.outcome import Outcome
@@ -162,8 +163,8 @@ class DatabaseRestoreTask:
             f"restoring {plan.dump_path} from {work.archive.key} into {plan.database!r}"
             f" on {plan.where()} ({how})",
         )
-        read = _Count()
-        written = _Count()
+        read = ByteCount()
+        written = ByteCount()
         with open_members(work.archive, read) as members:
             fed = restore_database(plan, members, recorder.log, written)
         recorder.log("info", f"restored {fed} bytes of dump into {plan.database!r}")
@@ -173,14 +174,6 @@ class DatabaseRestoreTask:
             "files_done": 1,
         }
         return Finished(Outcome(RunStatus.SUCCESS, None), values, {"bytes": fed})
-
-
-class _Count:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, chunk: bytes | int) -> None:
-        self.count += chunk if isinstance(chunk, int) else len(chunk)
 
 
 def queue_database_restore(
@@ -194,15 +187,10 @@ def queue_database_restore(
 ) -> Run:
     """Queue a database restore of `artifact` (its password encrypted) and commit, waking
     the workers unless told not to (the CLI runs it itself)."""
-    stored = {**details, "artifact_id": artifact.id, "archive_key": artifact.key}
     # `path` is what a restore's page shows as its target: user@host:database.
-    stored["target"] = {**details["target"], "kind": TARGET_KIND, "path": target_name(details)}
-    if secrets:
-        stored["secrets_encrypted"] = runtime.secrets.encrypt(secrets)
-    run = enqueue._artifact_run(session, artifact, RunKind.RESTORE, stored, trigger)
-    enqueue._log_if_stranded(session, run)
-    enqueue._commit(session, wake)
-    return run
+    target = {**details["target"], "kind": TARGET_KIND, "path": target_name(details)}
+    request = RestoreRequest({**details, "target": target}, secrets)
+    return enqueue.queue_restore(session, runtime, artifact, request, trigger, wake)
 
 
 def check_database_restore(

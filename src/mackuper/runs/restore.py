@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from mackuper.models import Artifact, ArtifactState, Job, Run, RunKind, RunStatus
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
-from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.archives import ByteCount, StoredArchive, open_members
 from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts, point_manifest
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.extract import ExtractOptions, Extractor, Policy
@@ -103,7 +103,7 @@ class RestoreTask:
             f"{'dry run: checking' if options.dry_run else 'restoring'} {what} from"
             f" {archive.key} to {target.describe()} (existing files: {options.policy.value})",
         )
-        counter = _ByteCount()
+        counter = ByteCount()
         try:
             extractor = Extractor(target, options, recorder, counter.value)
             # A selection reads only the frames holding it when the archive has an index.
@@ -239,14 +239,3 @@ def _build_target(
         )
     transport, sftp = open_restore_sftp(settings)
     return SftpTarget(transport, sftp, str(target["path"]), settings.label())
-
-
-class _ByteCount:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, chunk: bytes) -> None:
-        self.count += len(chunk)
-
-    def value(self) -> int:
-        return self.count

@@ -18,14 +18,15 @@ from sqlalchemy.orm import Session
 
 from mackuper import installation
 from mackuper.destinations.base import DestinationError
-from mackuper.models import Artifact, Job, Run, RunKind, RunStatus, RunTrigger
+from mackuper.models import Artifact, Job, Run, RunStatus, RunTrigger
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
-from mackuper.restore.archives import StoredArchive, open_members
+from mackuper.restore.archives import ByteCount, StoredArchive, open_members
 from mackuper.restore.chain import Part, is_chain_point, open_parts, plan_parts
 from mackuper.restore.errors import Refused, RestoreError
 from mackuper.restore.keys import KeyNeeded, KeyRefused, check_opens
 from mackuper.restore.manifest import manifest_files, read_manifest, unsealed
 from mackuper.restore.paths import is_selected, member_parts, normalize_selection
+from mackuper.restore.request import RestoreRequest
 from mackuper.restore.seekable import open_selected
 from mackuper.restore.stored import stored_archive
 from mackuper.restore.volume import (
@@ -133,7 +134,7 @@ class VolumeRestoreTask:
         recorder.log(
             "info", f"restoring {what} from {work.archive.key} into {target.describe()} ({how})"
         )
-        read = _Count()
+        read = ByteCount()
 
         def on_member(report: VolumeReport, name: str) -> None:
             recorder.progress(
@@ -166,7 +167,7 @@ class VolumeRestoreTask:
         return Finished(outcome, values, report.as_dict())
 
 
-def _open(work: VolumeRestoreWork, read: _Count) -> AbstractContextManager[Members]:
+def _open(work: VolumeRestoreWork, read: ByteCount) -> AbstractContextManager[Members]:
     """The members to read: from the chain's archives for an incremental point, by
     ranged reads for a selection when the archive has an index, else all in order."""
     if work.parts is not None:
@@ -174,14 +175,6 @@ def _open(work: VolumeRestoreWork, read: _Count) -> AbstractContextManager[Membe
     if work.selection != [(FOLDER, work.source)]:
         return open_selected(work.archive, work.manifest, _selected(work.selection), read)
     return open_members(work.archive, read)
-
-
-class _Count:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, chunk: bytes) -> None:
-        self.count += len(chunk)
 
 
 def queue_volume_restore(
@@ -196,15 +189,10 @@ def queue_volume_restore(
     """Queue a volume restore of `artifact` (a key given for it encrypted) and commit,
     waking the workers unless told not to (the CLI runs it itself)."""
     target = details["target"]
-    stored = {**details, "artifact_id": artifact.id, "archive_key": artifact.key}
     # `path` is what a restore's page shows as its target.
-    stored["target"] = {**target, "kind": TARGET_KIND, "path": f"volume {target['volume']}"}
-    if secrets:
-        stored["secrets_encrypted"] = runtime.secrets.encrypt(secrets)
-    run = enqueue._artifact_run(session, artifact, RunKind.RESTORE, stored, trigger)
-    enqueue._log_if_stranded(session, run)
-    enqueue._commit(session, wake)
-    return run
+    target = {**target, "kind": TARGET_KIND, "path": f"volume {target['volume']}"}
+    request = RestoreRequest({**details, "target": target}, secrets)
+    return enqueue.queue_restore(session, runtime, artifact, request, trigger, wake)
 
 
 def check_volume_restore(
