@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mackuper import __version__
 from mackuper.config import MIGRATED_BY_SERVE, ConfigError, load_settings
@@ -40,10 +42,32 @@ def _start(process: str) -> Runtime:
 def command_worker(_args: argparse.Namespace) -> int:
     from mackuper.worker.service import Worker
 
-    worker = Worker(_start("worker"))
+    runtime = _start("worker")
+    worker = Worker(runtime, recycle_mib=runtime.settings.worker_recycle_mib)
     worker.install_signal_handlers()
-    worker.run_forever()
+    # A stop signal that came while the previous image executed this one waits, blocked
+    # across exec (see `execute_again`), until the handlers above can take it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if worker.run_forever():
+        runtime.engine.dispose()
+        execute_again()
     flush_and_exit(0)
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def execute_again() -> NoReturn:
+    """Replace this process with a fresh run of the same command line (same pid, so
+    `mackuper serve` and container runtimes see the same process). Stop signals are
+    blocked first: one that arrives now stays pending across exec and is taken once
+    the new worker has installed its handlers, instead of killing it half-started."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 - our own command line
 
 
 def gunicorn_options(runtime: Runtime, host: str) -> dict[str, Any]:
