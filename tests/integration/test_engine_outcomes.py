@@ -176,3 +176,65 @@ def test_full_local_destination_fails_cleanly_without_a_partial_file(
     assert "the destination disk is full (no space left on device)" in outcome.error
     assert "\n" not in outcome.error and "Traceback" not in outcome.error
     assert [path for path in tiny_disk.rglob("*") if path.is_file()] == []
+
+
+class ChangingSource(LocalSource):
+    """Changes one file between listing it (its size is taken) and reading it."""
+
+    def __init__(self, paths: list[str], victim: Path, change: bytes | int) -> None:
+        super().__init__(paths)
+        self.victim = victim
+        self.change = change
+
+    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
+        for entry in super().iter_entries(reporter):
+            if "/" + entry.name == str(self.victim):
+                if isinstance(self.change, bytes):
+                    with self.victim.open("ab") as handle:
+                        handle.write(self.change)
+                else:
+                    os.truncate(self.victim, self.change)
+            yield entry
+
+
+@pytest.mark.parametrize("archive_format", ["tar", "tar.bz2", "zip"])
+@pytest.mark.parametrize("change", ["grew", "shrank"])
+def test_a_file_that_changes_size_while_read_keeps_a_manifest_hash_of_what_is_stored(
+    tmp_path: Path, archive_format: str, change: str
+) -> None:
+    # The file's SHA-256 is computed on a stage thread for plain tar and in the reading
+    # thread beside an inline compressor (bz2); ZIP hashes in its own writer. Either
+    # way the manifest must describe the bytes the archive holds: the announced size,
+    # zeros where a file shrank, and not the byte read past the end of one that grew.
+    source = make_small_tree(tmp_path / "source")
+    victim = source / "big.bin"
+    # Under 1 MiB, the first read asks for one byte more than the size: the one that grew.
+    size = 100_000 if change == "grew" else 3 << 20
+    victim.write_bytes(os.urandom(size))
+    delta: bytes | int = os.urandom(5000) if change == "grew" else (1 << 20) + 7
+    plan = BackupPlan(
+        job_id=1,
+        job_slug="changing",
+        job_name="Changing",
+        run_id=6,
+        archive_format=archive_format,
+        compression_level=None,
+        source=ChangingSource([str(source)], victim, delta),
+        destinations={1: LocalDestination(str(tmp_path / "backups"))},
+        started_at=datetime.now(UTC),
+    )
+    hooks = RecordingHooks()
+    result = run_backup(plan, hooks)
+
+    assert f"{victim} {change} while it was read" in hooks.messages("warning")
+    (artifact,) = hooks.artifacts.values()
+    extract(tmp_path / "backups" / artifact["key"], archive_format, tmp_path / "out")
+    restored = tmp_path / "out" / str(source).lstrip("/")
+    stored = file_hashes(restored)
+    assert len(stored["big.bin"]) == 64
+    assert (restored / "big.bin").stat().st_size == size
+    if change == "shrank":
+        assert (restored / "big.bin").read_bytes()[(1 << 20) + 7 :] == bytes(size - (1 << 20) - 7)
+    manifest = {item["path"]: item for item in result.entries}
+    for relative, digest in stored.items():
+        assert manifest[f"{str(source).lstrip('/')}/{relative}"]["sha256"] == digest, relative

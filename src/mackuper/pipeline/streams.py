@@ -14,7 +14,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 from isal import isal_zlib
 
@@ -201,6 +201,17 @@ the service (issue 23, docs/benchmarks.md) the worker's peak for tar.gz went fro
 per thread, with the same run times (tar.zst 1.05x tar|zstd, tar.gz 0.91x pigz)."""
 
 
+class Hash(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+_Task = tuple[Hash, int, int] | tuple[Hash, dict[str, Any]]
+"""Work a stage thread does on a piece before passing it on: hash bytes start:end of
+it into the digest, or put a finished digest into its manifest entry."""
+
+
 class BackgroundStage:
     """Hands the bytes to a thread that runs everything downstream.
 
@@ -216,7 +227,11 @@ class BackgroundStage:
         self.downstream = downstream
         self.piece = bytearray(HANDOFF_SIZE)
         self.filled = 0
-        self.queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(HANDOFF_DEPTH)
+        self.tasks: list[_Task] = []
+        """What the thread hashes in `piece` (`write_hashed`, `finish_hash`)."""
+        self.queue: queue.Queue[tuple[bytearray, int, list[_Task]] | None] = queue.Queue(
+            HANDOFF_DEPTH
+        )
         self.spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.stopped = False
@@ -228,10 +243,16 @@ class BackgroundStage:
             item = self.queue.get()
             if item is None:
                 break
-            piece, length = item
+            piece, length, tasks = item
             if self.error is None and not self.stopped:
                 try:
-                    self.downstream.write(memoryview(piece)[:length])
+                    view = memoryview(piece)
+                    for task in tasks:
+                        if len(task) == 3:
+                            task[0].update(view[task[1] : task[2]])
+                        else:
+                            task[1]["sha256"] = task[0].hexdigest()
+                    self.downstream.write(view[:length])
                 except BaseException as error:  # noqa: BLE001 - handed to the writing thread
                     self.error = error
             self.spare.put(piece)
@@ -262,8 +283,32 @@ class BackgroundStage:
             if self.filled == HANDOFF_SIZE:
                 self._hand_over()
 
+    def write_hashed(self, data: bytes | memoryview, digest: Hash) -> None:
+        """`write`, and have the thread hash these bytes into `digest` (in order)."""
+        self._check()
+        view = memoryview(data).cast("B")
+        while view:
+            filled = self.filled
+            step = min(HANDOFF_SIZE - filled, len(view))
+            self.piece[filled : filled + step] = view[:step]
+            last = self.tasks[-1] if self.tasks else None
+            if last is not None and len(last) == 3 and last[0] is digest and last[2] == filled:
+                self.tasks[-1] = (digest, last[1], filled + step)
+            else:
+                self.tasks.append((digest, filled, filled + step))
+            self.filled = filled + step
+            view = view[step:]
+            if self.filled == HANDOFF_SIZE:
+                self._hand_over()
+
+    def finish_hash(self, digest: Hash, item: dict[str, Any]) -> None:
+        """Once the bytes written with `digest` are hashed, the thread sets
+        `item["sha256"]`; done for every file by the time `close` returns."""
+        self.tasks.append((digest, item))
+
     def _hand_over(self) -> None:
-        self.queue.put((self.piece, self.filled))
+        self.queue.put((self.piece, self.filled, self.tasks))
+        self.tasks = []
         try:
             self.piece = self.spare.get_nowait()
         except queue.Empty:
@@ -273,7 +318,7 @@ class BackgroundStage:
     def close(self) -> None:
         """Flush everything downstream and close it; raises what went wrong there."""
         self._check()
-        if self.filled:
+        if self.filled or self.tasks:
             self._hand_over()
         self.queue.put(None)
         self.thread.join()
@@ -284,6 +329,7 @@ class BackgroundStage:
         if self.thread.is_alive():
             self.stopped = True
             self.filled = 0
+            self.tasks = []
             self.queue.put(None)
             self.thread.join()
         abort = getattr(self.downstream, "abort", None)

@@ -9,15 +9,17 @@ mtime in the "UT" extra field, which is what Info-ZIP `unzip` restores.
 
 from __future__ import annotations
 
+import hashlib
 import stat
 import struct
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from mackuper.pipeline.archive import copy_entry, open_entry
-from mackuper.pipeline.streams import Sink
+from mackuper.pipeline.streams import Hash, Sink
 from mackuper.sources.base import Entry, EntryType, Reporter
 
 _LOCAL = 0x04034B50
@@ -77,7 +79,7 @@ class ZipWriter:
         self.sink.write(data)
         self.offset += len(data)
 
-    def add(self, entry: Entry, reporter: Reporter) -> bool:
+    def add(self, entry: Entry, reporter: Reporter, item: dict[str, Any] | None = None) -> bool:
         if entry.type is EntryType.DIRECTORY:
             self._stored(entry, entry.name + "/", b"", stat.S_IFDIR, 0x10)
             return True
@@ -94,8 +96,11 @@ class ZipWriter:
         handle = open_entry(entry, reporter)
         if handle is None:
             return False
+        digest = hashlib.sha256() if item is not None and entry.type is EntryType.FILE else None
         with handle:
-            self._deflated(entry, handle, reporter)
+            self._deflated(entry, handle, reporter, digest)
+        if digest is not None and item is not None:
+            item["sha256"] = digest.hexdigest()
         return True
 
     def _header(self, member: _Member, zip64: bool) -> None:
@@ -148,7 +153,9 @@ class ZipWriter:
         self._write(data)
         self.members.append(member)
 
-    def _deflated(self, entry: Entry, handle: object, reporter: Reporter) -> None:
+    def _deflated(
+        self, entry: Entry, handle: object, reporter: Reporter, digest: Hash | None
+    ) -> None:
         member = self._member(entry, entry.name, _DEFLATED, stat.S_IFREG, 0)
         member.flags |= _FLAG_DESCRIPTOR
         zip64 = entry.size >= _ZIP64_FILE_THRESHOLD
@@ -166,7 +173,7 @@ class ZipWriter:
             if out:
                 self._write(out)
 
-        copy_entry(entry, handle, reporter, emit, self.on_file_bytes)  # type: ignore[arg-type]
+        copy_entry(entry, handle, reporter, emit, self.on_file_bytes, None, digest)  # type: ignore[arg-type]
         self._write(compressor.flush())
         member.crc = crc
         member.size = size
