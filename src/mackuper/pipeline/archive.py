@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
-from mackuper.pipeline.streams import BackgroundStage, Hash, Sink
+from mackuper.pipeline.streams import BackgroundStage, Hash, Sink, Writable
 from mackuper.sources.base import Entry, EntryType, Reporter
 
 BLOCK = tarfile.BLOCKSIZE
@@ -71,20 +71,32 @@ def copy_entry(
     on_file_bytes: Callable[[int], None],
     buffer: bytearray | None = None,
     digest: Hash | None = None,
+    into: Writable | None = None,
+    stage_digest: Hash | None = None,
 ) -> None:
     """Send exactly `entry.size` bytes of `handle` to `emit`, and the same bytes into
     `digest`: the manifest's hash is of what the archive stores.
 
+    `into`: the next stage's own free space is read into (`Writable`) instead of
+    `buffer`, and `emit` only carries the zeros of a file that shrank; `stage_digest`
+    is then hashed by that stage's thread. A file's bytes are then copied once, by the
+    kernel, on their way to the compressor or the hand-off to the writing thread.
+
     A file that shrank is completed with zeros, one that grew is cut at its
-    announced size; both are reported. The first read asks for one byte more than
-    the size so growth is seen without another system call.
+    announced size; both are reported. A read asks for one byte more than is left
+    when it can, so growth is seen without another system call.
     """
     remaining = entry.size
-    view = memoryview(buffer if buffer is not None else bytearray(min(CHUNK, remaining + 1)))
-    grew = False
+    own = None
+    if into is None:
+        own = memoryview(buffer if buffer is not None else bytearray(min(CHUNK, remaining + 1)))
+    grew = probed = False
     try:
         while remaining > 0:
-            count = handle.readinto(view[: min(len(view), remaining + 1)])  # type: ignore[attr-defined]
+            view = own if own is not None else into.writable()  # type: ignore[union-attr]
+            wanted = min(len(view), remaining + 1)
+            probed = wanted > remaining
+            count = handle.readinto(view[:wanted])  # type: ignore[attr-defined]
             if not count:
                 break
             if count > remaining:
@@ -92,12 +104,13 @@ def copy_entry(
                 count = remaining
             if digest is not None:
                 digest.update(view[:count])
-            emit(view[:count])
+            if own is not None:
+                emit(view[:count])
+            else:
+                into.wrote(count, stage_digest)  # type: ignore[union-attr]
             on_file_bytes(count)
             remaining -= count
-        if remaining == 0 and not grew and entry.size >= CHUNK:
-            grew = bool(handle.read(1))
-        if remaining == 0 and entry.size == 0:
+        if remaining == 0 and not grew and not probed:
             grew = bool(handle.read(1))
     except OSError as error:
         reporter.problem(f"reading /{entry.name} failed part-way: {error.strerror}")
@@ -214,6 +227,10 @@ def _tarfile_header(entry: Entry, name: str, size: int) -> bytes:
 class TarWriter:
     """Writes entries as a tar stream to `sink`.
 
+    When `sink` is `Writable` (the hand-off to a stage thread, or the tar.zst frame
+    stage), files are read straight into its free space; otherwise through a 1 MiB
+    buffer of our own.
+
     `hash_in_stage`: `sink` is a `BackgroundStage` that has time to spare, so each
     file's SHA-256 is computed on its thread from the bytes handed to it, not on the
     thread reading the files. Measured on the 1 GiB bench corpus from an SSH source,
@@ -228,10 +245,12 @@ class TarWriter:
         self.sink = sink
         self.on_file_bytes = on_file_bytes
         self.stage = sink if hash_in_stage and isinstance(sink, BackgroundStage) else None
+        self.into = sink if isinstance(sink, Writable) else None
         self.offset = 0
         self.entry_offset = 0
         """Where the last entry added starts in the tar stream (its first header block)."""
-        self.buffer = bytearray(CHUNK)  # reused for every file: no allocation per file
+        self.buffer = bytearray(CHUNK) if self.into is None else None
+        """Reused for every file when the sink has no space of its own to read into."""
 
     def add(self, entry: Entry, reporter: Reporter, item: dict[str, Any] | None = None) -> bool:
         self.entry_offset = self.offset
@@ -243,24 +262,36 @@ class TarWriter:
         handle = open_entry(entry, reporter)
         if handle is None:
             return False
-        digest = hashlib.sha256()
-        copy = partial(copy_entry, entry, handle, reporter)
         with handle:
             header = tar_header(entry)
             self.sink.write(header)
-            if item is None:
-                copy(self.sink.write, self.on_file_bytes, self.buffer)
-            elif self.stage is None:
-                copy(self.sink.write, self.on_file_bytes, self.buffer, digest)
-                item["sha256"] = digest.hexdigest()
-            else:
-                stage = self.stage
-                copy(lambda data: stage.write_hashed(data, digest), self.on_file_bytes, self.buffer)
-                stage.finish_hash(digest, item)
+            self._copy(entry, handle, reporter, item)
         padding = -entry.size % BLOCK
         self.sink.write(_ZEROS[:padding])
         self.offset += len(header) + entry.size + padding  # copy_entry wrote exactly size bytes
         return True
+
+    def _copy(
+        self, entry: Entry, handle: BinaryIO, reporter: Reporter, item: dict[str, Any] | None
+    ) -> None:
+        copy = partial(copy_entry, entry, handle, reporter)
+        if item is None:
+            copy(self.sink.write, self.on_file_bytes, self.buffer, into=self.into)
+            return
+        digest = hashlib.sha256()
+        stage = self.stage
+        if stage is None:
+            copy(self.sink.write, self.on_file_bytes, self.buffer, digest, self.into)
+            item["sha256"] = digest.hexdigest()
+            return
+        copy(
+            lambda data: stage.write_hashed(data, digest),
+            self.on_file_bytes,
+            self.buffer,
+            into=self.into,
+            stage_digest=digest,
+        )
+        stage.finish_hash(digest, item)
 
     def close(self) -> None:
         self.sink.write(bytes(2 * BLOCK))

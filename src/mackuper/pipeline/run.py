@@ -421,6 +421,8 @@ class _Stages:
             stage.stopped = True  # each drops what reaches it from now on
         for stage in self.threads:
             stage.stop()
+        if self.frames is not None:
+            self.frames.abort()  # its pool, when no stage thread stopped it
 
 
 def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _Stages:
@@ -457,7 +459,13 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
     # one, hashing right after the read, while the bytes are in cache, costs less CPU
     # (tar.zst through the service: 5.4 against 5.2 s of CPU, 3.40 against 3.25 s).
     hash_in_stage = compressed is tail
-    if compressed is not tail:
+    if isinstance(compressed, SeekableZstdStage) and compressed.threads:
+        # Its pool compresses; the tar writer fills the frames itself, reading files
+        # straight into them: no thread between, and no copy of every byte into a
+        # hand-off piece and out again (tar.zst through the service: see
+        # docs/benchmarks.md, "zero-copy").
+        tail = compressed
+    elif compressed is not tail:
         tail = handoff(compressed)
     archive: ArchiveWriter
     if plan.archive_format == "zip":

@@ -85,6 +85,15 @@ class SeekableZstdStage:
             if self.filled == self.frame_size:
                 self._submit()
 
+    def writable(self) -> memoryview:
+        """The rest of the frame being gathered: the tar writer reads files into it."""
+        return memoryview(self.buffer)[self.filled :]
+
+    def wrote(self, count: int, digest: object = None) -> None:
+        self.filled += count
+        if self.filled == self.frame_size:
+            self._submit()
+
     def _submit(self) -> None:
         block, plain = self.buffer, self.filled
         if self.pool is None:

@@ -14,7 +14,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from isal import isal_zlib
 
@@ -207,6 +207,20 @@ class Hash(Protocol):
     def hexdigest(self) -> str: ...
 
 
+@runtime_checkable
+class Writable(Protocol):
+    """A sink with room of its own that a writer may read file bytes straight into."""
+
+    def writable(self) -> memoryview:
+        """The free space (at least one byte) that `wrote` fills from its start."""
+        ...
+
+    def wrote(self, count: int, digest: Hash | None = None) -> None:
+        """`count` bytes of the space last given out are filled; the sink's thread
+        hashes them into `digest` (when it has one: `BackgroundStage`)."""
+        ...
+
+
 _Task = tuple[Hash, int, int] | tuple[Hash, dict[str, Any]]
 """Work a stage thread does on a piece before passing it on: hash bytes start:end of
 it into the digest, or put a finished digest into its manifest entry."""
@@ -288,18 +302,26 @@ class BackgroundStage:
         self._check()
         view = memoryview(data).cast("B")
         while view:
-            filled = self.filled
-            step = min(HANDOFF_SIZE - filled, len(view))
-            self.piece[filled : filled + step] = view[:step]
+            step = min(HANDOFF_SIZE - self.filled, len(view))
+            self.piece[self.filled : self.filled + step] = view[:step]
+            view = view[step:]
+            self.wrote(step, digest)
+
+    def writable(self) -> memoryview:
+        self._check()
+        return memoryview(self.piece)[self.filled :]
+
+    def wrote(self, count: int, digest: Hash | None = None) -> None:
+        filled = self.filled
+        if digest is not None:
             last = self.tasks[-1] if self.tasks else None
             if last is not None and len(last) == 3 and last[0] is digest and last[2] == filled:
-                self.tasks[-1] = (digest, last[1], filled + step)
+                self.tasks[-1] = (digest, last[1], filled + count)
             else:
-                self.tasks.append((digest, filled, filled + step))
-            self.filled = filled + step
-            view = view[step:]
-            if self.filled == HANDOFF_SIZE:
-                self._hand_over()
+                self.tasks.append((digest, filled, filled + count))
+        self.filled = filled + count
+        if self.filled == HANDOFF_SIZE:
+            self._hand_over()
 
     def finish_hash(self, digest: Hash, item: dict[str, Any]) -> None:
         """Once the bytes written with `digest` are hashed, the thread sets
