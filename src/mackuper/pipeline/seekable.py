@@ -124,7 +124,11 @@ class SeekableZstdStage:
 
     def _emit(self, frame: bytes, plain: int) -> None:
         self.frames.append((len(frame), plain))
-        self.downstream.write(frame)
+        give = getattr(self.downstream, "give", None)  # a stage thread takes it uncopied
+        if give is not None:
+            give(frame)
+        else:
+            self.downstream.write(frame)
 
     def close(self) -> None:
         try:
