@@ -106,8 +106,11 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
             artifacts = session.scalars(
                 select(Artifact).where(Artifact.run_id.in_(run_ids)).order_by(Artifact.id)
             ).all()
+            # By process (host:pid): a worker that starts afresh when idle (worker/service.py
+            # `grown`) keeps its pid and takes a new id.
             workers_used = Counter(
-                session.scalars(select(Run.worker_id).where(Run.id.in_(run_ids)))
+                str(worker_id).rsplit(":", 1)[0]
+                for worker_id in session.scalars(select(Run.worker_id).where(Run.id.in_(run_ids)))
             )
         stored = [artifact for artifact in artifacts if artifact.state == "stored"]
         # One archive per run and destination, each under its own name.

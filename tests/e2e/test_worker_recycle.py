@@ -112,3 +112,29 @@ def test_an_idle_worker_that_grew_starts_afresh_in_the_same_process(tmp_path: Pa
     assert len(archives) == 2, archives
     for index, archive in enumerate(archives):
         assert _extracted(archive, tmp_path / f"out{index}", source) == expected
+
+
+def test_a_stop_signal_while_the_worker_starts_afresh_stops_it(tmp_path: Path) -> None:
+    # SIGTERM lands while the worker shuts down to execute itself again (the listener
+    # and the pool take ~0.5 s to stop): it must stop, not come back as a new worker
+    # that never heard the signal (the container's stop then took podman's 10 s).
+    source = tmp_path / "source"
+    _source(source)
+    data = tmp_path / "data"
+    env = {"MACKUPER_WORKER_RECYCLE_MIB": "1", "MACKUPER_WORKER_POLL_SECONDS": "0.2"}
+    with running_mackuper(data, env) as server:
+        browser = BrowserClient(server.url)
+        disk = browser.complete_setup(
+            {"name": "Disk", "kind": "local", "path": str(tmp_path / "b")}
+        )
+        job = browser.create_job("Notes", source, disk["id"], archive_format="tar.zst")
+        log = data / "logs" / "mackuper.log"
+        browser.ok("POST", f"/api/jobs/{job['id']}/run")
+        deadline = time.monotonic() + 60
+        while AFRESH not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert AFRESH in log.read_text()
+        started = time.monotonic()
+        code = server.stop(timeout=30)
+        elapsed = time.monotonic() - started
+    assert code == 0 and elapsed < 10, (code, elapsed)

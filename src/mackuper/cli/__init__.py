@@ -49,8 +49,12 @@ def command_worker(_args: argparse.Namespace) -> int:
     # across exec (see `execute_again`), until the handlers above can take it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     if worker.run_forever():
-        runtime.engine.dispose()
-        execute_again()
+        # From here a stop signal waits (see `execute_again`); one that came before,
+        # while the worker shut down to start afresh, means stop instead.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        if not worker.signalled:
+            runtime.engine.dispose()
+            execute_again()
     flush_and_exit(0)
 
 
@@ -62,7 +66,7 @@ def execute_again() -> NoReturn:
     `mackuper serve` and container runtimes see the same process). Stop signals are
     blocked first: one that arrives now stays pending across exec and is taken once
     the new worker has installed its handlers, instead of killing it half-started."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # (again: it may be called alone)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

@@ -124,12 +124,15 @@ class Worker:
         """`run_forever` ends, to be started again, once idle and this many bytes above
         `baseline` (0: never); see `grown`."""
         self.baseline: int | None = None
+        self.signalled = False
+        """A stop signal came (set by the handler): never start afresh then."""
 
     # --- lifecycle -------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: FrameType | None) -> None:
             logger.info("signal %s: stopping; running backups are aborted", signum)
+            self.signalled = True
             self.stopping.set()
             self.wake.set()
 
