@@ -1,7 +1,7 @@
 """Speed and memory as a user gets them: jobs run by the worker of `mackuper serve`.
 
     .venv/bin/python -m bench.service [--rounds 2] [--formats tar.zst tar.gz]
-        [--skip-restic] [--corpus bench/corpus/engine] [--extra-gib 0]
+        [--skip-restic] [--corpus bench/corpus/engine] [--extra-gib 0] [--recycle-mib N]
 
 Builds (once) the 1 GiB corpus of bench/corpus.py and warms the page cache. Starts
 `mackuper serve` exactly as a user does (SQLite under a temp directory, the worker's
@@ -137,6 +137,12 @@ def main() -> None:
     parser.add_argument("--skip-restic", action="store_true")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_TARGET)
     parser.add_argument("--extra-gib", type=int, default=0, help="see bench/corpus.py")
+    parser.add_argument(
+        "--recycle-mib",
+        type=int,
+        default=None,
+        help="MACKUPER_WORKER_RECYCLE_MIB for the worker (default: the product's, 16; 0: off)",
+    )
     args = parser.parse_args()
 
     corpus = build(args.corpus.resolve(), args.extra_gib)
@@ -153,6 +159,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "/var/tmp")) as root:
         out = Path(root)
         env = {"MACKUPER_WORKER_POLL_SECONDS": "1"}
+        if args.recycle_mib is not None:
+            env["MACKUPER_WORKER_RECYCLE_MIB"] = str(args.recycle_mib)
         with running_mackuper(out / "data", env) as server:
             assert server.server is not None and server.server.pid is not None
             worker = _worker_pid(server.server.pid)
