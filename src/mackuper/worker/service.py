@@ -180,6 +180,12 @@ class Worker:
         later run peaked ~30 MiB higher than the first (151 against 125 MiB). A worker
         started again comes back at its start's size, the way Celery's
         `--max-memory-per-child` and gunicorn's `max_requests` recycle workers.
+
+        The default limit, 64 MiB, lets that 1 GiB case and a worker that loaded boto3
+        for S3 (+38 MiB) run on: recycled at 16 MiB, every such run started in a fresh
+        process and took ~0.2 s longer (first touch of its buffers), for a peak 10-15
+        MiB lower (bench.service, docs/benchmarks.md). What it is for is the run that
+        leaves far more behind, which a tree of hundreds of thousands of files does.
         """
         if not self.recycle_above or self.baseline is None or self.stopping.is_set():
             return False
