@@ -45,7 +45,7 @@ class Settings:
     """MACKUPER_WORKER_ALERT_SECONDS: alert when no worker heartbeat for this long (0: off)."""
     retry_seconds: float = 300.0
     """MACKUPER_RETRY_SECONDS: how long a storage or SSH outage is retried before a run fails."""
-    worker_recycle_mib: int = 64
+    worker_recycle_mib: int = 16
     """MACKUPER_WORKER_RECYCLE_MIB: an idle `mackuper worker` whose resident memory grew by
     more than this since it started executes itself again (worker/service.py); 0: never."""
     worker_labels: tuple[str, ...] = ()
@@ -200,7 +200,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(env),
         worker_alert_seconds=_int(env, "MACKUPER_WORKER_ALERT_SECONDS", 120, 0, 7 * 86400),
         retry_seconds=retry_seconds(env),
-        worker_recycle_mib=_int(env, "MACKUPER_WORKER_RECYCLE_MIB", 64, 0, 1 << 20),
+        worker_recycle_mib=_int(env, "MACKUPER_WORKER_RECYCLE_MIB", 16, 0, 1 << 20),
         worker_labels=_worker_labels(env),
     )
 

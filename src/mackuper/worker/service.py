@@ -181,11 +181,10 @@ class Worker:
         started again comes back at its start's size, the way Celery's
         `--max-memory-per-child` and gunicorn's `max_requests` recycle workers.
 
-        The default limit, 64 MiB, lets that 1 GiB case and a worker that loaded boto3
-        for S3 (+38 MiB) run on: recycled at 16 MiB, every such run started in a fresh
-        process and took ~0.2 s longer (first touch of its buffers), for a peak 10-15
-        MiB lower (bench.service, docs/benchmarks.md). What it is for is the run that
-        leaves far more behind, which a tree of hundreds of thousands of files does.
+        At 64 MiB the 1 GiB case ran on, and a worker alternating tar.zst and tar.gz
+        crept up to 154 MiB by its fifth run (goal 150); at the default 16 every such
+        run stays at 110-130 MiB and takes ~0.2 s longer, being a fresh process's first
+        (bench.service, docs/benchmarks.md).
         """
         if not self.recycle_above or self.baseline is None or self.stopping.is_set():
             return False
