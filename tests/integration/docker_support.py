@@ -21,10 +21,16 @@ def unique(prefix: str) -> str:
 
 def run_container(engine: PodmanEngine, image: str, command: Any, **options: Any) -> Any:
     """`containers.run`, tried again after an engine error 500: podman 4.3 under load
-    once failed a start that the next attempt made (a test's set-up, not its subject)."""
+    once failed a start that the next attempt made (a test's set-up, not its subject).
+
+    A one-shot command (not `detach`) is started detached and waited for: its logs are
+    read only when it failed. Asking podman 4.3 for the logs of a container that had
+    just exited once hung past the client's 60 s timeout in a full suite run."""
     for attempt in range(3):
         try:
-            return engine.client.containers.run(image, command, **options)
+            if options.get("detach"):
+                return engine.client.containers.run(image, command, **options)
+            return _run_once(engine, image, command, **options)
         except docker.errors.APIError as error:
             if error.status_code != 500 or attempt == 2:
                 raise
@@ -33,6 +39,20 @@ def run_container(engine: PodmanEngine, image: str, command: Any, **options: Any
                     engine.client.api.remove_container(options["name"], force=True)
             time.sleep(1)
     raise AssertionError("unreachable")
+
+
+def _run_once(engine: PodmanEngine, image: str, command: Any, **options: Any) -> None:
+    remove = options.pop("remove", False)
+    container = engine.client.containers.run(image, command, detach=True, **options)
+    try:
+        status = container.wait(timeout=300)["StatusCode"]
+        if status != 0:
+            output = container.logs(stdout=True, stderr=True)
+            raise docker.errors.ContainerError(container, status, command, image, output)
+    finally:
+        if remove:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
 
 
 def volume_with(engine: PodmanEngine, tree: Path) -> str:
