@@ -6,7 +6,7 @@ import contextlib
 import ctypes
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,17 +61,19 @@ def file_permissions_enforced() -> Iterator[None]:
         assert libc.capset(ctypes.byref(header), saved) == 0
 
 
-class VanishingSource(LocalSource):
-    """Deletes one file between listing it and the archive writer opening it."""
+class ChangingSource(LocalSource):
+    """Does `change` to one file between listing it (its size is taken) and the archive
+    writer opening it."""
 
-    def __init__(self, paths: list[str], victim: Path) -> None:
+    def __init__(self, paths: list[str], victim: Path, change: Callable[[Path], object]) -> None:
         super().__init__(paths)
         self.victim = victim
+        self.change = change
 
     def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
         for entry in super().iter_entries(reporter):
             if "/" + entry.name == str(self.victim):
-                self.victim.unlink()
+                self.change(self.victim)
             yield entry
 
 
@@ -89,7 +91,7 @@ def test_vanished_and_unreadable_files_end_warning_and_are_listed(tmp_path: Path
         run_id=5,
         archive_format="tar.gz",
         compression_level=None,
-        source=VanishingSource([str(source)], victim),
+        source=ChangingSource([str(source)], victim, Path.unlink),
         destinations={1: destination},
         started_at=datetime.now(UTC),
     )
@@ -178,25 +180,6 @@ def test_full_local_destination_fails_cleanly_without_a_partial_file(
     assert [path for path in tiny_disk.rglob("*") if path.is_file()] == []
 
 
-class ChangingSource(LocalSource):
-    """Changes one file between listing it (its size is taken) and reading it."""
-
-    def __init__(self, paths: list[str], victim: Path, change: bytes | int) -> None:
-        super().__init__(paths)
-        self.victim = victim
-        self.change = change
-
-    def iter_entries(self, reporter: Reporter) -> Iterator[Entry]:
-        for entry in super().iter_entries(reporter):
-            if "/" + entry.name == str(self.victim):
-                if isinstance(self.change, bytes):
-                    with self.victim.open("ab") as handle:
-                        handle.write(self.change)
-                else:
-                    os.truncate(self.victim, self.change)
-            yield entry
-
-
 @pytest.mark.parametrize("archive_format", ["tar", "tar.bz2", "zip"])
 @pytest.mark.parametrize("change", ["grew", "shrank"])
 def test_a_file_that_changes_size_while_read_keeps_a_manifest_hash_of_what_is_stored(
@@ -211,7 +194,14 @@ def test_a_file_that_changes_size_while_read_keeps_a_manifest_hash_of_what_is_st
     # Under 1 MiB, the first read asks for one byte more than the size: the one that grew.
     size = 100_000 if change == "grew" else 3 << 20
     victim.write_bytes(os.urandom(size))
-    delta: bytes | int = os.urandom(5000) if change == "grew" else (1 << 20) + 7
+
+    def grow(path: Path) -> None:
+        with path.open("ab") as handle:
+            handle.write(os.urandom(5000))
+
+    def shrink(path: Path) -> None:
+        os.truncate(path, (1 << 20) + 7)
+
     plan = BackupPlan(
         job_id=1,
         job_slug="changing",
@@ -219,7 +209,7 @@ def test_a_file_that_changes_size_while_read_keeps_a_manifest_hash_of_what_is_st
         run_id=6,
         archive_format=archive_format,
         compression_level=None,
-        source=ChangingSource([str(source)], victim, delta),
+        source=ChangingSource([str(source)], victim, grow if change == "grew" else shrink),
         destinations={1: LocalDestination(str(tmp_path / "backups"))},
         started_at=datetime.now(UTC),
     )
