@@ -1,4 +1,5 @@
-"""Queuing a run wakes the workers at once (runs/wake.py), on SQLite and PostgreSQL."""
+"""Queuing a run, and the end of one, wake the workers at once (runs/wake.py), on SQLite
+and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from mackuper.models import Run, RunKind, RunStatus
 from mackuper.runs import wake
+from mackuper.runs.lifecycle import execute_run
 from mackuper.runs.wake import WakeListener, commit_and_wake
+from mackuper.runtime import Runtime
 
 WAIT = 20.0
 """Generous for a loaded machine; a missed wake-up would never come at all."""
@@ -94,3 +98,27 @@ def test_postgres_wakes_on_commit_and_not_on_rollback(postgres_url: str) -> None
     finally:
         listener.close()
         engine.dispose()
+
+
+def test_the_end_of_a_run_wakes_the_workers(runtime: Runtime) -> None:
+    # A run of the same job queued for a worker with another label, or waiting for the
+    # slot this run frees, is taken at once and not at that worker's next poll.
+    with runtime.sessions() as session:
+        run = Run(
+            job_name="Gone",
+            kind=RunKind.VERIFY,
+            status=RunStatus.RUNNING,
+            details={"artifact_id": 404},
+        )
+        session.add(run)
+        session.commit()
+        run_id = run.id
+    listener, event = _listening(runtime.engine)
+    try:
+        outcome = execute_run(runtime, run_id, threading.Event())
+        assert event.wait(WAIT)
+    finally:
+        listener.close()
+    assert outcome.status is RunStatus.FAILED
+    with runtime.sessions() as session:
+        assert session.get_one(Run, run_id).status is RunStatus.FAILED

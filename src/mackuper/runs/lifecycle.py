@@ -30,6 +30,7 @@ from mackuper.runs.queue import label_allows
 from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.registry import TASKS
 from mackuper.runs.task import Clock, Finished, RunContext, Task
+from mackuper.runs.wake import commit_and_wake
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -165,7 +166,9 @@ def _record(
     values: dict[str, Any] = dict(finished.values) if finished is not None else {}
 
     def write() -> None:
-        with runtime.sessions.begin() as session:
+        # Every worker looks at once: a run of this job queued for another worker (its
+        # label), or one waiting for the slot this run frees, need not wait for a poll.
+        with runtime.sessions() as session:
             if finished is not None and finished.results is not None:
                 details = dict(session.get_one(Run, run_id).details)
                 values["details"] = {**details, "results": finished.results}
@@ -180,6 +183,7 @@ def _record(
                     **values,
                 )
             )
+            commit_and_wake(session)
 
     # Through a database restart too: a run left 'running' by a live worker stays so.
     recorder.retrying(write)

@@ -1,7 +1,8 @@
 """Waking workers the moment a run is queued, instead of at their next poll.
 
-Whoever queues a run (the web, the CLI) commits with `commit_and_wake`; every
-worker keeps a `WakeListener` that sets its wake event.
+Whoever queues a run (the web, the CLI) commits with `commit_and_wake`, and so does
+the end of every run (it frees its job and a slot); every worker keeps a
+`WakeListener` that sets its wake event.
 
 - PostgreSQL: ``pg_notify`` inside the queuing transaction (delivered only if it
   commits); each worker LISTENs on its own connection, on any host.
