@@ -54,24 +54,27 @@ def command_worker(_args: argparse.Namespace) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         if not worker.signalled:
             runtime.engine.dispose()
-            execute_again()
+            execute_again(worker.carried())
     flush_and_exit(0)
 
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def execute_again() -> NoReturn:
+def execute_again(environment: dict[str, str] | None = None) -> NoReturn:
     """Replace this process with a fresh run of the same command line (same pid, so
-    `mackuper serve` and container runtimes see the same process). Stop signals are
-    blocked first: one that arrives now stays pending across exec and is taken once
-    the new worker has installed its handlers, instead of killing it half-started."""
+    `mackuper serve` and container runtimes see the same process), with `environment`
+    added. Stop signals are blocked first: one that arrives now stays pending across
+    exec and is taken once the new worker has installed its handlers, instead of
+    killing it half-started."""
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # (again: it may be called alone)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606 - our own command line
+    os.execve(  # noqa: S606 - our own command line
+        sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **(environment or {})}
+    )
 
 
 def gunicorn_options(runtime: Runtime, host: str) -> dict[str, Any]:

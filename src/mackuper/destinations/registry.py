@@ -3,6 +3,7 @@ checks the settings themselves)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from mackuper.destinations.base import Destination, DestinationError
@@ -31,6 +32,15 @@ def build(
             raise DestinationError(f"the bandwidth window: {error}") from None
         return Limited(destination, float(limit) * MIB, window)
     return destination
+
+
+def warm_up(kinds: Collection[str]) -> None:
+    """Load now, once per process, what building and using destinations of `kinds` loads
+    on first use (an S3 client's service data); see `Worker.warm_up`."""
+    if "s3" in kinds:
+        from mackuper.destinations.s3 import warm_up as warm_up_s3
+
+        warm_up_s3()
 
 
 def _build_kind(
