@@ -6,6 +6,12 @@ the later run silently replaced the earlier one's archive. A pre-command writes
 the run's id into the source, so the source changes between runs and each
 archive must hold exactly its own run's state. Then retention deletes exactly the
 archives it names, and nothing else.
+
+Which worker takes a run is pinned, not left to chance: runs of one job never
+overlap, and the worker whose run just ended is the first to look for the next one,
+so left alone one worker may take all twenty (CI saw it). The job's worker label
+alternates, each run queued while the one before it runs, so each run's successor
+runs in the other process and every name it picks was last picked there.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ pytestmark = pytest.mark.e2e
 
 RUNS = 20
 KEEP = 5
+LABELS = ("one", "two")
 
 
 def _run_id_in(archive: Path, out: Path) -> tuple[str, dict[str, str]]:
@@ -63,7 +70,10 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
         "MACKUPER_MAX_CONCURRENT_RUNS": "2",
     }
     web = MackuperProcess(tmp_path / "web-data", shared)
-    workers = [MackuperProcess(tmp_path / f"worker-{n}-data", shared) for n in (1, 2)]
+    workers = [
+        MackuperProcess(tmp_path / f"{label}-data", {**shared, "MACKUPER_WORKER_LABELS": label})
+        for label in LABELS
+    ]
     engine = create_engine(empty_postgres_url)
     try:
         web.start("web")
@@ -92,10 +102,28 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
                 }
             },
         )
-        run_ids = [
-            browser.ok("POST", f"/api/jobs/{job['id']}/run", {"another": True})["run"]["id"]
-            for _ in range(RUNS)
-        ]
+
+        def taken(run_id: int) -> bool:
+            return bool(browser.ok("GET", f"/api/runs/{run_id}")["run"]["status"] != "queued")
+
+        settings = {
+            "name": "Quick",
+            "source_kind": "local",
+            "source": {"paths": [str(source)], "excludes": []},
+            "schedule": "",
+            "archive_format": "tar.gz",
+            "destination_ids": [local["id"], s3["destination"]["id"]],
+        }
+        run_ids: list[int] = []
+        for n in range(RUNS):
+            # Queued runs follow their job's label, so the next label is set only once
+            # the last run queued has been taken.
+            if run_ids:
+                wait_for(lambda: taken(run_ids[-1]), 60, f"run {run_ids[-1]} taken")
+            label = LABELS[n % 2]
+            browser.ok("PUT", f"/api/jobs/{job['id']}", {**settings, "worker_label": label})
+            run = browser.ok("POST", f"/api/jobs/{job['id']}/run", {"another": True})["run"]
+            run_ids.append(run["id"])
         try:
             finished = [browser.wait_run(run_id, timeout=240) for run_id in run_ids]
         except TimeoutError:
@@ -106,11 +134,8 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
             artifacts = session.scalars(
                 select(Artifact).where(Artifact.run_id.in_(run_ids)).order_by(Artifact.id)
             ).all()
-            # By process (host:pid): a worker that starts afresh when idle (worker/service.py
-            # `grown`) keeps its pid and takes a new id.
-            workers_used = Counter(
-                str(worker_id).rsplit(":", 1)[0]
-                for worker_id in session.scalars(select(Run.worker_id).where(Run.id.in_(run_ids)))
+            ran_on = dict(
+                session.execute(select(Run.id, Run.worker_id).where(Run.id.in_(run_ids))).all()
             )
         stored = [artifact for artifact in artifacts if artifact.state == "stored"]
         # One archive per run and destination, each under its own name.
@@ -145,15 +170,7 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
         browser.ok(
             "PUT",
             f"/api/jobs/{job['id']}",
-            {
-                "name": "Quick",
-                "source_kind": "local",
-                "source": {"paths": [str(source)], "excludes": []},
-                "schedule": "",
-                "archive_format": "tar.gz",
-                "destination_ids": [local["id"], s3["destination"]["id"]],
-                "retention": {"keep_last": KEEP},
-            },
+            {**settings, "retention": {"keep_last": KEEP}},
         )
         last = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"]
         assert browser.wait_run(last, timeout=120)["status"] == "success"
@@ -204,6 +221,9 @@ def test_twenty_quick_runs_on_two_workers_give_twenty_archives_each_of_its_own_r
         key = path.relative_to(backups).as_posix()
         run_id, _ = _run_id_in(path, tmp_path / "kept" / path.name)
         assert run_id == str(by_key.get((local["id"], key), last))
-    # Both workers ran some of the twenty.
-    assert len(workers_used) == 2 and sum(workers_used.values()) == RUNS, workers_used
+    # The runs alternated between the two processes (host:pid: a worker that starts
+    # afresh when idle, worker/service.py `grown`, keeps its pid and takes a new id).
+    processes = [str(ran_on[run_id]).rsplit(":", 1)[0] for run_id in run_ids]
+    assert len(set(processes)) == 2, processes
+    assert all(a != b for a, b in zip(processes, processes[1:], strict=False)), processes
     remove_bucket(moto_s3, bucket)
