@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def test_a_commit_on_sqlite_wakes_a_listening_worker(sqlite_engine: Engine) -> N
     finally:
         listener.close()
     assert not list(Path(str(sqlite_engine.url.database) + ".wake").glob("*.sock"))
+
+
+def test_closing_a_sqlite_listener_does_not_wait_for_its_receive_timeout(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wake, "LISTEN_TIMEOUT", 60.0)
+    listener, _event = _listening(sqlite_engine)
+    started = time.monotonic()
+    listener.close()
+    assert time.monotonic() - started < 30  # the thread's recv returned at once
+    assert listener._thread is not None and not listener._thread.is_alive()
 
 
 def test_a_database_path_too_long_for_a_socket_uses_the_short_fallback(tmp_path: Path) -> None:

@@ -123,6 +123,14 @@ class WakeListener:
 
     def close(self) -> None:
         self._closed.set()
+        if self._socket_path is not None:
+            # Wake our own thread out of `recv`, rather than wait for its timeout: a
+            # worker starting afresh claims nothing until it has closed this.
+            with (
+                contextlib.suppress(OSError),
+                socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
+            ):
+                sender.sendto(b"!", str(self._socket_path))
         if self._thread is not None:
             self._thread.join(timeout=LISTEN_TIMEOUT * 3)
         if self._socket is not None:
