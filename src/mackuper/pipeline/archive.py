@@ -18,7 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, BinaryIO, Protocol
 
-from mackuper.pipeline.streams import BackgroundStage, Hash, Sink, Writable
+from mackuper.pipeline.streams import Hash, Sink, Writable
 from mackuper.sources.base import Entry, EntryType, Reporter
 
 BLOCK = tarfile.BLOCKSIZE
@@ -72,15 +72,15 @@ def copy_entry(
     buffer: bytearray | None = None,
     digest: Hash | None = None,
     into: Writable | None = None,
-    stage_digest: Hash | None = None,
 ) -> None:
     """Send exactly `entry.size` bytes of `handle` to `emit`, and the same bytes into
     `digest`: the manifest's hash is of what the archive stores.
 
     `into`: the next stage's own free space is read into (`Writable`) instead of
-    `buffer`, and `emit` only carries the zeros of a file that shrank; `stage_digest`
-    is then hashed by that stage's thread. A file's bytes are then copied once, by the
-    kernel, on their way to the compressor or the hand-off to the writing thread.
+    `buffer`, and `emit` only carries the zeros of a file that shrank. A file's bytes
+    are then copied once, by the kernel, on their way to the compressor or the
+    hand-off to the writing thread, and hashed here while they are in this core's
+    cache.
 
     A file that shrank is completed with zeros, one that grew is cut at its
     announced size; both are reported. A read asks for one byte more than is left
@@ -107,7 +107,7 @@ def copy_entry(
             if own is not None:
                 emit(view[:count])
             else:
-                into.wrote(count, stage_digest)  # type: ignore[union-attr]
+                into.wrote(count)  # type: ignore[union-attr]
             on_file_bytes(count)
             remaining -= count
         if remaining == 0 and not grew and not probed:
@@ -229,22 +229,16 @@ class TarWriter:
 
     When `sink` is `Writable` (the hand-off to a stage thread, or the tar.zst frame
     stage), files are read straight into its free space; otherwise through a 1 MiB
-    buffer of our own.
-
-    `hash_in_stage`: `sink` is a `BackgroundStage` that has time to spare, so each
-    file's SHA-256 is computed on its thread from the bytes handed to it, not on the
-    thread reading the files. Measured on the 1 GiB bench corpus from an SSH source,
-    where the reading thread had the most to do: parsing the remote tar, hashing the
-    files and copying their bytes kept it busy ~2.5 s of a 2.8 s run while the stage
-    thread waited half the time (docs/benchmarks.md).
+    buffer of our own. Each file's SHA-256 is computed on the reading thread, right
+    after each read: handing it to the stage thread instead (the archive hash and the
+    writes run there) was measured slower, on the 1 GiB bench corpus, both from an
+    SSH source (3.09 against 2.90 s) and from local files (2.30 against 1.60 s), with
+    more CPU in all (docs/benchmarks.md, 2026-12-01 afternoon).
     """
 
-    def __init__(
-        self, sink: Sink, on_file_bytes: Callable[[int], None], hash_in_stage: bool = False
-    ) -> None:
+    def __init__(self, sink: Sink, on_file_bytes: Callable[[int], None]) -> None:
         self.sink = sink
         self.on_file_bytes = on_file_bytes
-        self.stage = sink if hash_in_stage and isinstance(sink, BackgroundStage) else None
         self.into = sink if isinstance(sink, Writable) else None
         self.offset = 0
         self.entry_offset = 0
@@ -279,19 +273,8 @@ class TarWriter:
             copy(self.sink.write, self.on_file_bytes, self.buffer, into=self.into)
             return
         digest = hashlib.sha256()
-        stage = self.stage
-        if stage is None:
-            copy(self.sink.write, self.on_file_bytes, self.buffer, digest, self.into)
-            item["sha256"] = digest.hexdigest()
-            return
-        copy(
-            lambda data: stage.write_hashed(data, digest),
-            self.on_file_bytes,
-            self.buffer,
-            into=self.into,
-            stage_digest=digest,
-        )
-        stage.finish_hash(digest, item)
+        copy(self.sink.write, self.on_file_bytes, self.buffer, digest, self.into)
+        item["sha256"] = digest.hexdigest()
 
     def close(self) -> None:
         self.sink.write(bytes(2 * BLOCK))

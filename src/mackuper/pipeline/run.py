@@ -454,11 +454,6 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
         tail = handoff(AgeEncryptStage(tail, plan.encryption))
     disk_bound = all(destination.kind == "local" for destination in plan.destinations.values())
     compressed = compress_stage(plan.archive_format, level, tail, disk_bound=disk_bound)
-    # Without a compressor, the stage thread hashes each file: the reading thread has
-    # the most to do then (an SSH source's: 2.80 -> 2.70 s, docs/benchmarks.md). With
-    # one, hashing right after the read, while the bytes are in cache, costs less CPU
-    # (tar.zst through the service: 5.4 against 5.2 s of CPU, 3.40 against 3.25 s).
-    hash_in_stage = compressed is tail
     if isinstance(compressed, SeekableZstdStage) and compressed.threads:
         # Its pool compresses; the tar writer fills the frames itself, reading files
         # straight into them: no thread between, and no copy of every byte into a
@@ -472,7 +467,7 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
         zip_level = DEFAULT_LEVELS["zip"] if level is None else level
         archive = ZipWriter(tail, progress.read, zip_level)
     else:
-        archive = TarWriter(tail, progress.read, hash_in_stage=hash_in_stage)
+        archive = TarWriter(tail, progress.read)
     frames = compressed if isinstance(compressed, SeekableZstdStage) else None
     indexed = frames is not None or plan.archive_format == "tar"
     return _Stages(archive, meter, threads, frames, indexed)

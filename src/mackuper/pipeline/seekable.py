@@ -89,7 +89,7 @@ class SeekableZstdStage:
         """The rest of the frame being gathered: the tar writer reads files into it."""
         return memoryview(self.buffer)[self.filled :]
 
-    def wrote(self, count: int, digest: object = None) -> None:
+    def wrote(self, count: int) -> None:
         self.filled += count
         if self.filled == self.frame_size:
             self._submit()

@@ -14,7 +14,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from isal import isal_zlib
 
@@ -215,15 +215,9 @@ class Writable(Protocol):
         """The free space (at least one byte) that `wrote` fills from its start."""
         ...
 
-    def wrote(self, count: int, digest: Hash | None = None) -> None:
-        """`count` bytes of the space last given out are filled; the sink's thread
-        hashes them into `digest` (when it has one: `BackgroundStage`)."""
+    def wrote(self, count: int) -> None:
+        """`count` bytes of the space last given out are filled."""
         ...
-
-
-_Task = tuple[Hash, int, int] | tuple[Hash, dict[str, Any]]
-"""Work a stage thread does on a piece before passing it on: hash bytes start:end of
-it into the digest, or put a finished digest into its manifest entry."""
 
 
 class BackgroundStage:
@@ -241,11 +235,7 @@ class BackgroundStage:
         self.downstream = downstream
         self.piece = bytearray(HANDOFF_SIZE)
         self.filled = 0
-        self.tasks: list[_Task] = []
-        """What the thread hashes in `piece` (`write_hashed`, `finish_hash`)."""
-        self.queue: queue.Queue[tuple[bytearray | bytes, int, list[_Task]] | None] = queue.Queue(
-            HANDOFF_DEPTH
-        )
+        self.queue: queue.Queue[tuple[bytearray | bytes, int] | None] = queue.Queue(HANDOFF_DEPTH)
         self.spare: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self.error: BaseException | None = None
         self.stopped = False
@@ -257,16 +247,10 @@ class BackgroundStage:
             item = self.queue.get()
             if item is None:
                 break
-            piece, length, tasks = item
+            piece, length = item
             if self.error is None and not self.stopped:
                 try:
-                    view = memoryview(piece)
-                    for task in tasks:
-                        if len(task) == 3:
-                            task[0].update(view[task[1] : task[2]])
-                        else:
-                            task[1]["sha256"] = task[0].hexdigest()
-                    self.downstream.write(view[:length])
+                    self.downstream.write(memoryview(piece)[:length])
                 except BaseException as error:  # noqa: BLE001 - handed to the writing thread
                     self.error = error
             if isinstance(piece, bytearray):
@@ -303,44 +287,21 @@ class BackgroundStage:
         thread as they are, not copied into a piece. tar.zst through the service: the
         copy of each frame took ~0.25 s of the tar writer's thread per GiB read."""
         self._check()
-        if self.filled or self.tasks:
+        if self.filled:
             self._hand_over()
-        self.queue.put((data, len(data), []))
-
-    def write_hashed(self, data: bytes | memoryview, digest: Hash) -> None:
-        """`write`, and have the thread hash these bytes into `digest` (in order)."""
-        self._check()
-        view = memoryview(data).cast("B")
-        while view:
-            step = min(HANDOFF_SIZE - self.filled, len(view))
-            self.piece[self.filled : self.filled + step] = view[:step]
-            view = view[step:]
-            self.wrote(step, digest)
+        self.queue.put((data, len(data)))
 
     def writable(self) -> memoryview:
         self._check()
         return memoryview(self.piece)[self.filled :]
 
-    def wrote(self, count: int, digest: Hash | None = None) -> None:
-        filled = self.filled
-        if digest is not None:
-            last = self.tasks[-1] if self.tasks else None
-            if last is not None and len(last) == 3 and last[0] is digest and last[2] == filled:
-                self.tasks[-1] = (digest, last[1], filled + count)
-            else:
-                self.tasks.append((digest, filled, filled + count))
-        self.filled = filled + count
+    def wrote(self, count: int) -> None:
+        self.filled += count
         if self.filled == HANDOFF_SIZE:
             self._hand_over()
 
-    def finish_hash(self, digest: Hash, item: dict[str, Any]) -> None:
-        """Once the bytes written with `digest` are hashed, the thread sets
-        `item["sha256"]`; done for every file by the time `close` returns."""
-        self.tasks.append((digest, item))
-
     def _hand_over(self) -> None:
-        self.queue.put((self.piece, self.filled, self.tasks))
-        self.tasks = []
+        self.queue.put((self.piece, self.filled))
         try:
             self.piece = self.spare.get_nowait()
         except queue.Empty:
@@ -350,7 +311,7 @@ class BackgroundStage:
     def close(self) -> None:
         """Flush everything downstream and close it; raises what went wrong there."""
         self._check()
-        if self.filled or self.tasks:
+        if self.filled:
             self._hand_over()
         self.queue.put(None)
         self.thread.join()
@@ -361,7 +322,6 @@ class BackgroundStage:
         if self.thread.is_alive():
             self.stopped = True
             self.filled = 0
-            self.tasks = []
             self.queue.put(None)
             self.thread.join()
         abort = getattr(self.downstream, "abort", None)
