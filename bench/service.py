@@ -26,12 +26,14 @@ job replaces.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -95,6 +97,36 @@ def _restic(corpus: Path, out: Path) -> float:
 def _reset_peak(pid: int) -> None:
     """Start VmHWM over from the current RSS (Linux: `5` to /proc/PID/clear_refs)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+class PeakWatch:
+    """The highest VmHWM of `pid` seen, read every 5 ms on a thread while the block runs.
+
+    Read once after a run, the peak could be gone: a worker that grew executes itself
+    afresh as soon as it is idle (MACKUPER_WORKER_RECYCLE_MIB), which starts VmHWM over.
+    One round of 2026-12-01 printed a 9 MiB "peak" that way."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            with contextlib.suppress(OSError, RuntimeError):
+                self.peak = max(self.peak, peak_rss(self.pid))
+            if self._done.wait(0.005):
+                return
+
+    def __enter__(self) -> PeakWatch:
+        _reset_peak(self.pid)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _rss(pid: int) -> int:
@@ -185,9 +217,9 @@ def main() -> None:
                     note(f"gnu {archive_format} CPU", gnu_cpu)
                     sizes[f"gnu {archive_format}"] = size
                     cpu = _cpu_of(worker)
-                    _reset_peak(worker)
-                    duration, seen, size = _run(browser, jobs[archive_format])
-                    peaks.append(peak_rss(worker))
+                    with PeakWatch(worker) as watch:
+                        duration, seen, size = _run(browser, jobs[archive_format])
+                    peaks.append(watch.peak)
                     note(f"mackuper {archive_format} peak RSS MiB", peaks[-1] / MIB)
                     note(f"mackuper {archive_format} run", duration)
                     note(f"mackuper {archive_format} Run now -> seen", seen)
