@@ -30,7 +30,7 @@ from mackuper.runs.queue import label_allows
 from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.registry import TASKS
 from mackuper.runs.task import Clock, Finished, RunContext, Task
-from mackuper.runs.wake import commit_and_wake
+from mackuper.runs.wake import wake_workers
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -149,6 +149,10 @@ def execute_run(
         outcome = edges.finish(outcome, stopping)
     if task is not None:
         task.after(context, outcome)
+    # Only now, post-command and retention done: a run of this job queued for another
+    # worker (its label), or one waiting for the slot this one held, starts at once
+    # instead of at that worker's next poll, and never beside this one's post-phase.
+    wake_workers(runtime.engine)
     return outcome
 
 
@@ -166,9 +170,7 @@ def _record(
     values: dict[str, Any] = dict(finished.values) if finished is not None else {}
 
     def write() -> None:
-        # Every worker looks at once: a run of this job queued for another worker (its
-        # label), or one waiting for the slot this run frees, need not wait for a poll.
-        with runtime.sessions() as session:
+        with runtime.sessions.begin() as session:
             if finished is not None and finished.results is not None:
                 details = dict(session.get_one(Run, run_id).details)
                 values["details"] = {**details, "results": finished.results}
@@ -183,7 +185,6 @@ def _record(
                     **values,
                 )
             )
-            commit_and_wake(session)
 
     # Through a database restart too: a run left 'running' by a live worker stays so.
     recorder.retrying(write)

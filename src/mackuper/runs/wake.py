@@ -1,8 +1,8 @@
 """Waking workers the moment a run is queued, instead of at their next poll.
 
-Whoever queues a run (the web, the CLI) commits with `commit_and_wake`, and so does
-the end of every run (it frees its job and a slot); every worker keeps a
-`WakeListener` that sets its wake event.
+Whoever queues a run (the web, the CLI) commits with `commit_and_wake`; once a run has
+ended, post-command and retention included, `wake_workers` tells the others its job
+and its slot are free. Every worker keeps a `WakeListener` that sets its wake event.
 
 - PostgreSQL: ``pg_notify`` inside the queuing transaction (delivered only if it
   commits); each worker LISTENs on its own connection, on any host.
@@ -51,6 +51,19 @@ def commit_and_wake(session: Session) -> None:
         poke_sqlite_workers(bind.engine.url)
 
 
+def wake_workers(engine: Engine) -> None:
+    """Wake every worker now, outside any transaction of the caller's; never raises (a
+    lost wake-up costs a poll interval, nothing more)."""
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.begin() as connection:
+                connection.execute(select(func.pg_notify(CHANNEL, "")))
+        else:
+            poke_sqlite_workers(engine.url)
+    except Exception as error:  # noqa: BLE001 - a hint only
+        logger.debug("could not wake the workers: %s", error)
+
+
 # --- SQLite: datagram sockets beside the database file ---------------------------
 
 
@@ -88,7 +101,8 @@ def poke_sqlite_workers(url: URL) -> int:
                     sender.sendto(b"!", str(path))
                     woken += 1
                 except (ConnectionRefusedError, FileNotFoundError):
-                    path.unlink(missing_ok=True)  # its worker died without cleaning up
+                    with contextlib.suppress(OSError):  # another process's, or gone
+                        path.unlink(missing_ok=True)  # its worker died without cleaning up
                 except BlockingIOError:
                     woken += 1  # its queue is full: it has been woken already
                 except OSError as error:
@@ -130,6 +144,7 @@ class WakeListener:
                 contextlib.suppress(OSError),
                 socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender,
             ):
+                sender.setblocking(False)  # a full queue: the thread has a wake-up already
                 sender.sendto(b"!", str(self._socket_path))
         if self._thread is not None:
             self._thread.join(timeout=LISTEN_TIMEOUT * 3)
