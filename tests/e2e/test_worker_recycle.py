@@ -153,14 +153,15 @@ def test_small_backups_to_s3_leave_the_worker_as_it_is(tmp_path: Path, moto_s3: 
     expected = _source_small(source)
     data = tmp_path / "data"
     bucket = moto_s3.make_bucket()
-    with running_mackuper(data) as server:
+    env = {"MACKUPER_WORKER_RECYCLE_MIB": "16"}  # the default, whatever it becomes
+    with running_mackuper(data, env) as server:
         browser = BrowserClient(server.url)
         storage = browser.complete_setup(s3_destination_payload(moto_s3, bucket))
         job = browser.create_job("Notes", source, storage["id"], archive_format="tar.zst")
     log = data / "logs" / "mackuper.log"
     started_at = len(log.read_text())
     # Started again with the destination in place, as a worker usually starts.
-    with running_mackuper(data) as server:
+    with running_mackuper(data, env) as server:
         browser = BrowserClient(server.url)
         browser.login()
         ran_on = []
@@ -168,7 +169,9 @@ def test_small_backups_to_s3_leave_the_worker_as_it_is(tmp_path: Path, moto_s3: 
             run = browser.ok("POST", f"/api/jobs/{job['id']}/run")["run"]["id"]
             assert browser.wait_run(run)["status"] == "success"
             ran_on.append(_worker_of(data / "mackuper.db", run))
-            time.sleep(0.5)  # a few polls: time to decide to start afresh
+            # Idle for several polls (0.2 s): time to decide to start afresh, which it
+            # does at once when a run ends, before the next one is queued.
+            time.sleep(1.5)
         assert "starting afresh" not in log.read_text()[started_at:]
     assert len(set(ran_on)) == 1, ran_on
     client = moto_s3.client()

@@ -1,5 +1,5 @@
 """A worker started afresh loads, before it measures its start, what its predecessor's
-runs had loaded (worker/service.py `Worker.carried`, `Worker.warm_up`): otherwise those
+runs had loaded (worker/service.py `Worker.for_successor`, `Worker.warm_up`): otherwise those
 libraries count as growth, and a worker whose runs need them starts afresh after each."""
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ def test_a_worker_started_afresh_first_loads_what_its_predecessor_loaded(
     (package / "part.py").write_text("PART = True\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     before = Worker(runtime, worker_id="before")
-    assert before.carried() == {}
+    assert before.for_successor() == {}
     import mkp_loaded_by_a_run.part  # noqa: F401 - what a run would load
 
-    carried = before.carried()
-    assert carried == {PRELOAD: "mkp_loaded_by_a_run"}
+    handed_on = before.for_successor()
+    assert handed_on == {PRELOAD: "mkp_loaded_by_a_run"}
 
     # The image that replaces it: a process where nothing loaded the package yet.
     for name in ("mkp_loaded_by_a_run", "mkp_loaded_by_a_run.part"):
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setenv(PRELOAD, carried[PRELOAD] + ",mkp_no_such_package")
+    monkeypatch.setenv(PRELOAD, handed_on[PRELOAD] + ",mkp_no_such_package")
     after = Worker(runtime, worker_id="after")
     after.warm_up()
     assert "mkp_loaded_by_a_run" in sys.modules
     assert PRELOAD not in os.environ  # not passed on to the runs' commands
-    # It carries the package on in turn, should it start afresh again.
-    assert after.carried() == {PRELOAD: "mkp_loaded_by_a_run"}
+    # It hands the package on in turn, should it start afresh again.
+    assert after.for_successor() == {PRELOAD: "mkp_loaded_by_a_run"}

@@ -54,7 +54,7 @@ def command_worker(_args: argparse.Namespace) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         if not worker.signalled:
             runtime.engine.dispose()
-            execute_again(worker.carried())
+            execute_again(worker.for_successor())
     flush_and_exit(0)
 
 

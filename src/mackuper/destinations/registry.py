@@ -35,8 +35,8 @@ def build(
 
 
 def warm_up(kinds: Collection[str]) -> None:
-    """Load now, once per process, what building and using destinations of `kinds` loads
-    on first use (an S3 client's service data); see `Worker.warm_up`."""
+    """Load now, once per process, what a destination of `kinds` loads on first use
+    beyond its modules (an S3 client's service data); see `Worker.warm_up`."""
     if "s3" in kinds:
         from mackuper.destinations.s3 import warm_up as warm_up_s3
 

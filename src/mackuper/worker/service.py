@@ -59,7 +59,7 @@ POOL_THREADS = installation.CONCURRENCY_RANGE[1]
 """Threads are started on demand; the limit in force is the concurrency setting."""
 
 PRELOAD = "MACKUPER_WORKER_PRELOAD"
-"""Set by a worker for the image that replaces it (`carried`): the packages to import
+"""Set by a worker for the image that replaces it (`for_successor`): the packages to import
 before measuring where it starts."""
 
 Clock = Callable[[], datetime]
@@ -87,7 +87,7 @@ def loaded_packages() -> set[str]:
 
 
 def preload(names: str) -> None:
-    """Import the comma-separated packages a previous image of this worker carried."""
+    """Import the comma-separated packages a previous image of this worker had loaded."""
     for name in filter(None, names.split(",")):
         try:
             importlib.import_module(name)
@@ -192,7 +192,7 @@ class Worker:
 
     def warm_up(self) -> None:
         """Load what the runs will load anyway before `baseline` is measured: the packages
-        an earlier image of this worker loaded (`carried`), and what the installation's
+        an earlier image of this worker loaded (`for_successor`), and what the installation's
         destinations need on first use (an S3 client's service data, ~12 MiB). Otherwise
         that one-time growth counts towards `grown`: a worker writing to S3 started
         afresh after every run, however small, and its successor loaded it all again."""
@@ -240,7 +240,7 @@ class Worker:
         )
         return True
 
-    def carried(self) -> dict[str, str]:
+    def for_successor(self) -> dict[str, str]:
         """What the image that replaces this one (`grown`) is to import before it measures
         where it starts (`warm_up`): the packages this one's runs loaded (boto3, the
         Docker SDK, paramiko: 7-13 MiB each)."""
