@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -259,6 +260,9 @@ class Run(Base):
     worker_label: Mapped[str | None] = mapped_column(String(64), default=None)
     """Only a worker carrying this label may claim the run (from its job when queued)."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    settling: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Ended (its status written) but still running its post-command, alerts and
+    retention: no other run of its job is claimed until this is false."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -98,3 +98,28 @@ def test_runs_of_one_job_still_follow_each_other(runtime: Runtime) -> None:
     finally:
         worker.pool.shutdown(wait=False)
     assert _statuses(runtime, first, second) == ["success", "running"]
+
+
+def test_a_run_that_ended_but_settles_still_holds_its_job_until_settled_or_its_worker_dies(
+    runtime: Runtime,
+) -> None:
+    # Its status is written before its post-command and retention (`Run.settling`).
+    first, second = _two_queued_runs(runtime)
+    worker = Worker(runtime, worker_id="worker-a")
+    try:
+        with runtime.sessions() as session:
+            assert worker.claim(session, first)
+        with runtime.sessions.begin() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == first)
+                .values(status="success", settling=True, worker_id="gone:1:dead")
+            )
+        with runtime.sessions() as session:
+            assert not worker.claim(session, second)  # still in its post-phase
+        worker.recover()  # its worker sent no heartbeat: it died in the post-phase
+        with runtime.sessions() as session:
+            assert worker.claim(session, second)
+    finally:
+        worker.pool.shutdown(wait=False)
+    assert _statuses(runtime, first, second) == ["success", "running"]

@@ -20,13 +20,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from mackuper.db import changed_rows
 from mackuper.models import Job, Run, RunStatus
 from mackuper.runs.alerts import RunEdges
 from mackuper.runs.outcome import Outcome, from_exception, is_unexpected
-from mackuper.runs.queue import label_allows
+from mackuper.runs.queue import job_busy, label_allows
 from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.registry import TASKS
 from mackuper.runs.task import Clock, Finished, RunContext, Task
@@ -75,12 +75,6 @@ def claim(
     A worker passes its `labels`: a run that names another label is not its to take.
     None (the `mackuper` command) takes any run: whoever types it chose the machine.
     """
-    other = aliased(Run)
-    running = (
-        select(other.id)
-        .where(other.status == RunStatus.RUNNING.value, other.job_id == Run.job_id)
-        .exists()
-    )
     try:
         changed = changed_rows(
             session.execute(
@@ -88,7 +82,7 @@ def claim(
                 .where(
                     Run.id == run_id,
                     Run.status == RunStatus.QUEUED.value,
-                    ~running,
+                    ~job_busy(),
                     label_allows(labels),
                 )
                 .values(
@@ -145,15 +139,27 @@ def execute_run(
                 "%s run %s failed: %s", kind, run_id, outcome.error, exc_info=is_unexpected(error)
             )
     _record(runtime, recorder, run_id, outcome, finished)
-    if edges is not None:
-        outcome = edges.finish(outcome, stopping)
-    if task is not None:
-        task.after(context, outcome)
-    # Only now, post-command and retention done: a run of this job queued for another
-    # worker (its label), or one waiting for the slot this one held, starts at once
-    # instead of at that worker's next poll, and never beside this one's post-phase.
+    try:
+        if edges is not None:
+            outcome = edges.finish(outcome, stopping)
+        if task is not None:
+            task.after(context, outcome)
+    finally:
+        _settled(runtime, recorder, run_id)
+    # A run of this job queued for another worker (its label), or one waiting for the
+    # slot this one held, starts now instead of at that worker's next poll.
     wake_workers(runtime.engine)
     return outcome
+
+
+def _settled(runtime: Runtime, recorder: RunRecorder, run_id: int) -> None:
+    """Post-command, alerts and retention are done: the job's next run may be claimed."""
+
+    def write() -> None:
+        with runtime.sessions.begin() as session:
+            session.execute(update(Run).where(Run.id == run_id).values(settling=False))
+
+    recorder.retrying(write)
 
 
 def _record(
@@ -182,6 +188,7 @@ def _record(
                     error=outcome.error,
                     finished_at=datetime.now(UTC),
                     current_file=None,
+                    settling=True,
                     **values,
                 )
             )

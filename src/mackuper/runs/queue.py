@@ -90,14 +90,19 @@ def label_allows(labels: Collection[str] | None) -> ColumnElement[bool]:
     return or_(Run.worker_label.is_(None), Run.worker_label.in_(sorted(labels)))
 
 
-def next_runs(session: Session, lane: Lane, labels: Collection[str], count: int) -> list[int]:
-    """Up to `count` ids of queued runs of `lane` a worker with `labels` may start, in order."""
+def job_busy() -> ColumnElement[bool]:
+    """Another run of `Run`'s job is running, or has ended and is still running its
+    post-command and retention (`Run.settling`): `Run` must wait."""
     other = aliased(Run)
-    job_running = (
+    return (
         select(other.id)
-        .where(other.status == RunStatus.RUNNING, other.job_id == Run.job_id)
+        .where(or_(other.status == RunStatus.RUNNING, other.settling), other.job_id == Run.job_id)
         .exists()
     )
+
+
+def next_runs(session: Session, lane: Lane, labels: Collection[str], count: int) -> list[int]:
+    """Up to `count` ids of queued runs of `lane` a worker with `labels` may start, in order."""
     order = (_rank(), Run.created_at, Run.id) if lane is Lane.RESTORES else (Run.created_at, Run.id)
     return list(
         session.scalars(
@@ -105,7 +110,7 @@ def next_runs(session: Session, lane: Lane, labels: Collection[str], count: int)
             .where(
                 Run.status == RunStatus.QUEUED,
                 Run.kind.in_(lane.kinds),
-                ~job_running,
+                ~job_busy(),
                 label_allows(labels),
             )
             .order_by(*order)

@@ -337,6 +337,16 @@ class Worker:
                             message=f"interrupted: worker {run.worker_id} stopped unexpectedly",
                         )
                     )
+            # Runs that ended but never finished their post-phase (`Run.settling`): their
+            # worker died in it, or (ours) could not write that it was over. Their job's
+            # next run would wait for them for ever.
+            for run in session.scalars(select(Run).where(Run.settling)):
+                future = self.active.get(run.id)
+                ours_and_over = run.worker_id == self.worker_id and (
+                    future is None or future.done()
+                )
+                if ours_and_over or self._is_dead(run.worker_id, beats):
+                    run.settling = False
             session.commit()
             for run_id in interrupted:
                 announce_interrupted(self.runtime, run_id)
