@@ -246,6 +246,13 @@ class Run(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        # The few runs in their post-phase, which recovery looks at every few polls.
+        Index(
+            "ix_runs_settling",
+            "id",
+            sqlite_where=text("settling = 1"),  # as SQLAlchemy writes `Run.settling` there
+            postgresql_where=text("settling"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -30,7 +30,7 @@ from mackuper.runs.queue import job_busy, label_allows
 from mackuper.runs.recorder import RunRecorder
 from mackuper.runs.registry import TASKS
 from mackuper.runs.task import Clock, Finished, RunContext, Task
-from mackuper.runs.wake import wake_workers
+from mackuper.runs.wake import commit_and_wake
 from mackuper.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -146,18 +146,18 @@ def execute_run(
             task.after(context, outcome)
     finally:
         _settled(runtime, recorder, run_id)
-    # A run of this job queued for another worker (its label), or one waiting for the
-    # slot this one held, starts now instead of at that worker's next poll.
-    wake_workers(runtime.engine)
     return outcome
 
 
 def _settled(runtime: Runtime, recorder: RunRecorder, run_id: int) -> None:
-    """Post-command, alerts and retention are done: the job's next run may be claimed."""
+    """Post-command, alerts and retention are done: the job's next run may be claimed,
+    and the workers are woken to claim it (a run of this job queued for another
+    worker's label, or one waiting for the slot this one held) without a poll."""
 
     def write() -> None:
-        with runtime.sessions.begin() as session:
+        with runtime.sessions() as session:
             session.execute(update(Run).where(Run.id == run_id).values(settling=False))
+            commit_and_wake(session)
 
     recorder.retrying(write)
 

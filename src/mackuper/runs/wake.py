@@ -1,8 +1,8 @@
 """Waking workers the moment a run is queued, instead of at their next poll.
 
-Whoever queues a run (the web, the CLI) commits with `commit_and_wake`; once a run has
-ended, post-command and retention included, `wake_workers` tells the others its job
-and its slot are free. Every worker keeps a `WakeListener` that sets its wake event.
+Whoever queues a run (the web, the CLI) commits with `commit_and_wake`, and so does
+the end of a run's post-phase (lifecycle `_settled`), which frees its job and its
+slot. Every worker keeps a `WakeListener` that sets its wake event.
 
 - PostgreSQL: ``pg_notify`` inside the queuing transaction (delivered only if it
   commits); each worker LISTENs on its own connection, on any host.
@@ -49,19 +49,6 @@ def commit_and_wake(session: Session) -> None:
     session.commit()
     if not postgres:
         poke_sqlite_workers(bind.engine.url)
-
-
-def wake_workers(engine: Engine) -> None:
-    """Wake every worker now, outside any transaction of the caller's; never raises (a
-    lost wake-up costs a poll interval, nothing more)."""
-    try:
-        if engine.dialect.name == "postgresql":
-            with engine.begin() as connection:
-                connection.execute(select(func.pg_notify(CHANNEL, "")))
-        else:
-            poke_sqlite_workers(engine.url)
-    except Exception as error:  # noqa: BLE001 - a hint only
-        logger.debug("could not wake the workers: %s", error)
 
 
 # --- SQLite: datagram sockets beside the database file ---------------------------

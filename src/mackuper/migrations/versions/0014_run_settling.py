@@ -25,8 +25,16 @@ def upgrade() -> None:
     op.add_column(
         "runs", sa.Column("settling", sa.Boolean(), nullable=False, server_default=sa.false())
     )
+    op.create_index(
+        "ix_runs_settling",
+        "runs",
+        ["id"],
+        sqlite_where=sa.text("settling = 1"),
+        postgresql_where=sa.text("settling"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_runs_settling", table_name="runs")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("settling")
