@@ -16,7 +16,16 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Result,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper.config import Settings
@@ -51,6 +60,7 @@ def make_engine(database_url: str) -> Engine:
             database_url, connect_args={"timeout": 30, "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "savepoint", _sqlite_savepoint_takes_the_write_lock)
         return engine
     return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
@@ -62,6 +72,22 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_savepoint_takes_the_write_lock(connection: Connection, _name: str | None) -> None:
+    """Begin with BEGIN IMMEDIATE when a SAVEPOINT would be a transaction's first statement.
+
+    Python's sqlite3 begins a transaction before an INSERT, UPDATE or DELETE, not
+    before a SAVEPOINT, and SQLite makes a SAVEPOINT outside a transaction begin a
+    deferred one: its first read takes a snapshot, and once another process has
+    committed, a write in it fails at once with "database is locked"
+    (SQLITE_BUSY_SNAPSHOT: the busy timeout is not consulted). Holding the write
+    lock from the start makes that write wait like any other. CI saw it as a 500
+    from the catalog import while a worker started.
+    """
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is not None and not dbapi.in_transaction:
+        dbapi.execute("BEGIN IMMEDIATE")
 
 
 def changed_rows(result: Result[Any]) -> int:
