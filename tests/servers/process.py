@@ -180,6 +180,23 @@ def descendant_pids(pid: int) -> list[int]:
     return found
 
 
+def freeze_descendants(pid: int) -> list[int]:
+    """SIGSTOP every descendant of ``pid`` and return their ids, parents before children.
+
+    A stopped process cannot fork, so rescanning until nothing new appears also
+    catches a child forked while the tree was being read (sshd forks a session's
+    post-authentication process just after the client hears it is logged in; a
+    plain scan could miss it and leave the connection up). SIGKILL ends them stopped.
+    """
+    frozen: list[int] = []
+    while True:
+        fresh = [child for child in descendant_pids(pid) if child not in frozen]
+        if not fresh:
+            return frozen
+        kill_pids(fresh, signal.SIGSTOP)
+        frozen.extend(fresh)
+
+
 def kill_pids(pids: Sequence[int], sig: signal.Signals = signal.SIGKILL) -> None:
     """Send ``sig`` to each of ``pids``; ignore those that are gone."""
     for pid in pids:

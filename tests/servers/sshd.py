@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tests.servers.ports import LOOPBACK, free_port, read_banner
-from tests.servers.process import ManagedProcess, descendant_pids, kill_pids
+from tests.servers.process import ManagedProcess, freeze_descendants, kill_pids
 
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = "ssh-keygen"
@@ -77,9 +77,9 @@ class SSHServer:
         listener unless ``drop_connections`` kills them explicitly.
         """
         pid = self.process.pid
-        sessions = descendant_pids(pid) if pid is not None and drop_connections else []
-        self.process.stop()
+        sessions = freeze_descendants(pid) if pid is not None and drop_connections else []
         kill_pids(sessions, signal.SIGKILL)
+        self.process.stop()
 
     def start(self) -> None:
         """(Re)start sshd on the same port and wait until it sends its banner."""
