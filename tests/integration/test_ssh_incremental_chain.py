@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import stat
 import subprocess
 import tempfile
 import time
@@ -94,10 +95,15 @@ CHANGES: list[Callable[[Path], None]] = [point_0, point_1, point_2, point_3, poi
 def leftovers(username: str) -> set[str]:
     """The directories `mktemp -d` made for the SSH user in the temporary directory."""
     uid = pwd.getpwnam(username).pw_uid
-    base = Path(tempfile.gettempdir())
-    return {
-        path.name for path in base.glob("tmp.*") if path.lstat().st_uid == uid and path.is_dir()
-    }
+    found: set[str] = set()
+    for path in Path(tempfile.gettempdir()).glob("tmp.*"):
+        try:  # another test's `mktemp -d` directory may go between glob and lstat
+            mode = path.lstat()
+        except FileNotFoundError:
+            continue
+        if mode.st_uid == uid and stat.S_ISDIR(mode.st_mode):
+            found.add(path.name)
+    return found
 
 
 def ssh_chain_job(
