@@ -18,12 +18,14 @@ from sqlalchemy import func, select
 
 from mackuper.destinations.local import LocalDestination
 from mackuper.models import Artifact, Job, Run
+from mackuper.models import Destination as DestinationRow
 from mackuper.restore import catalog
 from mackuper.runs.retention import apply_retention
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.engine_support import RecordingHooks, backup
 from tests.integration.restore_support import local_destination, ok, restore
+from tests.integration.write_lock import another_writer
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +130,43 @@ def test_import_takes_the_good_manifests_and_lists_every_bad_one(
     assert deleted == 0
     for day in ("29", "30"):
         assert (root / FOLDER / f"backup_202611{day}_100000.tar.gz").is_file()
+
+
+def test_manifests_are_read_before_the_catalog_is_written(tmp_path: Path, runtime: Runtime) -> None:
+    """Reading manifests from storage (slow on a remote) holds no database lock: on
+    SQLite a write transaction held across those reads kept every worker's progress
+    and claims waiting on the destination. Each read here checks that another
+    connection can take the write lock at once (busy timeout 0)."""
+    root = tmp_path / "backups"
+    source = tmp_path / "source"
+    source.mkdir()
+    for when, text in ((FIRST, "first\n"), (SECOND, "second\n")):
+        (source / "state.txt").write_text(text)
+        backup(
+            source, {1: LocalDestination(str(root))}, "tar.gz", RecordingHooks(), started_at=when
+        )
+    writable_during_reads: list[str] = []
+    with runtime.sessions.begin() as session:
+        row = DestinationRow(name="Disk", kind="local", config={"path": str(root)})
+        session.add(row)
+    with another_writer(runtime) as write_now:
+
+        class Watched(LocalDestination):
+            def get_bytes(self, key: str) -> bytes:
+                write_now()  # raises when the import holds the write lock
+                writable_during_reads.append(key.rsplit("/", 1)[-1])
+                return super().get_bytes(key)
+
+        with runtime.sessions() as session:
+            report = catalog.import_backups(
+                session, session.merge(row), Watched(str(root)), datetime.now(UTC)
+            )
+
+    assert report.imported == 2, report.problems
+    assert writable_during_reads == [
+        "backup_20261129_100000.tar.gz.manifest.json",
+        "backup_20261130_100000.tar.gz.manifest.json",
+    ]
+    with runtime.sessions() as session:
+        stored = session.scalars(select(Run.files_done).order_by(Run.started_at)).all()
+    assert stored == [2, 2]  # each manifest lists the folder and state.txt: counted, not kept

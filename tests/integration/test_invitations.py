@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 from mackuper import installation
 from mackuper.models import AuditEvent, Invitation, User, utcnow
 from mackuper.runtime import Runtime
-from mackuper.web import oidc
+from mackuper.web import invitations, oidc
 from mackuper.web.invitations import NOT_VALID
 from tests.conftest import ApiClient
+from tests.integration.write_lock import another_writer
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +92,27 @@ def test_an_invited_person_sets_a_password_once_and_has_the_invited_role(
     everything = json.dumps([event.details for event in events]) + caplog.text
     assert token not in everything
     assert PASSWORD not in everything
+
+
+def test_the_password_is_hashed_before_the_invitation_is_claimed(
+    app: Flask, api: ApiClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2id costs a noticeable part of a second of CPU; hashed after the claim's
+    UPDATE, it kept SQLite's write lock (and so every worker's write) waiting."""
+    _, token = invite(api)
+    hash_password = invitations.hash_password
+    with another_writer(runtime) as write_now:
+
+        def hashed_with_the_lock_free(password: str) -> str:
+            write_now()  # raises when the request holds the write lock
+            return hash_password(password)
+
+        monkeypatch.setattr(invitations, "hash_password", hashed_with_the_lock_free)
+        accepted = accept(visitor(app), token)
+    assert accepted.status_code == 201, accepted.get_data(as_text=True)
+    with runtime.sessions() as session:
+        user = session.scalars(select(User).where(User.username == "ivy")).one()
+    assert user.password_hash.startswith("$argon2id$")
 
 
 def test_an_expired_link_is_refused_and_creates_nobody(

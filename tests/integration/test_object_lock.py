@@ -22,7 +22,8 @@ from botocore.exceptions import ClientError
 from sqlalchemy import select
 
 from mackuper.destinations import registry
-from mackuper.destinations.base import DestinationError
+from mackuper.destinations.base import DestinationError, Lock
+from mackuper.destinations.s3 import S3Destination
 from mackuper.models import Artifact, Destination, Run, RunLog, RunStatus, RunTrigger
 from mackuper.runs import enqueue, lifecycle
 from mackuper.runs.retention import apply_retention
@@ -30,6 +31,7 @@ from mackuper.runtime import Runtime
 from mackuper.worker.service import Worker
 from tests.conftest import ApiClient
 from tests.harness import s3_destination_payload
+from tests.integration.write_lock import another_writer
 from tests.servers.s3 import S3Server, unique_bucket_name
 from tests.trees import make_small_tree
 
@@ -242,6 +244,47 @@ def test_retention_skips_locked_backups_and_deletes_every_version_once_the_date_
     assert states() == {old.run_id: "deleted", new.run_id: "stored"}
     assert [versions(key) for key in keys] == [[], []]  # removed, not hidden behind a marker
     assert len(versions(new.key)) == 1
+
+
+def test_a_retention_preview_writes_nothing_while_it_asks_the_storage_for_locks(
+    tmp_path: Path,
+    runtime: Runtime,
+    api: ApiClient,
+    moto_s3: S3Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Previewing an unsaved policy asks the storage, per backup it would delete, how
+    long that backup is locked (one HEAD each). The previewed policy used to be set on
+    the job's row and autoflushed, so the request held SQLite's write lock (PostgreSQL:
+    the job's row) across those requests: every worker's write waited on the storage.
+    Each lock question here checks that another connection can write at once."""
+    source = make_small_tree(tmp_path / "source")
+    bucket = locked_bucket(moto_s3)
+    job_id = make_job(
+        api, source, lock_destination(api, moto_s3, bucket, "GOVERNANCE", 1), {"keep_last": 5}
+    )
+    now = datetime.now(UTC)
+    old = back_up(runtime, job_id, now - timedelta(hours=3))
+    back_up(runtime, job_id, now - timedelta(hours=2))
+    asked: list[str] = []
+    lock_of = S3Destination.lock_of
+    with another_writer(runtime) as write_now:
+
+        def free_while_asking(self: S3Destination, key: str) -> Lock | None:
+            write_now()  # raises when the request holds the write lock
+            asked.append(key)
+            return lock_of(self, key)
+
+        monkeypatch.setattr(S3Destination, "lock_of", free_while_asking)
+        response = api.call("GET", f"/api/jobs/{job_id}/retention/preview?keep_last=1")
+
+    assert response.status_code == 200, response.json
+    assert response.json["policy"] == {"keep_last": 1}
+    (shown,) = [item for item in response.json["backups"] if item["run_id"] == old.run_id]
+    assert not shown["keep"] and shown["locked_until"] is not None
+    assert old.key in asked
+    saved = api.call("GET", f"/api/jobs/{job_id}").json["job"]["retention"]
+    assert saved == {"keep_last": 5}  # a preview never saves its policy
 
 
 def test_test_connection_reports_versioning_object_lock_and_default_retention(

@@ -258,7 +258,7 @@ def import_backups(
             )
         )
     )
-    chained: list[_Pending] = []
+    accepted: list[tuple[ManifestHeader, StoredObject]] = []
     for key in sorted(stored):
         if not key.endswith(MANIFEST_SUFFIX):
             continue
@@ -267,11 +267,19 @@ def import_backups(
         if archive_key in known:
             report.already_known += 1
             continue
-        problem = _import_checked(
-            session, row, destination, stored[key], stored.get(archive_key), report, now, chained
-        )
+        checked = _checked(destination, stored[key], stored.get(archive_key), now)
+        if isinstance(checked, str):
+            report.problems.append(f"{key}: {checked}")
+        else:
+            accepted.append((checked, stored[archive_key]))
+    # Only now is the database written, in one short transaction: on SQLite that holds
+    # the write lock, and reading manifests from storage inside it kept every worker's
+    # progress waiting on the destination (for minutes on a slow link).
+    chained: list[_Pending] = []
+    for header, archive in accepted:
+        problem = _import_one(session, row, header, archive, report, chained)
         if problem is not None:
-            report.problems.append(f"{key}: {problem}")
+            report.problems.append(f"{archive.key}{MANIFEST_SUFFIX}: {problem}")
     _link_chains(session, row, chained, report)
     session.commit()
     return report
@@ -328,19 +336,13 @@ def _link_chains(
     session.flush()
 
 
-def _import_checked(
-    session: Session,
-    row: DestinationRow,
-    destination: Destination,
-    manifest: StoredObject,
-    archive: StoredObject | None,
-    report: ImportReport,
-    now: datetime,
-    chained: list[_Pending],
-) -> str | None:
-    """Import one manifest's backup; the reason it was refused, or None.
+def _checked(
+    destination: Destination, manifest: StoredObject, archive: StoredObject | None, now: datetime
+) -> ManifestHeader | str:
+    """The manifest's header when it is a backup to import, else the reason it is not.
 
-    A point of a chain is added to `chained`, to be linked once all are imported."""
+    Touches no database. The header's file list is replaced by its length: the
+    catalog needs the count only, and many manifests are held until they are written."""
     if archive is None:
         return "its archive is missing"
     if manifest.size > MANIFEST_LIMIT:
@@ -360,6 +362,22 @@ def _import_checked(
     problem = belongs(header, archive.key, destination.prefix, archive.size, now)
     if problem is not None:
         return f"not imported: {problem}"
+    if header.files is not None:
+        header = header.model_copy(update={"files": None, "file_count": len(header.files)})
+    return header
+
+
+def _import_one(
+    session: Session,
+    row: DestinationRow,
+    header: ManifestHeader,
+    archive: StoredObject,
+    report: ImportReport,
+    chained: list[_Pending],
+) -> str | None:
+    """Add one checked manifest's backup; the reason it was refused, or None.
+
+    A point of a chain is added to `chained`, to be linked once all are imported."""
     try:
         with session.begin_nested():
             run = _add_backup(session, row, header, archive, report)
@@ -379,7 +397,7 @@ def _add_backup(
     report: ImportReport,
 ) -> Run:
     job = _job_for(session, row, header, report)
-    files = len(header.files) if header.files is not None else header.file_count or 0
+    files = header.file_count or 0  # _checked folded `files` into its count
     name = archive.key.rsplit("/", 1)[-1]
     run = Run(
         job_id=job.id,

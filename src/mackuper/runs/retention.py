@@ -100,9 +100,13 @@ def first_lock(
     return promised[run_id]
 
 
-def preview(session: Session, job: Job, now: datetime) -> Preview:
-    """What the job's retention policy would keep and delete now, and why."""
-    policy = retention.Policy.from_json(job.retention)
+def preview(
+    session: Session, job: Job, now: datetime, policy: retention.Policy | None = None
+) -> Preview:
+    """What the job's retention policy (or `policy`, previewed unsaved) would keep and
+    delete now, and why. Reads only."""
+    if policy is None:
+        policy = retention.Policy.from_json(job.retention)
     stored = session.scalars(
         select(Artifact)
         .join(Run, Run.id == Artifact.run_id)

@@ -188,6 +188,8 @@ def accept_invitation(body: AcceptInvitationBody) -> tuple[Response, int]:
         field_errors({"password": problem})
     if body.password_confirm is not None and body.password_confirm != body.password:
         field_errors({"password_confirm": "The two passwords differ."})  # noqa: S106
+    # Hashed before the claim: argon2id's CPU time must not hold the write lock.
+    password_hash = hash_password(body.password)
     session = get_db()
     now = utcnow()
     claimed = session.execute(
@@ -205,7 +207,7 @@ def accept_invitation(body: AcceptInvitationBody) -> tuple[Response, int]:
         _refuse(session.get(Invitation, invitation.id))
     user = User(
         username=invitation.username,
-        password_hash=hash_password(body.password),
+        password_hash=password_hash,
         role=invitation.role,
         can_download=invitation.can_download,
     )

@@ -356,17 +356,16 @@ def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
     """
     job = _get(job_id)
     numbers: dict[str, int] = query.model_dump(exclude_none=True)
-    if numbers:
-        job.retention = numbers
     now = datetime.now(UTC)
     try:
-        plan = retention_preview(get_db(), job, now)
+        # The previewed policy is never set on the job: flushed, that change held the
+        # database's write lock while the storage was asked about each lock below.
+        policy = Policy.from_json(numbers or job.retention)
+        plan = retention_preview(get_db(), job, now, policy)
         locked = locks_in_the_way(runtime().secrets, plan, now)
     except (RetentionError, schedule.ScheduleError) as error:
         text = str(error)
         fail(text[:1].upper() + text[1:] + ".", 422)
-    finally:
-        get_db().rollback()  # a previewed policy is never saved
     items = [
         {
             "run_id": decision.backup.id,
@@ -392,7 +391,7 @@ def preview_retention(job_id: int, query: RetentionPreviewQuery) -> Response:
     ]
     deleted = sum(1 for item in items if not item["keep"])
     return jsonify(
-        policy=numbers or Policy.from_json(job.retention).to_json(),
+        policy=numbers or policy.to_json(),
         delete_count=deleted,
         keep_count=len(items) - deleted,
         backups=items,

@@ -390,7 +390,8 @@ class Worker:
                     message=f"aborted the unfinished upload of {artifact.key}",
                 )
             )
-        session.commit()
+            # One commit each: nothing written is held across the next abort's request.
+            session.commit()
 
     # --- claiming --------------------------------------------------------
 
