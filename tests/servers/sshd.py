@@ -77,8 +77,11 @@ class SSHServer:
         listener unless ``drop_connections`` kills them explicitly.
         """
         pid = self.process.pid
-        sessions = freeze_descendants(pid) if pid is not None and drop_connections else []
-        kill_pids(sessions, signal.SIGKILL)
+        if pid is not None and drop_connections:
+            # The listener is paused first, so no new session starts while the
+            # sessions are found; all die together, and stop() reaps the listener.
+            kill_pids([pid], signal.SIGSTOP)
+            kill_pids([pid, *freeze_descendants(pid)], signal.SIGKILL)
         self.process.stop()
 
     def start(self) -> None:
