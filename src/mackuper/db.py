@@ -84,10 +84,16 @@ def _sqlite_savepoint_takes_the_write_lock(connection: Connection, _name: str | 
     (SQLITE_BUSY_SNAPSHOT: the busy timeout is not consulted). Holding the write
     lock from the start makes that write wait like any other. CI saw it as a 500
     from the catalog import while a worker started.
+
+    The savepoint now also nests in a real transaction, as SQLAlchemy means it: before,
+    releasing a savepoint that had begun the transaction committed it, so the session's
+    rollback could not undo it. The price: a savepoint holds the write lock until the
+    session commits or rolls back, even one that only reads, so none may wait on
+    storage or the network.
     """
     dbapi = connection.connection.dbapi_connection
     if dbapi is not None and not dbapi.in_transaction:
-        dbapi.execute("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLAlchemy's errors and events
 
 
 def changed_rows(result: Result[Any]) -> int:

@@ -11,7 +11,6 @@ the busy handler (SQLITE_BUSY_SNAPSHOT), whatever the busy timeout says.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,68 +32,47 @@ def engines(tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
     second.dispose()
 
 
-def test_a_write_after_a_read_in_a_savepoint_waits_for_another_writer(
-    engines: tuple[Engine, Engine],
-) -> None:
+def test_a_savepoint_holds_the_write_lock_from_its_start(engines: tuple[Engine, Engine]) -> None:
+    """Another process cannot commit between the savepoint's read and its write (it
+    waits, up to its busy timeout, instead of making this transaction's snapshot stale)."""
     ours, theirs = engines
-    other_wrote = threading.Event()
-    errors: list[OperationalError] = []
-
-    def other_process_writes() -> None:
-        try:
-            with theirs.begin() as connection:
-                connection.execute(text("INSERT INTO notes VALUES ('worker heartbeat')"))
-        except OperationalError as error:  # reported to the test below
-            errors.append(error)
-        finally:
-            other_wrote.set()
-
     with make_session_factory(ours)() as session:
         with session.begin_nested():
             assert session.scalar(text("SELECT count(*) FROM notes")) == 0
-            writer = threading.Thread(target=other_process_writes)
-            writer.start()
-            # With the write lock held since the savepoint, the other write waits
-            # for our commit; without it, it commits at once and our snapshot is stale.
-            waited = not other_wrote.wait(1.0)
+            with theirs.connect() as connection:
+                connection.exec_driver_sql("PRAGMA busy_timeout=0")  # a worker, not waiting
+                with pytest.raises(OperationalError, match="database is locked"):
+                    connection.exec_driver_sql("INSERT INTO notes VALUES ('worker heartbeat')")
+                    connection.commit()
             session.execute(text("INSERT INTO notes VALUES ('imported job')"))
         session.commit()
-    writer.join(35)
-
-    assert waited, "the other process wrote inside our savepoint's read-then-write"
-    assert errors == []
-    with ours.connect() as connection:
+    with theirs.begin() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        connection.exec_driver_sql("INSERT INTO notes VALUES ('worker heartbeat')")
         bodies = set(connection.scalars(text("SELECT body FROM notes")))
     assert bodies == {"worker heartbeat", "imported job"}
 
 
-def test_a_failed_savepoint_rolls_back_only_itself_and_the_lock_is_released(
+def test_the_savepoint_nests_in_one_transaction_that_commits_whole(
     engines: tuple[Engine, Engine],
 ) -> None:
-    """The import's use: an IntegrityError inside a savepoint undoes that manifest only."""
+    """The import's use: an IntegrityError inside a savepoint undoes that manifest only,
+    and the outer commit keeps the rest. (Before, a savepoint that began the transaction
+    committed on its release, so the session's rollback could no longer undo it.)"""
     ours, theirs = engines
     with make_session_factory(ours)() as session:
-        session.execute(text("INSERT INTO notes VALUES ('first')"))
+        with session.begin_nested():
+            session.execute(text("INSERT INTO notes VALUES ('first')"))
         with pytest.raises(IntegrityError, match="UNIQUE"), session.begin_nested():
             session.execute(text("INSERT INTO notes VALUES ('first')"))
         with session.begin_nested():
             session.execute(text("INSERT INTO notes VALUES ('second')"))
+        session.rollback()
+        with session.begin_nested():
+            session.execute(text("INSERT INTO notes VALUES ('kept')"))
         session.commit()
     with theirs.begin() as connection:
-        connection.execute(text("INSERT INTO notes VALUES ('after')"))
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")  # nothing left holding the lock
+        connection.exec_driver_sql("INSERT INTO notes VALUES ('after')")
         bodies = set(connection.scalars(text("SELECT body FROM notes")))
-    assert bodies == {"first", "second", "after"}
-
-
-def test_a_savepoint_that_only_reads_leaves_no_lock_behind(
-    engines: tuple[Engine, Engine],
-) -> None:
-    ours, theirs = engines
-    with make_session_factory(ours)() as session:
-        with session.begin_nested():
-            session.scalar(text("SELECT count(*) FROM notes"))
-        session.commit()
-        with theirs.connect() as connection:
-            connection.execute(text("PRAGMA busy_timeout=0"))
-            connection.execute(text("INSERT INTO notes VALUES ('not blocked')"))
-            connection.commit()
+    assert bodies == {"kept", "after"}
