@@ -259,6 +259,7 @@ def import_backups(
         )
     )
     accepted: list[tuple[ManifestHeader, StoredObject]] = []
+    problems: list[tuple[str, str]] = []  # by manifest key, as the report lists them
     for key in sorted(stored):
         if not key.endswith(MANIFEST_SUFFIX):
             continue
@@ -269,7 +270,7 @@ def import_backups(
             continue
         checked = _checked(destination, stored[key], stored.get(archive_key), now)
         if isinstance(checked, str):
-            report.problems.append(f"{key}: {checked}")
+            problems.append((key, checked))
         else:
             accepted.append((checked, stored[archive_key]))
     # Only now is the database written, in one short transaction: on SQLite that holds
@@ -279,7 +280,8 @@ def import_backups(
     for header, archive in accepted:
         problem = _import_one(session, row, header, archive, report, chained)
         if problem is not None:
-            report.problems.append(f"{archive.key}{MANIFEST_SUFFIX}: {problem}")
+            problems.append((f"{archive.key}{MANIFEST_SUFFIX}", problem))
+    report.problems.extend(f"{key}: {problem}" for key, problem in sorted(problems))
     _link_chains(session, row, chained, report)
     session.commit()
     return report
