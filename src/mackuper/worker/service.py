@@ -390,8 +390,7 @@ class Worker:
                     message=f"aborted the unfinished upload of {artifact.key}",
                 )
             )
-            # One commit each: nothing written is held across the next abort's request.
-            session.commit()
+        session.commit()
 
     # --- claiming --------------------------------------------------------
 
