@@ -112,6 +112,23 @@ def test_postgres_wakes_on_commit_and_not_on_rollback(postgres_url: str) -> None
         engine.dispose()
 
 
+def test_closing_a_postgres_listener_does_not_wait_for_its_notifies_timeout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wake, "LISTEN_TIMEOUT", 60.0)
+    engine = create_engine(postgres_url)
+    listener, event = _listening(engine)
+    try:
+        assert event.wait(WAIT), "the listener never connected"
+        started = time.monotonic()
+        listener.close()
+        assert time.monotonic() - started < 30  # its notifies() returned at once
+        assert listener._thread is not None and not listener._thread.is_alive()
+    finally:
+        listener.close()
+        engine.dispose()
+
+
 def test_the_end_of_a_run_wakes_the_workers(runtime: Runtime) -> None:
     # A run of the same job queued for a worker with another label, or waiting for the
     # slot this run frees, is taken at once and not at that worker's next poll.

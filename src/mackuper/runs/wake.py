@@ -28,6 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class WakeListener:
         self.engine = engine
         self.event = event
         self._closed = threading.Event()
+        self._listening = threading.Event()
+        """PostgreSQL: LISTENing on a live connection (so the database answers)."""
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._socket_path: Path | None = None
@@ -133,12 +136,27 @@ class WakeListener:
             ):
                 sender.setblocking(False)  # a full queue: the thread has a wake-up already
                 sender.sendto(b"!", str(self._socket_path))
+        elif self._listening.is_set():
+            self._notify_self()
         if self._thread is not None:
             self._thread.join(timeout=LISTEN_TIMEOUT * 3)
         if self._socket is not None:
             self._socket.close()
         if self._socket_path is not None:
             self._socket_path.unlink(missing_ok=True)
+
+    def _notify_self(self) -> None:
+        """Wake our own thread out of `notifies`, rather than wait for its timeout (a
+        worker starting afresh claims nothing until it has closed this). Every other
+        listener of the installation wakes too and looks once: a wake-up is a hint.
+        Only while the thread listens on a live connection: with the database gone,
+        connecting could take far longer than the timeout."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(select(func.pg_notify(CHANNEL, "")))
+                connection.commit()
+        except SQLAlchemyError as error:  # the database is gone: the timeout ends it
+            logger.debug("could not wake the listener to close it: %s", error)
 
     def _bind(self, database: Path) -> bool:
         name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
@@ -179,10 +197,12 @@ class WakeListener:
             try:
                 with contextlib.closing(psycopg.connect(conninfo, autocommit=True)) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
                     self.event.set()  # (re)connected: look once, a wake-up may have been missed
                     while not self._closed.is_set():
                         for _ in connection.notifies(timeout=LISTEN_TIMEOUT, stop_after=1):
                             self.event.set()
             except psycopg.Error as error:
+                self._listening.clear()
                 logger.info("wake-up listener lost the database (%s); polling meanwhile", error)
                 self._closed.wait(RECONNECT_SECONDS)
