@@ -24,6 +24,11 @@ pytestmark = pytest.mark.e2e
 RUNS_PER_LABEL = 6
 
 
+def _process(worker_id: str | None) -> str:
+    """host:pid of a worker id (host:pid:random): what a worker starting afresh keeps."""
+    return str(worker_id).rsplit(":", 1)[0]
+
+
 def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_saying_so(
     tmp_path: Path, empty_postgres_url: str
 ) -> None:
@@ -82,16 +87,21 @@ def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_say
 
         waiting = browser.ok("GET", f"/api/runs/{stranded['id']}")["run"]
         log = browser.ok("GET", f"/api/runs/{stranded['id']}/log")["lines"]
+        # A worker that starts afresh after its runs (memory) beats under a new id: wait
+        # for its new row, and compare by process (host:pid), which it keeps.
+        wait_for(both_beating, 90, "both workers' heartbeats after the runs")
         with Session(engine) as session:
             labels_of = {
-                beat.worker_id: beat.labels for beat in session.scalars(select(WorkerHeartbeat))
+                _process(beat.worker_id): beat.labels
+                for beat in session.scalars(select(WorkerHeartbeat))
             }
             ran_on = {
-                run_id: worker_id
+                run_id: _process(worker_id)
                 for run_id, worker_id in session.execute(
                     select(Run.id, Run.worker_id).where(Run.id.in_(expected))
                 )
             }
+        said = "\n".join(f"--- worker {name}:\n{one.log()}" for name, one in workers.items())
     finally:
         for process in (web, *workers.values()):
             try:
@@ -100,7 +110,7 @@ def test_each_run_goes_to_a_worker_of_its_label_and_a_label_nobody_has_waits_say
                 process.kill_all()
         engine.dispose()
 
-    assert sorted(labels_of.values()) == [["alpha"], ["beta"]]
+    assert sorted(labels_of.values()) == [["alpha"], ["beta"]], f"{labels_of}\n{said}"
     wrong = {
         run_id: (label, ran_on[run_id])
         for run_id, label in expected.items()
