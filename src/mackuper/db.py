@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 _MIGRATION_LOCK_ID = 0x6D61636B  # "mack"
-WAL_SWITCH_SECONDS = 30.0
-"""How long a connection tries to put a fresh SQLite file in WAL mode (the busy timeout)."""
+BUSY_SECONDS = 30
+"""How long an SQLite connection waits for another's lock, and for a fresh file's switch
+to WAL mode (`_enter_wal`), before it gives up."""
 
 
 def _private_sqlite_file(database_url: str) -> None:
@@ -61,7 +62,7 @@ def make_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         _private_sqlite_file(database_url)
         engine = create_engine(
-            database_url, connect_args={"timeout": 30, "check_same_thread": False}
+            database_url, connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_savepoint_takes_the_write_lock)
@@ -71,7 +72,7 @@ def make_engine(database_url: str) -> Engine:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     _enter_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -88,7 +89,7 @@ def _enter_wal(cursor: Any) -> None:
     connections failed so, none with this loop. A file in WAL mode stays so, and the
     pragma then takes no lock.
     """
-    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    deadline = time.monotonic() + BUSY_SECONDS
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")

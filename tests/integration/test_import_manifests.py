@@ -42,13 +42,9 @@ def _plant(root: Path, key: str, manifest: bytes | dict[str, Any], archive: byte
     (root / f"{key}.manifest.json").write_bytes(document)
 
 
-def _like(good: dict[str, Any], started: str, **changes: Any) -> dict[str, Any]:
-    return {**good, "started_at": started, "finished_at": started, **changes}
-
-
-def test_import_takes_the_good_manifests_and_lists_every_bad_one(
-    tmp_path: Path, runtime: Runtime, api: ApiClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _two_backups(tmp_path: Path) -> Path:
+    """Two real backups of job engine-test (FIRST: state.txt "first", SECOND: "second")
+    in a fresh folder; that folder."""
     root = tmp_path / "backups"
     source = tmp_path / "source"
     source.mkdir()
@@ -57,6 +53,17 @@ def test_import_takes_the_good_manifests_and_lists_every_bad_one(
         backup(
             source, {1: LocalDestination(str(root))}, "tar.gz", RecordingHooks(), started_at=when
         )
+    return root
+
+
+def _like(good: dict[str, Any], started: str, **changes: Any) -> dict[str, Any]:
+    return {**good, "started_at": started, "finished_at": started, **changes}
+
+
+def test_import_takes_the_good_manifests_and_lists_every_bad_one(
+    tmp_path: Path, runtime: Runtime, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _two_backups(tmp_path)
     good = json.loads((root / FOLDER / "backup_20261130_100000.tar.gz.manifest.json").read_text())
     one_byte = {**good, "archive": {"size": 1, "sha256": "0" * 64}}
     bad = {
@@ -137,14 +144,7 @@ def test_manifests_are_read_before_the_catalog_is_written(tmp_path: Path, runtim
     SQLite a write transaction held across those reads kept every worker's progress
     and claims waiting on the destination. Each read here checks that another
     connection can take the write lock at once (busy timeout 0)."""
-    root = tmp_path / "backups"
-    source = tmp_path / "source"
-    source.mkdir()
-    for when, text in ((FIRST, "first\n"), (SECOND, "second\n")):
-        (source / "state.txt").write_text(text)
-        backup(
-            source, {1: LocalDestination(str(root))}, "tar.gz", RecordingHooks(), started_at=when
-        )
+    root = _two_backups(tmp_path)
     writable_during_reads: list[str] = []
     with runtime.sessions.begin() as session:
         row = DestinationRow(name="Disk", kind="local", config={"path": str(root)})
