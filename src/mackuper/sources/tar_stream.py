@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from mackuper.core.tarblock import header_sum
+
 BLOCK = 512
 BUFFER = 256 << 10
 DIRECT_READ = 64 << 10  # a file's bytes beyond this go straight into the caller's buffer
@@ -203,7 +205,7 @@ class TarStreamReader:
     def _check(header: bytes) -> None:
         field = header[148:156]
         expected = _number(field)
-        unsigned = sum(header) - sum(field) + 8 * 32
+        unsigned = header_sum(header) - sum(field) + 8 * 32
         if expected != unsigned:
             signed = unsigned - 2 * sum(byte for byte in header if byte > 127)
             if expected != signed:
