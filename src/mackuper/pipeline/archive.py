@@ -36,6 +36,9 @@ _OCTAL_8 = 8**7
 _OCTAL_12 = 8**11
 _CHECKSUM_SPACES = b"        "
 """The checksum field as it is counted in the checksum."""
+_USTAR_TAIL = b"ustar\x0000" + bytes(64) + b"0000000\x000000000\x00" + bytes(167)
+"""A header's bytes from the magic on: version, empty user and group names (numeric
+ids only), device numbers 0, no prefix (longer names are written as pax records)."""
 
 
 class ArchiveWriter(Protocol):
@@ -148,11 +151,6 @@ def _pax_record(keyword: str, value: str | bytes) -> bytes:
     return str(length).encode() + payload
 
 
-_USTAR_TAIL = b"ustar\x0000" + bytes(64) + b"0000000\x000000000\x00" + bytes(167)
-"""A header's bytes from the magic on: version, empty user and group names (numeric
-ids only), device numbers 0, no prefix (names in it are written as pax records)."""
-
-
 def _ustar(
     name: bytes,
     mode: int,
@@ -182,7 +180,8 @@ def _ustar(
 
 
 def tar_header(entry: Entry) -> bytes:
-    """The header block(s) of one entry, as `tarfile` would write them in pax format."""
+    """The header block(s) of one entry in pax format, as GNU tar writes them (and
+    `tarfile`, but for the device numbers of a non-device: "0000000" here, empty there)."""
     name = entry.name + ("/" if entry.type is EntryType.DIRECTORY else "")
     size = entry.size if entry.type is EntryType.FILE else 0
     mode = entry.mode & 0o7777
@@ -258,25 +257,28 @@ class TarWriter:
         """Zeros owed after the last file's bytes (counted in `offset`, not yet written)."""
 
     def add(self, entry: Entry, reporter: Reporter, item: dict[str, Any] | None = None) -> bool:
-        handle = None
-        if entry.type is EntryType.FILE:
-            handle = open_entry(entry, reporter)
-            if handle is None:
-                return False
-        self.entry_offset = self.offset
-        header = tar_header(entry)
-        self.offset += len(header)
-        if self.padding:  # the last file's, sent with this header: one write less per file
-            header = _ZEROS[: self.padding] + header
-        self.sink.write(header)
-        if handle is None:
-            self.padding = 0
+        if entry.type is not EntryType.FILE:
+            self._header(entry)
             return True
+        handle = open_entry(entry, reporter)
+        if handle is None:
+            return False
         with handle:
+            self._header(entry)
             self._copy(entry, handle, reporter, item)
         self.padding = -entry.size % BLOCK
         self.offset += entry.size + self.padding  # copy_entry wrote exactly size bytes
         return True
+
+    def _header(self, entry: Entry) -> None:
+        """The entry's header, after the zeros owed to the last file: one write less per file."""
+        self.entry_offset = self.offset
+        header = tar_header(entry)
+        self.offset += len(header)
+        if self.padding:
+            header = _ZEROS[: self.padding] + header
+            self.padding = 0
+        self.sink.write(header)
 
     def _copy(
         self, entry: Entry, handle: BinaryIO, reporter: Reporter, item: dict[str, Any] | None

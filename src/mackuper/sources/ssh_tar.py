@@ -101,10 +101,7 @@ def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
 
 
 class _MemberReader:
-    """The current member's bytes; a broken stream is resumed (or the run fails).
-
-    It keeps no state of its own, so one serves every member of a stream (`open`).
-    """
+    """The current member's bytes; a broken stream is resumed (or the run fails)."""
 
     def __init__(self, stream: TarStream) -> None:
         self.stream = stream
@@ -152,9 +149,10 @@ class TarStream:
         self.resumed: list[Member | None] = []
         """The member a restarted stream stopped at, when that was between members."""
         self.reconnects = 0
-        reader = _MemberReader(self)
-        self.open_member = cast("Callable[[], BinaryIO]", lambda: reader)
-        """A file entry's opener: the current member's bytes (see `_MemberReader`)."""
+
+    def open_member(self) -> BinaryIO:
+        """A file entry's opener: the current member's bytes."""
+        return cast("BinaryIO", _MemberReader(self))
 
     def _start(self) -> subprocess.Popen[bytes]:
         self.stderr_lines = []
