@@ -79,8 +79,11 @@ class Destination(Protocol):
         self, key: str, metadata: dict[str, str], on_upload_started: UploadStarted | None = None
     ) -> ArtifactWriter: ...
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        """Store a small object; raises ObjectExists when one is at the key already."""
+    def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
+        """Store a small object; raises ObjectExists when one is at the key already.
+
+        `data` may be a bytearray: a manifest is built in one (pipeline/run.py
+        `manifest_document`), so that it is not copied into bytes once more."""
         ...
 
     def stat(self, key: str) -> StoredObject | None:

@@ -143,7 +143,7 @@ class Limited:
     ) -> ArtifactWriter:
         return LimitedWriter(self.inner.open_writer(key, metadata, on_upload_started), self.pace)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         self.pace.take(len(data))
         self.inner.put_bytes(key, data, content_type)
 

@@ -230,9 +230,9 @@ class LocalDestination:
     ) -> LocalWriter:
         return LocalWriter(self._path(key), key, on_upload_started)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         writer = self.open_writer(key, {})
-        writer.write(data)
+        writer.write(memoryview(data))
         writer.commit()
 
     def get_bytes(self, key: str) -> bytes:

@@ -371,9 +371,9 @@ class RcloneDestination:
     ) -> RcloneWriter:
         return RcloneWriter(self, key, on_upload_started)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         writer = self.open_writer(key, {})
-        writer.write(data)
+        writer.write(memoryview(data))
         writer.commit()
 
     def stat_path(self, path: str) -> StoredObject | None:

@@ -469,8 +469,14 @@ class S3Destination:
         return S3Writer(self, key, metadata, on_upload_started)
 
     def put_bytes(
-        self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None
+        self,
+        key: str,
+        data: bytes | bytearray,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
     ) -> None:
+        if isinstance(data, bytearray):
+            data = bytes(data)  # botocore's body handling knows bytes and files
         digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
         try:
             self.publish(

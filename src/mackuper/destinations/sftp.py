@@ -279,9 +279,9 @@ class SFTPDestination:
     ) -> SFTPWriter:
         return SFTPWriter(self, key, on_upload_started)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+    def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         writer = self.open_writer(key, {})
-        writer.write(data)
+        writer.write(memoryview(data))
         writer.commit()
 
     def stat(self, key: str) -> StoredObject | None:
