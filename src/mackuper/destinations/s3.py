@@ -475,8 +475,6 @@ class S3Destination:
         content_type: str,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        if isinstance(data, bytearray):
-            data = bytes(data)  # botocore's body handling knows bytes and files
         digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
         try:
             self.publish(
@@ -486,7 +484,7 @@ class S3Destination:
                 lambda condition: self.client.put_object(
                     Bucket=self.bucket,
                     Key=key,
-                    Body=data,
+                    Body=cast(bytes, data),  # botocore takes a bytearray; its stubs do not
                     ContentType=content_type,
                     ContentMD5=digest,
                     **self.put_arguments(metadata or {}),

@@ -55,6 +55,10 @@ def _is_missing(error: OSError) -> bool:
     return isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == 2
 
 
+PUT_PIECE = 1 << 20
+"""Bytes of a small object (a manifest) handed to the writer at a time."""
+
+
 class SFTPWriter:
     """Streams to a temporary name; `commit` renames it into place without replacing."""
 
@@ -281,7 +285,9 @@ class SFTPDestination:
 
     def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         writer = self.open_writer(key, {})
-        writer.write(memoryview(data))
+        view = memoryview(data)
+        for start in range(0, len(view), PUT_PIECE):  # the writer copies what it is given
+            writer.write(view[start : start + PUT_PIECE])
         writer.commit()
 
     def stat(self, key: str) -> StoredObject | None:

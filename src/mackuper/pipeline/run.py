@@ -16,7 +16,6 @@ fetches only their frames with ranged reads.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from mackuper.core.naming import archive_key, manifest_key
 from mackuper.destinations.base import ArtifactWriter, Destination, DestinationError
 from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
+from mackuper.pipeline.document import json_document
 from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
 from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
 from mackuper.pipeline.incremental import ChainPlan, Incremental, RemoteIncremental
@@ -167,40 +167,6 @@ def _manifest_entry(entry: Entry) -> dict[str, Any]:
     if entry.type is EntryType.FILE:
         item["sha256"] = None  # keeps the key's place; the writer fills it in
     return item
-
-
-FILES_PER_PIECE = 1024
-"""Manifest items encoded in one `json.dumps` call (about 200 KiB of JSON)."""
-_COMPACT = (",", ":")
-"""No indent: with one, json falls back to its pure-Python encoder (seconds for 20,000 files)."""
-
-
-def manifest_document(manifest: dict[str, Any]) -> bytes | bytearray:
-    """The manifest as compact JSON, byte for byte `json.dumps(manifest, separators=(",",
-    ":")).encode()`, with a long file list encoded FILES_PER_PIECE items at a time into one
-    growing buffer.
-
-    In one call, json holds the document's pieces and then the joined string, and the
-    encoding adds the bytes: twice the document on top of the items. 200,000 files
-    (local source, a throwaway script): 42 MiB of JSON, and the run's peak RSS was 233 MiB
-    against 147 MiB just before the manifest was encoded.
-    """
-    files = manifest.get("files")
-    if not isinstance(files, list) or len(files) <= FILES_PER_PIECE:
-        return json.dumps(manifest, separators=_COMPACT).encode()
-    keys = list(manifest)
-    at = keys.index("files")
-    before = json.dumps({key: manifest[key] for key in keys[:at]}, separators=_COMPACT)
-    after = json.dumps({key: manifest[key] for key in keys[at + 1 :]}, separators=_COMPACT)
-    document = bytearray(before[:-1].encode())
-    document += b',"files":[' if at else b'"files":['
-    for start in range(0, len(files), FILES_PER_PIECE):
-        piece = json.dumps(files[start : start + FILES_PER_PIECE], separators=_COMPACT)
-        if start:
-            document += b","
-        document += memoryview(piece.encode())[1:-1]  # without the piece's brackets
-    document += b"]," + after[1:].encode() if after != "{}" else b"]}"
-    return document
 
 
 MAX_SEQUENCE = 1000
@@ -408,7 +374,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
         manifest["databases"] = databases
     if plan.encryption is not None:
         manifest = seal_manifest(manifest, plan.encryption)
-    document = manifest_document(manifest)
+    document = json_document(manifest)
     for destination_id in stored:
         destination = plan.destinations[destination_id]
         try:
