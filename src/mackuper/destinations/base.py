@@ -82,8 +82,8 @@ class Destination(Protocol):
     def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         """Store a small object; raises ObjectExists when one is at the key already.
 
-        `data` may be a bytearray: a manifest is built in one (pipeline/run.py
-        `manifest_document`), so that it is not copied into bytes once more."""
+        `data` may be a bytearray: a manifest is built in one (pipeline/document.py
+        `json_document`), so that it is not copied into bytes once more."""
         ...
 
     def stat(self, key: str) -> StoredObject | None:
