@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from zlib import adler32
 
-BLOCK = 512
-_HALF = BLOCK // 2
+_BLOCK = 512
+_HALF = _BLOCK // 2
 
 
 def header_sum(block: bytes | bytearray) -> int:
     """The sum of the bytes of one 512-byte header block."""
     view = memoryview(block)
-    return (adler32(view[:_HALF]) & 0xFFFF) + (adler32(view[_HALF:BLOCK]) & 0xFFFF) - 2
+    return (adler32(view[:_HALF]) & 0xFFFF) + (adler32(view[_HALF:_BLOCK]) & 0xFFFF) - 2

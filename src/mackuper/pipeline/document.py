@@ -24,7 +24,7 @@ _COMPACT = (",", ":")
 def json_document(document: dict[str, Any]) -> bytes | bytearray:
     """`json.dumps(document, separators=(",", ":")).encode()`, byte for byte, with long
     lists and texts among its values encoded a piece at a time."""
-    if not any(_long(value) for value in document.values()) or not all(
+    if not any(_piece_size(value) for value in document.values()) or not all(
         isinstance(key, str) for key in document
     ):
         return json.dumps(document, separators=_COMPACT).encode()
@@ -33,28 +33,32 @@ def json_document(document: dict[str, Any]) -> bytes | bytearray:
         if index:
             out += b","
         out += json.dumps(key).encode() + b":"
-        if isinstance(value, list) and len(value) > ITEMS_PER_PIECE:
-            out += b"["
-            for start in range(0, len(value), ITEMS_PER_PIECE):
-                if start:
-                    out += b","
-                piece = json.dumps(value[start : start + ITEMS_PER_PIECE], separators=_COMPACT)
-                out += memoryview(piece.encode())[1:-1]  # without the piece's brackets
-            out += b"]"
-        elif isinstance(value, str) and len(value) > CHARACTERS_PER_PIECE:
-            out += b'"'
-            for start in range(0, len(value), CHARACTERS_PER_PIECE):
-                # Escapes are per character, so a piece never splits one.
-                piece = json.dumps(value[start : start + CHARACTERS_PER_PIECE])
-                out += memoryview(piece.encode())[1:-1]  # without the piece's quotes
-            out += b'"'
-        else:
+        size = _piece_size(value)
+        if size is None:
             out += json.dumps(value, separators=_COMPACT).encode()
+            continue
+        # Each piece is "[...]" or '"..."': the first keeps its opening, the last lends its
+        # closing; list items are joined by commas, text runs on (escapes are per
+        # character, so a piece never splits one).
+        between = b"," if isinstance(value, list) else b""
+        for start in range(0, len(value), size):
+            piece = memoryview(
+                json.dumps(value[start : start + size], separators=_COMPACT).encode()
+            )
+            if start:
+                out += between
+                out += piece[1:-1]
+            else:
+                out += piece[:-1]
+        out += piece[-1:]
     out += b"}"
     return out
 
 
-def _long(value: object) -> bool:
-    return (isinstance(value, list) and len(value) > ITEMS_PER_PIECE) or (
-        isinstance(value, str) and len(value) > CHARACTERS_PER_PIECE
-    )
+def _piece_size(value: object) -> int | None:
+    """How much of a long list or text goes in one piece; None for anything else."""
+    if isinstance(value, list) and len(value) > ITEMS_PER_PIECE:
+        return ITEMS_PER_PIECE
+    if isinstance(value, str) and len(value) > CHARACTERS_PER_PIECE:
+        return CHARACTERS_PER_PIECE
+    return None

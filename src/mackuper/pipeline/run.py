@@ -16,6 +16,7 @@ fetches only their frames with ranged reads.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,16 +142,11 @@ class _Progress:
         )
 
 
-_MODE_TEXT: dict[int, str] = {}
-"""Each mode's manifest text, made once (a mode is 16 bits at most): a run's file list
-holds a few distinct ones, and a new string per file cost 53 bytes of its ~600."""
-
-
+@functools.cache
 def _mode_text(mode: int) -> str:
-    text = _MODE_TEXT.get(mode)
-    if text is None:
-        text = _MODE_TEXT[mode] = f"{mode:04o}"
-    return text
+    """Each mode's manifest text, made once (sources keep 12 mode bits): a run's file list
+    holds a few distinct ones, and a new string per file cost 53 bytes of its ~600."""
+    return f"{mode:04o}"
 
 
 def _manifest_entry(entry: Entry) -> dict[str, Any]:
