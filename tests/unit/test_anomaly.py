@@ -75,3 +75,11 @@ def test_an_incremental_point_counts_the_files_earlier_archives_hold() -> None:
         "files gone",
         "size dropped",
     ]
+
+
+def test_a_file_name_that_is_not_utf8_on_disk_is_fingerprinted() -> None:
+    """os.fsdecode gives such a name with surrogates: the backup's fingerprint (made
+    after the archive is stored) must not fail on it."""
+    named = [{"path": "home/caf\udce9.txt", "type": "file", "sha256": "1"}]
+    other = [{"path": "home/caf\udce8.txt", "type": "file", "sha256": "1"}]
+    assert Fingerprint.of(named, 1, 1).paths != Fingerprint.of(other, 1, 1).paths

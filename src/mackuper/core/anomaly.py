@@ -43,11 +43,32 @@ def _size(entry: Mapping[str, Any]) -> int:
 
 
 def _hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest()) >> 12
+    # A path that is not UTF-8 on disk comes with surrogates in it (os.fsdecode).
+    data = text.encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest()) >> 12
 
 
-def _bottom(values: Iterable[int]) -> list[int]:
-    return sorted(heapq.nsmallest(SKETCH_SIZE, set(values)))
+class _Bottom:
+    """The SKETCH_SIZE smallest distinct values seen, kept as they pass: a manifest of a
+    million files is read once, a batch at a time, and never held (pipeline/filelist.py)."""
+
+    def __init__(self) -> None:
+        self._heap: list[int] = []  # negated: the largest kept value is on top
+        self._kept: set[int] = set()
+
+    def add(self, value: int) -> None:
+        if value in self._kept:
+            return
+        if len(self._heap) < SKETCH_SIZE:
+            heapq.heappush(self._heap, -value)
+        elif value < -self._heap[0]:
+            self._kept.discard(-heapq.heapreplace(self._heap, -value))
+        else:
+            return
+        self._kept.add(value)
+
+    def values(self) -> tuple[int, ...]:
+        return tuple(sorted(self._kept))
 
 
 @dataclass(frozen=True)
@@ -62,24 +83,27 @@ class Fingerprint:
 
     @classmethod
     def of(
-        cls, entries: Sequence[Mapping[str, Any]], bytes_read: int, bytes_written: int
+        cls, entries: Iterable[Mapping[str, Any]], bytes_read: int, bytes_written: int
     ) -> Fingerprint:
         """From the manifest's entries (path, type, size, sha256 of a file's bytes; in an
-        incremental point, `archive` on those an earlier archive holds)."""
-        files = [entry for entry in entries if entry.get("type") == "file"]
-        held = [entry for entry in files if entry.get("archive")]
+        incremental point, `archive` on those an earlier archive holds), in one pass."""
+        files = held = 0
+        paths, contents = _Bottom(), _Bottom()
+        for entry in entries:
+            if entry.get("type") != "file":
+                continue
+            files += 1
+            if entry.get("archive"):
+                held += _size(entry)
+            paths.add(_hash(str(entry["path"])))
+            contents.add(_hash(f"{entry['path']}\0{entry.get('sha256') or entry.get('size')}"))
         return cls(
-            files=len(files),
+            files=files,
             bytes_read=bytes_read,
             bytes_written=bytes_written,
-            bytes_held=sum(_size(entry) for entry in held),
-            paths=tuple(_bottom(_hash(str(entry["path"])) for entry in files)),
-            contents=tuple(
-                _bottom(
-                    _hash(f"{entry['path']}\0{entry.get('sha256') or entry.get('size')}")
-                    for entry in files
-                )
-            ),
+            bytes_held=held,
+            paths=paths.values(),
+            contents=contents.values(),
         )
 
     def to_json(self) -> dict[str, Any]:
