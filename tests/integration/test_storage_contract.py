@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 import requests
@@ -181,6 +182,24 @@ def test_a_small_object_is_never_replaced_either(store: Store) -> None:
     with pytest.raises(ObjectExists):
         store.destination.put_bytes("job/manifest.json", b"{}", "application/json")
     assert store.read("job/manifest.json") == PLANTED
+
+
+@pytest.mark.parametrize("size", [0, 1000, 2 * MIB + 5], ids=["empty", "small", "pieces"])
+def test_a_spooled_file_is_stored_whole_from_its_start_and_never_replaces(
+    store: Store, size: int, tmp_path: Path
+) -> None:
+    """put_file: a run's manifest, spooled to a temporary file (pipeline/filelist.py)."""
+    data = os.urandom(size)
+    with (tmp_path / "spool").open("w+b") as spool:
+        spool.write(data)  # left at its end, as a writer leaves it
+        store.destination.put_file("job/manifest.json", spool, "application/json")
+        assert store.read("job/manifest.json") == data
+        stored = store.destination.stat("job/manifest.json")
+        assert stored is not None and stored.size == size
+        with pytest.raises(ObjectExists):
+            store.destination.put_file("job/manifest.json", spool, "application/json")
+    assert store.read("job/manifest.json") == data
+    assert store.leftovers() == []
 
 
 def test_the_conditional_write_refuses_what_the_look_before_it_missed(

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mackuper.core.chain import fold_files, lists_changes
+from mackuper.pipeline.filelist import FileList
 from mackuper.pipeline.incremental import ChainPlan, state_of
 
 Tree = dict[str, int]
@@ -39,7 +40,9 @@ def _chain(trees: list[Tree]) -> list[tuple[str, dict[str, Any], dict[str, Any]]
         files = _files(tree, plan)
         chain = plan.chain(name)
         whole = {"chain": {**chain, "listing": None}, "files": files}
-        points.append((name, {"chain": chain, **plan.listed(files)}, whole))
+        listed = plan.listed(FileList(files))
+        with listed["files"]:  # a spool, as the run writes it into the manifest
+            points.append((name, {"chain": chain, **listed, "files": list(listed["files"])}, whole))
         plan = ChainPlan(
             level=level + 1, earlier=(*plan.earlier, name), previous=state_of(files, name)
         )

@@ -12,8 +12,22 @@ from typing import Any
 import pytest
 
 from mackuper.pipeline import document as document_module
-from mackuper.pipeline.document import json_document
+from mackuper.pipeline.document import write_document
 from mackuper.pipeline.encrypt import armor, dearmor
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.data += data
+
+
+def json_document(document: dict[str, Any]) -> bytearray:
+    out = _Buffer()
+    write_document(document, out)
+    return out.data
 
 
 def _files(count: int) -> list[dict[str, Any]]:

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from mackuper.pipeline import age
-from mackuper.pipeline.age import SCRYPT_WORK_FACTOR, ScryptRecipient
-from mackuper.pipeline.encrypt import encrypt_bytes, seal_manifest, unseal_manifest
+from mackuper.pipeline.age import SCRYPT_WORK_FACTOR, Recipient, ScryptRecipient
+from mackuper.pipeline.document import write_document
+from mackuper.pipeline.encrypt import SealedPart, encrypt_bytes, seal_manifest, unseal_manifest
 from mackuper.restore.archives import DecryptionKeys
 from mackuper.restore.manifest import unsealed
 
@@ -29,10 +30,30 @@ def _manifest() -> dict[str, Any]:
     }
 
 
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.data += data
+
+
+def sealed_document(manifest: dict[str, Any], recipients: list[Recipient]) -> dict[str, Any]:
+    """The sealed manifest as a destination stores it, read back."""
+    public = seal_manifest(manifest, recipients)
+    out = _Buffer()
+    write_document(public, out)
+    sealed = public["sealed_age"]
+    assert isinstance(sealed, SealedPart)
+    sealed.close()
+    document: dict[str, Any] = json.loads(out.data)
+    return document
+
+
 def test_a_manifest_asking_for_more_scrypt_than_mackuper_writes_is_not_tried_in_the_web(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sealed = seal_manifest(_manifest(), [ScryptRecipient(PASSPHRASE, SCRYPT_WORK_FACTOR + 1)])
+    sealed = sealed_document(_manifest(), [ScryptRecipient(PASSPHRASE, SCRYPT_WORK_FACTOR + 1)])
     costs: list[int] = []
     real = hashlib.scrypt
 

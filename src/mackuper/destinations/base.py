@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 from urllib.parse import quote
 
 
@@ -64,6 +64,22 @@ class ArtifactWriter(Protocol):
         ...
 
 
+PUT_PIECE = 1 << 20
+"""Bytes of a spooled object handed to a writer at a time."""
+
+
+def write_whole(writer: ArtifactWriter, file: IO[bytes]) -> StoredObject:
+    """Copy `file` from its start into `writer` and commit it; aborts it on failure."""
+    try:
+        file.seek(0)
+        while piece := file.read(PUT_PIECE):
+            writer.write(piece)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()
+
+
 UploadStarted = Callable[[str], None]
 """Called with a resumable upload's id as soon as it exists, so recovery can abort it."""
 
@@ -80,10 +96,12 @@ class Destination(Protocol):
     ) -> ArtifactWriter: ...
 
     def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
-        """Store a small object; raises ObjectExists when one is at the key already.
+        """Store a small object; raises ObjectExists when one is at the key already."""
+        ...
 
-        `data` may be a bytearray: a manifest is built in one (pipeline/document.py
-        `json_document`), so that it is not copied into bytes once more."""
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        """Store the whole of `file` (seekable; read from its start), like `put_bytes`:
+        a run's manifest, spooled to a temporary file (pipeline/filelist.py)."""
         ...
 
     def stat(self, key: str) -> StoredObject | None:

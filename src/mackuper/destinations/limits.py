@@ -13,13 +13,14 @@ midnight) in the worker's local time (its TZ); outside it transfers run free.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from datetime import time as clock_time
-from typing import Any
+from typing import IO, Any
 
 from mackuper.destinations.base import ArtifactWriter, Destination, StoredObject, UploadStarted
 
@@ -146,6 +147,10 @@ class Limited:
     def put_bytes(self, key: str, data: bytes | bytearray, content_type: str) -> None:
         self.pace.take(len(data))
         self.inner.put_bytes(key, data, content_type)
+
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        self.pace.take(file.seek(0, os.SEEK_END))
+        self.inner.put_file(key, file, content_type)
 
     def stat(self, key: str) -> StoredObject | None:
         return self.inner.stat(key)

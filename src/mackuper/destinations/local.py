@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from mackuper.destinations.base import (
     DestinationError,
@@ -19,6 +20,7 @@ from mackuper.destinations.base import (
     is_temporary,
     is_temporary_of,
     temporary_name,
+    write_whole,
 )
 
 WRITEBACK_STEP = 32 << 20
@@ -234,6 +236,9 @@ class LocalDestination:
         writer = self.open_writer(key, {})
         writer.write(memoryview(data))
         writer.commit()
+
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        write_whole(self.open_writer(key, {}), file)
 
     def get_bytes(self, key: str) -> bytes:
         try:

@@ -52,6 +52,7 @@ from mackuper.destinations.base import (
     is_temporary,
     is_temporary_of,
     temporary_name,
+    write_whole,
 )
 
 REMOTE = "MACKUPER"
@@ -375,6 +376,9 @@ class RcloneDestination:
         writer = self.open_writer(key, {})
         writer.write(memoryview(data))
         writer.commit()
+
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        write_whole(self.open_writer(key, {}), file)
 
     def stat_path(self, path: str) -> StoredObject | None:
         output = self.run(

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -51,6 +51,7 @@ from botocore.exceptions import (
 from mackuper.core.naming import normalize_prefix
 from mackuper.core.outage import Outage
 from mackuper.destinations.base import (
+    PUT_PIECE,
     DestinationError,
     DestinationUnreachable,
     Lock,
@@ -491,6 +492,31 @@ class S3Destination:
                     **condition,
                 ),
             )
+        except (BotoCoreError, ClientError) as error:
+            raise self._fail(error) from None
+
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        md5 = hashlib.md5(usedforsecurity=False)
+        file.seek(0)
+        while piece := file.read(PUT_PIECE):
+            md5.update(piece)
+        digest, size = base64.b64encode(md5.digest()).decode(), file.tell()
+
+        def put(condition: dict[str, Any]) -> object:
+            file.seek(0)  # each try sends the whole file
+            return self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=file,
+                ContentLength=size,
+                ContentType=content_type,
+                ContentMD5=digest,
+                **self.put_arguments({}),
+                **condition,
+            )
+
+        try:
+            self.publish(key, size, {}, put)
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
 

@@ -24,12 +24,13 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import paramiko
 
 from mackuper.core.outage import Outage
 from mackuper.destinations.base import (
+    PUT_PIECE,
     DestinationError,
     DestinationUnreachable,
     ObjectExists,
@@ -38,6 +39,7 @@ from mackuper.destinations.base import (
     is_temporary,
     is_temporary_of,
     temporary_name,
+    write_whole,
 )
 from mackuper.ssh import SSHError, SSHTarget, connect, open_sftp
 
@@ -53,10 +55,6 @@ def _from_ssh(error: SSHError) -> DestinationError:
 
 def _is_missing(error: OSError) -> bool:
     return isinstance(error, FileNotFoundError) or getattr(error, "errno", None) == 2
-
-
-PUT_PIECE = 1 << 20
-"""Bytes of a small object (a manifest) handed to the writer at a time."""
 
 
 class SFTPWriter:
@@ -289,6 +287,9 @@ class SFTPDestination:
         for start in range(0, len(view), PUT_PIECE):  # the writer copies what it is given
             writer.write(view[start : start + PUT_PIECE])
         writer.commit()
+
+    def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
+        write_whole(self.open_writer(key, {}), file)
 
     def stat(self, key: str) -> StoredObject | None:
         path = self.path(key)

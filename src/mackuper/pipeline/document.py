@@ -1,17 +1,19 @@
-"""Compact JSON for documents with a long list or a long text inside (manifests).
+"""Compact JSON written a piece at a time (manifests), never whole in memory.
 
 One `json.dumps` holds the document's pieces and then the joined string, and
 `.encode()` the string and the bytes: twice the document on top of the data it
 comes from. A manifest of 200,000 files is 42 MiB of JSON, and a run peaked at
 233 MiB against 147 MiB just before it was encoded (docs/benchmarks.md, "Memory per
-file"). Here long values are encoded a piece at a time into one growing buffer:
-1.15-1.18x the document (tracemalloc).
+file"). `write_document` writes a document into a file (a run's spool) instead:
+its `Streamed` values, the run's file list (pipeline/filelist.py) and an encrypted
+manifest's sealed part (pipeline/encrypt.py), copy their JSON from their own spools,
+and any other long list or text is encoded a piece at a time.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 ITEMS_PER_PIECE = 1024
 """List items encoded in one `json.dumps` call (a manifest's: about 200 KiB of JSON)."""
@@ -21,21 +23,35 @@ _COMPACT = (",", ":")
 """No indent: with one, json falls back to its pure-Python encoder (seconds for 20,000 files)."""
 
 
-def json_document(document: dict[str, Any]) -> bytes | bytearray:
-    """`json.dumps(document, separators=(",", ":")).encode()`, byte for byte, with long
-    lists and texts among its values encoded a piece at a time."""
-    if not any(_piece_size(value) for value in document.values()) or not all(
-        isinstance(key, str) for key in document
-    ):
-        return json.dumps(document, separators=_COMPACT).encode()
-    out = bytearray(b"{")
+class Writable(Protocol):
+    def write(self, data: bytes | bytearray | memoryview, /) -> object: ...
+
+
+@runtime_checkable
+class Streamed(Protocol):
+    """A document value that writes its own JSON (a spooled file list, a sealed part)."""
+
+    def write_json(self, out: Writable) -> None: ...
+
+
+def write_document(document: dict[str, Any], out: Writable) -> None:
+    """`document` as compact JSON into `out`, byte for byte what
+    `json.dumps(document, separators=(",", ":")).encode()` gives (were its `Streamed`
+    values what they write), those values writing themselves and long lists and
+    texts a piece at a time."""
+    if not all(isinstance(key, str) for key in document):
+        raise TypeError("a document's keys are strings")
+    out.write(b"{")
     for index, (key, value) in enumerate(document.items()):
         if index:
-            out += b","
-        out += json.dumps(key).encode() + b":"
+            out.write(b",")
+        out.write(json.dumps(key).encode() + b":")
+        if isinstance(value, Streamed):
+            value.write_json(out)
+            continue
         size = _piece_size(value)
         if size is None:
-            out += json.dumps(value, separators=_COMPACT).encode()
+            out.write(json.dumps(value, separators=_COMPACT).encode())
             continue
         # Each piece is "[...]" or '"..."': the first keeps its opening, the last lends its
         # closing; list items are joined by commas, text runs on (escapes are per
@@ -46,13 +62,12 @@ def json_document(document: dict[str, Any]) -> bytes | bytearray:
                 json.dumps(value[start : start + size], separators=_COMPACT).encode()
             )
             if start:
-                out += between
-                out += piece[1:-1]
+                out.write(between)
+                out.write(piece[1:-1])
             else:
-                out += piece[:-1]
-        out += piece[-1:]
-    out += b"}"
-    return out
+                out.write(piece[:-1])
+        out.write(piece[-1:])
+    out.write(b"}")
 
 
 def _piece_size(value: object) -> int | None:

@@ -56,7 +56,8 @@ from mackuper.pipeline.age import (
     recipient_types,
     unwrap_file_key,
 )
-from mackuper.pipeline.document import json_document
+from mackuper.pipeline.document import Writable, write_document
+from mackuper.pipeline.filelist import Spool
 
 __all__ = [
     "AgeEncryptStage",
@@ -120,7 +121,7 @@ class AgeEncryptStage:
         self._counter += 1
         return sealed
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         # A full chunk waits until more data arrives: only then is it known not to be last.
         if len(self._buffer) + len(data) <= CHUNK_SIZE:
             self._buffer += data
@@ -278,10 +279,10 @@ def encrypt_bytes(
 ) -> bytes:
     """`data` as an age file (ASCII-armored when asked)."""
     out = _Collect()
-    stage = AgeEncryptStage(out, recipients)
+    stage = AgeEncryptStage(_Armoring(out) if armored else out, recipients)
     stage.write(memoryview(data))
     stage.close()
-    return armor(out.data) if armored else bytes(out.data)
+    return bytes(out.data)
 
 
 _ARMOR_BLOCK = 48 * 1024
@@ -289,20 +290,46 @@ _ARMOR_BLOCK = 48 * 1024
 fills whole 64-column lines."""
 
 
-def armor(sealed: bytes | bytearray) -> bytes:
-    """An age file in age's ASCII armor (strict PEM, 64 columns), built a block at a
-    time: the whole base64 and a string per line made a sealed manifest of 200,000
-    files take several times its size (docs/benchmarks.md, "Memory per file")."""
-    out = io.BytesIO()
-    out.write(_ARMOR_BEGIN.encode() + b"\n")
-    view = memoryview(sealed)
-    for start in range(0, len(view), _ARMOR_BLOCK):
-        text = base64.b64encode(view[start : start + _ARMOR_BLOCK])
-        columns = range(0, len(text), _ARMOR_COLUMNS)
-        out.write(b"\n".join([text[line : line + _ARMOR_COLUMNS] for line in columns]))
-        out.write(b"\n")
-    out.write(_ARMOR_END.encode() + b"\n")
-    return out.getvalue()
+class _Armoring:
+    """A Sink that writes what it is given in age's ASCII armor (strict PEM, 64
+    columns) to `out`, a block at a time: the whole base64 and a string per line made
+    a sealed manifest of 200,000 files take several times its size
+    (docs/benchmarks.md, "Memory per file")."""
+
+    def __init__(self, out: Writable) -> None:
+        self.out = out
+        self._block = bytearray()
+        out.write(_ARMOR_BEGIN.encode() + b"\n")
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while len(view):
+            step = _ARMOR_BLOCK - len(self._block)
+            self._block += view[:step]
+            view = view[step:]
+            if len(self._block) == _ARMOR_BLOCK:
+                self._emit()
+
+    def _emit(self) -> None:
+        if self._block:
+            text = base64.b64encode(self._block)
+            columns = range(0, len(text), _ARMOR_COLUMNS)
+            self.out.write(b"\n".join([text[line : line + _ARMOR_COLUMNS] for line in columns]))
+            self.out.write(b"\n")
+            self._block.clear()
+
+    def close(self) -> None:
+        self._emit()
+        self.out.write(_ARMOR_END.encode() + b"\n")
+
+
+def armor(sealed: bytes | bytearray) -> bytes | bytearray:
+    """An age file in age's ASCII armor (what `age -a` writes)."""
+    out = _Collect()
+    armoring = _Armoring(out)
+    armoring.write(memoryview(sealed))
+    armoring.close()
+    return out.data
 
 
 def decrypt_bytes(
@@ -360,8 +387,32 @@ def _armor_line(line: bytes) -> bytes:
     return decoded
 
 
+class SealedPart:
+    """An encrypted manifest's sealed part: the private keys' JSON, encrypted with age as
+    it is encoded and armored as it is encrypted, into a spool (pipeline/filelist.py:
+    in memory while small, then an unlinked temporary file holding only ciphertext).
+    Written into the manifest as the JSON string `sealed_age`: the armor's only
+    character JSON escapes is its line end. Close it when the manifest is out."""
+
+    def __init__(self, private: dict[str, Any], recipients: list[Recipient]) -> None:
+        self._spool = Spool()
+        stage = AgeEncryptStage(_Armoring(_Unclosed(self._spool)), recipients)
+        write_document(private, stage)
+        stage.close()
+
+    def write_json(self, out: Writable) -> None:
+        out.write(b'"')
+        for piece in self._spool.pieces():
+            out.write(piece.replace(b"\n", b"\\n"))
+        out.write(b'"')
+
+    def close(self) -> None:
+        self._spool.close()
+
+
 def seal_manifest(manifest: dict[str, Any], recipients: list[Recipient]) -> dict[str, Any]:
-    """The manifest with SEALED_KEYS moved into `sealed_age` (armored age JSON)."""
+    """The manifest with SEALED_KEYS moved into `sealed_age` (armored age JSON), a
+    `SealedPart` to write with pipeline/document.py (and close afterwards)."""
     private = {key: manifest[key] for key in SEALED_KEYS if key in manifest}
     public = {key: value for key, value in manifest.items() if key not in SEALED_KEYS}
     public["encryption"] = {
@@ -370,8 +421,7 @@ def seal_manifest(manifest: dict[str, Any], recipients: list[Recipient]) -> dict
         "sealed": list(private),
     }
     public["file_count"] = len(manifest.get("files") or [])
-    sealed = encrypt_bytes(json_document(private), recipients, armored=True)
-    public["sealed_age"] = sealed.decode()
+    public["sealed_age"] = SealedPart(private, recipients)
     return public
 
 
@@ -401,8 +451,21 @@ class _Collect:
     def __init__(self) -> None:
         self.data = bytearray()
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
         self.data += data
+
+    def close(self) -> None:
+        return None
+
+
+class _Unclosed:
+    """A spool as a Sink whose `close` leaves it open (its owner reads it afterwards)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        self.spool.write(data)
 
     def close(self) -> None:
         return None

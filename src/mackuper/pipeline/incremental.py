@@ -11,11 +11,15 @@ children with, so the list's Y/N and what is written always agree.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mackuper.core.chain import LISTS_CHANGES, STAT_FIELDS, dumpdir, own_members, unchanged
+from mackuper.core.chain import LISTS_CHANGES, STAT_FIELDS, dumpdir, unchanged
 from mackuper.core.snar import dumpdir_entries
+from mackuper.pipeline.document import Writable
+from mackuper.pipeline.filelist import FileList
 from mackuper.sources.base import Entry, EntryType
 
 
@@ -51,20 +55,26 @@ class ChainPlan:
             chain["listing"] = LISTS_CHANGES
         return chain
 
-    def listed(self, files: list[dict[str, Any]]) -> dict[str, Any]:
+    def listed(self, files: FileList) -> dict[str, Any]:
         """The manifest's `files` (and `removed`) for this point's whole list `files`.
 
         A full lists everything. An incremental lists what its own archive stores and
         the paths gone since the previous point (core/chain.py `fold_files` rebuilds
         the rest from the chain's manifests): an unchanged day's manifest then holds
         its directories only, 44 KiB instead of 6.5 MiB on the 1 GiB bench corpus
-        (0.96 MiB with zstd, which was measured too: docs/benchmarks.md).
+        (0.96 MiB with zstd, which was measured too: docs/benchmarks.md). An
+        incremental's own list is a new FileList: the caller closes it.
         """
         if self.level == 0:
             return {"files": files}
-        present = {str(item["path"]) for item in files}
+        present = set()
+        own = FileList()
+        for item in files:
+            present.add(str(item["path"]))
+            if "archive" not in item:
+                own.append(item)
         return {
-            "files": own_members(files),
+            "files": own,
             "removed": [path for path in self.previous if path not in present],
         }
 
@@ -132,15 +142,29 @@ class Incremental:
         return item
 
 
-def state_of(files: list[dict[str, Any]], own_name: str) -> dict[str, dict[str, Any]]:
+def state_of(files: Iterable[dict[str, Any]], own_name: str) -> dict[str, dict[str, Any]]:
     """A point's manifest entries by path, every one naming the archive holding it:
     what the next run of the chain compares with (and what the database keeps)."""
-    state = {}
-    for item in files:
-        kept = {key: value for key, value in item.items() if key != "offset"}
-        kept.setdefault("archive", own_name)
-        state[str(item["path"])] = kept
-    return state
+    return {str(item["path"]): _kept(item, own_name) for item in files}
+
+
+def write_state(files: Iterable[dict[str, Any]], own_name: str, out: Writable) -> None:
+    """`json.dumps(state_of(files, own_name))`, compact, written an entry at a time: a
+    point of a million files is never held whole (a path listed twice is written
+    twice; JSON readers, Python's included, keep its last value, as state_of does)."""
+    out.write(b"{")
+    for index, item in enumerate(files):
+        if index:
+            out.write(b",")
+        out.write(json.dumps(str(item["path"])).encode() + b":")
+        out.write(json.dumps(_kept(item, own_name), separators=(",", ":")).encode())
+    out.write(b"}")
+
+
+def _kept(item: dict[str, Any], own_name: str) -> dict[str, Any]:
+    kept = {key: value for key, value in item.items() if key != "offset"}
+    kept.setdefault("archive", own_name)
+    return kept
 
 
 class RemoteIncremental:

@@ -16,7 +16,9 @@ fetches only their frames with ranged reads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +29,10 @@ from mackuper.core.naming import archive_key, manifest_key
 from mackuper.destinations.base import ArtifactWriter, Destination, DestinationError
 from mackuper.pipeline.age import Recipient
 from mackuper.pipeline.archive import ArchiveWriter, TarWriter
-from mackuper.pipeline.document import json_document
-from mackuper.pipeline.encrypt import AgeEncryptStage, seal_manifest
+from mackuper.pipeline.document import write_document
+from mackuper.pipeline.encrypt import AgeEncryptStage, SealedPart, seal_manifest
 from mackuper.pipeline.errors import ArchiveNameTaken, PipelineError
+from mackuper.pipeline.filelist import IN_MEMORY, FileList
 from mackuper.pipeline.incremental import ChainPlan, Incremental, RemoteIncremental
 from mackuper.pipeline.seekable import PLAIN_TAR_SCHEME, SeekableZstdStage
 from mackuper.pipeline.streams import (
@@ -95,9 +98,10 @@ class BackupResult:
     bytes_read: int
     problems: list[str] = field(default_factory=list)
     failed_destinations: dict[int, str] = field(default_factory=dict)
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: FileList = field(default_factory=FileList)
     """The manifest's entries (path, type, size, sha256 of a file's bytes); of a chain's
-    point, every path present, an entry held by an earlier archive naming it."""
+    point, every path present, an entry held by an earlier archive naming it. A spool:
+    the caller closes it."""
     chain: dict[str, Any] | None = None
     """The manifest's `chain` object (pipeline/incremental.py), or None."""
     snapshot: bytes | None = None
@@ -266,9 +270,19 @@ def _open_named(plan: BackupPlan, hooks: RunHooks, sequence: int) -> _Opened | N
 def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     """Stream one archive to every destination of `plan`.
 
-    Returns what was stored; raises PipelineError (or Cancelled/Interrupted) after
-    aborting every writer when nothing could be stored.
+    Returns what was stored (close its `entries` when done with them); raises
+    PipelineError (or Cancelled/Interrupted) after aborting every writer when nothing
+    could be stored.
     """
+    files = FileList()
+    try:
+        return _run_backup(plan, hooks, files)
+    except BaseException:
+        files.close()
+        raise
+
+
+def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupResult:
     opened = _open_writers(plan, hooks)
     writers, artifact_ids, keys, open_errors = (
         opened.writers,
@@ -286,7 +300,6 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     level = plan.compression_level
     stages = _build_stages(plan, fan_out, progress)
     archive, meter = stages.archive, stages.meter
-    files: list[dict[str, Any]] = []
     started = time.monotonic()
     hooks.log(
         "info",
@@ -368,15 +381,7 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
     # Database sources list each dump (database, member name, parts, size, tool).
     if databases := getattr(plan.source, "dumped", None):
         manifest["databases"] = databases
-    if plan.encryption is not None:
-        manifest = seal_manifest(manifest, plan.encryption)
-    document = json_document(manifest)
-    for destination_id in stored:
-        destination = plan.destinations[destination_id]
-        try:
-            destination.put_bytes(manifest_key(keys[destination_id]), document, "application/json")
-        except DestinationError as error:
-            reporter.problem(f"manifest could not be written to {destination.describe()}: {error}")
+    _write_manifest(plan, manifest, files, {key: keys[key] for key in stored}, reporter)
     hooks.log(
         "info",
         f"stored {meter.size} bytes (sha256 {meter.sha256}) from {progress.files_done} entries"
@@ -405,6 +410,41 @@ def run_backup(plan: BackupPlan, hooks: RunHooks) -> BackupResult:
             else None
         ),
     )
+
+
+def _write_manifest(
+    plan: BackupPlan,
+    manifest: dict[str, Any],
+    files: FileList,
+    keys: dict[int, str],
+    reporter: _Reporter,
+) -> None:
+    """Write `manifest` beside the archive at each destination in `keys` (by id);
+    closes the spools made for it (not `files`, the run's list).
+
+    The document goes to a spool first (in memory while small, then an unlinked
+    temporary file), its file list and sealed part copied in from theirs, and each
+    destination reads it from there: no whole copy of a large manifest in memory.
+    """
+    with contextlib.ExitStack() as spools:
+        for value in manifest.values():
+            if isinstance(value, FileList) and value is not files:
+                spools.callback(value.close)  # an incremental's own list (ChainPlan.listed)
+        if plan.encryption is not None:
+            manifest = seal_manifest(manifest, plan.encryption)
+            for value in manifest.values():
+                if isinstance(value, SealedPart):
+                    spools.callback(value.close)
+        document = spools.enter_context(tempfile.SpooledTemporaryFile(max_size=IN_MEMORY))
+        write_document(manifest, document)
+        for destination_id, key in keys.items():
+            destination = plan.destinations[destination_id]
+            try:
+                destination.put_file(manifest_key(key), document, "application/json")
+            except DestinationError as error:
+                reporter.problem(
+                    f"manifest could not be written to {destination.describe()}: {error}"
+                )
 
 
 @dataclass

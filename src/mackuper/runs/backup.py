@@ -133,17 +133,19 @@ class BackupTask:
                 result = run_backup(work, context.recorder)
         finally:
             done.set()
-        if work.chain is not None and result.chain is not None:
-            with context.runtime.sessions.begin() as session:
-                chain.record_point(
-                    session,
-                    work.job_id,
-                    context.run_id,
-                    work.chain,
-                    result.chain,
-                    result.entries,
-                    result.snapshot,
-                )
+        with result.entries:  # a spool (pipeline/filelist.py), read here twice at most
+            if work.chain is not None and result.chain is not None:
+                with context.runtime.sessions.begin() as session:
+                    chain.record_point(
+                        session,
+                        work.job_id,
+                        context.run_id,
+                        work.chain,
+                        result.chain,
+                        result.entries,
+                        result.snapshot,
+                    )
+            fingerprint = anomaly.Fingerprint.of(result.entries, result.bytes_read, result.size)
         values: dict[str, object] = {
             "archive_name": result.archive_name,
             "bytes_read": result.bytes_read,
@@ -152,7 +154,6 @@ class BackupTask:
             "sha256": result.sha256,
         }
         outcome = from_result(result)
-        fingerprint = anomaly.Fingerprint.of(result.entries, result.bytes_read, result.size)
         found = _judge(context, work.job_id, fingerprint)
         results: dict[str, object] = {"fingerprint": fingerprint.to_json()}
         if quiet.stopped:

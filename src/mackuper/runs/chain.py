@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ from mackuper.core.chain import BackupMode, Point, decide
 from mackuper.core.snar import SnapshotError, check
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.models import Artifact, ArtifactState, ChainPoint, ChainState, Job, Run, RunStatus
-from mackuper.pipeline.incremental import ChainPlan, state_of
+from mackuper.pipeline.incremental import ChainPlan, state_of, write_state
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.chain import point_manifest
 from mackuper.restore.errors import RestoreError
@@ -197,7 +197,7 @@ def record_point(
     run_id: int,
     plan: ChainPlan,
     chain: dict[str, Any],
-    files: list[dict[str, Any]],
+    files: Iterable[dict[str, Any]],
     snapshot: bytes | None = None,
 ) -> None:
     """Add the point a backup made and keep its file list for the next run's comparison
@@ -215,7 +215,9 @@ def record_point(
             needs=[*earlier, run_id],
         )
     )
-    document = zlib.compress(json.dumps(state_of(files, name), separators=(",", ":")).encode(), 6)
+    compressed = _Compressed()
+    write_state(files, name, compressed)
+    document = compressed.finish()
     kept = zlib.compress(snapshot, 6) if snapshot else None
     row = session.get(ChainState, job_id)
     if row is None:
@@ -231,6 +233,21 @@ def record_point(
     else:
         row.run_id, row.archive_name, row.state = run_id, name, document
         row.remote_snapshot = kept
+
+
+class _Compressed:
+    """What is written to it, zlib-compressed at level 6 as it comes (a stored state)."""
+
+    def __init__(self) -> None:
+        self._zlib = zlib.compressobj(6)
+        self._out = bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        self._out += self._zlib.compress(data)
+
+    def finish(self) -> bytes:
+        self._out += self._zlib.flush()
+        return bytes(self._out)
 
 
 class DestinationStorage:
