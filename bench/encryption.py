@@ -117,6 +117,9 @@ class NullDestination:
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
         return None
 
+    def put_file(self, key: str, file: Any, content_type: str) -> None:
+        return None
+
     def stat(self, key: str) -> None:
         return None
 

@@ -5,7 +5,7 @@ Measured with tracemalloc (what Python allocates) over run_backup, for a tree of
 files and one of eight times as many, with the spools moved to disk early so that a
 test-sized run shows what a run of millions of files does. The entries held in dicts
 cost ~550 bytes a file and the manifest's JSON ~200 more (docs/benchmarks.md,
-"Memory per file"): 21,000 files more would have added over 15 MiB.
+"Memory per file"): 10,500 files more added ~8 MiB before.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +26,14 @@ from mackuper.core.anomaly import Fingerprint
 from mackuper.destinations.local import LocalDestination
 from mackuper.pipeline import filelist, run
 from mackuper.pipeline.age import X25519Identity
+from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks
 
 pytestmark = pytest.mark.integration
 
-FEW, MANY = 3_000, 24_000
+FEW, MANY = 1_500, 12_000
 NOT_UTF8 = b"caf\xe9-latin1.txt"
 """A name that is not UTF-8 on disk: it reaches the manifest with a surrogate."""
 
@@ -47,12 +49,8 @@ def _tree(root: Path, count: int) -> Path:
     return root
 
 
-def _backup(
-    source: Path, target: Path, identity: X25519Identity | None
-) -> tuple[BackupResult, int, str]:
-    """The run, its tracemalloc peak above where it started, and its archive key."""
-    hooks = RecordingHooks()
-    plan = BackupPlan(
+def _plan(source: Path, target: Path, identity: X25519Identity | None = None) -> BackupPlan:
+    return BackupPlan(
         job_id=1,
         job_slug="many",
         job_name="Many files",
@@ -64,6 +62,14 @@ def _backup(
         started_at=datetime.now(UTC),
         encryption=[identity.recipient()] if identity is not None else None,
     )
+
+
+def _backup(
+    source: Path, target: Path, identity: X25519Identity | None
+) -> tuple[BackupResult, int, str]:
+    """The run, its tracemalloc peak above where it started, and its archive key."""
+    hooks = RecordingHooks()
+    plan = _plan(source, target, identity)
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -89,7 +95,7 @@ def _files(manifest_path: Path, identity: X25519Identity | None, folder: Path) -
         capture_output=True,
         check=True,
     )
-    assert manifest["file_count"] == manifest["file_count"] and "files" not in manifest
+    assert "files" not in manifest
     sealed: list[Any] = json.loads(opened.stdout)["files"]
     assert manifest["file_count"] == len(sealed)
     return sealed
@@ -130,5 +136,47 @@ def test_a_run_of_eight_times_the_files_peaks_no_higher(
         for path, digest in hashed.items():
             on_disk = out / os.fsencode(path).decode("utf-8", "surrogateescape")
             assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == digest
-    # Before the spools: 21,000 files more added ~16 MiB (entries and their JSON).
+    # Before the spools: 10,500 files more added ~8 MiB (entries and their JSON).
     assert peaks[MANY] < peaks[FEW] + (2 << 20), peaks
+
+
+def test_a_temporary_directory_that_cannot_hold_the_list_fails_the_run_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list is spooled before the archive is committed: the run fails with a message
+    naming the directory, and nothing is published."""
+    monkeypatch.setattr(filelist, "IN_MEMORY", 4 << 10)  # 203 entries: ~40 KiB
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    source = _tree(tmp_path / "source", 200)
+    hooks = RecordingHooks()
+    plan = _plan(source, tmp_path / "backups")
+
+    with pytest.raises(PipelineError, match="file list could not be kept in a temporary file"):
+        run_backup(plan, hooks)
+
+    assert [artifact["state"] for artifact in hooks.artifacts.values()] == ["deleted"]
+    assert [path for path in (tmp_path / "backups").rglob("*") if path.is_file()] == []
+
+
+def test_a_manifest_that_cannot_be_spooled_leaves_the_archive_stored_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest is made after the archive is committed: as when a destination
+    refuses it, the run warns and the archive stays (its catalog row has its hash)."""
+    monkeypatch.setattr(run, "IN_MEMORY", 1 << 10)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    source = _tree(tmp_path / "source", 200)
+    hooks = RecordingHooks()
+
+    result = run_backup(_plan(source, tmp_path / "backups"), hooks)
+    with result.entries:
+        listed_entries = len(list(result.entries))
+
+    assert any("manifest could not be written anywhere" in problem for problem in result.problems)
+    (artifact,) = hooks.artifacts.values()
+    assert artifact["state"] == "stored"
+    archive = tmp_path / "backups" / str(artifact["key"])
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == result.sha256
+    listed = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, check=True)
+    assert len(listed.stdout.splitlines()) == listed_entries == 203
+    assert not (archive.parent / (archive.name + ".manifest.json")).exists()

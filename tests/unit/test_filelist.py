@@ -156,3 +156,17 @@ def test_the_chain_state_written_entry_by_entry_is_state_of() -> None:
         "backup_2.tar",
         "backup_9.tar.zst",
     }
+
+
+@pytest.mark.usefixtures("small_pieces")
+@pytest.mark.parametrize("count", [2, 50], ids=["in-memory", "on-disk"])
+def test_a_closed_list_refuses_to_be_read_instead_of_reading_empty(count: int) -> None:
+    files = FileList(_entries(count))
+    list(files)
+    files.close()
+    with pytest.raises(ValueError, match="closed"):
+        list(files)
+    with pytest.raises(ValueError, match="closed"):
+        files.write_json(_Buffer())
+    with pytest.raises(ValueError, match="closed"):
+        files.append({"path": "late"})

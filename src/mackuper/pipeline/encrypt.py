@@ -396,9 +396,13 @@ class SealedPart:
 
     def __init__(self, private: dict[str, Any], recipients: list[Recipient]) -> None:
         self._spool = Spool()
-        stage = AgeEncryptStage(_Armoring(_Unclosed(self._spool)), recipients)
-        write_document(private, stage)
-        stage.close()
+        try:
+            stage = AgeEncryptStage(_Armoring(_Unclosed(self._spool)), recipients)
+            write_document(private, stage)
+            stage.close()
+        except BaseException:
+            self._spool.close()
+            raise
 
     def write_json(self, out: Writable) -> None:
         out.write(b'"')

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from mackuper.pipeline.document import Writable
+from mackuper.pipeline.errors import PipelineError
 
 ITEMS_PER_BATCH = 1024
 """Entries encoded by one `json.dumps` call (about 200 KiB of JSON for a manifest)."""
@@ -45,20 +46,30 @@ class Spool:
         self._memory = bytearray()
         self._file: IO[bytes] | None = None
         self.size = 0
+        self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        if self._file is None and self.size + len(data) > IN_MEMORY:
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-            self._file.write(self._memory)
-            self._memory = bytearray()
+        self.check_open()
+        try:
+            if self._file is None and self.size + len(data) > IN_MEMORY:
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+                self._file.write(self._memory)
+                self._memory = bytearray()
+            if self._file is not None:
+                self._file.seek(self.size)
+                self._file.write(data)
+        except OSError as error:
+            raise PipelineError(
+                f"the run's file list could not be kept in a temporary file in"
+                f" {tempfile.gettempdir()}: {error.strerror or error} (TMPDIR chooses"
+                " where; it needs about 250 bytes a file)"
+            ) from None
         if self._file is None:
             self._memory += data
-        else:
-            self._file.seek(self.size)
-            self._file.write(data)
         self.size += len(data)
 
     def read(self, start: int, end: int) -> bytes:
+        self.check_open()
         if self._file is None:
             return bytes(self._memory[start:end])
         self._file.seek(start)
@@ -73,6 +84,11 @@ class Spool:
         if self._file is not None:
             self._file.close()
         self._memory = bytearray()
+        self.closed = True
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise ValueError("the spool is closed")
 
 
 class FileList:
@@ -87,10 +103,11 @@ class FileList:
         self.extend(items)
 
     def append(self, item: dict[str, Any]) -> None:
+        self._spool.check_open()
         self._pending.append(item)
         self._count += 1
         if len(self._pending) >= ITEMS_PER_BATCH:
-            self._flush()
+            self.flush()
 
     def extend(self, items: Iterable[dict[str, Any]]) -> None:
         for item in items:
@@ -100,14 +117,16 @@ class FileList:
         return self._count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """The entries in order, decoded a batch at a time (each call starts afresh)."""
-        self._flush()
+        """The entries in order, decoded a batch at a time (each call starts afresh);
+        ValueError once closed."""
+        self._spool.check_open()
+        self.flush()
         for start, end in list(self._batches):
             yield from json.loads(b"[" + self._spool.read(start, end) + b"]")
 
     def write_json(self, out: Writable) -> None:
         """The entries as one compact JSON array, copied from the spool."""
-        self._flush()
+        self.flush()
         out.write(b"[")
         for piece in self._spool.pieces():
             out.write(piece)
@@ -123,7 +142,9 @@ class FileList:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Encode what waits into the spool (a run does before it commits: a temporary
+        directory that cannot take it fails the run while nothing is published)."""
         if not self._pending:
             return
         encoded = memoryview(json.dumps(self._pending, separators=_COMPACT).encode())

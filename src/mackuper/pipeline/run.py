@@ -332,6 +332,7 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
                 progress.report()
             elif incremental is not None and (carried := incremental.carried_item(entry)):
                 files.append(carried)  # unreadable now: the earlier version stays the point's
+        files.flush()
         archive.close()
         stored = _commit(plan, hooks, fan_out, artifact_ids, meter)
     except BaseException:
@@ -360,28 +361,33 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
     archive_name = next(iter(keys[destination_id] for destination_id in stored))
     own_name = archive_name.rsplit("/", 1)[-1]
     chain = plan.chain.chain(own_name) if plan.chain is not None else None
-    manifest = {
-        "mackuper_manifest": MANIFEST_VERSION,
-        "mackuper_version": __version__,
-        "job": {"id": plan.job_id, "slug": plan.job_slug, "name": plan.job_name},
-        "run_id": plan.run_id,
-        "started_at": plan.started_at.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "format": plan.archive_format,
-        "compression_level": level,
-        "encryption": None,
-        "archive": {"size": meter.size, "sha256": meter.sha256},
-        "source": plan.source.describe(),
-        **(plan.chain.listed(files) if plan.chain is not None else {"files": files}),
-    }
-    if chain is not None:
-        manifest["chain"] = chain
-    if stages.indexed:
-        manifest["index"] = stages.index()
-    # Database sources list each dump (database, member name, parts, size, tool).
-    if databases := getattr(plan.source, "dumped", None):
-        manifest["databases"] = databases
-    _write_manifest(plan, manifest, files, {key: keys[key] for key in stored}, reporter)
+    listing = plan.chain.listed(files) if plan.chain is not None else {"files": files}
+    try:
+        manifest = {
+            "mackuper_manifest": MANIFEST_VERSION,
+            "mackuper_version": __version__,
+            "job": {"id": plan.job_id, "slug": plan.job_slug, "name": plan.job_name},
+            "run_id": plan.run_id,
+            "started_at": plan.started_at.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "format": plan.archive_format,
+            "compression_level": level,
+            "encryption": None,
+            "archive": {"size": meter.size, "sha256": meter.sha256},
+            "source": plan.source.describe(),
+            **listing,
+        }
+        if chain is not None:
+            manifest["chain"] = chain
+        if stages.indexed:
+            manifest["index"] = stages.index()
+        # Database sources list each dump (database, member name, parts, size, tool).
+        if databases := getattr(plan.source, "dumped", None):
+            manifest["databases"] = databases
+        _write_manifest(plan, manifest, {key: keys[key] for key in stored}, reporter)
+    finally:
+        if listing["files"] is not files:
+            listing["files"].close()  # an incremental's own list (ChainPlan.listed)
     hooks.log(
         "info",
         f"stored {meter.size} bytes (sha256 {meter.sha256}) from {progress.files_done} entries"
@@ -413,30 +419,26 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
 
 
 def _write_manifest(
-    plan: BackupPlan,
-    manifest: dict[str, Any],
-    files: FileList,
-    keys: dict[int, str],
-    reporter: _Reporter,
+    plan: BackupPlan, manifest: dict[str, Any], keys: dict[int, str], reporter: _Reporter
 ) -> None:
-    """Write `manifest` beside the archive at each destination in `keys` (by id);
-    closes the spools made for it (not `files`, the run's list).
+    """Write `manifest` beside the archive at each destination in `keys` (by id).
 
     The document goes to a spool first (in memory while small, then an unlinked
     temporary file), its file list and sealed part copied in from theirs, and each
     destination reads it from there: no whole copy of a large manifest in memory.
     """
     with contextlib.ExitStack() as spools:
-        for value in manifest.values():
-            if isinstance(value, FileList) and value is not files:
-                spools.callback(value.close)  # an incremental's own list (ChainPlan.listed)
-        if plan.encryption is not None:
-            manifest = seal_manifest(manifest, plan.encryption)
-            for value in manifest.values():
-                if isinstance(value, SealedPart):
-                    spools.callback(value.close)
-        document = spools.enter_context(tempfile.SpooledTemporaryFile(max_size=IN_MEMORY))
-        write_document(manifest, document)
+        try:
+            if plan.encryption is not None:
+                manifest = seal_manifest(manifest, plan.encryption)
+                for value in manifest.values():
+                    if isinstance(value, SealedPart):
+                        spools.callback(value.close)
+            document = spools.enter_context(tempfile.SpooledTemporaryFile(max_size=IN_MEMORY))
+            write_document(manifest, document)
+        except (OSError, PipelineError) as error:  # a full temporary directory
+            reporter.problem(f"the manifest could not be written anywhere: {error}")
+            return
         for destination_id, key in keys.items():
             destination = plan.destinations[destination_id]
             try:

@@ -16,7 +16,7 @@ from mackuper.destinations.base import Destination, Lockable
 from mackuper.encryption import backup_recipients
 from mackuper.models import Job, Run, RunKind, RunStatus
 from mackuper.pipeline.errors import PipelineError
-from mackuper.pipeline.run import BackupPlan, run_backup
+from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.runs import chain, quiesce, retention, source_count
 from mackuper.runs.outcome import Outcome, from_result
 from mackuper.runs.task import Finished, RunContext
@@ -125,12 +125,17 @@ class BackupTask:
         source_count.start(context.runtime.sessions, context.run_id, work.source, done)
         if work.chain is not None:
             context.recorder.log("info", work.chain.reason)
+        result: BackupResult | None = None
         try:
             # Containers the job stops (by name or label) are down only around the pipeline.
             with quiesce.containers_stopped(
                 context.runtime, context.run_id, work.job_id, context.recorder
             ) as quiet:
                 result = run_backup(work, context.recorder)
+        except BaseException:
+            if result is not None:
+                result.entries.close()  # the containers could not be started again
+            raise
         finally:
             done.set()
         with result.entries:  # a spool (pipeline/filelist.py), read here twice at most
