@@ -159,10 +159,14 @@ def test_the_chain_state_written_entry_by_entry_is_state_of() -> None:
 
 
 @pytest.mark.usefixtures("small_pieces")
-@pytest.mark.parametrize("count", [2, 50], ids=["in-memory", "on-disk"])
-def test_a_closed_list_refuses_to_be_read_instead_of_reading_empty(count: int) -> None:
-    files = FileList(_entries(count))
+@pytest.mark.parametrize("in_memory", [1 << 20, 200], ids=["in-memory", "on-disk"])
+def test_a_closed_list_refuses_to_be_read_instead_of_reading_empty(
+    monkeypatch: pytest.MonkeyPatch, in_memory: int
+) -> None:
+    monkeypatch.setattr(filelist_module, "IN_MEMORY", in_memory)
+    files = FileList(_entries(50))
     list(files)
+    assert (files._spool._file is None) == (in_memory > 200)  # the case it says it is
     files.close()
     with pytest.raises(ValueError, match="closed"):
         list(files)

@@ -58,6 +58,7 @@ class Spool:
             if self._file is not None:
                 self._file.seek(self.size)
                 self._file.write(data)
+                self._file.flush()  # a full disk says so now, not at a later read
         except OSError as error:
             raise PipelineError(
                 f"the run's file list could not be kept in a temporary file in"

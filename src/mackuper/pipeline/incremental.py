@@ -69,10 +69,15 @@ class ChainPlan:
             return {"files": files}
         present = set()
         own = FileList()
-        for item in files:
-            present.add(str(item["path"]))
-            if "archive" not in item:
-                own.append(item)
+        try:
+            for item in files:
+                present.add(str(item["path"]))
+                if "archive" not in item:
+                    own.append(item)
+            own.flush()
+        except BaseException:
+            own.close()
+            raise
         return {
             "files": own,
             "removed": [path for path in self.previous if path not in present],

@@ -361,8 +361,10 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
     archive_name = next(iter(keys[destination_id] for destination_id in stored))
     own_name = archive_name.rsplit("/", 1)[-1]
     chain = plan.chain.chain(own_name) if plan.chain is not None else None
-    listing = plan.chain.listed(files) if plan.chain is not None else {"files": files}
+    listing: dict[str, Any] = {"files": files}
     try:
+        if plan.chain is not None:
+            listing = plan.chain.listed(files)
         manifest = {
             "mackuper_manifest": MANIFEST_VERSION,
             "mackuper_version": __version__,
@@ -385,6 +387,8 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
         if databases := getattr(plan.source, "dumped", None):
             manifest["databases"] = databases
         _write_manifest(plan, manifest, {key: keys[key] for key in stored}, reporter)
+    except (OSError, PipelineError) as error:  # a temporary directory that cannot take it
+        reporter.problem(f"the manifest could not be written anywhere: {error}")
     finally:
         if listing["files"] is not files:
             listing["files"].close()  # an incremental's own list (ChainPlan.listed)
@@ -421,24 +425,22 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
 def _write_manifest(
     plan: BackupPlan, manifest: dict[str, Any], keys: dict[int, str], reporter: _Reporter
 ) -> None:
-    """Write `manifest` beside the archive at each destination in `keys` (by id).
+    """Write `manifest` beside the archive at each destination in `keys` (by id);
+    raises OSError or PipelineError when it cannot be spooled.
 
     The document goes to a spool first (in memory while small, then an unlinked
     temporary file), its file list and sealed part copied in from theirs, and each
     destination reads it from there: no whole copy of a large manifest in memory.
     """
     with contextlib.ExitStack() as spools:
-        try:
-            if plan.encryption is not None:
-                manifest = seal_manifest(manifest, plan.encryption)
-                for value in manifest.values():
-                    if isinstance(value, SealedPart):
-                        spools.callback(value.close)
-            document = spools.enter_context(tempfile.SpooledTemporaryFile(max_size=IN_MEMORY))
-            write_document(manifest, document)
-        except (OSError, PipelineError) as error:  # a full temporary directory
-            reporter.problem(f"the manifest could not be written anywhere: {error}")
-            return
+        if plan.encryption is not None:
+            manifest = seal_manifest(manifest, plan.encryption)
+            for value in manifest.values():
+                if isinstance(value, SealedPart):
+                    spools.callback(value.close)
+        document = spools.enter_context(tempfile.SpooledTemporaryFile(max_size=IN_MEMORY))
+        write_document(manifest, document)
+        document.flush()  # a full disk says so here, not to a destination's read
         for destination_id, key in keys.items():
             destination = plan.destinations[destination_id]
             try:
