@@ -5,6 +5,7 @@ chain state, each the same as from a list in memory."""
 from __future__ import annotations
 
 import heapq
+import io
 import json
 import random
 from typing import Any
@@ -19,14 +20,6 @@ from mackuper.pipeline.document import write_document
 from mackuper.pipeline.encrypt import SealedPart, dearmor, decrypt_bytes, seal_manifest
 from mackuper.pipeline.filelist import FileList
 from mackuper.pipeline.incremental import state_of, write_state
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        self.data += data
 
 
 def _entries(count: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -64,9 +57,9 @@ def test_the_list_reads_back_and_writes_what_json_dumps_gives(count: int) -> Non
         assert len(files) == count
         assert list(files) == entries
         assert list(files) == entries  # read again: each pass starts afresh
-        out = _Buffer()
+        out = io.BytesIO()
         files.write_json(out)
-        assert bytes(out.data) == json.dumps(entries, separators=(",", ":")).encode()
+        assert out.getvalue() == json.dumps(entries, separators=(",", ":")).encode()
         files.append({"path": "last"})  # appending after reading goes on at the end
         assert list(files) == [*entries, {"path": "last"}]
 
@@ -75,10 +68,10 @@ def test_the_list_reads_back_and_writes_what_json_dumps_gives(count: int) -> Non
 def test_a_document_with_the_list_is_the_manifest_json_dumps_would_give() -> None:
     entries = _entries(20)
     with FileList(entries) as files:
-        out = _Buffer()
+        out = io.BytesIO()
         write_document({"mackuper_manifest": 1, "files": files, "removed": ["a"]}, out)
     expected = {"mackuper_manifest": 1, "files": entries, "removed": ["a"]}
-    assert bytes(out.data) == json.dumps(expected, separators=(",", ":")).encode()
+    assert out.getvalue() == json.dumps(expected, separators=(",", ":")).encode()
 
 
 @pytest.mark.usefixtures("small_pieces")
@@ -92,10 +85,10 @@ def test_the_sealed_part_is_age_of_the_private_json_and_opens_from_the_document(
         )
         sealed = public["sealed_age"]
         assert isinstance(sealed, SealedPart)
-        out = _Buffer()
+        out = io.BytesIO()
         write_document(public, out)
         sealed.close()
-    document = json.loads(out.data)
+    document = json.loads(out.getvalue())
     assert document["file_count"] == 30 and "files" not in document
     armored: str = document["sealed_age"]
     assert armored.startswith("-----BEGIN AGE ENCRYPTED FILE-----\n")
@@ -141,11 +134,11 @@ def test_the_fingerprint_in_one_pass_is_the_one_from_a_list(count: int) -> None:
 def test_the_chain_state_written_entry_by_entry_is_state_of() -> None:
     entries = _entries(40)
     entries.append({**entries[3], "size": 1})  # a path listed twice: the last one counts
-    out = _Buffer()
+    out = io.BytesIO()
     with FileList(entries) as files:
         write_state(files, "backup_9.tar.zst", out)
         expected = state_of(files, "backup_9.tar.zst")
-    loaded = json.loads(out.data)
+    loaded = json.loads(out.getvalue())
     assert loaded == expected
     assert list(loaded) == list(expected)
     assert loaded[entries[3]["path"]]["size"] == 1
@@ -171,6 +164,6 @@ def test_a_closed_list_refuses_to_be_read_instead_of_reading_empty(
     with pytest.raises(ValueError, match="closed"):
         list(files)
     with pytest.raises(ValueError, match="closed"):
-        files.write_json(_Buffer())
+        files.write_json(io.BytesIO())
     with pytest.raises(ValueError, match="closed"):
         files.append({"path": "late"})

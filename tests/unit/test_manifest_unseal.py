@@ -4,6 +4,7 @@ back, and a web request never runs scrypt past the work factor Mackuper writes."
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from typing import Any
 
@@ -30,23 +31,15 @@ def _manifest() -> dict[str, Any]:
     }
 
 
-class _Buffer:
-    def __init__(self) -> None:
-        self.data = bytearray()
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        self.data += data
-
-
 def sealed_document(manifest: dict[str, Any], recipients: list[Recipient]) -> dict[str, Any]:
     """The sealed manifest as a destination stores it, read back."""
     public = seal_manifest(manifest, recipients)
-    out = _Buffer()
+    out = io.BytesIO()
     write_document(public, out)
     sealed = public["sealed_age"]
     assert isinstance(sealed, SealedPart)
     sealed.close()
-    document: dict[str, Any] = json.loads(out.data)
+    document: dict[str, Any] = json.loads(out.getvalue())
     return document
 
 

@@ -476,47 +476,45 @@ class S3Destination:
         content_type: str,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        digest = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
-        try:
-            self.publish(
-                key,
-                len(data),
-                metadata or {},
-                lambda condition: self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=cast(bytes, data),  # botocore takes a bytearray; its stubs do not
-                    ContentType=content_type,
-                    ContentMD5=digest,
-                    **self.put_arguments(metadata or {}),
-                    **condition,
-                ),
-            )
-        except (BotoCoreError, ClientError) as error:
-            raise self._fail(error) from None
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
+        body = cast(bytes, data)  # botocore takes a bytearray; its stubs do not
+        self._put_object(key, body, len(data), digest, content_type, metadata or {})
 
     def put_file(self, key: str, file: IO[bytes], content_type: str) -> None:
         md5 = hashlib.md5(usedforsecurity=False)
         file.seek(0)
         while piece := file.read(PUT_PIECE):
             md5.update(piece)
-        digest, size = base64.b64encode(md5.digest()).decode(), file.tell()
+        self._put_object(key, file, file.tell(), md5.digest(), content_type, {})
+
+    def _put_object(
+        self,
+        key: str,
+        body: bytes | IO[bytes],
+        size: int,
+        md5: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+    ) -> None:
+        """One conditional PutObject of `body` (a file is sent whole from its start on
+        every try)."""
 
         def put(condition: dict[str, Any]) -> object:
-            file.seek(0)  # each try sends the whole file
+            if not isinstance(body, bytes):
+                body.seek(0)
             return self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
-                Body=file,
+                Body=body,
                 ContentLength=size,
                 ContentType=content_type,
-                ContentMD5=digest,
-                **self.put_arguments({}),
+                ContentMD5=base64.b64encode(md5).decode(),
+                **self.put_arguments(metadata),
                 **condition,
             )
 
         try:
-            self.publish(key, size, {}, put)
+            self.publish(key, size, metadata, put)
         except (BotoCoreError, ClientError) as error:
             raise self._fail(error) from None
 

@@ -397,7 +397,7 @@ class SealedPart:
     def __init__(self, private: dict[str, Any], recipients: list[Recipient]) -> None:
         self._spool = Spool()
         try:
-            stage = AgeEncryptStage(_Armoring(_Unclosed(self._spool)), recipients)
+            stage = AgeEncryptStage(_Armoring(self._spool), recipients)  # leaves it open
             write_document(private, stage)
             stage.close()
         except BaseException:
@@ -457,19 +457,6 @@ class _Collect:
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
         self.data += data
-
-    def close(self) -> None:
-        return None
-
-
-class _Unclosed:
-    """A spool as a Sink whose `close` leaves it open (its owner reads it afterwards)."""
-
-    def __init__(self, spool: Spool) -> None:
-        self.spool = spool
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        self.spool.write(data)
 
     def close(self) -> None:
         return None

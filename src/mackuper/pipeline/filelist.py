@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from mackuper.pipeline.document import Writable
+from mackuper.pipeline.document import COMPACT, Writable
 from mackuper.pipeline.errors import PipelineError
 
 ITEMS_PER_BATCH = 1024
@@ -32,7 +32,6 @@ ITEMS_PER_BATCH = 1024
 IN_MEMORY = 8 << 20
 """Bytes a spool keeps in memory before it moves to a temporary file."""
 COPY_PIECE = 1 << 20
-_COMPACT = (",", ":")
 
 
 class Spool:
@@ -148,7 +147,7 @@ class FileList:
         directory that cannot take it fails the run while nothing is published)."""
         if not self._pending:
             return
-        encoded = memoryview(json.dumps(self._pending, separators=_COMPACT).encode())
+        encoded = memoryview(json.dumps(self._pending, separators=COMPACT).encode())
         self._pending = []
         if self._batches:
             self._spool.write(b",")

@@ -18,7 +18,7 @@ from typing import Any
 
 from mackuper.core.chain import LISTS_CHANGES, STAT_FIELDS, dumpdir, unchanged
 from mackuper.core.snar import dumpdir_entries
-from mackuper.pipeline.document import Writable
+from mackuper.pipeline.document import COMPACT, Writable
 from mackuper.pipeline.filelist import FileList
 from mackuper.sources.base import Entry, EntryType
 
@@ -162,7 +162,7 @@ def write_state(files: Iterable[dict[str, Any]], own_name: str, out: Writable) -
         if index:
             out.write(b",")
         out.write(json.dumps(str(item["path"])).encode() + b":")
-        out.write(json.dumps(_kept(item, own_name), separators=(",", ":")).encode())
+        out.write(json.dumps(_kept(item, own_name), separators=COMPACT).encode())
     out.write(b"}")
 
 
