@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from mackuper.destinations.local import LocalDestination
 from mackuper.encryption import generate_identity
 from mackuper.models import ChainState
+from mackuper.pipeline import chainstate
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.chain import point_manifest
 from mackuper.runtime import Runtime
@@ -223,6 +224,26 @@ def test_seven_point_chain_restores_with_plain_tar_and_with_mackuper(
     tmp_path: Path, api: ApiClient, runtime: Runtime, archive_format: str, encrypted: bool
 ) -> None:
     check_chain(tmp_path, api, runtime, archive_format, encrypted, None)
+
+
+def test_seven_point_chain_restores_with_every_previous_point_on_disk(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run compares with its previous point kept in SQLite's temporary database
+    (pipeline/chainstate.py, past IN_MEMORY: 0 here), renames, removals and hard links
+    included; every point restores as with the points in memory."""
+    moved = []
+    real_move = chainstate.PreviousPoint._move_to_disk
+
+    def counted(point: chainstate.PreviousPoint) -> None:
+        moved.append(point)
+        real_move(point)
+
+    monkeypatch.setattr(chainstate, "IN_MEMORY", 0)
+    monkeypatch.setattr(chainstate, "ROWS_PER_BATCH", 3)
+    monkeypatch.setattr(chainstate.PreviousPoint, "_move_to_disk", counted)
+    check_chain(tmp_path, api, runtime, "tar", False, None)
+    assert len(moved) >= 6, "every incremental point compared on disk"
 
 
 def test_seven_point_chain_on_s3_restores_with_mackuper_by_ranged_reads(
@@ -585,6 +606,34 @@ def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
         line.startswith("chain broken: the file list of backup_") and "cannot be read" in line
         for line in run_log(api, after["run"]["id"])
     )
+
+
+def test_a_damaged_stored_state_is_rebuilt_from_the_manifest(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    """A state that does not read back (pipeline/chainstate.py `read_state`) is treated
+    as lost, not as a failed run: before, every later run of the job failed on it."""
+    source = tmp_path / "source"
+    write(source / "kept.txt", "unchanged\n", 0)
+    write(source / "edited.txt", "one\n", 0)
+    storage = tmp_path / "storage"
+    job = chain_job(api, source, local_destination(api, storage)["id"])
+    backed_up_point(api, runtime, job["id"])
+    with runtime.sessions.begin() as session:
+        (row,) = session.scalars(select(ChainState)).all()
+        row.state = row.state[: len(row.state) // 2]  # cut short
+    write(source / "edited.txt", "two, longer\n", 1)
+    point = backed_up_point(api, runtime, job["id"])
+    archive = storage / point["backup"]["key"]
+    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
+    assert manifest["chain"]["level"] == 1
+    stored = {Path(item["path"]).name for item in manifest["files"] if item["type"] == "file"}
+    assert stored == {"edited.txt"}
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(out)], check=True)
+    (edited,) = out.rglob("edited.txt")
+    assert edited.read_text() == "two, longer\n"
 
 
 def test_the_cli_restores_a_point_from_its_chain(

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from mackuper.destinations.local import LocalDestination
-from mackuper.pipeline.incremental import ChainPlan, state_of
+from mackuper.pipeline.chainstate import state_of
+from mackuper.pipeline.incremental import ChainPlan
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks

@@ -13,11 +13,13 @@ hand-off pieces move an encrypted run's peak by up to ~2 MiB from one run to the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
 import tempfile
 import tracemalloc
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +28,12 @@ import pytest
 
 from mackuper.core.anomaly import Fingerprint
 from mackuper.destinations.local import LocalDestination
-from mackuper.pipeline import filelist, run
+from mackuper.pipeline import chainstate, filelist, run
 from mackuper.pipeline.age import X25519Identity
+from mackuper.pipeline.chainstate import read_state, state_of, write_state
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.filelist import FileList
-from mackuper.pipeline.incremental import ChainPlan, state_of
+from mackuper.pipeline.incremental import ChainPlan
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks
@@ -232,3 +235,60 @@ def test_an_incremental_point_whose_list_cannot_be_spooled_warns_and_keeps_its_a
         check=True,
     )
     assert extracted.stdout == b"changed\n"
+
+
+def test_an_incremental_run_against_many_times_the_files_peaks_no_higher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous point is read from its stored state into SQLite's temporary database
+    (pipeline/chainstate.py), not into dicts, and only hard-linked names are remembered
+    as written: an incremental run that compares and rewrites every file of 24,000
+    peaks within 2 MiB of one of 1,500 (measured: 0.07 MiB apart; with the points in
+    dicts ~28 MiB apart, and remembering every written name ~5 MiB)."""
+    monkeypatch.setattr(filelist, "IN_MEMORY", 256 << 10)
+    monkeypatch.setattr(run, "IN_MEMORY", 256 << 10)
+    monkeypatch.setattr(chainstate, "IN_MEMORY", 1_000)
+    many = 24_000
+    peaks = {}
+    for count in (FEW, many):
+        source = _tree(tmp_path / f"source-{count}", count)
+        target = tmp_path / f"backups-{count}"
+        full = run_backup(_plan(source, target), RecordingHooks())
+        stored = io.BytesIO()
+        with full.entries:
+            write_state(full.entries, full.archive_name, stored)
+        state = zlib.compress(stored.getvalue())
+        gone = [source / "d000" / f"file-{index:06d}.txt" for index in (3, 4)]
+        for path in gone:
+            path.unlink()
+        for path in source.rglob("*.txt"):
+            os.utime(path, ns=(2_000_000_000 * 10**9, 2_000_000_000 * 10**9))
+        hooks = RecordingHooks()
+        plan = _plan(source, target)
+        plan.started_at = datetime(2030, 1, 1, tzinfo=UTC)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            plan.chain = ChainPlan(
+                level=1, earlier=(full.archive_name,), previous=read_state(state)
+            )
+            assert plan.chain.previous.on_disk
+            result = run_backup(plan, hooks)
+            plan.chain.close()
+            peaks[count] = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+        result.entries.close()
+        (key,) = [str(item["key"]) for item in hooks.artifacts.values()]
+        manifest = json.loads((target / (key + ".manifest.json")).read_text())
+        assert manifest["chain"]["level"] == 1
+        assert sorted(manifest["removed"]) == sorted(str(path).lstrip("/") for path in gone)
+        hashed = {item["path"]: item["sha256"] for item in manifest["files"] if item.get("sha256")}
+        assert len(hashed) == count - 2 + 1  # every file rewritten, the latin-1 one too
+        out = tmp_path / f"out-{count}"
+        out.mkdir()
+        subprocess.run(["tar", "-xf", str(target / key), "-C", str(out)], check=True)
+        for path, digest in hashed.items():
+            on_disk = out / os.fsencode(path).decode("utf-8", "surrogateescape")
+            assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == digest
+    assert peaks[many] < peaks[FEW] + (2 << 20), peaks

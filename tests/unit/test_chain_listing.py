@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mackuper.core.chain import fold_files, lists_changes
+from mackuper.pipeline.chainstate import state_of
 from mackuper.pipeline.filelist import FileList
-from mackuper.pipeline.incremental import ChainPlan, state_of
+from mackuper.pipeline.incremental import ChainPlan
 
 Tree = dict[str, int]
 """path -> content version ('/'-less paths are files, 'd/...' lives in directory d)."""

@@ -16,10 +16,10 @@ from mackuper.core import anomaly
 from mackuper.core.anomaly import SKETCH_SIZE, Fingerprint
 from mackuper.pipeline import filelist as filelist_module
 from mackuper.pipeline.age import X25519Identity
+from mackuper.pipeline.chainstate import state_of, write_state
 from mackuper.pipeline.document import write_document
 from mackuper.pipeline.encrypt import SealedPart, dearmor, decrypt_bytes, seal_manifest
 from mackuper.pipeline.filelist import FileList
-from mackuper.pipeline.incremental import state_of, write_state
 
 
 def _entries(count: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -11,14 +11,13 @@ children with, so the list's Y/N and what is written always agree.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mackuper.core.chain import LISTS_CHANGES, STAT_FIELDS, dumpdir, unchanged
 from mackuper.core.snar import dumpdir_entries
-from mackuper.pipeline.document import COMPACT, Writable
+from mackuper.pipeline.chainstate import PreviousPoint
 from mackuper.pipeline.filelist import FileList
 from mackuper.sources.base import Entry, EntryType
 
@@ -31,8 +30,9 @@ class ChainPlan:
     """0: this run is the chain's full."""
     earlier: tuple[str, ...] = ()
     """Archive names of the chain before this run, full first (empty for a full)."""
-    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The previous point's manifest entries by path, each naming its `archive`."""
+    previous: PreviousPoint = field(default_factory=PreviousPoint)
+    """The previous point's manifest entries by path, each naming its `archive` (in a
+    temporary database past pipeline/chainstate.py's IN_MEMORY: `close` drops it)."""
     reason: str = ""
     """Why this run is a full or an incremental (its log says it)."""
     needs: tuple[int, ...] = ()
@@ -67,21 +67,26 @@ class ChainPlan:
         """
         if self.level == 0:
             return {"files": files}
-        present = set()
         own = FileList()
-        try:
+
+        def paths() -> Iterator[str]:
+            """Every path of this point, collecting its own entries on the way: one pass."""
             for item in files:
-                present.add(str(item["path"]))
                 if "archive" not in item:
                     own.append(item)
+                yield str(item["path"])
+
+        try:
+            removed = self.previous.absent(paths())
             own.flush()
         except BaseException:
             own.close()
             raise
-        return {
-            "files": own,
-            "removed": [path for path in self.previous if path not in present],
-        }
+        return {"files": own, "removed": removed}
+
+    def close(self) -> None:
+        """Drops the previous point's temporary database, if it has one (idempotent)."""
+        self.previous.close()
 
 
 class Incremental:
@@ -92,6 +97,7 @@ class Incremental:
         self.changed: dict[str, bool] = {}
         """Children judged when their directory was listed, until they arrive."""
         self.written: set[str] = set()
+        """Names written in this archive that later hard links may name (nlink > 1)."""
         self.first_names: dict[str, str] = {}
         """A hard link's first name left out of this archive -> the name written instead."""
 
@@ -131,7 +137,8 @@ class Incremental:
 
     def written_item(self, entry: Entry, item: dict[str, Any]) -> dict[str, Any]:
         """The manifest entry of a written `entry`, with what change detection compares."""
-        self.written.add(entry.name)
+        if entry.identity is None or entry.identity.nlink > 1:
+            self.written.add(entry.name)  # a later hard link's first name, maybe
         if entry.identity is not None:
             record = entry.identity.record()
             item.update({name: record[name] for name in STAT_FIELDS})
@@ -145,31 +152,6 @@ class Incremental:
         item = dict(previous)
         item.pop("offset", None)
         return item
-
-
-def state_of(files: Iterable[dict[str, Any]], own_name: str) -> dict[str, dict[str, Any]]:
-    """A point's manifest entries by path, every one naming the archive holding it:
-    what the next run of the chain compares with (and what the database keeps)."""
-    return {str(item["path"]): _kept(item, own_name) for item in files}
-
-
-def write_state(files: Iterable[dict[str, Any]], own_name: str, out: Writable) -> None:
-    """`json.dumps(state_of(files, own_name))`, compact, written an entry at a time: a
-    point of a million files is never held whole (a path listed twice is written
-    twice; JSON readers, Python's included, keep its last value, as state_of does)."""
-    out.write(b"{")
-    for index, item in enumerate(files):
-        if index:
-            out.write(b",")
-        out.write(json.dumps(str(item["path"])).encode() + b":")
-        out.write(json.dumps(_kept(item, own_name), separators=COMPACT).encode())
-    out.write(b"}")
-
-
-def _kept(item: dict[str, Any], own_name: str) -> dict[str, Any]:
-    kept = {key: value for key, value in item.items() if key != "offset"}
-    kept.setdefault("archive", own_name)
-    return kept
 
 
 class RemoteIncremental:

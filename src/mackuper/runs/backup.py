@@ -91,33 +91,38 @@ class BackupTask:
         plan_chain = chain.plan_chain(
             session, job, started, chain.DestinationStorage(context.runtime, job, built)
         )
-        source = sources.build(
-            job.source_kind,
-            job.source_config,
-            secrets.decrypt(job.source_secrets_encrypted),
-            context.runtime.settings.retry_seconds,
-            engine=(
-                engine.address(installation.container_engine(session)),
-                installation.container_helper_image(session),
-            ),
-        )
-        if plan_chain is not None and plan_chain.remote and isinstance(source, SSHSource):
-            source.snapshot = plan_chain.snapshot  # the remote GNU tar's (core/snar.py)
-        return BackupPlan(
-            chain=plan_chain,
-            job_id=job.id,
-            job_slug=job.slug,
-            job_name=job.name,
-            run_id=run.id,
-            archive_format=job.archive_format,
-            compression_level=job.compression_level,
-            source=source,
-            destinations=built,
-            started_at=started,
-            encryption=backup_recipients(
-                job.encryption or {}, secrets.decrypt(job.encryption_secrets_encrypted)
-            ),
-        )
+        try:
+            source = sources.build(
+                job.source_kind,
+                job.source_config,
+                secrets.decrypt(job.source_secrets_encrypted),
+                context.runtime.settings.retry_seconds,
+                engine=(
+                    engine.address(installation.container_engine(session)),
+                    installation.container_helper_image(session),
+                ),
+            )
+            if plan_chain is not None and plan_chain.remote and isinstance(source, SSHSource):
+                source.snapshot = plan_chain.snapshot  # the remote GNU tar's (core/snar.py)
+            return BackupPlan(
+                chain=plan_chain,
+                job_id=job.id,
+                job_slug=job.slug,
+                job_name=job.name,
+                run_id=run.id,
+                archive_format=job.archive_format,
+                compression_level=job.compression_level,
+                source=source,
+                destinations=built,
+                started_at=started,
+                encryption=backup_recipients(
+                    job.encryption or {}, secrets.decrypt(job.encryption_secrets_encrypted)
+                ),
+            )
+        except BaseException:
+            if plan_chain is not None:
+                plan_chain.close()  # its previous point's temporary database
+            raise
 
     def execute(self, context: RunContext, work: BackupPlan) -> Finished:
         # Beside the backup, a quick count of the source: a first run's percentage.
@@ -138,6 +143,8 @@ class BackupTask:
             raise
         finally:
             done.set()
+            if work.chain is not None:
+                work.chain.close()  # the previous point: compared with, no longer needed
         with result.entries:  # a spool (pipeline/filelist.py), read here twice at most
             if work.chain is not None and result.chain is not None:
                 with context.runtime.sessions.begin() as session:

@@ -8,7 +8,7 @@ otherwise the next run is a full, and its log says why.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -22,7 +22,8 @@ from mackuper.core.chain import BackupMode, Point, decide
 from mackuper.core.snar import SnapshotError, check
 from mackuper.destinations.base import Destination, DestinationError
 from mackuper.models import Artifact, ArtifactState, ChainPoint, ChainState, Job, Run, RunStatus
-from mackuper.pipeline.incremental import ChainPlan, state_of, write_state
+from mackuper.pipeline.chainstate import PreviousPoint, read_state, state_of, write_state
+from mackuper.pipeline.incremental import ChainPlan
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.chain import point_manifest
 from mackuper.restore.errors import RestoreError
@@ -51,6 +52,24 @@ def plan_chain(session: Session, job: Job, now: datetime, storage: Storage) -> C
     if not mode.incremental:
         return None
     base, previous = _base(session, job, storage)
+    try:
+        plan = _extended(session, job, now, mode, base, previous)
+    except BaseException:
+        previous.close()
+        raise
+    if plan.previous is not previous:
+        previous.close()  # a full compares with nothing
+    return plan
+
+
+def _extended(
+    session: Session,
+    job: Job,
+    now: datetime,
+    mode: BackupMode,
+    base: Point | None,
+    previous: PreviousPoint,
+) -> ChainPlan:
     decision = decide(mode, base, now)
     remote = job.source_kind == "ssh"  # the remote GNU tar decides (core/snar.py)
     snapshot = b""
@@ -90,9 +109,7 @@ def remote_snapshot(session: Session, job: Job, run_id: int) -> bytes | None:
     return snapshot
 
 
-def _base(
-    session: Session, job: Job, storage: Storage
-) -> tuple[Point | None, dict[str, dict[str, Any]]]:
+def _base(session: Session, job: Job, storage: Storage) -> tuple[Point | None, PreviousPoint]:
     """The newest point of the job's chain with its state, and why it is broken if it is."""
     newest = session.scalars(
         select(ChainPoint)
@@ -102,7 +119,7 @@ def _base(
         .limit(1)
     ).first()
     if newest is None:
-        return None, {}
+        return None, PreviousPoint()
     points = {
         point.run_id: point
         for point in session.scalars(
@@ -126,11 +143,11 @@ def _base(
         broken=_broken(session, job, newest, points, full, storage),
     )
     if point.broken:
-        return point, {}
+        return point, PreviousPoint()
     state = _state(session, job, newest, storage)
     if state is None:
         unreadable = f"the file list of {newest.archive_name} cannot be read"
-        return replace(point, broken=unreadable), {}
+        return replace(point, broken=unreadable), PreviousPoint()
     return point, state
 
 
@@ -174,12 +191,13 @@ def _broken(
 
 def _state(
     session: Session, job: Job, newest: ChainPoint, storage: Storage
-) -> dict[str, dict[str, Any]] | None:
-    """The change-detection state of `newest`: the database's, or rebuilt from its manifest."""
+) -> PreviousPoint | None:
+    """The change-detection state of `newest`: the database's, or rebuilt from its
+    manifest when the database has none (or one that does not read back)."""
     row = session.get(ChainState, job.id)
     if row is not None and row.run_id == newest.run_id:
-        loaded: dict[str, dict[str, Any]] = json.loads(zlib.decompress(row.state))
-        return loaded
+        with contextlib.suppress(ValueError):
+            return read_state(row.state)
     for artifact in session.scalars(
         select(Artifact).where(
             Artifact.run_id == newest.run_id, Artifact.state == ArtifactState.STORED.value

@@ -25,6 +25,8 @@ class Identity:
     mtime_ns: int
     ino: int
     ctime_ns: int
+    nlink: int = 1
+    """Not compared: tells incremental runs which names a later hard link may name."""
 
     def record(self) -> dict[str, int | str]:
         return {

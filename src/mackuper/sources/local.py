@@ -34,6 +34,7 @@ def identity(info: os.stat_result) -> Identity:
         mtime_ns=info.st_mtime_ns,
         ino=info.st_ino,
         ctime_ns=info.st_ctime_ns,
+        nlink=info.st_nlink,
     )
 
 
