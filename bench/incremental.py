@@ -101,7 +101,8 @@ def _backup(source: Path, storage: Path, chain: Any, second: int) -> tuple[Any, 
 
 
 def _next(result: Any, previous_chain: Any) -> Any:
-    from mackuper.pipeline.incremental import ChainPlan, state_of
+    from mackuper.pipeline.chainstate import state_of
+    from mackuper.pipeline.incremental import ChainPlan
 
     earlier = (*(previous_chain.earlier if previous_chain else ()), result.archive_name)
     return ChainPlan(
