@@ -31,6 +31,8 @@ IN_MEMORY = 40_000
 """Entries kept as dicts (~33 MiB) before the point moves to a temporary database."""
 ROWS_PER_BATCH = 1024
 """Rows a database write sends at once."""
+ROWS_PER_QUERY = 500
+"""Paths one `get_many` query asks for (SQLite allows 32,766 bound values since 3.32)."""
 READ_PIECE = 1 << 20
 """Decompressed bytes read at a time."""
 FEED_PIECE = 64 << 10
@@ -160,6 +162,26 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
             raise PipelineError(f"the previous point's entry of /{path} is damaged") from None
         return entry
 
+    def get_many(self, paths: list[str]) -> dict[str, dict[str, Any]]:
+        """The entries of those of `paths` this point holds: one query for up to
+        ROWS_PER_QUERY of them where `get` costs one each (~10 µs on disk)."""
+        db = self._open()
+        if db is None:
+            return {path: self._memory[path] for path in paths if path in self._memory}
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(paths), ROWS_PER_QUERY):
+            keys = [_key(path) for path in paths[start : start + ROWS_PER_QUERY]]
+            marks = ",".join("?" * len(keys))  # placeholders only: the paths are bound
+            query = f"SELECT path, entry FROM previous WHERE path IN ({marks})"  # noqa: S608
+            rows = _kept(partial(_fetch, db, query, keys))
+            try:
+                entries = json.loads("[" + ",".join(entry for _, entry in rows) + "]")
+            except ValueError:
+                raise PipelineError("the previous point's stored entries are damaged") from None
+            for (key, _), entry in zip(rows, entries, strict=True):
+                found[_path(key)] = entry
+        return found
+
     def __contains__(self, path: object) -> bool:
         return isinstance(path, str) and self.get(path) is not None
 
@@ -245,6 +267,10 @@ def _path(key: bytes) -> str:
     return key.decode("utf-8", "surrogatepass")
 
 
+def _fetch(db: sqlite3.Connection, query: str, values: list[bytes]) -> list[Any]:
+    return db.execute(query, values).fetchall()
+
+
 def _insert_present(db: sqlite3.Connection, batch: list[tuple[bytes]]) -> None:
     if batch:
         with db:
@@ -307,29 +333,39 @@ def read_state(stored: bytes) -> PreviousPoint:
 
 def _lines(stored: bytes) -> Iterator[bytes]:
     """The decompressed lines of `stored`, at most READ_PIECE decompressed bytes at a
-    time (a piece of compressed JSON can hold ten times its size, or more)."""
+    time (a piece of compressed JSON can hold ten times its size, or more). A line
+    longer than a piece (a state stored on one line) is gathered as a list of pieces
+    and joined once, not copied again with every piece."""
     inflate = zlib.decompressobj()
-    rest = b""
+    unfinished: list[bytes] = []
+
+    def split(piece: bytes) -> Iterator[bytes]:
+        nonlocal unfinished
+        *whole, rest = piece.split(b"\n")
+        if whole:
+            yield b"".join([*unfinished, whole[0]])
+            yield from whole[1:]
+            unfinished = []
+        unfinished.append(rest)
+
     for start in range(0, len(stored), FEED_PIECE):
         data = stored[start : start + FEED_PIECE]
         while data:
-            rest += inflate.decompress(data, READ_PIECE)
+            yield from split(inflate.decompress(data, READ_PIECE))
             data = inflate.unconsumed_tail
-            *whole, rest = rest.split(b"\n")
-            yield from whole
-    rest += inflate.flush()
+    yield from split(inflate.flush())
     if not inflate.eof:
         raise ValueError("the chain state is cut short")
-    *whole, rest = rest.split(b"\n")
-    yield from whole
-    yield rest
+    yield b"".join(unfinished)
 
 
 _DECODER = json.JSONDecoder()
 
 
 def _entries(lines: Iterator[bytes]) -> Iterator[Item]:
-    """`"path":{...},` lines up to the closing brace; the entry stays JSON text."""
+    """`"path":{...},` lines up to the closing brace; the entry stays JSON text, checked
+    to be exactly one JSON object (~4 µs a line), so that a damaged state is refused
+    here, where the run falls back to the manifest, and not at a lookup later."""
     for raw in lines:
         if raw == b"}":
             if next(lines, None) is not None:
@@ -337,8 +373,11 @@ def _entries(lines: Iterator[bytes]) -> Iterator[Item]:
             return
         line = raw.decode("utf-8").removesuffix(",")
         path, end = _DECODER.raw_decode(line)
-        if not isinstance(path, str) or line[end : end + 2] != ":{" or line[-1] != "}":
+        if not isinstance(path, str) or line[end : end + 1] != ":":
             raise ValueError("a chain state line is not a path and its entry")
+        entry, stop = _DECODER.raw_decode(line, end + 1)
+        if not isinstance(entry, dict) or stop != len(line):
+            raise ValueError(f"the chain state's entry of /{path} is not one JSON object")
         yield path, line[end + 1 :]
     raise ValueError("the chain state is cut short")
 

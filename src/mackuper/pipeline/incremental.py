@@ -96,6 +96,8 @@ class Incremental:
         self.previous = plan.previous
         self.changed: dict[str, bool] = {}
         """Children judged when their directory was listed, until they arrive."""
+        self.kept: dict[str, dict[str, Any]] = {}
+        """The previous entries of those of them judged unchanged, until they arrive."""
         self.written: set[str] = set()
         """Names written in this archive that later hard links may name (nlink > 1)."""
         self.first_names: dict[str, str] = {}
@@ -124,14 +126,26 @@ class Incremental:
         return True
 
     def _letters(self, directory: Entry) -> list[tuple[str, str]]:
+        listing = directory.listing or []
+        # One lookup for the directory's files: a point past IN_MEMORY is in a database.
+        found = self.previous.get_many(
+            [
+                f"{directory.name}/{name}"
+                for name, identity in listing
+                if identity.type != "directory"
+            ]
+        )
         letters = []
-        for name, identity in directory.listing or []:
+        for name, identity in listing:
             path = f"{directory.name}/{name}"
             if identity.type == "directory":
                 letters.append((name, "D"))
                 continue
-            changed = not unchanged(self.previous.get(path), identity.record())
+            previous = found.get(path)
+            changed = not unchanged(previous, identity.record())
             self.changed[path] = changed
+            if previous is not None and not changed:
+                self.kept[path] = previous
             letters.append((name, "Y" if changed else "N"))
         return letters
 
@@ -146,7 +160,7 @@ class Incremental:
 
     def carried_item(self, entry: Entry) -> dict[str, Any] | None:
         """The previous point's entry for a path not written now (None: it is new)."""
-        previous = self.previous.get(entry.name)
+        previous = self.kept.pop(entry.name, None) or self.previous.get(entry.name)
         if previous is None:
             return None
         item = dict(previous)

@@ -125,6 +125,13 @@ class BackupTask:
             raise
 
     def execute(self, context: RunContext, work: BackupPlan) -> Finished:
+        try:
+            return self._execute(context, work)
+        finally:
+            if work.chain is not None:
+                work.chain.close()  # whatever stopped it (closed already after the pipeline)
+
+    def _execute(self, context: RunContext, work: BackupPlan) -> Finished:
         # Beside the backup, a quick count of the source: a first run's percentage.
         done = threading.Event()
         source_count.start(context.runtime.sessions, context.run_id, work.source, done)
