@@ -149,7 +149,9 @@ def incremental(tree: Path, source: Path, out: Path, count: int) -> tuple[int, i
 def touch_tenth(source: Path, count: int) -> None:
     """Moves the mtime of every tenth file of make_tree's tree on by a second. By name,
     not by listing the tree: a list of a million paths in this process would show in
-    the children's peaks (a child's ru_maxrss starts from its parent's at the fork)."""
+    every later child's peak (subprocess starts children with vfork, and a child's
+    ru_maxrss then starts from its parent's high-water mark: measured, a 300 MiB
+    parent's `python -c pass` reported 310 MiB, even after the parent freed it)."""
     for index in range(0, count, 10):
         path = source / f"d{index // 500:04d}" / f"file-{index:07d}.txt"
         info = path.stat()
