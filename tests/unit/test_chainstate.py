@@ -118,6 +118,7 @@ def test_a_state_stored_on_one_line_reads_back_the_same() -> None:
         zlib.compress(b'{\n"a":{"size":1}\n}')[:-3],  # cut short
         zlib.compress(b'{\n"a":{"size":1},\n"b":{"size":2,},\n"c":{"size":3}\n}'),
         zlib.compress(b'{\n"a":{"x":1}garbage}\n}'),
+        zlib.compress(b'{"a/f":1}'),  # the one-line form, an entry that is not an object
         # Two damaged lines that, decoded together, would give b another line's entry:
         zlib.compress(b'{\n"a":{},{},\n"b":{"a":"},\n"c":{"}\n}'),
     ],
@@ -131,6 +132,7 @@ def test_a_state_stored_on_one_line_reads_back_the_same() -> None:
         "truncated",
         "bad-entry",
         "trailing",
+        "one-line-not-objects",
         "shifting",
     ],
 )

@@ -323,8 +323,10 @@ def read_state(stored: bytes) -> PreviousPoint:
         first = next(lines, b"")
         if first != b"{":  # stored on one line, before write_state wrote a line each
             whole = json.loads(first + b"".join(lines))
-            if not isinstance(whole, dict):
-                raise ValueError("a chain state is a JSON object")
+            if not isinstance(whole, dict) or not all(
+                isinstance(entry, dict) for entry in whole.values()
+            ):
+                raise ValueError("a chain state is a JSON object of JSON objects")
             return PreviousPoint(whole.items())
         return PreviousPoint(_entries(lines))
     except zlib.error as error:

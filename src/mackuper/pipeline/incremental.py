@@ -21,6 +21,10 @@ from mackuper.pipeline.chainstate import PreviousPoint
 from mackuper.pipeline.filelist import FileList
 from mackuper.sources.base import Entry, EntryType
 
+KEEP_FOR_LISTINGS_UP_TO = 4096
+"""Children of a directory up to which the unchanged ones' previous entries are kept
+from its lookup until they arrive (~1 KiB each); past it, each is looked up again."""
+
 
 @dataclass
 class ChainPlan:
@@ -130,21 +134,24 @@ class Incremental:
         # One lookup for the directory's files: a point past IN_MEMORY is in a database.
         found = self.previous.get_many(
             [
-                f"{directory.name}/{name}"
+                child(directory.name, name)
                 for name, identity in listing
                 if identity.type != "directory"
             ]
         )
+        # The unchanged files' entries wait for them only in directories of a usual
+        # size: a flat directory of a million files would hold ~0.9 GiB of them.
+        keep = len(listing) <= KEEP_FOR_LISTINGS_UP_TO
         letters = []
         for name, identity in listing:
-            path = f"{directory.name}/{name}"
+            path = child(directory.name, name)
             if identity.type == "directory":
                 letters.append((name, "D"))
                 continue
             previous = found.get(path)
             changed = not unchanged(previous, identity.record())
             self.changed[path] = changed
-            if previous is not None and not changed:
+            if keep and previous is not None and not changed:
                 self.kept[path] = previous
             letters.append((name, "Y" if changed else "N"))
         return letters
@@ -166,6 +173,11 @@ class Incremental:
         item = dict(previous)
         item.pop("offset", None)
         return item
+
+
+def child(directory: str, name: str) -> str:
+    """A directory's child's member name; the root directory's name is empty ("/")."""
+    return f"{directory}/{name}" if directory else name
 
 
 class RemoteIncremental:
@@ -194,7 +206,7 @@ class RemoteIncremental:
         for letter, name in dumpdir_entries(entry.dumpdir):
             if letter != "N":
                 continue
-            path = f"{entry.name}/{name}"
+            path = child(entry.name, name)
             previous = self.previous.get(path)
             if previous is None:
                 self.unknown.append(path)
