@@ -550,9 +550,11 @@ def test_incremental_needs_a_tar_format_and_existing_jobs_stay_full(
     assert "chain" not in manifest
 
 
-def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
+def _two_file_chain(
     tmp_path: Path, api: ApiClient, runtime: Runtime
-) -> None:
+) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
+    """A chain job over kept.txt and edited.txt, its full made: (source, storage,
+    destination, job)."""
     source = tmp_path / "source"
     write(source / "kept.txt", "unchanged\n", 0)
     write(source / "edited.txt", "one\n", 0)
@@ -560,16 +562,32 @@ def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
     destination = local_destination(api, storage)
     job = chain_job(api, source, destination["id"])
     backed_up_point(api, runtime, job["id"])
-    with runtime.sessions.begin() as session:
-        session.execute(delete(ChainState))
+    return source, storage, destination, job
+
+
+def _edited_point(
+    api: ApiClient, runtime: Runtime, source: Path, storage: Path, job: dict[str, Any]
+) -> Path:
+    """edited.txt changed, the next point made: a level 1 storing only that file; its
+    archive."""
     write(source / "edited.txt", "two, longer\n", 1)
     point = backed_up_point(api, runtime, job["id"])
     archive = storage / point["backup"]["key"]
     manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
     assert manifest["chain"]["level"] == 1
-    # Rebuilt from the full's manifest: only the edited file was stored.
     stored = {Path(item["path"]).name for item in manifest["files"] if item["type"] == "file"}
     assert stored == {"edited.txt"}
+    return archive
+
+
+def test_a_lost_state_is_rebuilt_from_the_manifest_or_the_next_run_is_a_full(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    source, storage, destination, job = _two_file_chain(tmp_path, api, runtime)
+    with runtime.sessions.begin() as session:
+        session.execute(delete(ChainState))
+    # Rebuilt from the full's manifest: only the edited file was stored.
+    _edited_point(api, runtime, source, storage, job)
     # Lost again after a point listing only its changes: the state is folded from the
     # chain's manifests, so an unchanged run stores no file.
     with runtime.sessions.begin() as session:
@@ -613,22 +631,11 @@ def test_a_damaged_stored_state_is_rebuilt_from_the_manifest(
 ) -> None:
     """A state that does not read back (pipeline/chainstate.py `read_state`) is treated
     as lost, not as a failed run: before, every later run of the job failed on it."""
-    source = tmp_path / "source"
-    write(source / "kept.txt", "unchanged\n", 0)
-    write(source / "edited.txt", "one\n", 0)
-    storage = tmp_path / "storage"
-    job = chain_job(api, source, local_destination(api, storage)["id"])
-    backed_up_point(api, runtime, job["id"])
+    source, storage, _destination, job = _two_file_chain(tmp_path, api, runtime)
     with runtime.sessions.begin() as session:
         (row,) = session.scalars(select(ChainState)).all()
         row.state = row.state[: len(row.state) // 2]  # cut short
-    write(source / "edited.txt", "two, longer\n", 1)
-    point = backed_up_point(api, runtime, job["id"])
-    archive = storage / point["backup"]["key"]
-    manifest = json.loads((archive.parent / (archive.name + ".manifest.json")).read_text())
-    assert manifest["chain"]["level"] == 1
-    stored = {Path(item["path"]).name for item in manifest["files"] if item["type"] == "file"}
-    assert stored == {"edited.txt"}
+    archive = _edited_point(api, runtime, source, storage, job)
     out = tmp_path / "out"
     out.mkdir()
     subprocess.run(["tar", "-xf", str(archive), "-C", str(out)], check=True)

@@ -113,29 +113,16 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
                 raise
             return db
 
-        self._db = _kept(made)
-        for path, entry in self._memory.items():
-            self._pending.append((_key(path), self._added, json.dumps(entry, separators=COMPACT)))
-            self._added += 1
-        self._memory = {}
-        self._write_pending()
+        self._db = _in_database(made)
+        held, self._memory = self._memory, {}
+        for path, entry in held.items():
+            self._add(path, entry)
 
     def _write_pending(self) -> None:
         if self._db is None or not self._pending:
             return
-        db, rows = self._db, self._pending
-        self._pending = []
-
-        def write() -> None:
-            with db:  # one transaction a batch (isolation_level=None: explicit BEGIN)
-                db.execute("BEGIN")
-                db.executemany(
-                    "INSERT INTO previous VALUES (?, ?, ?)"
-                    " ON CONFLICT (path) DO UPDATE SET entry = excluded.entry",
-                    rows,
-                )
-
-        _kept(write)
+        rows, self._pending = self._pending, []
+        _in_database(partial(_insert, self._db, _UPSERT, rows))
 
     # -- reading ---------------------------------------------------------------
 
@@ -146,25 +133,13 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
         return found
 
     def get(self, path: str, default: Any = None) -> Any:  # noqa: ANN401 - Mapping.get's
-        db = self._open()
-        if db is None:
+        if self._open() is None:
             return self._memory.get(path, default)
-        found = _kept(
-            lambda: db.execute(
-                "SELECT entry FROM previous WHERE path = ?", (_key(path),)
-            ).fetchone()
-        )
-        if found is None:
-            return default
-        try:
-            entry: dict[str, Any] = json.loads(found[0])
-        except ValueError:
-            raise PipelineError(f"the previous point's entry of /{path} is damaged") from None
-        return entry
+        return self.get_many([path]).get(path, default)
 
     def get_many(self, paths: list[str]) -> dict[str, dict[str, Any]]:
         """The entries of those of `paths` this point holds: one query for up to
-        ROWS_PER_QUERY of them where `get` costs one each (~10 µs on disk)."""
+        ROWS_PER_QUERY of them (a query costs ~10 µs on disk, whatever it asks)."""
         db = self._open()
         if db is None:
             return {path: self._memory[path] for path in paths if path in self._memory}
@@ -173,11 +148,9 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
             keys = [_key(path) for path in paths[start : start + ROWS_PER_QUERY]]
             marks = ",".join("?" * len(keys))  # placeholders only: the paths are bound
             query = f"SELECT path, entry FROM previous WHERE path IN ({marks})"  # noqa: S608
-            rows = _kept(partial(_fetch, db, query, keys))
-            try:
-                entries = json.loads("[" + ",".join(entry for _, entry in rows) + "]")
-            except ValueError:
-                raise PipelineError("the previous point's stored entries are damaged") from None
+            rows = _in_database(partial(_fetch, db, query, keys))
+            # Every stored text is one JSON object (checked when read: _entries).
+            entries = json.loads("[" + ",".join(entry for _, entry in rows) + "]")
             for (key, _), entry in zip(rows, entries, strict=True):
                 found[_path(key)] = entry
         return found
@@ -190,8 +163,8 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
         if db is None:
             yield from self._memory
             return
-        rows = _kept(lambda: db.execute("SELECT path FROM previous ORDER BY seq"))
-        while batch := _kept(lambda: rows.fetchmany(ROWS_PER_BATCH)):
+        rows = _in_database(lambda: db.execute("SELECT path FROM previous ORDER BY seq"))
+        while batch := _in_database(lambda: rows.fetchmany(ROWS_PER_BATCH)):
             for (key,) in batch:
                 yield _path(key)
 
@@ -199,7 +172,7 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
         db = self._open()
         if db is None:
             return len(self._memory)
-        return int(_kept(lambda: db.execute("SELECT count(*) FROM previous").fetchone()[0]))
+        return int(_in_database(lambda: db.execute("SELECT count(*) FROM previous").fetchone()[0]))
 
     def absent(self, paths: Iterable[str]) -> list[str]:
         """The paths of this point that `paths` does not name (those gone since), in
@@ -215,15 +188,15 @@ class PreviousPoint(Mapping[str, dict[str, Any]]):
             db.execute("CREATE TABLE IF NOT EXISTS present (path BLOB PRIMARY KEY) WITHOUT ROWID")
             db.execute("DELETE FROM present")
 
-        _kept(present)
+        _in_database(present)
         batch: list[tuple[bytes]] = []
         for path in paths:
             batch.append((_key(path),))
             if len(batch) >= ROWS_PER_BATCH:
-                _kept(partial(_insert_present, db, batch))
+                _in_database(partial(_insert, db, _PRESENT, batch))
                 batch = []
-        _kept(partial(_insert_present, db, batch))
-        gone = _kept(
+        _in_database(partial(_insert, db, _PRESENT, batch))
+        gone = _in_database(
             lambda: db.execute(
                 "SELECT path FROM previous WHERE path NOT IN (SELECT path FROM present)"
                 " ORDER BY seq"
@@ -271,14 +244,22 @@ def _fetch(db: sqlite3.Connection, query: str, values: list[bytes]) -> list[Any]
     return db.execute(query, values).fetchall()
 
 
-def _insert_present(db: sqlite3.Connection, batch: list[tuple[bytes]]) -> None:
-    if batch:
+_UPSERT = (
+    "INSERT INTO previous VALUES (?, ?, ?) ON CONFLICT (path) DO UPDATE SET entry = excluded.entry"
+)
+"""A path added again keeps its first place (seq) and takes its last entry, as a dict."""
+_PRESENT = "INSERT OR IGNORE INTO present VALUES (?)"
+
+
+def _insert(db: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+    """`rows` in one transaction (isolation_level=None: an explicit BEGIN)."""
+    if rows:
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO present VALUES (?)", batch)
+            db.executemany(sql, rows)
 
 
-def _kept(action: Callable[[], T]) -> T:
+def _in_database(action: Callable[[], T]) -> T:
     """`action` on the temporary database; its failures (a full or unwritable temporary
     directory) as a PipelineError that says where."""
     try:
