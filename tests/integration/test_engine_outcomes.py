@@ -21,7 +21,7 @@ from mackuper.sources.base import Entry, Reporter
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks, backup, extract
 from tests.servers.s3 import S3Bucket
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import b3sum_files, file_hashes, make_small_tree
 
 pytestmark = pytest.mark.integration
 
@@ -220,11 +220,11 @@ def test_a_file_that_changes_size_while_read_keeps_a_manifest_hash_of_what_is_st
     (artifact,) = hooks.artifacts.values()
     extract(tmp_path / "backups" / artifact["key"], archive_format, tmp_path / "out")
     restored = tmp_path / "out" / str(source).lstrip("/")
-    stored = file_hashes(restored)
+    stored = b3sum_files(restored)
     assert len(stored["big.bin"]) == 64
     assert (restored / "big.bin").stat().st_size == size
     if change == "shrank":
         assert (restored / "big.bin").read_bytes()[(1 << 20) + 7 :] == bytes(size - (1 << 20) - 7)
     manifest = {item["path"]: item for item in result.entries}
     for relative, digest in stored.items():
-        assert manifest[f"{str(source).lstrip('/')}/{relative}"]["sha256"] == digest, relative
+        assert manifest[f"{str(source).lstrip('/')}/{relative}"]["blake3"] == digest, relative

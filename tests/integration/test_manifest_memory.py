@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from mackuper.core.anomaly import Fingerprint
@@ -144,11 +145,11 @@ def test_a_run_of_many_times_the_files_peaks_no_higher(
         subprocess.run(["tar", "-xf", str(archive), "-C", str(out)], check=True)
         files = _files(target / (key + ".manifest.json"), identity, tmp_path)
         assert files == listed
-        hashed = {item["path"]: item["sha256"] for item in files if item["type"] == "file"}
+        hashed = {item["path"]: item["blake3"] for item in files if item["type"] == "file"}
         assert len(hashed) == count + 2
         for path, digest in hashed.items():
             on_disk = out / os.fsencode(path).decode("utf-8", "surrogateescape")
-            assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == digest
+            assert blake3.blake3(on_disk.read_bytes()).hexdigest() == digest
     # Before the spools: ~0.7 KiB more a file (entries and their JSON): 10,500 files more
     # added ~8 MiB, 22,500 ~16 MiB.
     assert peaks[many] < peaks[FEW] + bound, peaks
@@ -283,12 +284,12 @@ def test_an_incremental_run_against_many_times_the_files_peaks_no_higher(
         manifest = json.loads((target / (key + ".manifest.json")).read_text())
         assert manifest["chain"]["level"] == 1
         assert sorted(manifest["removed"]) == sorted(str(path).lstrip("/") for path in gone)
-        hashed = {item["path"]: item["sha256"] for item in manifest["files"] if item.get("sha256")}
+        hashed = {item["path"]: item["blake3"] for item in manifest["files"] if item.get("blake3")}
         assert len(hashed) == count - 2 + 1  # every file rewritten, the latin-1 one too
         out = tmp_path / f"out-{count}"
         out.mkdir()
         subprocess.run(["tar", "-xf", str(target / key), "-C", str(out)], check=True)
         for path, digest in hashed.items():
             on_disk = out / os.fsencode(path).decode("utf-8", "surrogateescape")
-            assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == digest
+            assert blake3.blake3(on_disk.read_bytes()).hexdigest() == digest
     assert peaks[many] < peaks[FEW] + (2 << 20), peaks

@@ -3,6 +3,8 @@ from the bucket alone after the database is lost."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from tests.integration.restore_support import (
     run_log,
 )
 from tests.servers.s3 import S3Bucket
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import file_hashes, make_small_tree, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +60,57 @@ def test_verify_passes_intact_archive_and_fails_after_one_byte_is_flipped(
     assert "changed or damaged" in damaged["error"]
     (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
     assert listed["verify_status"] == "failed"
+
+
+def _rewritten_entries(storage: Path, key: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = storage / (key + ".manifest.json")
+    manifest = json.loads(path.read_text())
+    for item in manifest["files"]:
+        if item["type"] == "file":
+            change(item)
+    path.write_text(json.dumps(manifest))
+
+
+def _as_before_blake3(item: dict[str, Any]) -> None:
+    """The entry as a manifest written before BLAKE3 has it: the file's SHA-256."""
+    del item["blake3"]
+    item["sha256"] = sha256_file(Path("/" + item["path"]))
+
+
+@pytest.mark.parametrize("archive_format", ["tar.gz", "zip"])
+def test_deep_verify_compares_each_file_with_its_own_algorithm(
+    tmp_path: Path, api: ApiClient, runtime: Runtime, archive_format: str
+) -> None:
+    """Entries hold BLAKE3 now and SHA-256 in older manifests (and both in one chain):
+    a deep verification checks each file by the algorithm its entry names, and a file
+    that differs from its entry fails it, whichever that is."""
+    source = make_small_tree(tmp_path / "source")
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    backup = backed_up(api, runtime, source, destination["id"], archive_format)
+    readme = str(source / "docs" / "readme.txt").lstrip("/")
+
+    def wrong_readme(algorithm: str) -> Callable[[dict[str, Any]], None]:
+        def change(item: dict[str, Any]) -> None:
+            if item["path"] == readme:
+                item[algorithm] = "0" * 64
+
+        return change
+
+    _rewritten_entries(storage, backup["key"], wrong_readme("blake3"))
+    damaged = _verify(api, runtime, backup["id"], deep=True)
+    assert damaged["status"] == "failed"
+    assert f"{readme} differs from the file that was backed up" in damaged["error"]
+
+    _rewritten_entries(storage, backup["key"], _as_before_blake3)
+    older = _verify(api, runtime, backup["id"], deep=True)
+    assert older["status"] == "success", older["error"]
+    assert any("4 files read" in line for line in run_log(api, older["id"]))
+
+    _rewritten_entries(storage, backup["key"], wrong_readme("sha256"))
+    damaged = _verify(api, runtime, backup["id"], deep=True)
+    assert damaged["status"] == "failed"
+    assert f"{readme} differs from the file that was backed up" in damaged["error"]
 
 
 def _fresh_api(data_dir: Path) -> tuple[Runtime, ApiClient]:

@@ -17,8 +17,10 @@ def manifest(count: int, seed: int = 0) -> list[dict[str, object]]:
     ]
 
 
-def fingerprint(entries: list[dict[str, object]], read: int, written: int) -> Fingerprint:
-    return Fingerprint.of(entries, read, written)
+def fingerprint(
+    entries: list[dict[str, object]], read: int, written: int, point: bool = False
+) -> Fingerprint:
+    return Fingerprint.of(entries, read, written, point=point)
 
 
 @pytest.mark.parametrize("count", [40, 1_000, 20_000])
@@ -83,3 +85,61 @@ def test_a_file_name_that_is_not_utf8_on_disk_is_fingerprinted() -> None:
     named = [{"path": "home/caf\udce9.txt", "type": "file", "sha256": "1"}]
     other = [{"path": "home/caf\udce8.txt", "type": "file", "sha256": "1"}]
     assert Fingerprint.of(named, 1, 1).paths != Fingerprint.of(other, 1, 1).paths
+
+
+def _rehashed(entry: dict[str, object], value: str | None = None) -> dict[str, object]:
+    """The entry as this version writes it once it read the file again: its BLAKE3."""
+    kept = {key: item for key, item in entry.items() if key not in ("sha256", "archive")}
+    return {**kept, "blake3": value if value is not None else f"b3 of {entry['sha256']}"}
+
+
+def _older(count: int) -> Fingerprint:
+    """A full's fingerprint as stored before BLAKE3 (no older_files, no point)."""
+    stored = fingerprint(manifest(count), 50 << 20, 20 << 20).to_json()
+    del stored["older_files"], stored["point"]
+    found = Fingerprint.from_json(stored)
+    assert found is not None and found.older_files == count
+    return found
+
+
+def _kinds(said: list[str]) -> list[str]:
+    return [line.split(":")[0] for line in said]
+
+
+def test_the_first_full_hashed_with_blake3_is_not_every_file_changed() -> None:
+    """The previous backup listed SHA-256s; the next full hashes the same bytes with
+    BLAKE3. That is not "every file changed"; the backup after it is compared by
+    contents again."""
+    before = manifest(1_000)
+    upgraded = fingerprint([_rehashed(entry) for entry in before], 50 << 20, 20 << 20)
+    assert upgraded.older_files == 0
+    assert findings(upgraded, [_older(1_000)] * 3) == []
+
+    rewritten = [_rehashed(entry, f"encrypted {entry['path']}") for entry in before]
+    said = findings(fingerprint(rewritten, 50 << 20, 20 << 20), [upgraded])
+    assert _kinds(said) == ["files changed"]
+
+
+def test_a_chain_across_the_switch_judges_what_it_read_again() -> None:
+    """An incremental point after the switch carries the entries it did not read (their
+    SHA-256s) and hashes the 100 files that changed with BLAKE3: an ordinary day. Had it
+    read every file again because every file was rewritten, that is "files changed".
+    The chain's next full then hashes the 900 carried files again: they are left out of
+    the comparison, the 100 are compared, so a quiet full is quiet and a rewritten one
+    is not."""
+    before = [{**entry, "size": 50_000} for entry in manifest(1_000)]
+    carried = [{**entry, "archive": "backup_20261201_020000.tar"} for entry in before]
+    today = [_rehashed(entry, f"new {entry['path']}") for entry in before[:100]]
+    point = fingerprint(today + carried[100:], 5_000_000, 2_000_000, point=True)
+    assert point.older_files == 900
+    assert findings(point, [_older(1_000)]) == []
+
+    everything = [_rehashed(entry, f"encrypted {entry['path']}") for entry in before]
+    said = findings(fingerprint(everything, 50 << 20, 20 << 20, point=True), [_older(1_000)])
+    assert _kinds(said) == ["files changed"]
+
+    full = today + [_rehashed(entry) for entry in before[100:]]
+    assert findings(fingerprint(full, 50 << 20, 20 << 20), [point]) == []
+    rewritten = [_rehashed(entry, f"encrypted {entry['path']}") for entry in before]
+    said = findings(fingerprint(rewritten, 50 << 20, 20 << 20), [point])
+    assert _kinds(said) == ["files changed"]

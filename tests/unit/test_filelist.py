@@ -118,6 +118,7 @@ def _old_fingerprint(entries: list[dict[str, Any]], read: int, written: int) -> 
                 for entry in files
             ]
         ),
+        older_files=sum(1 for entry in files if entry.get("sha256")),
     )
 
 

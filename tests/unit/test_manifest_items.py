@@ -21,5 +21,5 @@ def test_items_say_the_mode_in_octal_and_share_its_text() -> None:
         "size": 1,
         "mode": "0644",
         "mtime": 1_700_000_000.5,
-        "sha256": None,
+        "blake3": None,
     }

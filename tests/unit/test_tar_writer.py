@@ -8,13 +8,13 @@ could not be opened, the end of the archive) are read back with their offsets.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import random
 import tarfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+import blake3
 import pytest
 
 from mackuper.pipeline.archive import TarWriter, tar_header
@@ -155,7 +155,7 @@ def test_a_files_padding_is_written_before_whatever_comes_next() -> None:
                 assert handle is not None
                 data = handle.read()
                 assert data == contents[member.name]
-                assert items[member.name]["sha256"] == hashlib.sha256(data).hexdigest()
+                assert items[member.name]["blake3"] == blake3.blake3(data).hexdigest()
     assert all(handle.closed for handle in opened)
 
 

@@ -13,6 +13,14 @@ An incremental point (issue 17) reads and stores only what changed, but its mani
 lists every file present at the point: the files it keeps from earlier archives of
 its chain count towards its size (`bytes_held`), so a quiet day's small increment is
 not a "size dropped", while a wiped source still is.
+
+A content value is of the entry's own hash (core/filehash.py): BLAKE3, or SHA-256 in
+entries written before it. A full hashes every file again, so a file the previous
+backup listed with SHA-256 gives another value for the same bytes: a full leaves those
+files (`older_files` of the previous fingerprint) out of "how many changed". An
+incremental point keeps the entries of the files it did not read as they were, so its
+values still match the previous backup's, and a file it read again (its metadata
+changed) counts as changed if its value differs, whichever algorithm the two hold.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Any
+
+from mackuper.core.filehash import OLDER_FILE_HASH, file_hash
 
 SKETCH_SIZE = 256
 MIN_FILES = 20
@@ -80,14 +90,23 @@ class Fingerprint:
     contents: tuple[int, ...]
     bytes_held: int = 0
     """Bytes of the files an incremental point keeps from earlier archives of its chain."""
+    older_files: int = 0
+    """Files listed with a SHA-256 (core/filehash.py's OLDER_FILE_HASH), not BLAKE3."""
+    point: bool = False
+    """An incremental point (level > 0 of a chain), not a full."""
 
     @classmethod
     def of(
-        cls, entries: Iterable[Mapping[str, Any]], bytes_read: int, bytes_written: int
+        cls,
+        entries: Iterable[Mapping[str, Any]],
+        bytes_read: int,
+        bytes_written: int,
+        point: bool = False,
     ) -> Fingerprint:
-        """From the manifest's entries (path, type, size, sha256 of a file's bytes; in an
-        incremental point, `archive` on those an earlier archive holds), in one pass."""
-        files = held = 0
+        """From the manifest's entries (path, type, size, a file's hash; in an incremental
+        point, `archive` on those an earlier archive holds), in one pass. `point`: the
+        backup is an incremental point, not a full."""
+        files = held = older = 0
         paths, contents = _Bottom(), _Bottom()
         for entry in entries:
             if entry.get("type") != "file":
@@ -96,7 +115,11 @@ class Fingerprint:
             if entry.get("archive"):
                 held += _size(entry)
             paths.add(_hash(str(entry["path"])))
-            contents.add(_hash(f"{entry['path']}\0{entry.get('sha256') or entry.get('size')}"))
+            hashed = file_hash(entry)
+            if hashed is not None and hashed[0] == OLDER_FILE_HASH:
+                older += 1
+            content = hashed[1] if hashed is not None else entry.get("size")
+            contents.add(_hash(f"{entry['path']}\0{content}"))
         return cls(
             files=files,
             bytes_read=bytes_read,
@@ -104,6 +127,8 @@ class Fingerprint:
             bytes_held=held,
             paths=paths.values(),
             contents=contents.values(),
+            older_files=older,
+            point=point,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -114,6 +139,8 @@ class Fingerprint:
             "paths": list(self.paths),
             "contents": list(self.contents),
             "bytes_held": self.bytes_held,
+            "older_files": self.older_files,
+            "point": self.point,
         }
 
     @classmethod
@@ -126,6 +153,10 @@ class Fingerprint:
                 paths=tuple(int(value) for value in data["paths"]),
                 contents=tuple(int(value) for value in data["contents"]),
                 bytes_held=int(data.get("bytes_held") or 0),
+                # Stored before BLAKE3: every file listed was of SHA-256 (or had no hash,
+                # which compares by size either way).
+                older_files=int(data.get("older_files", data["files"])),
+                point=data.get("point") is True,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -177,8 +208,11 @@ def findings(current: Fingerprint, history: Sequence[Fingerprint]) -> list[str]:
         common_contents = _common(
             similarity(previous.contents, current.contents), previous.files, current.files
         )
-        if common_paths >= MIN_FILES:
-            changed = max(0.0, common_paths - common_contents) / common_paths
+        comparable = common_paths
+        if not current.point:  # every file hashed again: a SHA-256 cannot match a BLAKE3
+            comparable -= min(previous.older_files, current.files - current.older_files)
+        if comparable >= MIN_FILES:
+            changed = max(0.0, comparable - common_contents) / comparable
             if changed >= CHANGED_SHARE:
                 said.append(
                     f"files changed: about {changed:.0%} of the files kept since the previous"

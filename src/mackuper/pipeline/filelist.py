@@ -1,7 +1,7 @@
 """A run's manifest entries, encoded as they come and kept in a spool, not in memory.
 
 A manifest entry held as a Python dict costs about 550 bytes (a 7-key dict 272, the
-hex SHA-256 113, the path ~100, ...): a run of a million files held 0.8 GiB for its
+hex file hash 113, the path ~100, ...): a run of a million files held 0.8 GiB for its
 file list alone, and more while encoding it (docs/benchmarks.md, "Memory per file").
 Here entries wait in a list of at most ITEMS_PER_BATCH, are then encoded with one
 `json.dumps` (the C encoder: what encoding the whole list at the end cost, spread

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mackuper import __version__
+from mackuper.core.filehash import FILE_HASH
 from mackuper.core.naming import archive_key, manifest_key
 from mackuper.destinations.base import ArtifactWriter, Destination, DestinationError
 from mackuper.pipeline.age import Recipient
@@ -99,7 +100,7 @@ class BackupResult:
     problems: list[str] = field(default_factory=list)
     failed_destinations: dict[int, str] = field(default_factory=dict)
     entries: FileList = field(default_factory=FileList)
-    """The manifest's entries (path, type, size, sha256 of a file's bytes); of a chain's
+    """The manifest's entries (path, type, size, a file's hash: FILE_HASH); of a chain's
     point, every path present, an entry held by an earlier archive naming it. A spool:
     the caller closes it."""
     chain: dict[str, Any] | None = None
@@ -154,7 +155,8 @@ def _mode_text(mode: int) -> str:
 
 
 def _manifest_entry(entry: Entry) -> dict[str, Any]:
-    """A written entry's manifest entry; a file's `sha256` is set by the archive writer."""
+    """A written entry's manifest entry; a file's hash (FILE_HASH) is set by the archive
+    writer."""
     item: dict[str, Any] = {
         "path": entry.name,
         "type": entry.type.value,
@@ -165,7 +167,7 @@ def _manifest_entry(entry: Entry) -> dict[str, Any]:
     if entry.link_target:
         item["link"] = entry.link_target
     if entry.type is EntryType.FILE:
-        item["sha256"] = None  # keeps the key's place; the writer fills it in
+        item[FILE_HASH] = None  # keeps the key's place; the writer fills it in
     return item
 
 

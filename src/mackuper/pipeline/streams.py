@@ -201,12 +201,6 @@ the service (issue 23, docs/benchmarks.md) the worker's peak for tar.gz went fro
 per thread, with the same run times (tar.zst 1.05x tar|zstd, tar.gz 0.91x pigz)."""
 
 
-class Hash(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-
 @runtime_checkable
 class Writable(Protocol):
     """A sink with room of its own that a writer may read file bytes straight into."""

@@ -9,7 +9,6 @@ mtime in the "UT" extra field, which is what Info-ZIP `unzip` restores.
 
 from __future__ import annotations
 
-import hashlib
 import stat
 import struct
 import time
@@ -18,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mackuper.core.filehash import FILE_HASH, Hash, new_file_hash
 from mackuper.pipeline.archive import copy_entry, open_entry
-from mackuper.pipeline.streams import Hash, Sink
+from mackuper.pipeline.streams import Sink
 from mackuper.sources.base import Entry, EntryType, Reporter
 
 _LOCAL = 0x04034B50
@@ -96,11 +96,11 @@ class ZipWriter:
         handle = open_entry(entry, reporter)
         if handle is None:
             return False
-        digest = hashlib.sha256() if item is not None and entry.type is EntryType.FILE else None
+        digest = new_file_hash() if item is not None and entry.type is EntryType.FILE else None
         with handle:
             self._deflated(entry, handle, reporter, digest)
         if digest is not None and item is not None:
-            item["sha256"] = digest.hexdigest()
+            item[FILE_HASH] = digest.hexdigest()
         return True
 
     def _header(self, member: _Member, zip64: bool) -> None:

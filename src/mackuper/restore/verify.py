@@ -1,4 +1,6 @@
-"""Verification: re-read a stored archive, compare its SHA-256, optionally open every entry."""
+"""Verification: re-read a stored archive, compare its SHA-256, optionally open every entry
+and compare each file with its manifest entry's hash (core/filehash.py: BLAKE3, or SHA-256
+in entries written before it)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from mackuper.core.filehash import hash_for
 from mackuper.restore.archives import StoredArchive, open_members
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.extract import ExtractHooks
@@ -53,10 +56,13 @@ def verify_archive(
     expected_sha256: str,
     expected_size: int | None,
     deep: bool,
-    file_hashes: dict[str, str],
+    file_hashes: dict[str, tuple[str, str]],
     hooks: ExtractHooks,
 ) -> VerifyResult:
-    """Check the stored bytes (and with `deep` every entry); raises VerifyFailed."""
+    """Check the stored bytes (and with `deep` every entry); raises VerifyFailed.
+
+    `file_hashes`: path (no leading or trailing slash) -> (algorithm, hexadecimal digest)
+    of each file this archive stores, from its manifest."""
     hasher = _Hasher(hooks)
     result = VerifyResult()
     if deep and archive.archive_format != "zip":
@@ -92,20 +98,24 @@ def verify_archive(
 
 
 def _check_member(
-    member: Member, opener: Opener | None, file_hashes: dict[str, str], result: VerifyResult
+    member: Member,
+    opener: Opener | None,
+    file_hashes: dict[str, tuple[str, str]],
+    result: VerifyResult,
 ) -> None:
     result.entries += 1
     if member.kind is not MemberKind.FILE or opener is None:
         return
-    digest = hashlib.sha256()
+    expected = file_hashes.get(member.name.strip("/"))
+    digest = hash_for(expected[0]) if expected is not None else None
     size = 0
     with opener() as data:
         while chunk := data.read(CHUNK):
-            digest.update(chunk)
+            if digest is not None:
+                digest.update(chunk)
             size += len(chunk)
     result.files_checked += 1
     if size != member.size:
         result.problems.append(f"{member.name} has {size} bytes instead of {member.size}")
-    expected = file_hashes.get(member.name.strip("/"))
-    if expected is not None and expected != digest.hexdigest():
+    if expected is not None and digest is not None and expected[1] != digest.hexdigest():
         result.problems.append(f"{member.name} differs from the file that was backed up")

@@ -164,7 +164,10 @@ class BackupTask:
                         result.entries,
                         result.snapshot,
                     )
-            fingerprint = anomaly.Fingerprint.of(result.entries, result.bytes_read, result.size)
+            point = result.chain is not None and result.chain.get("level", 0) > 0
+            fingerprint = anomaly.Fingerprint.of(
+                result.entries, result.bytes_read, result.size, point=point
+            )
         values: dict[str, object] = {
             "archive_name": result.archive_name,
             "bytes_read": result.bytes_read,

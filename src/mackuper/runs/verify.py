@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mackuper.core.chain import chain_of, lists_changes, own_members, sibling_key
+from mackuper.core.filehash import file_hash
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import DestinationError, Lockable
 from mackuper.models import Artifact, ArtifactState, ChainPoint, Job, Run, RunKind, RunStatus
@@ -131,16 +132,16 @@ class VerifyTask:
 
 def _expectations(
     archive: StoredArchive, known_sha256: str | None, recorder: RunRecorder
-) -> tuple[dict[str, Any], str, dict[str, str]]:
+) -> tuple[dict[str, Any], str, dict[str, tuple[str, str]]]:
     """The manifest as stored (its public part), the archive's SHA-256 to compare with,
-    and the SHA-256 of each file stored in this archive itself.
+    and the hash of each file stored in this archive itself: path -> (algorithm, hex).
 
     An unreadable manifest is logged and the catalog's SHA-256 used instead; RestoreError
     when neither has one, or they disagree.
     """
     stored: dict[str, Any] = {}
     expected = known_sha256
-    file_hashes: dict[str, str] = {}
+    file_hashes: dict[str, tuple[str, str]] = {}
     try:
         stored = read_manifest(archive.destination, archive.key)
         manifest = unsealed(stored, archive.keys, SCRYPT_MAX_WORK_FACTOR)
@@ -152,9 +153,9 @@ def _expectations(
                     "the catalog and the manifest disagree about this archive's SHA-256"
                 )
         file_hashes = {
-            str(item["path"]).strip("/"): str(item["sha256"])
+            str(item["path"]).strip("/"): hashed
             for item in own_members(manifest_files(manifest))
-            if item.get("sha256")
+            if (hashed := file_hash(item)) is not None
         }
     except RestoreError as error:
         if expected is None:
@@ -172,7 +173,7 @@ def _checked(
     expected: str,
     size: int | None,
     deep: bool,
-    file_hashes: dict[str, str],
+    file_hashes: dict[str, tuple[str, str]],
 ) -> VerifyResult:
     """verify_archive, noting `ok` or `failed` on the artifact whatever happens."""
     status = "failed"
