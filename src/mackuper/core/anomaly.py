@@ -16,11 +16,15 @@ not a "size dropped", while a wiped source still is.
 
 A content value is of the entry's own hash (core/filehash.py): BLAKE3, or SHA-256 in
 entries written before it. A full hashes every file again, so a file the previous
-backup listed with SHA-256 gives another value for the same bytes: a full leaves those
-files (`older_files` of the previous fingerprint) out of "how many changed". An
-incremental point keeps the entries of the files it did not read as they were, so its
-values still match the previous backup's, and a file it read again (its metadata
-changed) counts as changed if its value differs, whichever algorithm the two hold.
+backup listed with SHA-256 gives another value for the same bytes: the first full after
+the switch leaves those files (`older_files` of the previous fingerprint) out of "how
+many changed", and skips the question when fewer than COMPARABLE_SHARE of the files are
+left to compare. An incremental point keeps the entries of the files it did not read as
+they were, so its values still match the previous backup's, and a file it read again
+(its metadata changed) counts as changed if its value differs, whichever algorithm the
+two hold: until a chain's first full after the switch, a point that reads many unchanged
+files again (after a `chmod -R`) is reported as "files changed", where before the switch
+the same bytes gave the same hash. That errs on the side a backup tool should.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ MIN_FILES = 20
 """Fewer files than this say too little to judge by shares of files."""
 GONE_SHARE = 0.3
 CHANGED_SHARE = 0.5
+COMPARABLE_SHARE = 0.25
+"""Contents are compared only when at least this share of the common files can be (a
+full after the switch to BLAKE3 cannot compare the files listed before with SHA-256)."""
 MIN_BYTES_FOR_RATIO = 1 << 20
 RATIO_FLOOR = 0.9
 """Written / read at or above this: the data barely compresses (encrypted, or random)."""
@@ -211,7 +218,10 @@ def findings(current: Fingerprint, history: Sequence[Fingerprint]) -> list[str]:
         comparable = common_paths
         if not current.point:  # every file hashed again: a SHA-256 cannot match a BLAKE3
             comparable -= min(previous.older_files, current.files - current.older_files)
-        if comparable >= MIN_FILES:
+        # The sketches estimate shares of the whole manifest (about ±0.03): a few hundred
+        # comparable files out of many thousand are within their noise, and 2-70% of
+        # quiet fulls after a mostly-SHA-256 point read as "half changed".
+        if comparable >= max(MIN_FILES, COMPARABLE_SHARE * common_paths):
             changed = max(0.0, comparable - common_contents) / comparable
             if changed >= CHANGED_SHARE:
                 said.append(

@@ -9,9 +9,10 @@ point before it, so one chain's folded list can hold both kinds, and every check
 Why BLAKE3: a backup hashes its bytes twice, once per file for the manifest and once
 for the whole archive, and the two hashes were most of the CPU a backup spends beyond
 reading and writing (docs/benchmarks.md, issue 23). BLAKE3 is a cryptographic hash
-like SHA-256 and runs 3.5-6x faster on one core (7.2-7.9 GB/s against SHA-256's
-2.0 GB/s with SHA instructions on the 2026-12-02 AMD host; 4.1 against 0.93 on an Intel
-one); a `tar.zst` run through the service took 11% less time and 12% less CPU with it.
+like SHA-256 and runs 3.5-4x faster on one core (7.2-7.9 GB/s against SHA-256's
+1.95-2.05 GB/s with SHA instructions, on the 2026-12-02 AMD host); a `tar.zst` run
+through the service took 15% less time and CPU with it (docs/benchmarks.md, "File
+hashes: BLAKE3").
 `b3sum` (Debian's package of that name) checks a restored file against its entry as
 `sha256sum` would. The archive's own hash stays SHA-256: it is the one people compare
 with `sha256sum` against the manifest and the catalog.
