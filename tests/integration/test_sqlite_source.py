@@ -7,6 +7,7 @@ during the backup.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import subprocess
@@ -30,7 +31,8 @@ BIG_ROWS = 60_000
 
 
 def make_database(path: Path) -> None:
-    with sqlite3.connect(path) as connection:
+    # closing: `with connection` only commits, and the open connection kept its lock
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.executescript(
             """
@@ -164,3 +166,60 @@ def test_sqlite_missing_database_fails_the_run_and_publishes_nothing(tmp_path: P
         backup(SQLiteSource([str(tmp_path / "missing.db")]), tmp_path / "backups")
     assert not (tmp_path / "missing.db").exists()
     assert [path for path in (tmp_path / "backups").rglob("*") if path.is_file()] == []
+
+
+def _locked(path: Path) -> sqlite3.Connection:
+    """A connection holding `path` locked against readers until it commits: an
+    exclusive-mode WAL writer in the middle of a transaction."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO people VALUES (4, 'locked', NULL)")
+    return holder
+
+
+def test_a_dump_that_could_not_read_fails_the_run_and_stores_nothing(tmp_path: Path) -> None:
+    """sqlite3's .dump on a database it cannot lock writes an ERROR comment and
+    `ROLLBACK; -- due to errors`, and exits 0: that used to be stored as the backup."""
+    database = tmp_path / "app.db"
+    make_database(database)
+    holder = _locked(database)
+    try:
+        source = SQLiteSource([str(database)], busy_ms=200)
+        with pytest.raises(SourceError) as raised:
+            backup(source, tmp_path / "backups")
+    finally:
+        holder.close()
+    assert str(raised.value) == (
+        f"sqlite3 {database} did not complete the dump: ERROR: (5) database is locked"
+    )
+    assert source.dumped == []
+    assert [path for path in (tmp_path / "backups").rglob("*") if path.is_file()] == []
+
+
+def test_a_dump_waits_for_a_lock_held_for_a_moment(tmp_path: Path) -> None:
+    """A writer holds the lock for a second (in WAL mode a checkpoint can, for less):
+    the dump waits for it instead of failing at once, and restores with sqlite3."""
+    database = tmp_path / "app.db"
+    make_database(database)
+    holder = _locked(database)
+    release = threading.Timer(1.0, lambda: (holder.execute("COMMIT"), holder.close()))
+    release.start()
+    try:
+        source = SQLiteSource([str(database)], busy_ms=20_000)
+        backup(source, tmp_path / "backups")
+    finally:
+        release.join()
+    archive = next((tmp_path / "backups").rglob("*.tar.zst"))
+    restored_path = tmp_path / "restored.db"
+    member = member_name(str(database))
+    dump = subprocess.run(
+        ["tar", "-xO", "--zstd", "-f", str(archive), "--wildcards", f"{member}.part*"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert dump.endswith(b"COMMIT;\n")
+    subprocess.run(["sqlite3", str(restored_path)], input=dump, check=True)
+    with sqlite3.connect(restored_path) as restored, sqlite3.connect(database) as original:
+        for table in ("people", "big", "accounts"):
+            assert table_digest(restored, table) == table_digest(original, table), table

@@ -236,6 +236,32 @@ class DumpProcess:
             self.process.stderr.close()
 
 
+TAIL_BYTES = 4096
+"""How much of a dump's end is kept to judge how it ended (and quote its error)."""
+
+
+class _Tail:
+    """Reads a stream and keeps its last TAIL_BYTES: what a dump ended with."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.last = b""
+
+    def readinto(self, view: memoryview) -> int:
+        count = int(self.stream.readinto(view))  # type: ignore[attr-defined]
+        if count:
+            self.last = (self.last + bytes(view[max(0, count - TAIL_BYTES) : count]))[-TAIL_BYTES:]
+        return count
+
+
+def _error_in(tail: bytes) -> str:
+    """The last line of `tail` that names an error, without comment marks, or ""."""
+    for line in reversed(tail.decode("utf-8", "replace").splitlines()):
+        if "ERROR" in line:
+            return line.strip("/* ")[:300]
+    return ""
+
+
 def dump_entries(
     name: str,
     argv: Sequence[str],
@@ -244,15 +270,27 @@ def dump_entries(
     reporter: Reporter,
     part_size: int = PART_SIZE,
     feed: bytes | None = None,
+    ending: bytes | None = None,
 ) -> Iterator[Entry]:
-    """The parts of `argv`'s standard output stored as `name`; SourceError when it fails."""
+    """The parts of `argv`'s standard output stored as `name`; SourceError when it fails.
+
+    `ending`: what a complete dump ends with, for a tool that reports some failures
+    only inside its output and still exits 0 (the `sqlite3` shell's `.dump` on a locked
+    database writes `/**** ERROR: (5) database is locked *****/` and `ROLLBACK; -- due
+    to errors`): a dump that ends otherwise fails the run, so the archive holding it is
+    never kept."""
     dump = DumpProcess(argv, env, label, feed=feed)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
+    tail = _Tail(dump.stdout)
     try:
-        for entry in iter_parts(name, dump.stdout, part_size=part_size):
+        stream = cast(IO[bytes], tail) if ending is not None else dump.stdout
+        for entry in iter_parts(name, stream, part_size=part_size):
             dump.log_errors(reporter)
             yield entry
         dump.finish(reporter)
+        if ending is not None and not tail.last.endswith(ending):
+            why = _error_in(tail.last) or f"its output does not end with {ending!r}"
+            raise DumpFailed(f"{label} did not complete the dump: {why}", 0, [])
     finally:
         dump.stop()
 

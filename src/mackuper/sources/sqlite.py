@@ -7,6 +7,13 @@ the text streams into the archive as `sqlite/<name>.sql.part000001...` (sources/
 and `tar -xOf backup.tar.zst --wildcards 'sqlite/app.db.sql.part*' | sqlite3 new.db`
 restores it. The database is opened read-only (`-readonly`), so a wrong path is an
 error and never an empty new database.
+
+The shell waits up to `busy_ms` for a lock (`.timeout`; it gives up at once without
+one, and a writer's checkpoint can hold the lock a reader needs for a moment). On a
+lock it could not get, or a damaged page, `.dump` writes an `ERROR` comment and
+`ROLLBACK; -- due to errors` and still exits 0: a dump that does not end with
+`COMMIT;` fails the run (sources/dump.py), where it used to be stored as a backup
+holding no data.
 """
 
 from __future__ import annotations
@@ -30,6 +37,10 @@ from mackuper.sources.remote import command_on, explained, remote_version, run_t
 from mackuper.ssh import SSHError, SSHTarget
 
 COMMAND_TIMEOUT = 60.0
+BUSY_MS = 30_000
+"""How long the dump waits for a lock another connection holds (the shell's `.timeout`)."""
+DUMP_ENDING = b"COMMIT;\n"
+"""How a complete `.dump` ends; after an error it ends `ROLLBACK; -- due to errors`."""
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
@@ -108,6 +119,7 @@ class SQLiteSource(DumpSource):
     part_size: int = PART_SIZE
     ssh: SSHTarget | None = None
     """The database files are on this SSH host, and sqlite3 runs there."""
+    busy_ms: int = BUSY_MS
     dumped: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -130,13 +142,21 @@ class SQLiteSource(DumpSource):
                 raise SourceError(f"the SQLite database {path} does not exist")
             name = member_name(path)
             size = parts = 0
-            argv = ["sqlite3", "-readonly", "-bail", path, ".dump"]
+            wait = f".timeout {int(self.busy_ms)}"
+            argv = ["sqlite3", "-readonly", "-bail", "-cmd", wait, path, ".dump"]
             if self.ssh is not None:
-                argv = ["sh", "-c", _REMOTE_DUMP, "sh", path]
+                argv = ["sh", "-c", _REMOTE_DUMP, "sh", path, wait]
             with command_on(self.ssh, argv, {}) as (command, env, feed):
                 try:
                     for entry in dump_entries(
-                        name, command, env, f"sqlite3 {path}", reporter, self.part_size, feed
+                        name,
+                        command,
+                        env,
+                        f"sqlite3 {path}",
+                        reporter,
+                        self.part_size,
+                        feed,
+                        ending=DUMP_ENDING,
                     ):
                         size += entry.size
                         parts += 1
@@ -152,6 +172,6 @@ class SQLiteSource(DumpSource):
 
 _REMOTE_DUMP = (
     'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
-    ' exec sqlite3 -readonly -bail "$1" .dump'
+    ' exec sqlite3 -readonly -bail -cmd "$2" "$1" .dump'
 )
 """On an SSH host: the same dump, after the same check that the file is there."""
