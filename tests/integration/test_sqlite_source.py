@@ -223,3 +223,18 @@ def test_a_dump_waits_for_a_lock_held_for_a_moment(tmp_path: Path) -> None:
     with sqlite3.connect(restored_path) as restored, sqlite3.connect(database) as original:
         for table in ("people", "big", "accounts"):
             assert table_digest(restored, table) == table_digest(original, table), table
+
+
+def test_a_database_with_a_damaged_schema_fails_the_run(tmp_path: Path) -> None:
+    """Page 1 claims more schema cells than it has: sqlite3's .dump writes CORRUPTION
+    ERROR comments, ends COMMIT; as a good dump does and exits 0; the run fails and
+    stores nothing."""
+    database = tmp_path / "app.db"
+    make_database(database)
+    data = bytearray(database.read_bytes())
+    data[103:105] = b"\xff\xff"  # page 1's b-tree header (after the 100-byte file header)
+    database.write_bytes(bytes(data))
+    source = SQLiteSource([str(database)])
+    with pytest.raises(SourceError, match="did not complete the dump: CORRUPTION ERROR"):
+        backup(source, tmp_path / "backups")
+    assert [path for path in (tmp_path / "backups").rglob("*") if path.is_file()] == []

@@ -24,6 +24,7 @@ import collections
 import contextlib
 import functools
 import os
+import re
 import subprocess
 import threading
 import time
@@ -237,29 +238,73 @@ class DumpProcess:
 
 
 TAIL_BYTES = 4096
-"""How much of a dump's end is kept to judge how it ended (and quote its error)."""
+"""How much of a dump's end is kept to judge how it ended (and quote its last line)."""
 
 
-class _Tail:
-    """Reads a stream and keeps its last TAIL_BYTES: what a dump ended with."""
+@dataclass(frozen=True)
+class Completion:
+    """How to tell a complete dump from the output of a tool that reports some failures
+    only inside it and still exits 0: the `sqlite3` shell's `.dump` on a database it
+    cannot lock writes `/**** ERROR: (5) database is locked *****/` and `ROLLBACK; --
+    due to errors`; on a damaged schema it writes its error to standard error and an
+    empty dump that ends `COMMIT;` like a good one."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    ending: bytes
+    """What a complete dump ends with."""
+    error_mark: bytes = b""
+    """What starts a line the tool writes into its output only for an error."""
+    silent: bool = False
+    """The tool writes nothing to standard error unless something went wrong."""
+
+
+class _Watched:
+    """Reads a stream, keeps its last TAIL_BYTES and the first line that starts with
+    the completion's error mark (up to LINE_BYTES of it)."""
+
+    LINE_BYTES = 300
+
+    def __init__(self, stream: IO[bytes], completion: Completion) -> None:
         self.stream = stream
-        self.last = b""
+        self.completion = completion
+        self.last = b"\n"  # the output's first line starts a line too
+        self.line: bytes | None = None
+        """The error line from its mark on, while it is read and after."""
+        needle = b"\n" + completion.error_mark
+        self._needle = needle if completion.error_mark else b""
+        self._search = re.compile(re.escape(needle)).search if self._needle else None
 
     def readinto(self, view: memoryview) -> int:
         count = int(self.stream.readinto(view))  # type: ignore[attr-defined]
-        if count:
-            self.last = (self.last + bytes(view[max(0, count - TAIL_BYTES) : count]))[-TAIL_BYTES:]
+        if not count:
+            return 0
+        piece = view[:count]
+        if self.line is not None:
+            if b"\n" not in self.line and len(self.line) < self.LINE_BYTES:
+                self.line += bytes(piece[: self.LINE_BYTES - len(self.line)])
+        elif self._search is not None:
+            reach = len(self._needle) - 1  # a mark across two reads, or at the start
+            edge = self.last[-reach:] + bytes(piece[:reach])
+            if (at := edge.find(self._needle)) >= 0:
+                self.line = edge[at + 1 :] + bytes(piece[reach : reach + self.LINE_BYTES])
+            elif found := self._search(piece):
+                start = found.start() + 1
+                self.line = bytes(piece[start : start + self.LINE_BYTES])
+        self.last = (self.last + bytes(piece[max(0, count - TAIL_BYTES) :]))[-TAIL_BYTES:]
         return count
 
-
-def _error_in(tail: bytes) -> str:
-    """The last line of `tail` that names an error, without comment marks, or ""."""
-    for line in reversed(tail.decode("utf-8", "replace").splitlines()):
-        if "ERROR" in line:
-            return line.strip("/* ")[:300]
-    return ""
+    def failure(self, dump: DumpProcess) -> str:
+        """Why the dump, which exited 0, is not complete; "" when it is."""
+        if self.line is not None:
+            text = self.line.split(b"\n", 1)[0].decode("utf-8", "replace")
+            return text[: self.LINE_BYTES].strip("/* ") or "an error"
+        if self.completion.silent and dump.last_error:
+            return dump.last_error
+        ending = self.completion.ending
+        if not self.last.endswith(ending):
+            lines = self.last.decode("utf-8", "replace").strip().splitlines()
+            ended = repr(lines[-1][:200]) if lines else "nothing"
+            return f"its output ends with {ended}, not {ending.decode().strip()!r}"
+        return ""
 
 
 def dump_entries(
@@ -270,26 +315,25 @@ def dump_entries(
     reporter: Reporter,
     part_size: int = PART_SIZE,
     feed: bytes | None = None,
-    ending: bytes | None = None,
+    completion: Completion | None = None,
 ) -> Iterator[Entry]:
     """The parts of `argv`'s standard output stored as `name`; SourceError when it fails.
 
-    `ending`: what a complete dump ends with, for a tool that reports some failures
-    only inside its output and still exits 0 (the `sqlite3` shell's `.dump` on a locked
-    database writes `/**** ERROR: (5) database is locked *****/` and `ROLLBACK; -- due
-    to errors`): a dump that ends otherwise fails the run, so the archive holding it is
-    never kept."""
+    `completion`: for a tool that can exit 0 after a failure, how a complete dump looks;
+    one that does not look so fails the run, so the archive holding it is never kept."""
     dump = DumpProcess(argv, env, label, feed=feed)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
-    tail = _Tail(dump.stdout)
     try:
-        stream = cast(IO[bytes], tail) if ending is not None else dump.stdout
+        stream: IO[bytes] = dump.stdout
+        watched = None
+        if completion is not None:
+            watched = _Watched(dump.stdout, completion)
+            stream = cast(IO[bytes], watched)
         for entry in iter_parts(name, stream, part_size=part_size):
             dump.log_errors(reporter)
             yield entry
         dump.finish(reporter)
-        if ending is not None and not tail.last.endswith(ending):
-            why = _error_in(tail.last) or f"its output does not end with {ending!r}"
+        if watched is not None and (why := watched.failure(dump)):
             raise DumpFailed(f"{label} did not complete the dump: {why}", 0, [])
     finally:
         dump.stop()

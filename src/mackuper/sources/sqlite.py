@@ -10,10 +10,11 @@ error and never an empty new database.
 
 The shell waits up to `busy_ms` for a lock (`.timeout`; it gives up at once without
 one, and a writer's checkpoint can hold the lock a reader needs for a moment). On a
-lock it could not get, or a damaged page, `.dump` writes an `ERROR` comment and
-`ROLLBACK; -- due to errors` and still exits 0: a dump that does not end with
-`COMMIT;` fails the run (sources/dump.py), where it used to be stored as a backup
-holding no data.
+lock it could not get, or a damaged page, `.dump` writes an `ERROR` comment (and
+`ROLLBACK; -- due to errors`) or, for a damaged schema, an error on standard error, and
+still exits 0: such a dump fails the run (DUMP_COMPLETION, sources/dump.py), where it
+used to be stored as a backup holding no data. `-init /dev/null`: a `~/.sqliterc`
+(`.echo on`, say) never changes what the dump writes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from mackuper.sources.base import Entry, Reporter, SourceError
 from mackuper.sources.dump import (
     PART_SIZE,
+    Completion,
     DumpFailed,
     DumpSource,
     Probe,
@@ -39,8 +41,12 @@ from mackuper.ssh import SSHError, SSHTarget
 COMMAND_TIMEOUT = 60.0
 BUSY_MS = 30_000
 """How long the dump waits for a lock another connection holds (the shell's `.timeout`)."""
-DUMP_ENDING = b"COMMIT;\n"
-"""How a complete `.dump` ends; after an error it ends `ROLLBACK; -- due to errors`."""
+DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****", silent=True)
+"""A complete `.dump` ends `COMMIT;`, has no line of the shell's own error comments
+(`/**** ERROR: ...`, `/****** CORRUPTION ERROR *******/`: the dump writes a newline
+in data as `char(10)`, so no data line starts that way) and wrote nothing to standard
+error (a damaged schema page: `Error: in prepare, malformed database schema`, and an
+empty dump ending `COMMIT;`)."""
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
@@ -143,7 +149,8 @@ class SQLiteSource(DumpSource):
             name = member_name(path)
             size = parts = 0
             wait = f".timeout {int(self.busy_ms)}"
-            argv = ["sqlite3", "-readonly", "-bail", "-cmd", wait, path, ".dump"]
+            argv = ["sqlite3", "-init", "/dev/null", "-readonly", "-bail", "-cmd", wait]
+            argv += [path, ".dump"]
             if self.ssh is not None:
                 argv = ["sh", "-c", _REMOTE_DUMP, "sh", path, wait]
             with command_on(self.ssh, argv, {}) as (command, env, feed):
@@ -156,7 +163,7 @@ class SQLiteSource(DumpSource):
                         reporter,
                         self.part_size,
                         feed,
-                        ending=DUMP_ENDING,
+                        completion=DUMP_COMPLETION,
                     ):
                         size += entry.size
                         parts += 1
@@ -172,6 +179,6 @@ class SQLiteSource(DumpSource):
 
 _REMOTE_DUMP = (
     'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
-    ' exec sqlite3 -readonly -bail -cmd "$2" "$1" .dump'
+    ' exec sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump'
 )
 """On an SSH host: the same dump, after the same check that the file is there."""
