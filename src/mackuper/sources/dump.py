@@ -269,9 +269,8 @@ class _Watched:
         self.last = b"\n"  # the output's first line starts a line too
         self.line: bytes | None = None
         """The error line from its mark on, while it is read and after."""
-        needle = b"\n" + completion.error_mark
-        self._needle = needle if completion.error_mark else b""
-        self._search = re.compile(re.escape(needle)).search if self._needle else None
+        self._needle = b"\n" + completion.error_mark if completion.error_mark else b""
+        self._search = re.compile(re.escape(self._needle)).search if self._needle else None
 
     def readinto(self, view: memoryview) -> int:
         count = int(self.stream.readinto(view))  # type: ignore[attr-defined]
