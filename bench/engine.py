@@ -6,8 +6,8 @@ Builds (once) the reproducible 1 GiB corpus of bench/corpus.py, warms the page
 cache, then times each case on the same data:
 
 - Mackuper local -> local directory and local -> S3 (moto on loopback), each in a
-  fresh child process running the real pipeline (`run_backup`, per-file SHA-256
-  included); "no file hash" repeats tar.zst without the per-file SHA-256 to show
+  fresh child process running the real pipeline (`run_backup`, per-file hash
+  included); "no file hash" repeats tar.zst without the per-file hash to show
   its cost.
 - `tar -cf - | gzip -6`, `tar -cf - | pigz -6`, `tar -I 'zstd -3'` into the same
   directory, each followed by `sync FILE`, because Mackuper fsyncs its archive

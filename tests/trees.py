@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import blake3
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -14,6 +16,19 @@ def sha256_file(path: Path) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def b3sum(path: Path) -> str:
+    """The BLAKE3 of one file as the `b3sum` tool prints it: how a person checks an archive
+    against its manifest, or a restored file against its entry."""
+    printed = subprocess.run(
+        ["b3sum", "--no-names", "--", str(path)], check=True, capture_output=True, text=True
+    )
+    return printed.stdout.strip()
+
+
+def blake3_bytes(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
 
 
 def b3sum_files(root: Path) -> dict[str, str]:

@@ -31,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mackuper.core.filehash import FILE_HASHES, named_hash
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -279,6 +281,9 @@ class Run(Base):
     files_done: Mapped[int] = mapped_column(Integer, default=0)
     current_file: Mapped[str | None] = mapped_column(Text, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The archive's hash when it was SHA-256 (runs before 2026-12-02); see archive_hash."""
+    blake3: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The archive's hash when it is BLAKE3 (core/filehash.py's ARCHIVE_HASH)."""
     error: Mapped[str | None] = mapped_column(Text, default=None)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     """Kind-specific parameters and results (a restore's target, a verify's artifact)."""
@@ -287,11 +292,25 @@ class Run(Base):
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="run", lazy="selectin")
 
     @property
+    def archive_hash(self) -> tuple[str, str] | None:
+        """(algorithm, hexadecimal digest) of the archive this run stored, or None."""
+        return named_hash({"blake3": self.blake3, "sha256": self.sha256})
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.started_at is None:
             return None
         end = self.finished_at or utcnow()
         return (end - self.started_at).total_seconds()
+
+
+def hash_columns(archive_hash: tuple[str, str]) -> dict[str, str]:
+    """The column that records `archive_hash` (algorithm, digest) on a run or an artifact,
+    with its value: `{"blake3": digest}` for what this version stores."""
+    algorithm, digest = archive_hash
+    if algorithm not in FILE_HASHES:
+        raise ValueError(f"unknown archive hash {algorithm!r}")
+    return {algorithm: digest}
 
 
 class RunLog(Base):
@@ -336,6 +355,9 @@ class Artifact(Base):
     """An S3 multipart upload in progress, kept so recovery can abort it."""
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The stored bytes' hash when it was SHA-256 (before 2026-12-02); see archive_hash."""
+    blake3: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The stored bytes' hash when it is BLAKE3 (core/filehash.py's ARCHIVE_HASH)."""
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
     verify_status: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -343,6 +365,12 @@ class Artifact(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")
+
+    @property
+    def archive_hash(self) -> tuple[str, str] | None:
+        """(algorithm, hexadecimal digest) of the stored bytes, or None before they are."""
+        return named_hash({"blake3": self.blake3, "sha256": self.sha256})
+
     destination: Mapped[Destination] = relationship(lazy="joined")
 
 

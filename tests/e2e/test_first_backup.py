@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 from tests.harness import BrowserClient, running_mackuper, s3_destination_payload
 from tests.servers.s3 import S3Bucket
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import b3sum, file_hashes, make_small_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +33,7 @@ def test_wizard_job_run_now_lands_a_tar_gz_that_gnu_tar_extracts(
     assert finished["status"] == "success", finished["error"]
     assert [entry["id"] for entry in history] == [run["id"]]
     assert history[0]["bytes_written"] == finished["bytes_written"] > 0
-    assert history[0]["sha256"] == finished["sha256"]
+    assert history[0]["blake3"] == finished["blake3"] and finished["sha256"] is None
     (artifact,) = finished["artifacts"]
     assert artifact["state"] == "stored"
     key = artifact["key"]
@@ -43,12 +42,12 @@ def test_wizard_job_run_now_lands_a_tar_gz_that_gnu_tar_extracts(
     s3 = server.client()
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert len(body) == finished["bytes_written"]
-    assert hashlib.sha256(body).hexdigest() == finished["sha256"]
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=key + ".manifest.json")["Body"].read())
-    assert manifest["archive"]["sha256"] == finished["sha256"]
+    assert manifest["archive"] == {"size": len(body), "blake3": finished["blake3"]}
 
     archive = tmp_path / "backup.tar.gz"
     archive.write_bytes(body)
+    assert b3sum(archive) == finished["blake3"]
     extracted = tmp_path / "extracted"
     extracted.mkdir()
     subprocess.run(["tar", "-xzf", str(archive), "-C", str(extracted)], check=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import blake3
 import pytest
 
 from mackuper.destinations.s3 import DEFAULT_PART_SIZE
@@ -19,7 +19,7 @@ from tests.harness import (
     s3_destination_payload,
 )
 from tests.servers.s3 import S3Server
-from tests.trees import file_hashes
+from tests.trees import b3sum, file_hashes
 
 pytestmark = pytest.mark.e2e
 
@@ -101,12 +101,12 @@ def test_300_mib_streams_through_multipart_without_staging_on_disk(
     key = finished["artifacts"][0]["key"]
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     archive = tmp_path / "download.tar.gz"
-    digest = hashlib.sha256()
+    digest = blake3.blake3()
     with archive.open("wb") as handle:
         for chunk in client.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MIB):
             handle.write(chunk)
             digest.update(chunk)
-    assert digest.hexdigest() == finished["sha256"]
+    assert digest.hexdigest() == finished["blake3"] == b3sum(archive)
     assert (
         client.head_object(Bucket=bucket, Key=key)["ETag"]
         .strip('"')

@@ -3,7 +3,6 @@ and spaces, and a single file taken out of it; check names and bytes."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 
 from tests.e2e.browser import PageWatch
 from tests.harness import ADMIN_PASSWORD, ADMIN_USER, BrowserClient, running_mackuper
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import b3sum, file_hashes, make_small_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +76,7 @@ def test_browser_downloads_backup_with_utf8_name_and_one_file_out_of_it(
 
     data = saved.read_bytes()
     assert len(data) == run["bytes_written"]
-    assert hashlib.sha256(data).hexdigest() == run["sha256"]
+    assert b3sum(saved) == run["blake3"]
     extracted = tmp_path / "extracted"
     extracted.mkdir()
     subprocess.run(["tar", "-xzf", str(saved), "-C", str(extracted)], check=True)

@@ -61,8 +61,8 @@ class RecordingHooks:
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
         self.artifacts[artifact_id]["upload_id"] = upload_id
 
-    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None:
-        self.artifacts[artifact_id].update(state="stored", size=size, sha256=sha256)
+    def artifact_stored(self, artifact_id: int, size: int, archive_hash: tuple[str, str]) -> None:
+        self.artifacts[artifact_id].update(state="stored", size=size, archive_hash=archive_hash)
 
     def artifact_discarded(self, artifact_id: int) -> None:
         if self.artifacts[artifact_id]["state"] == "pending":

@@ -3,7 +3,6 @@ and the manifest shows recipient types while its file list is sealed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks
 from tests.servers.s3 import S3Bucket
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import blake3_bytes, file_hashes, make_small_tree
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +88,7 @@ def test_encrypted_local_backup_opens_with_age_and_tar_and_seals_its_file_list(
     manifest_text = (archive.parent / (archive.name + ".manifest.json")).read_text()
     manifest = json.loads(manifest_text)
     assert manifest["encryption"]["recipient_types"] == ["X25519", "ssh-ed25519"]
-    assert manifest["archive"]["sha256"] == result.sha256
+    assert ("blake3", manifest["archive"]["blake3"]) == result.archive_hash
     assert manifest["file_count"] == result.files
     assert "files" not in manifest and "source" not in manifest
     for private in ("readme.txt", "data.bin", str(source), str(identity.recipient())):
@@ -127,7 +126,7 @@ def test_encrypted_backup_streams_to_s3_and_age_opens_the_object(
 
     assert key.endswith(".tar.gz.age")
     body = server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == result.sha256
+    assert ("blake3", blake3_bytes(body)) == result.archive_hash
     (tmp_path / "archive.age").write_bytes(body)
     age_decrypt_and_untar(tmp_path / "archive.age", tmp_path / "key.txt", "-z", tmp_path / "out")
     assert file_hashes(tmp_path / "out" / str(source).lstrip("/")) == file_hashes(source)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks, extract
 from tests.integration.storage_support import s3_destination
 from tests.servers.s3 import S3Server, remove_bucket, unique_bucket_name
-from tests.trees import file_hashes, make_small_tree
+from tests.trees import blake3_bytes, file_hashes, make_small_tree
 
 pytestmark = pytest.mark.integration
 
@@ -100,9 +99,9 @@ def test_one_pass_lands_three_identical_archives_matching_the_manifest(
     bodies.append(local_archive.read_bytes())
     manifests.append(json.loads(Path(str(local_archive) + ".manifest.json").read_text()))
 
-    digests = {hashlib.sha256(body).hexdigest() for body in bodies}
-    assert digests == {result.sha256}
-    assert {manifest["archive"]["sha256"] for manifest in manifests} == {result.sha256}
+    digests = {("blake3", blake3_bytes(body)) for body in bodies}
+    assert digests == {result.archive_hash}
+    assert {("blake3", manifest["archive"]["blake3"]) for manifest in manifests} == digests
     assert len(bodies[0]) > 2 * 5 * 1024 * 1024  # several multipart parts
     extract(local_archive, "tar", tmp_path / "out")
     assert file_hashes(tmp_path / "out" / str(source_root).lstrip("/")) == file_hashes(source_root)
@@ -141,6 +140,6 @@ def test_a_failed_destination_among_several_ends_warning_and_names_it(
         }
         assert states == {1: "stored", 2: "deleted", 3: "stored"}
         body = moto_s3.client().get_object(Bucket=bucket, Key=hooks.artifacts[1]["key"])["Body"]
-        assert hashlib.sha256(body.read()).hexdigest() == result.sha256
+        assert ("blake3", blake3_bytes(body.read())) == result.archive_hash
     finally:
         remove_bucket(moto_s3, bucket)

@@ -44,7 +44,9 @@ def test_pre_runs_before_the_archive_and_post_after_with_the_outcome_in_its_envi
     )
     post = (
         f'echo "post $MACKUPER_STATUS size=$MACKUPER_SIZE files=$MACKUPER_FILES'
-        f" archive=$MACKUPER_ARCHIVE sha=$MACKUPER_SHA256 error=[$MACKUPER_ERROR]"
+        f" archive=$MACKUPER_ARCHIVE sha=[$MACKUPER_SHA256] b3=$MACKUPER_BLAKE3"
+        f' b3sum=$(find {out} -name "$MACKUPER_ARCHIVE" -exec b3sum --no-names {{}} \\;)'
+        f" error=[$MACKUPER_ERROR]"
         f' key=[${{MACKUPER_MASTER_KEY:-}}]" >> {trace}'
     )
     job_id = make_job(runtime, source, [out], hooks=_hooks(pre, post))
@@ -57,8 +59,9 @@ def test_pre_runs_before_the_archive_and_post_after_with_the_outcome_in_its_envi
     assert first == f"pre pre Home files {run.id} archives=0"
     assert second == (
         f"post success size={run.bytes_written} files={run.files_done}"
-        f" archive={run.archive_name} sha={run.sha256} error=[] key=[]"
+        f" archive={run.archive_name} sha=[] b3={run.blake3} b3sum={run.blake3} error=[] key=[]"
     )
+    assert run.sha256 is None and run.blake3 is not None and len(run.blake3) == 64
     log = run_log(runtime, run.id)
     pre_output = log.index("info: [pre] dumped the database")
     writing = next(i for i, line in enumerate(log) if line.startswith("info: writing "))

@@ -12,7 +12,6 @@ hand-off pieces move an encrypted run's peak by up to ~2 MiB from one run to the
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -38,6 +37,7 @@ from mackuper.pipeline.incremental import ChainPlan
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.sources.local import LocalSource
 from tests.integration.engine_support import RecordingHooks
+from tests.trees import b3sum
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +191,7 @@ def test_a_manifest_that_cannot_be_spooled_leaves_the_archive_stored_with_a_warn
     (artifact,) = hooks.artifacts.values()
     assert artifact["state"] == "stored"
     archive = tmp_path / "backups" / str(artifact["key"])
-    assert hashlib.sha256(archive.read_bytes()).hexdigest() == result.sha256
+    assert ("blake3", b3sum(archive)) == result.archive_hash
     listed = subprocess.run(["tar", "-tf", str(archive)], capture_output=True, check=True)
     assert len(listed.stdout.splitlines()) == listed_entries == 203
     assert not (archive.parent / (archive.name + ".manifest.json")).exists()
@@ -229,7 +229,7 @@ def test_an_incremental_point_whose_list_cannot_be_spooled_warns_and_keeps_its_a
     (artifact,) = hooks.artifacts.values()
     assert artifact["state"] == "stored"
     archive = tmp_path / "backups" / str(artifact["key"])
-    assert hashlib.sha256(archive.read_bytes()).hexdigest() == result.sha256
+    assert ("blake3", b3sum(archive)) == result.archive_hash
     extracted = subprocess.run(
         ["tar", "-xOf", str(archive), str(source / "d000" / "file-000007.txt").lstrip("/")],
         capture_output=True,

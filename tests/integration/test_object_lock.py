@@ -12,7 +12,6 @@ holding s3:BypassGovernanceRetention could do), while Mackuper's clock is inject
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from tests.conftest import ApiClient
 from tests.harness import s3_destination_payload
 from tests.integration.write_lock import another_writer
 from tests.servers.s3 import S3Server, unique_bucket_name
-from tests.trees import make_small_tree
+from tests.trees import blake3_bytes, make_small_tree
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +177,7 @@ def test_a_locked_version_survives_a_delete_with_the_backup_key(
     client.delete_object(Bucket=bucket, Key=artifact.key)  # only hides it behind a marker
 
     kept = client.get_object(Bucket=bucket, Key=artifact.key, VersionId=version)["Body"].read()
-    assert hashlib.sha256(kept).hexdigest() == artifact.sha256
+    assert blake3_bytes(kept) == artifact.blake3
 
 
 def test_retention_skips_locked_backups_and_deletes_every_version_once_the_date_passed(

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from mackuper.config import load_settings
+from mackuper.models import Artifact, Run
 from mackuper.runtime import Runtime, open_runtime
 from mackuper.web import create_app
 from tests.conftest import ADMIN_PASSWORD, ApiClient
@@ -23,7 +25,7 @@ from tests.integration.restore_support import (
     run_log,
 )
 from tests.servers.s3 import S3Bucket
-from tests.trees import file_hashes, make_small_tree, sha256_file
+from tests.trees import b3sum, blake3_bytes, file_hashes, make_small_tree, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +58,7 @@ def test_verify_passes_intact_archive_and_fails_after_one_byte_is_flipped(
 
     damaged = _verify(api, runtime, backup["id"], deep=False)
     assert damaged["status"] == "failed"
-    assert "SHA-256" in damaged["error"]
+    assert "the stored archive's BLAKE3 is" in damaged["error"]
     assert "changed or damaged" in damaged["error"]
     (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
     assert listed["verify_status"] == "failed"
@@ -113,6 +115,49 @@ def test_deep_verify_compares_each_file_with_its_own_algorithm(
     assert f"{readme} differs from the file that was backed up" in damaged["error"]
 
 
+def _as_stored_before_blake3(
+    runtime: Runtime, storage: Path, backup: dict[str, Any], digest: str
+) -> None:
+    """The backup as one stored before the archive's hash was BLAKE3 has it: `digest` as
+    its SHA-256 in the manifest's `archive` section and the catalog (runs and artifacts)."""
+    path = storage / (backup["key"] + ".manifest.json")
+    manifest = json.loads(path.read_text())
+    manifest["archive"] = {"size": manifest["archive"]["size"], "sha256": digest}
+    path.write_text(json.dumps(manifest))
+    with runtime.sessions.begin() as session:
+        for table in (Artifact, Run):
+            row_id = backup["id"] if table is Artifact else backup["run_id"]
+            session.execute(
+                update(table).where(table.id == row_id).values(sha256=digest, blake3=None)
+            )
+
+
+def test_verify_checks_an_archive_stored_before_blake3_by_its_sha256(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    """Archives stored before 2026-12-02 carry a SHA-256 (manifest and catalog): they
+    verify by it for good, and a changed byte still fails them."""
+    source = make_small_tree(tmp_path / "source")
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    backup = backed_up(api, runtime, source, destination["id"], "tar.gz")
+    assert backup["sha256"] is None and backup["blake3"] == b3sum(storage / backup["key"])
+    stored = storage / backup["key"]
+    _as_stored_before_blake3(runtime, storage, backup, sha256_file(stored))
+    (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
+    assert (listed["sha256"], listed["blake3"]) == (sha256_file(stored), None)
+
+    older = _verify(api, runtime, backup["id"], deep=True)
+    assert older["status"] == "success", older["error"]
+    assert f"sha256 {sha256_file(stored)}" in " ".join(run_log(api, older["id"]))
+    assert older["sha256"] == sha256_file(stored) and older["blake3"] is None
+
+    _as_stored_before_blake3(runtime, storage, backup, "0" * 64)
+    damaged = _verify(api, runtime, backup["id"], deep=False)
+    assert damaged["status"] == "failed"
+    assert f"the stored archive's SHA-256 is {sha256_file(stored)}" in damaged["error"]
+
+
 def _fresh_api(data_dir: Path) -> tuple[Runtime, ApiClient]:
     runtime = open_runtime(load_settings({"MACKUPER_DATA_DIR": str(data_dir)}))
     api = ApiClient(create_app(runtime, {"TESTING": True}).test_client())
@@ -158,7 +203,9 @@ def test_import_after_database_loss_restores_a_backup_made_before(
     (job,) = ok(api, "GET", "/api/jobs")["jobs"]
     assert job["slug"] == "fotos-de-elodie" and job["enabled"] is False
     (backup,) = ok(api, "GET", "/api/backups")["backups"]
-    assert (backup["key"], backup["sha256"]) == (before["key"], before["sha256"])
+    assert (backup["key"], backup["blake3"]) == (before["key"], before["blake3"])
+    body = server.client().get_object(Bucket=bucket, Key=backup["key"])["Body"].read()
+    assert backup["blake3"] == blake3_bytes(body)
 
     target = tmp_path / "restored"
     run = restore(api, runtime, backup["id"], {"kind": "local", "path": str(target)})

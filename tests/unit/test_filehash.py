@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mackuper.core.filehash import FILE_HASH, file_hash, hash_for, new_file_hash
+from mackuper.core.filehash import FILE_HASH, hash_for, named_hash, new_file_hash
 
 
 def _tool(program: str, path: Path) -> str:
@@ -33,9 +33,9 @@ def test_the_hashes_are_what_the_standard_tools_print(tmp_path: Path, size: int)
 
 
 def test_an_entry_names_its_algorithm() -> None:
-    assert file_hash({"path": "a", "type": "file", "blake3": "ab"}) == ("blake3", "ab")
-    assert file_hash({"path": "a", "type": "file", "sha256": "cd"}) == ("sha256", "cd")
-    assert file_hash({"path": "a", "type": "file", "blake3": None}) is None
-    assert file_hash({"path": "d", "type": "directory"}) is None
+    assert named_hash({"path": "a", "type": "file", "blake3": "ab"}) == ("blake3", "ab")
+    assert named_hash({"path": "a", "type": "file", "sha256": "cd"}) == ("sha256", "cd")
+    assert named_hash({"path": "a", "type": "file", "blake3": None}) is None
+    assert named_hash({"path": "d", "type": "directory"}) is None
     with pytest.raises(ValueError, match="unknown file hash 'md5'"):
         hash_for("md5")

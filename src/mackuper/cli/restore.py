@@ -97,7 +97,7 @@ def add_commands(commands: Any, start: Start) -> None:
         help="restore only this path of the backup, volumes/<name>/... (repeatable)",
     )
     volume.set_defaults(handler=lambda args: _restore_volume(start("cli"), args))
-    verify = commands.add_parser("verify", help="re-read a stored backup and check its SHA-256")
+    verify = commands.add_parser("verify", help="re-read a stored backup and check its hash")
     verify.add_argument("backup", type=int, help="backup id (see `mackuper backups`)")
     verify.add_argument("--deep", action="store_true", help="also open and read every entry")
     verify.set_defaults(handler=lambda args: _verify(start("cli"), args))

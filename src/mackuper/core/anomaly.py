@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from mackuper.core.filehash import OLDER_FILE_HASH, file_hash
+from mackuper.core.filehash import OLDER_FILE_HASH, named_hash
 
 SKETCH_SIZE = 256
 MIN_FILES = 20
@@ -122,7 +122,7 @@ class Fingerprint:
             if entry.get("archive"):
                 held += _size(entry)
             paths.add(_hash(str(entry["path"])))
-            hashed = file_hash(entry)
+            hashed = named_hash(entry)
             if hashed is not None and hashed[0] == OLDER_FILE_HASH:
                 older += 1
             content = hashed[1] if hashed is not None else entry.get("size")

@@ -15,7 +15,7 @@ age's ASCII armor.
 
 The manifest of an encrypted backup is split, not encrypted whole
 (`seal_manifest` / `unseal_manifest`). The public header keeps what the system needs
-without any key: job, run, times, format, archive size and SHA-256, file count, and
+without any key: job, run, times, format, archive size and hash, file count, and
 the recipient TYPES (never a key or passphrase). So retention, catalog rebuild from
 the bucket and integrity verification (hash of the stored ciphertext) work for
 encrypted backups too, and a lost key still leaves a readable label. The sensitive

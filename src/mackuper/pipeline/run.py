@@ -68,7 +68,9 @@ class RunHooks(Protocol):
 
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None: ...
 
-    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None: ...
+    def artifact_stored(
+        self, artifact_id: int, size: int, archive_hash: tuple[str, str]
+    ) -> None: ...
 
     def artifact_discarded(self, artifact_id: int) -> None: ...
 
@@ -94,7 +96,8 @@ class BackupPlan:
 class BackupResult:
     archive_name: str
     size: int
-    sha256: str
+    archive_hash: tuple[str, str]
+    """(algorithm, hexadecimal digest) of the stored bytes: core/filehash.py's ARCHIVE_HASH."""
     files: int
     bytes_read: int
     problems: list[str] = field(default_factory=list)
@@ -363,6 +366,7 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
     archive_name = next(iter(keys[destination_id] for destination_id in stored))
     own_name = archive_name.rsplit("/", 1)[-1]
     chain = plan.chain.chain(own_name) if plan.chain is not None else None
+    algorithm, digest = meter.archive_hash
     listing: dict[str, Any] = {"files": files}
     try:
         if plan.chain is not None:
@@ -377,7 +381,7 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
             "format": plan.archive_format,
             "compression_level": level,
             "encryption": None,
-            "archive": {"size": meter.size, "sha256": meter.sha256},
+            "archive": {"size": meter.size, algorithm: digest},
             "source": plan.source.describe(),
             **listing,
         }
@@ -396,7 +400,7 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
             listing["files"].close()  # an incremental's own list (ChainPlan.listed)
     hooks.log(
         "info",
-        f"stored {meter.size} bytes (sha256 {meter.sha256}) from {progress.files_done} entries"
+        f"stored {meter.size} bytes ({algorithm} {digest}) from {progress.files_done} entries"
         f" in {time.monotonic() - started:.1f} s",
     )
     if chain is not None and chain["level"] > 0:
@@ -409,7 +413,7 @@ def _run_backup(plan: BackupPlan, hooks: RunHooks, files: FileList) -> BackupRes
     return BackupResult(
         archive_name=own_name,
         size=meter.size,
-        sha256=meter.sha256,
+        archive_hash=meter.archive_hash,
         files=progress.files_done,
         bytes_read=progress.bytes_read,
         problems=reporter.problems,
@@ -484,9 +488,9 @@ def _build_stages(plan: BackupPlan, fan_out: FanOut, progress: _Progress) -> _St
         archive | compressor | age | meter -> destinations
 
     Each `|` is a `BackgroundStage`, a thread fed through a bounded queue of 1 MiB
-    pieces. The archive writer (reading files, per-file SHA-256) runs in the calling
+    pieces. The archive writer (reading files, per-file BLAKE3) runs in the calling
     thread; the compressor and the age encryption, when the job has them, each run
-    in their own; the archive SHA-256 and the destination writes share the last
+    in their own; the archive's BLAKE3 and the destination writes share the last
     one. So on several cores the stages overlap instead of adding up
     (docs/benchmarks.md: tar.zst went from ~3.5 s to ~3.2 s on the 1 GiB corpus
     when the archive hash left the zstd thread). A further thread between the
@@ -542,6 +546,6 @@ def _commit(
             fan_out.errors[destination_id] = error
             continue
         fan_out.writers.pop(destination_id)
-        hooks.artifact_stored(artifact_ids[destination_id], result.size, meter.sha256)
+        hooks.artifact_stored(artifact_ids[destination_id], result.size, meter.archive_hash)
         stored.append(destination_id)
     return stored

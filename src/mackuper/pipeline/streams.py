@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import hashlib
 import lzma
 import os
 import queue
@@ -18,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from isal import isal_zlib
 
+from mackuper.core.filehash import ARCHIVE_HASH, hash_for
 from mackuper.destinations.base import ArtifactWriter, DestinationError
 from mackuper.pipeline.errors import AllDestinationsFailed
 from mackuper.pipeline.seekable import SeekableZstdStage
@@ -324,12 +324,12 @@ class BackgroundStage:
 
 
 class Meter:
-    """Counts and hashes the bytes that reach the destinations."""
+    """Counts and hashes (ARCHIVE_HASH: BLAKE3) the bytes that reach the destinations."""
 
     def __init__(self, downstream: Sink, on_bytes: Callable[[int], None]) -> None:
         self.downstream = downstream
         self.on_bytes = on_bytes
-        self.digest = hashlib.sha256()
+        self.digest = hash_for(ARCHIVE_HASH)
         self.size = 0
 
     def write(self, data: bytes | memoryview) -> None:
@@ -342,8 +342,9 @@ class Meter:
         self.downstream.close()
 
     @property
-    def sha256(self) -> str:
-        return self.digest.hexdigest()
+    def archive_hash(self) -> tuple[str, str]:
+        """(algorithm, hexadecimal digest) of every byte written so far."""
+        return ARCHIVE_HASH, self.digest.hexdigest()
 
 
 class FanOut:

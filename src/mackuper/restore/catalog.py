@@ -1,7 +1,7 @@
 """Import existing backups: rebuild jobs, runs and artifacts from the manifests alone.
 
 After the Mackuper database is lost, every archive still has its manifest beside
-it (job slug and name, times, format, size, SHA-256). Scanning a destination for
+it (job slug and name, times, format, size, the archive's hash). Scanning a destination for
 `*.manifest.json` brings those backups back into the catalog so they can be
 browsed, verified and restored. Jobs that no longer exist come back disabled and
 without a source, to be completed by hand.
@@ -124,7 +124,10 @@ class _Job(BaseModel):
 class _Archive(BaseModel):
     model_config = ConfigDict(extra="ignore")
     size: Annotated[StrictInt, Field(ge=0, le=1 << 62)]
+    blake3: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The stored bytes' hash in manifests written since 2026-12-02 (core/filehash.py)."""
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The stored bytes' hash in manifests written before."""
 
 
 ArchiveFileName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\]+$")]
@@ -414,6 +417,7 @@ def _add_backup(
         bytes_written=archive.size,
         files_done=files,
         sha256=header.archive.sha256,
+        blake3=header.archive.blake3,
         details={"imported": True, "original_run_id": header.run_id},
     )
     session.add(run)
@@ -427,6 +431,7 @@ def _add_backup(
             state=ArtifactState.STORED.value,
             size=archive.size,
             sha256=header.archive.sha256,
+            blake3=header.archive.blake3,
             encrypted=name.endswith(ENCRYPTED_SUFFIX),
             created_at=header.started_at,
         )

@@ -1,14 +1,13 @@
-"""Verification: re-read a stored archive, compare its SHA-256, optionally open every entry
+"""Verification: re-read a stored archive, compare its hash, optionally open every entry
 and compare each file with its manifest entry's hash (core/filehash.py: BLAKE3, or SHA-256
-in entries written before it)."""
+in what was written before it)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from mackuper.core.filehash import hash_for
+from mackuper.core.filehash import TITLES, hash_for
 from mackuper.restore.archives import StoredArchive, open_members
 from mackuper.restore.errors import RestoreError
 from mackuper.restore.extract import ExtractHooks
@@ -25,7 +24,9 @@ class VerifyFailed(RestoreError):
 @dataclass
 class VerifyResult:
     size: int = 0
-    sha256: str = ""
+    algorithm: str = ""
+    digest: str = ""
+    """The stored bytes' hash, of the algorithm the manifest (or the catalog) names."""
     entries: int = 0
     files_checked: int = 0
     problems: list[str] = field(default_factory=list)
@@ -33,15 +34,15 @@ class VerifyResult:
     def as_dict(self) -> dict[str, Any]:
         return {
             "size": self.size,
-            "sha256": self.sha256,
+            self.algorithm: self.digest,
             "entries": self.entries,
             "files_checked": self.files_checked,
         }
 
 
 class _Hasher:
-    def __init__(self, hooks: ExtractHooks) -> None:
-        self.digest = hashlib.sha256()
+    def __init__(self, hooks: ExtractHooks, algorithm: str) -> None:
+        self.digest = hash_for(algorithm)
         self.size = 0
         self.hooks = hooks
 
@@ -53,7 +54,7 @@ class _Hasher:
 
 def verify_archive(
     archive: StoredArchive,
-    expected_sha256: str,
+    expected_hash: tuple[str, str],
     expected_size: int | None,
     deep: bool,
     file_hashes: dict[str, tuple[str, str]],
@@ -61,9 +62,11 @@ def verify_archive(
 ) -> VerifyResult:
     """Check the stored bytes (and with `deep` every entry); raises VerifyFailed.
 
-    `file_hashes`: path (no leading or trailing slash) -> (algorithm, hexadecimal digest)
-    of each file this archive stores, from its manifest."""
-    hasher = _Hasher(hooks)
+    `expected_hash`: (algorithm, hexadecimal digest) of the stored bytes; `file_hashes`:
+    path (no leading or trailing slash) -> (algorithm, hexadecimal digest) of each file
+    this archive stores, from its manifest."""
+    algorithm, expected = expected_hash
+    hasher = _Hasher(hooks, algorithm)
     result = VerifyResult()
     if deep and archive.archive_format != "zip":
         with open_members(archive, hasher, drain=True) as members:
@@ -78,16 +81,16 @@ def verify_archive(
                 for member, opener in members:
                     _check_member(member, opener, file_hashes, result)
     result.size = hasher.size
-    result.sha256 = hasher.digest.hexdigest()
+    result.algorithm, result.digest = algorithm, hasher.digest.hexdigest()
     if expected_size is not None and result.size != expected_size:
         raise VerifyFailed(
             f"the stored archive has {result.size} bytes but {expected_size} were written:"
             " the object was changed or truncated"
         )
-    if result.sha256 != expected_sha256:
+    if result.digest != expected:
         raise VerifyFailed(
-            f"the stored archive's SHA-256 is {result.sha256} but the manifest says"
-            f" {expected_sha256}: the object was changed or damaged"
+            f"the stored archive's {TITLES[algorithm]} is {result.digest} but the manifest"
+            f" says {expected}: the object was changed or damaged"
         )
     if result.problems:
         raise VerifyFailed(

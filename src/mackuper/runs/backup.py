@@ -14,7 +14,7 @@ from mackuper.core import anomaly
 from mackuper.destinations import registry as destinations
 from mackuper.destinations.base import Destination, Lockable
 from mackuper.encryption import backup_recipients
-from mackuper.models import Job, Run, RunKind, RunStatus
+from mackuper.models import Job, Run, RunKind, RunStatus, hash_columns
 from mackuper.pipeline.errors import PipelineError
 from mackuper.pipeline.run import BackupPlan, BackupResult, run_backup
 from mackuper.runs import chain, quiesce, retention, source_count
@@ -173,7 +173,7 @@ class BackupTask:
             "bytes_read": result.bytes_read,
             "bytes_written": result.size,
             "files_done": result.files,
-            "sha256": result.sha256,
+            **hash_columns(result.archive_hash),
         }
         outcome = from_result(result)
         found = _judge(context, work.job_id, fingerprint)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mackuper.core.naming import ENCRYPTED_SUFFIX
 from mackuper.core.outage import Outage
-from mackuper.models import Artifact, ArtifactState, Run, RunLog
+from mackuper.models import Artifact, ArtifactState, Run, RunLog, hash_columns
 from mackuper.pipeline.errors import ArchiveNameTaken, Cancelled, Interrupted
 
 LOG_MESSAGE_LIMIT = 4000
@@ -148,11 +148,16 @@ class RunRecorder:
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
         self._update(update(Artifact).where(Artifact.id == artifact_id).values(upload_id=upload_id))
 
-    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None:
+    def artifact_stored(self, artifact_id: int, size: int, archive_hash: tuple[str, str]) -> None:
         self._update(
             update(Artifact)
             .where(Artifact.id == artifact_id)
-            .values(state=ArtifactState.STORED.value, size=size, sha256=sha256, upload_id=None)
+            .values(
+                state=ArtifactState.STORED.value,
+                size=size,
+                upload_id=None,
+                **hash_columns(archive_hash),
+            )
         )
 
     def artifact_discarded(self, artifact_id: int) -> None:

@@ -42,7 +42,8 @@ class Finished:
 
     outcome: Outcome
     values: dict[str, object] = field(default_factory=dict)
-    """Run columns (archive_name, bytes_read, bytes_written, files_done, sha256)."""
+    """Run columns (archive_name, bytes_read, bytes_written, files_done, the archive's hash:
+    models.hash_columns)."""
     results: dict[str, Any] | None = None
     """Stored in the run's details under "results" (a restore's counts, a verify's report)."""
 

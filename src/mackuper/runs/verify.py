@@ -1,4 +1,4 @@
-"""The verify kind: re-read a stored archive and compare it with its manifest's SHA-256
+"""The verify kind: re-read a stored archive and compare it with its manifest's hash
 (and, deep, every entry's), then note the result on the artifact.
 
 At an Object Lock destination it also checks that the archive and its manifest are
@@ -23,10 +23,19 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mackuper.core.chain import chain_of, lists_changes, own_members, sibling_key
-from mackuper.core.filehash import file_hash
+from mackuper.core.filehash import TITLES, named_hash
 from mackuper.core.naming import manifest_key
 from mackuper.destinations.base import DestinationError, Lockable
-from mackuper.models import Artifact, ArtifactState, ChainPoint, Job, Run, RunKind, RunStatus
+from mackuper.models import (
+    Artifact,
+    ArtifactState,
+    ChainPoint,
+    Job,
+    Run,
+    RunKind,
+    RunStatus,
+    hash_columns,
+)
 from mackuper.pipeline.age import SCRYPT_MAX_WORK_FACTOR
 from mackuper.restore.archives import StoredArchive
 from mackuper.restore.chain import point_manifest
@@ -44,7 +53,8 @@ from mackuper.runs.task import Finished, RunContext
 class VerifyWork:
     archive: StoredArchive
     artifact_id: int
-    known_sha256: str | None
+    known_hash: tuple[str, str] | None
+    """The catalog's (algorithm, digest) of the stored bytes."""
     known_size: int | None
     deep: bool
     lock_until: datetime | None = None
@@ -85,7 +95,7 @@ class VerifyTask:
         return VerifyWork(
             archive,
             artifact.id,
-            artifact.sha256,
+            artifact.archive_hash,
             artifact.size,
             bool(details.get("deep")),
             lock_until,
@@ -96,19 +106,22 @@ class VerifyTask:
 
     def execute(self, context: RunContext, work: VerifyWork) -> Finished:
         recorder, archive, deep = context.recorder, work.archive, work.deep
-        stored, expected, file_hashes = _expectations(archive, work.known_sha256, recorder)
+        stored, expected, file_hashes = _expectations(archive, work.known_hash, recorder)
         recorder.log("info", f"verifying {archive.key}{' and every entry in it' if deep else ''}")
         result = _checked(
             context, archive, work.artifact_id, expected, work.known_size, deep, file_hashes
         )
-        summary = f"the archive matches its manifest (sha256 {result.sha256}, {result.size} bytes"
+        summary = (
+            f"the archive matches its manifest ({result.algorithm} {result.digest},"
+            f" {result.size} bytes"
+        )
         if deep:
             summary += f", {result.entries} entries opened, {result.files_checked} files read"
         recorder.log("info", summary + ")")
         values: dict[str, object] = {
             "bytes_read": result.size,
             "files_done": result.files_checked,
-            "sha256": result.sha256,
+            **hash_columns((result.algorithm, result.digest)),
         }
         broken = _check_chain(context, work, stored)
         for problem in broken:
@@ -131,38 +144,42 @@ class VerifyTask:
 
 
 def _expectations(
-    archive: StoredArchive, known_sha256: str | None, recorder: RunRecorder
-) -> tuple[dict[str, Any], str, dict[str, tuple[str, str]]]:
-    """The manifest as stored (its public part), the archive's SHA-256 to compare with,
-    and the hash of each file stored in this archive itself: path -> (algorithm, hex).
+    archive: StoredArchive, known_hash: tuple[str, str] | None, recorder: RunRecorder
+) -> tuple[dict[str, Any], tuple[str, str], dict[str, tuple[str, str]]]:
+    """The manifest as stored (its public part), the archive's hash to compare with
+    (algorithm, hex), and the hash of each file stored in this archive itself: path ->
+    (algorithm, hex).
 
-    An unreadable manifest is logged and the catalog's SHA-256 used instead; RestoreError
+    An unreadable manifest is logged and the catalog's hash used instead; RestoreError
     when neither has one, or they disagree.
     """
     stored: dict[str, Any] = {}
-    expected = known_sha256
+    expected = known_hash
     file_hashes: dict[str, tuple[str, str]] = {}
     try:
         stored = read_manifest(archive.destination, archive.key)
         manifest = unsealed(stored, archive.keys, SCRYPT_MAX_WORK_FACTOR)
         section = manifest.get("archive")
-        if isinstance(section, dict) and section.get("sha256"):
-            expected = str(section["sha256"])
-            if known_sha256 and known_sha256 != expected:
+        said = named_hash(section) if isinstance(section, dict) else None
+        if said is not None:
+            expected = said
+            if known_hash and known_hash != said:
                 raise RestoreError(
-                    "the catalog and the manifest disagree about this archive's SHA-256"
+                    "the catalog and the manifest disagree about this archive's hash"
+                    f" ({TITLES.get(known_hash[0], known_hash[0])} {known_hash[1]} against"
+                    f" {TITLES[said[0]]} {said[1]})"
                 )
         file_hashes = {
             str(item["path"]).strip("/"): hashed
             for item in own_members(manifest_files(manifest))
-            if (hashed := file_hash(item)) is not None
+            if (hashed := named_hash(item)) is not None
         }
     except RestoreError as error:
         if expected is None:
             raise
         recorder.log("warning", f"{error}; checking against the catalog instead")
     if not expected:
-        raise RestoreError("there is no SHA-256 to compare this archive with")
+        raise RestoreError("there is no hash to compare this archive with")
     return stored, expected, file_hashes
 
 
@@ -170,7 +187,7 @@ def _checked(
     context: RunContext,
     archive: StoredArchive,
     artifact_id: int,
-    expected: str,
+    expected: tuple[str, str],
     size: int | None,
     deep: bool,
     file_hashes: dict[str, tuple[str, str]],
@@ -236,7 +253,7 @@ def _check_chain(context: RunContext, work: VerifyWork, stored: dict[str, Any]) 
                     Artifact.state == ArtifactState.STORED.value,
                 )
             )
-            known = (artifact.id, artifact.sha256, artifact.size) if artifact else None
+            known = (artifact.id, artifact.archive_hash, artifact.size) if artifact else None
         if known is None:
             problems.append(
                 f"chain broken: {name}, which this point builds on, is no longer stored at"

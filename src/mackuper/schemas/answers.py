@@ -100,6 +100,9 @@ class Artifact(Answer):
     state: str
     size: int | None
     sha256: str | None
+    """The archive's SHA-256, for archives stored before 2026-12-02 (else None)."""
+    blake3: str | None
+    """The archive's BLAKE3 (`b3sum`), for archives stored since (else None)."""
 
 
 class Run(Answer):
@@ -120,6 +123,9 @@ class Run(Answer):
     files_done: int
     current_file: str | None
     sha256: str | None
+    """The archive's SHA-256, for archives stored before 2026-12-02 (else None)."""
+    blake3: str | None
+    """The archive's BLAKE3 (`b3sum`), for archives stored since (else None)."""
     error: str | None
     cancel_requested: bool
     worker_id: str | None
@@ -278,6 +284,9 @@ class Backup(Answer):
     created_at: str | None
     size: int | None
     sha256: str | None
+    """The archive's SHA-256, for archives stored before 2026-12-02 (else None)."""
+    blake3: str | None
+    """The archive's BLAKE3 (`b3sum`), for archives stored since (else None)."""
     format: str
     encrypted: bool
     key_stored: bool

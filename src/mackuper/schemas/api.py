@@ -234,7 +234,7 @@ class RestoreBody(Input):
 class VerifyBody(Input):
     artifact_id: Id
     deep: bool = False
-    """Also decrypt, decompress and read every file (else: the stored bytes' SHA-256)."""
+    """Also decrypt, decompress and read every file (else: the stored bytes' hash)."""
 
 
 class ImportBody(Input):

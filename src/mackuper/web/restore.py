@@ -116,6 +116,7 @@ def backup_json(artifact: Artifact, stored_key: bool = False) -> dict[str, Any]:
         "created_at": iso(artifact.created_at),
         "size": artifact.size,
         "sha256": artifact.sha256,
+        "blake3": artifact.blake3,
         "format": archive_format,
         "encrypted": encrypted or artifact.encrypted,
         "key_stored": stored_key,

@@ -93,6 +93,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "files_done": run.files_done,
         "current_file": run.current_file,
         "sha256": run.sha256,
+        "blake3": run.blake3,
         "error": run.error,
         "cancel_requested": run.cancel_requested,
         "worker_id": run.worker_id,
@@ -108,6 +109,7 @@ def run_json(run: Run) -> dict[str, Any]:
                 "state": artifact.state,
                 "size": artifact.size,
                 "sha256": artifact.sha256,
+                "blake3": artifact.blake3,
             }
             for artifact in run.artifacts
         ],
