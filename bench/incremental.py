@@ -70,7 +70,7 @@ class _Hooks:
     def artifact_upload_started(self, artifact_id: int, upload_id: str) -> None:
         return None
 
-    def artifact_stored(self, artifact_id: int, size: int, sha256: str) -> None:
+    def artifact_stored(self, artifact_id: int, size: int, archive_hash: tuple[str, str]) -> None:
         return None
 
     def artifact_discarded(self, artifact_id: int) -> None:

@@ -168,6 +168,8 @@ def test_a_verify_or_restore_page_shows_what_fits_its_kind(seeded: Seeded, ui: A
     facts = page.get_by_test_id("run-facts")
     expect(facts).to_contain_text("Archive verified")
     expect(facts).to_contain_text(seeded.verified["archive_name"])
+    expect(facts).to_contain_text("the archive's BLAKE3")
+    expect(facts).to_contain_text(f"BLAKE3 (b3sum){seeded.good['blake3']}")
     expect(facts).not_to_contain_text("Archive size")
     expect(facts).not_to_contain_text("Files")
 
@@ -180,7 +182,10 @@ def test_a_verify_or_restore_page_shows_what_fits_its_kind(seeded: Seeded, ui: A
 
     page.goto(f"/runs/{seeded.good['id']}")
     expect(page.get_by_test_id("run-kind")).to_have_text("Backup")
-    expect(page.get_by_test_id("run-facts")).to_contain_text("Archive size")
+    facts = page.get_by_test_id("run-facts")
+    expect(facts).to_contain_text("Archive size")
+    assert re.fullmatch("[0-9a-f]{64}", seeded.good["blake3"]) and seeded.good["sha256"] is None
+    expect(facts).to_contain_text(f"BLAKE3 (b3sum){seeded.good['blake3']}")
     watch.assert_clean()
 
 

@@ -24,8 +24,9 @@ from mackuper.runs.retention import apply_retention
 from mackuper.runtime import Runtime
 from tests.conftest import ApiClient
 from tests.integration.engine_support import RecordingHooks, backup
-from tests.integration.restore_support import local_destination, ok, restore
+from tests.integration.restore_support import finished_run, local_destination, ok, restore
 from tests.integration.write_lock import another_writer
+from tests.trees import b3sum, sha256_file
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +171,35 @@ def test_manifests_are_read_before_the_catalog_is_written(tmp_path: Path, runtim
     with runtime.sessions() as session:
         stored = session.scalars(select(Run.files_done).order_by(Run.started_at)).all()
     assert stored == [2, 2]  # each manifest lists the folder and state.txt: counted, not kept
+
+
+def test_an_imported_backup_keeps_the_one_hash_its_manifest_names_and_verifies_by_it(
+    tmp_path: Path, runtime: Runtime, api: ApiClient
+) -> None:
+    """A manifest written before 2026-12-02 names its archive's SHA-256, one written since
+    its BLAKE3: each comes back with that hash and verifies by it. A (hand-made) manifest
+    naming both keeps the BLAKE3 only, the one a verification compares, so no unchecked
+    SHA-256 is shown beside it."""
+    root = _two_backups(tmp_path)
+    older, newer = (root / FOLDER / f"backup_202611{day}_100000.tar.gz" for day in ("29", "30"))
+    for archive, section in (
+        (older, {"size": older.stat().st_size, "sha256": sha256_file(older)}),
+        (newer, {"size": newer.stat().st_size, "blake3": b3sum(newer), "sha256": "0" * 64}),
+    ):
+        path = Path(f"{archive}.manifest.json")
+        path.write_text(json.dumps({**json.loads(path.read_text()), "archive": section}))
+
+    destination = local_destination(api, root)
+    report = ok(api, "POST", "/api/import", {"destination_id": destination["id"]})["report"]
+
+    assert report["imported"] == 2, report
+    backups = sorted(ok(api, "GET", "/api/backups")["backups"], key=lambda item: item["key"])
+    assert [(item["sha256"], item["blake3"]) for item in backups] == [
+        (sha256_file(older), None),
+        (None, b3sum(newer)),
+    ]
+    for item in backups:
+        run = ok(api, "POST", "/api/verify", {"artifact_id": item["id"], "deep": True})["run"]
+        verified = finished_run(api, runtime, run)
+        assert verified["status"] == "success", verified["error"]
+        assert (verified["sha256"], verified["blake3"]) == (item["sha256"], item["blake3"])

@@ -158,6 +158,37 @@ def test_verify_checks_an_archive_stored_before_blake3_by_its_sha256(
     assert f"the stored archive's SHA-256 is {sha256_file(stored)}" in damaged["error"]
 
 
+def test_an_archive_replaced_with_its_manifests_hash_fails_against_the_catalog(
+    tmp_path: Path, api: ApiClient, runtime: Runtime
+) -> None:
+    """Whoever replaces an archive and writes the new bytes' hash into its manifest has
+    not fooled the verification: the catalog holds the hash the run stored, and the two
+    disagreeing fails it (the artifact is marked failed), whichever algorithm is named."""
+    source = make_small_tree(tmp_path / "source")
+    storage = tmp_path / "storage"
+    destination = local_destination(api, storage)
+    backup = backed_up(api, runtime, source, destination["id"], "tar.gz")
+    stored = storage / backup["key"]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01  # the same size: only the hash tells
+    stored.write_bytes(bytes(data))
+    path = storage / (backup["key"] + ".manifest.json")
+    manifest = json.loads(path.read_text())
+    for section in (
+        {"size": stored.stat().st_size, "blake3": b3sum(stored)},
+        {"size": stored.stat().st_size, "sha256": sha256_file(stored)},
+    ):
+        path.write_text(json.dumps({**manifest, "archive": section}))
+        replaced = _verify(api, runtime, backup["id"], deep=False)
+        assert replaced["status"] == "failed"
+        assert (
+            "the catalog and the manifest disagree about this archive's hash" in (replaced["error"])
+        )
+        assert f"BLAKE3 {backup['blake3']} against" in replaced["error"]
+        (listed,) = ok(api, "GET", f"/api/backups?job_id={backup['job_id']}")["backups"]
+        assert listed["verify_status"] == "failed"
+
+
 def _fresh_api(data_dir: Path) -> tuple[Runtime, ApiClient]:
     runtime = open_runtime(load_settings({"MACKUPER_DATA_DIR": str(data_dir)}))
     api = ApiClient(create_app(runtime, {"TESTING": True}).test_client())

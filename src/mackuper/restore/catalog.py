@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mackuper.core.chain import sibling_key
+from mackuper.core.filehash import named_hash
 from mackuper.core.naming import (
     ARCHIVE_FORMATS,
     ENCRYPTED_SUFFIX,
@@ -65,6 +66,7 @@ from mackuper.models import (
     RunKind,
     RunStatus,
     RunTrigger,
+    hash_columns,
 )
 from mackuper.models import Destination as DestinationRow
 
@@ -404,6 +406,10 @@ def _add_backup(
     job = _job_for(session, row, header, report)
     files = header.file_count or 0  # _checked folded `files` into its count
     name = archive.key.rsplit("/", 1)[-1]
+    # One hash, as the run that stored it kept (a manifest naming both: its BLAKE3, the
+    # one a verification compares; core/filehash.py's named_hash).
+    said = named_hash(header.archive.model_dump())
+    hashed = hash_columns(said) if said is not None else {}
     run = Run(
         job_id=job.id,
         job_name=job.name,
@@ -416,8 +422,7 @@ def _add_backup(
         archive_name=name,
         bytes_written=archive.size,
         files_done=files,
-        sha256=header.archive.sha256,
-        blake3=header.archive.blake3,
+        **hashed,
         details={"imported": True, "original_run_id": header.run_id},
     )
     session.add(run)
@@ -430,8 +435,7 @@ def _add_backup(
             key=archive.key,
             state=ArtifactState.STORED.value,
             size=archive.size,
-            sha256=header.archive.sha256,
-            blake3=header.archive.blake3,
+            **hashed,
             encrypted=name.endswith(ENCRYPTED_SUFFIX),
             created_at=header.started_at,
         )

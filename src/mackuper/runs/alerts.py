@@ -160,7 +160,7 @@ class RunEdges:
             "archive": run.archive_name,
             "size": run.bytes_written,
             "files": run.files_done,
-            "sha256": run.sha256,  # MACKUPER_SHA256: set for no run since 2026-12-02
+            "sha256": run.sha256,  # MACKUPER_SHA256: only of archives stored before 2026-12-02
             "blake3": run.blake3,  # MACKUPER_BLAKE3: the archive's hash (b3sum)
             "duration": f"{run.duration_seconds:.1f}" if run.duration_seconds is not None else "",
         }

@@ -106,10 +106,14 @@ class VerifyTask:
 
     def execute(self, context: RunContext, work: VerifyWork) -> Finished:
         recorder, archive, deep = context.recorder, work.archive, work.deep
-        stored, expected, file_hashes = _expectations(archive, work.known_hash, recorder)
-        recorder.log("info", f"verifying {archive.key}{' and every entry in it' if deep else ''}")
-        result = _checked(
-            context, archive, work.artifact_id, expected, work.known_size, deep, file_hashes
+        stored, result = _checked(
+            context,
+            archive,
+            work.artifact_id,
+            work.known_hash,
+            work.known_size,
+            deep,
+            f"verifying {archive.key}{' and every entry in it' if deep else ''}",
         )
         summary = (
             f"the archive matches its manifest ({result.algorithm} {result.digest},"
@@ -151,34 +155,34 @@ def _expectations(
     (algorithm, hex).
 
     An unreadable manifest is logged and the catalog's hash used instead; RestoreError
-    when neither has one, or they disagree.
+    when neither has one, or they disagree (an archive replaced together with its
+    manifest's hash is not one the run stored).
     """
     stored: dict[str, Any] = {}
-    expected = known_hash
+    said: tuple[str, str] | None = None
     file_hashes: dict[str, tuple[str, str]] = {}
     try:
         stored = read_manifest(archive.destination, archive.key)
         manifest = unsealed(stored, archive.keys, SCRYPT_MAX_WORK_FACTOR)
         section = manifest.get("archive")
-        said = named_hash(section) if isinstance(section, dict) else None
-        if said is not None:
-            expected = said
-            if known_hash and known_hash != said:
-                raise RestoreError(
-                    "the catalog and the manifest disagree about this archive's hash"
-                    f" ({TITLES.get(known_hash[0], known_hash[0])} {known_hash[1]} against"
-                    f" {TITLES[said[0]]} {said[1]})"
-                )
         file_hashes = {
             str(item["path"]).strip("/"): hashed
             for item in own_members(manifest_files(manifest))
             if (hashed := named_hash(item)) is not None
         }
+        said = named_hash(section) if isinstance(section, dict) else None
     except RestoreError as error:
-        if expected is None:
+        if known_hash is None:
             raise
         recorder.log("warning", f"{error}; checking against the catalog instead")
-    if not expected:
+    if said is not None and known_hash is not None and said != known_hash:
+        raise RestoreError(
+            "the catalog and the manifest disagree about this archive's hash"
+            f" ({TITLES.get(known_hash[0], known_hash[0])} {known_hash[1]} against"
+            f" {TITLES[said[0]]} {said[1]})"
+        )
+    expected = said or known_hash
+    if expected is None:
         raise RestoreError("there is no hash to compare this archive with")
     return stored, expected, file_hashes
 
@@ -187,14 +191,18 @@ def _checked(
     context: RunContext,
     archive: StoredArchive,
     artifact_id: int,
-    expected: tuple[str, str],
+    known_hash: tuple[str, str] | None,
     size: int | None,
     deep: bool,
-    file_hashes: dict[str, tuple[str, str]],
-) -> VerifyResult:
-    """verify_archive, noting `ok` or `failed` on the artifact whatever happens."""
+    saying: str,
+) -> tuple[dict[str, Any], VerifyResult]:
+    """The stored manifest and verify_archive's result (`saying` is logged before the
+    archive is read), noting `ok` or `failed` on the artifact whatever happens: a
+    manifest that disagrees with the catalog fails it as a changed archive would."""
     status = "failed"
     try:
+        stored, expected, file_hashes = _expectations(archive, known_hash, context.recorder)
+        context.recorder.log("info", saying)
         result = verify_archive(archive, expected, size, deep, file_hashes, context.recorder)
         status = "ok"
     finally:
@@ -204,7 +212,7 @@ def _checked(
                 .where(Artifact.id == artifact_id)
                 .values(verified_at=datetime.now(UTC), verify_status=status)
             )
-    return result
+    return stored, result
 
 
 def _recorded_chain(session: Session, run_id: int) -> tuple[str | None, ...]:
@@ -262,9 +270,8 @@ def _check_chain(context: RunContext, work: VerifyWork, stored: dict[str, Any]) 
             continue
         link = StoredArchive(work.archive.destination, key, work.archive.keys)
         try:
-            _, expected, file_hashes = _expectations(link, known[1], recorder)
-            recorder.log("info", f"verifying {key}, which this point builds on")
-            _checked(context, link, known[0], expected, known[2], work.deep, file_hashes)
+            saying = f"verifying {key}, which this point builds on"
+            _checked(context, link, known[0], known[1], known[2], work.deep, saying)
         except (RestoreError, DestinationError) as error:
             problems.append(f"chain broken: {name}, which this point builds on: {error}")
     if not problems and lists_changes(stored):

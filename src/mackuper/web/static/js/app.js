@@ -1041,12 +1041,17 @@
           var run = this.run, summary = run.summary || {}, results = summary.results || {};
           var facts = [];
           function add(label, value, wide) { facts.push({ label: label, value: value, wide: !!wide }); }
+          /* The archive's hash, by the algorithm it was made with: BLAKE3 since 2026-12-02
+             (b3sum checks it), SHA-256 before (sha256sum). */
+          var hashName = run.blake3 ? "BLAKE3" : (run.sha256 ? "SHA-256" : "Hash");
+          var hashValue = run.blake3 || run.sha256 || "–";
+          var hashTool = run.blake3 ? " (b3sum)" : (run.sha256 ? " (sha256sum)" : "");
           if (run.kind === "verify") {
             add("Archive verified", run.archive_name || "–");
             add("Archive read", formatBytes(run.bytes_read));
-            add("Check", summary.deep ? "deep: every entry opened and hashed" : "the archive's SHA-256");
+            add("Check", summary.deep ? "deep: every entry opened and hashed" : "the archive's " + (run.blake3 || run.sha256 ? hashName : "hash"));
             if (summary.deep) add("Files checked", String(results.files_checked === undefined ? run.files_done : results.files_checked));
-            add("SHA-256", run.sha256 || "–", true);
+            add(hashName + hashTool, hashValue, true);
           } else if (run.kind === "restore") {
             add("From archive", run.archive_name || "–");
             add("Into", summary.target || "–");
@@ -1062,7 +1067,7 @@
             add("Read", formatBytes(run.bytes_read));
             add("Archive size", formatBytes(run.bytes_written));
             add("Archive", run.archive_name || "–");
-            add("SHA-256", run.sha256 || "–", true);
+            add(hashName + hashTool, hashValue, true);
           }
           return facts;
         },
