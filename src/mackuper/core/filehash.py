@@ -15,9 +15,9 @@ reading and writing (docs/benchmarks.md, issue 23). BLAKE3 is a cryptographic ha
 like SHA-256 and runs 3.4-4x faster on one core (7.2-7.9 GB/s against SHA-256's
 1.95-2.05 GB/s with SHA instructions on the 2026-12-02 AMD host; 4.35 against 1.28
 GiB/s on the Intel host of the same day). The per-file switch made a `tar.zst` run
-through the service 15% faster; the archive's switch took an SSH job in tar mode from
-0.71-0.84 to 0.94-0.97 of raw `ssh host tar cf -` on the Intel host (docs/benchmarks.md,
-"File hashes: BLAKE3" and "The archive's hash: BLAKE3").
+through the service 15% faster; the archive's switch took about 0.5 CPU-s per GiB off an
+SSH job in tar mode and 0.9 CPU-s off a 1 GiB `tar.zst` run on the Intel host
+(docs/benchmarks.md, "File hashes: BLAKE3" and "The archive's hash: BLAKE3").
 
 `b3sum` (Debian's package of that name) checks an archive against its manifest, or a
 restored file against its entry, as `sha256sum` does for the older ones.
