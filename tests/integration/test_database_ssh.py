@@ -5,16 +5,23 @@ remote file fails the run and publishes nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pwd
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mackuper.destinations.local import LocalDestination
+from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runtime import Runtime
+from mackuper.sources.base import SourceError
+from mackuper.sources.sqlite import SQLiteSource
 from tests.conftest import ApiClient
 from tests.integration.database_support import (
     database_backup,
@@ -26,6 +33,7 @@ from tests.integration.database_support import (
     small_parts,
     sqlite_fingerprint,
 )
+from tests.integration.engine_support import RecordingHooks
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
 from tests.integration.test_database_dump_download import downloaded
 from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
@@ -170,6 +178,77 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     assert run["status"] == "failed" and "gone.db does not exist" in run["error"]
     assert backup_files(tmp_path) == before
     assert not (tree / "gone.db").exists()
+
+
+@contextlib.contextmanager
+def noisy_login(sshd: SSHServer, role: str) -> Iterator[None]:
+    """The user's ~/.bashrc writes a line to standard error, as some do: bash reads it
+    for every command sshd runs, so it comes before anything the command writes."""
+    rc = Path(pwd.getpwnam(sshd.users[role].username).pw_dir) / ".bashrc"
+    before = rc.read_bytes() if rc.exists() else None
+    rc.write_text('echo "welcome to the build host" >&2\n')
+    try:
+        yield
+    finally:
+        if before is None:
+            rc.unlink()
+        else:
+            rc.write_bytes(before)
+
+
+def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_database(
+    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """sqlite3 is silent when a dump goes well, so locally anything on its standard error
+    fails the dump; over SSH that stream also carries the login shell's noise, which
+    must not fail a good dump, while what sqlite3 itself reports still fails a bad one."""
+    local = tmp_path / "made.db"
+    make_sqlite(local)
+    with sqlite3.connect(local) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    username = sshd.users["password"].username
+    remote = sshd.make_remote_tree(username, {"app.db": local.read_bytes()}) / "app.db"
+    destination = local_destination(api, tmp_path / "backups")
+    source = {"paths": [str(remote)], **over_ssh(sshd, "password")}
+    with noisy_login(sshd, "password"):
+        backup = database_backup(api, runtime, "sqlite", source, destination["id"], "zip")
+        dump = downloaded(api, backup["id"], str(remote), tmp_path)
+        restored = tmp_path / "restored.db"
+        subprocess.run(  # noqa: S603
+            ["sqlite3", "-bail", str(restored)],  # noqa: S607
+            input=dump.read_bytes(),
+            check=True,
+            timeout=120,
+        )
+        assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
+
+        config = {"paths": [str(remote)], **over_ssh(sshd, "password")}
+        direct = SQLiteSource.from_config(config, {"ssh_password": config["ssh_password"]})
+        direct.busy_ms = 200
+        holder = sqlite3.connect(remote, isolation_level=None, check_same_thread=False)
+        try:
+            holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+            holder.execute("BEGIN EXCLUSIVE")
+            holder.execute("INSERT INTO people VALUES (4, 'locked', NULL)")
+            plan = BackupPlan(
+                job_id=1,
+                job_slug="locked",
+                job_name="Locked",
+                run_id=1,
+                archive_format="tar.zst",
+                compression_level=None,
+                source=direct,
+                destinations={1: LocalDestination(str(tmp_path / "locked"))},
+                started_at=datetime.now(UTC),
+            )
+            with pytest.raises(SourceError) as raised:
+                run_backup(plan, RecordingHooks())
+        finally:
+            holder.close()
+    assert str(raised.value) == (
+        f"sqlite3 {remote} did not complete the dump: ERROR: (5) database is locked"
+    )
+    assert [path for path in (tmp_path / "locked").rglob("*") if path.is_file()] == []
 
 
 def test_test_connection_runs_on_the_ssh_host_for_mariadb_redis_and_sqlite(

@@ -47,6 +47,11 @@ DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****", silent=Tr
 in data as `char(10)`, so no data line starts that way) and wrote nothing to standard
 error (a damaged schema page: `Error: in prepare, malformed database schema`, and an
 empty dump ending `COMMIT;`)."""
+REMOTE_DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****")
+"""Over SSH, standard error also carries what the login shell prints (a ~/.bashrc that
+writes to it) and ssh's own warnings, so it cannot be required silent: the remote
+script (_REMOTE_DUMP) keeps sqlite3's standard error apart and turns any of it into a
+non-zero exit, with the text, instead."""
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
@@ -153,6 +158,7 @@ class SQLiteSource(DumpSource):
             argv += [path, ".dump"]
             if self.ssh is not None:
                 argv = ["sh", "-c", _REMOTE_DUMP, "sh", path, wait]
+            completion = DUMP_COMPLETION if self.ssh is None else REMOTE_DUMP_COMPLETION
             with command_on(self.ssh, argv, {}) as (command, env, feed):
                 try:
                     for entry in dump_entries(
@@ -163,7 +169,7 @@ class SQLiteSource(DumpSource):
                         reporter,
                         self.part_size,
                         feed,
-                        completion=DUMP_COMPLETION,
+                        completion=completion,
                     ):
                         size += entry.size
                         parts += 1
@@ -177,8 +183,14 @@ class SQLiteSource(DumpSource):
             reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
 
 
+_SPOKE = 98
 _REMOTE_DUMP = (
     'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
-    ' exec sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump'
+    " e=$(mktemp) || exit 96;"
+    ' sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump 2>"$e"; c=$?;'
+    f' if [ -s "$e" ]; then cat "$e" >&2; [ "$c" -ne 0 ] || c={_SPOKE}; fi;'
+    ' rm -f "$e"; exit "$c"'
 )
-"""On an SSH host: the same dump, after the same check that the file is there."""
+"""On an SSH host: the same dump, after the same check that the file is there; what
+sqlite3 writes to standard error (and only that) fails it, as DUMP_COMPLETION's
+`silent` does here (exit 98 when sqlite3 itself exited 0)."""
