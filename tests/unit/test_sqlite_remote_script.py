@@ -1,56 +1,92 @@
-"""The script an SQLite dump runs on an SSH host (sources/sqlite.py `_REMOTE_DUMP`): what
-sqlite3 writes to standard error fails the dump, as it does locally, while the login
-shell's own noise on that stream (tests/integration/test_database_ssh.py) does not."""
+"""The script an SQLite dump runs on an SSH host (sources/sqlite.py `_REMOTE_DUMP`), run
+here through the same `dump_entries` and completion as over SSH: what sqlite3 writes to
+standard error fails the dump, as it does locally, while other lines on that stream (a
+login shell's greeting: tests/integration/test_database_ssh.py) do not."""
 
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from pathlib import Path
 
-from mackuper.sources.sqlite import _REMOTE_DUMP
+import pytest
+
+from mackuper.sources.base import SourceError
+from mackuper.sources.dump import dump_entries
+from mackuper.sources.sqlite import _REMOTE_DUMP, REMOTE_DUMP_COMPLETION
 
 
-def _run(database: Path, path_dirs: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(  # noqa: S603
-        ["/bin/sh", "-c", _REMOTE_DUMP, "sh", str(database), ".timeout 100"],
-        capture_output=True,
-        env={"PATH": path_dirs},
-        check=False,
-        timeout=60,
+class _Notes:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def problem(self, message: str) -> None:
+        self.notes.append(message)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def _dump(database: Path, path_dirs: str = "/usr/bin:/bin", greeting: bool = True) -> bytes:
+    """The dump as the remote script gives it, after a greeting on standard error."""
+    script = ("echo 'welcome to the build host' >&2; " if greeting else "") + _REMOTE_DUMP
+    argv = ["/bin/sh", "-c", script, "sh", str(database), ".timeout 100"]
+    reporter = _Notes()
+    parts = dump_entries(
+        "app.db.sql",
+        argv,
+        {"PATH": path_dirs},
+        f"sqlite3 {database}",
+        reporter,
+        completion=REMOTE_DUMP_COMPLETION,
     )
+    data = b""
+    for entry in parts:
+        with entry.open() as handle:  # type: ignore[misc]
+            data += handle.read()
+    assert "sqlite3 " + str(database) + ": welcome to the build host" in reporter.notes
+    return data
 
 
-def test_a_good_database_dumps_with_nothing_on_standard_error(tmp_path: Path) -> None:
+def _speaking(tmp_path: Path, code: int) -> str:
+    """A directory with a `sqlite3` that says an error on standard error, writes an
+    empty dump ending COMMIT; and exits `code`: the real one's exit-0 failure on a
+    damaged schema, which no file made here reproduces."""
+    shell = tmp_path / "bin"
+    shell.mkdir(exist_ok=True)
+    speaking = shell / "sqlite3"
+    speaking.write_text(
+        "#!/bin/sh\necho 'Error: in prepare, malformed database schema' >&2\n"
+        f"printf 'BEGIN TRANSACTION;\\nCOMMIT;\\n'\nexit {code}\n"
+    )
+    speaking.chmod(0o755)
+    return f"{shell}:/usr/bin:/bin"
+
+
+def test_a_good_database_dumps_past_the_greeting(tmp_path: Path) -> None:
     database = tmp_path / "app.db"
     with sqlite3.connect(database) as connection:
         connection.execute("CREATE TABLE t (x)")
         connection.execute("INSERT INTO t VALUES ('kept')")
     connection.close()
-    done = _run(database)
-    assert (done.returncode, done.stderr) == (0, b"")
-    assert b"INSERT INTO t VALUES('kept');" in done.stdout
-    assert done.stdout.endswith(b"COMMIT;\n")
+    dump = _dump(database)
+    assert b"INSERT INTO t VALUES('kept');" in dump
+    assert dump.endswith(b"COMMIT;\n")
 
 
-def test_sqlite3_speaking_on_standard_error_fails_the_script_with_its_words(
-    tmp_path: Path,
+@pytest.mark.parametrize("code", [0, 1])
+def test_sqlite3_speaking_on_standard_error_fails_the_dump_with_its_words(
+    tmp_path: Path, code: int
 ) -> None:
-    """sqlite3 exits 0 after some failures and says so on standard error only (a damaged
-    schema: an empty dump that still ends COMMIT;): the script exits 98 with the text."""
     database = tmp_path / "app.db"
     database.write_bytes(b"")
-    shell = tmp_path / "bin"
-    shell.mkdir()
-    speaking = shell / "sqlite3"  # the real one's exit-0 failure, which no file here makes
-    speaking.write_text(
-        "#!/bin/sh\necho 'Error: in prepare, malformed database schema' >&2\n"
-        "printf 'BEGIN TRANSACTION;\\nCOMMIT;\\n'\nexit 0\n"
+    with pytest.raises(SourceError) as raised:
+        _dump(database, _speaking(tmp_path, code))
+    assert str(raised.value) == (
+        f"sqlite3 {database} did not complete the dump:"
+        " Error: in prepare, malformed database schema"
     )
-    speaking.chmod(0o755)
-    done = _run(database, f"{shell}:/usr/bin:/bin")
-    assert done.returncode == 98
-    assert done.stderr == b"Error: in prepare, malformed database schema\n"
-    missing = _run(tmp_path / "gone.db")
-    assert missing.returncode == 97
-    assert b"gone.db does not exist" in missing.stderr
+
+
+def test_a_missing_database_fails_with_the_scripts_words(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"exit status 97\): error: the SQLite database"):
+        _dump(tmp_path / "gone.db")

@@ -160,11 +160,16 @@ class DumpProcess:
         label: str,
         stdin: bool = False,
         feed: bytes | None = None,
+        mark: str = "",
     ) -> None:
         """With `stdin`, the command reads what is written to `stdin` (a restore tool)
         and its output is discarded; else its output is `stdout` and it reads `feed`
-        (settings and a password for a command run over SSH), or nothing."""
+        (settings and a password for a command run over SSH), or nothing. `mark`: the
+        prefix of the standard error lines that are the tool's own (Completion.spoken);
+        it is taken off them, and the first such line kept as `marked`."""
         self.label = label
+        self.mark = mark
+        self.marked: str | None = None
         self.errors: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_error = ""
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
@@ -194,6 +199,10 @@ class DumpProcess:
         assert self.process.stderr is not None  # noqa: S101 - PIPE was asked for
         for raw in self.process.stderr:
             line = raw.decode("utf-8", "replace").rstrip()
+            if self.mark and line.startswith(self.mark):
+                line = line[len(self.mark) :]
+                if self.marked is None:
+                    self.marked = line or "an error"
             if line:
                 with self.lock:
                     self.errors.append(line)
@@ -255,6 +264,10 @@ class Completion:
     """What starts a line the tool writes into its output only for an error."""
     silent: bool = False
     """The tool writes nothing to standard error unless something went wrong."""
+    spoken: str = ""
+    """Where standard error also carries others' lines (a login shell's over SSH), the
+    prefix a wrapper puts on the tool's own lines there: any such line fails the dump,
+    as `silent` does for the whole stream."""
 
 
 class _Watched:
@@ -298,6 +311,8 @@ class _Watched:
             return text[: self.LINE_BYTES].strip("/* ") or "an error"
         if self.completion.silent and dump.last_error:
             return dump.last_error
+        if self.completion.spoken and dump.marked is not None:
+            return dump.marked
         ending = self.completion.ending
         if not self.last.endswith(ending):
             lines = self.last.decode("utf-8", "replace").strip().splitlines()
@@ -320,7 +335,8 @@ def dump_entries(
 
     `completion`: for a tool that can exit 0 after a failure, how a complete dump looks;
     one that does not look so fails the run, so the archive holding it is never kept."""
-    dump = DumpProcess(argv, env, label, feed=feed)
+    mark = completion.spoken if completion is not None else ""
+    dump = DumpProcess(argv, env, label, feed=feed, mark=mark)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
     try:
         stream: IO[bytes] = dump.stdout

@@ -47,11 +47,13 @@ DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****", silent=Tr
 in data as `char(10)`, so no data line starts that way) and wrote nothing to standard
 error (a damaged schema page: `Error: in prepare, malformed database schema`, and an
 empty dump ending `COMMIT;`)."""
-REMOTE_DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****")
+SPOKEN = "mackuper-sqlite: "
+"""What the remote script (_REMOTE_DUMP) puts before each line sqlite3 writes to
+standard error."""
+REMOTE_DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****", spoken=SPOKEN)
 """Over SSH, standard error also carries what the login shell prints (a ~/.bashrc that
-writes to it) and ssh's own warnings, so it cannot be required silent: the remote
-script (_REMOTE_DUMP) keeps sqlite3's standard error apart and turns any of it into a
-non-zero exit, with the text, instead."""
+writes to it), so it cannot be required silent: sqlite3's own lines there are marked
+(SPOKEN) and any of them fails the dump, as `silent` does here."""
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
@@ -183,14 +185,13 @@ class SQLiteSource(DumpSource):
             reporter.note(f"sqlite3 {path}: {size} bytes in {parts} part(s) as {name}.part*")
 
 
-_SPOKE = 98
 _REMOTE_DUMP = (
     'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
-    " e=$(mktemp) || exit 96;"
-    ' sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump 2>"$e"; c=$?;'
-    f' if [ -s "$e" ]; then cat "$e" >&2; [ "$c" -ne 0 ] || c={_SPOKE}; fi;'
-    ' rm -f "$e"; exit "$c"'
+    ' { { sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump 2>&1 1>&3 3>&-; c=$?;'
+    ' [ "$c" -eq 0 ] || echo "sqlite3 exited with status $c"; }'
+    f" | sed 's/^/{SPOKEN}/' >&2; }} 3>&1"
 )
-"""On an SSH host: the same dump, after the same check that the file is there; what
-sqlite3 writes to standard error (and only that) fails it, as DUMP_COMPLETION's
-`silent` does here (exit 98 when sqlite3 itself exited 0)."""
+"""On an SSH host: the same dump, after the same check that the file is there. The dump
+goes to standard output as it is made; what sqlite3 writes to standard error (and a
+non-zero exit, said in words) goes to standard error with SPOKEN before each line, so
+it is told apart from the login shell's lines without a temporary file."""
