@@ -137,6 +137,29 @@ def test_redis_snapshot_taken_on_the_ssh_host_with_a_key_starts_a_new_server(
             assert restored.cli("DBSIZE") == redis.cli("DBSIZE")
 
 
+def _backed_up_and_restored(
+    api: ApiClient,
+    runtime: Runtime,
+    source: dict[str, Any],
+    destination_id: int,
+    local: Path,
+    tmp_path: Path,
+) -> None:
+    """Back up the SQLite database `source` names over SSH, restore its dump with the
+    sqlite3 shell alone, and compare the result with `local`, the database put there."""
+    backup = database_backup(api, runtime, "sqlite", source, destination_id, "zip")
+    dump = downloaded(api, backup["id"], source["paths"][0], tmp_path)
+    restored = tmp_path / "restored.db"
+    restored.unlink(missing_ok=True)
+    subprocess.run(  # noqa: S603
+        ["sqlite3", "-bail", str(restored)],  # noqa: S607
+        input=dump.read_bytes(),
+        check=True,
+        timeout=120,
+    )
+    assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
+
+
 def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
 ) -> None:
@@ -149,16 +172,7 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     remote = tree / "app.db"
     destination = local_destination(api, tmp_path / "backups")
     source = {"paths": [str(remote)], **over_ssh(sshd, "password")}
-    backup = database_backup(api, runtime, "sqlite", source, destination["id"], "zip")
-    dump = downloaded(api, backup["id"], str(remote), tmp_path)
-    restored = tmp_path / "restored.db"
-    subprocess.run(  # noqa: S603
-        ["sqlite3", "-bail", str(restored)],  # noqa: S607
-        input=dump.read_bytes(),
-        check=True,
-        timeout=120,
-    )
-    assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
+    _backed_up_and_restored(api, runtime, source, destination["id"], local, tmp_path)
 
     missing = {"paths": [str(tree / "gone.db")], **over_ssh(sshd, "password")}
     job = ok(
@@ -215,16 +229,7 @@ def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_datab
     destination = local_destination(api, tmp_path / "backups")
     source = {"paths": [str(remote)], **over_ssh(sshd, "password")}
     with noisy_login(sshd, "password"):
-        backup = database_backup(api, runtime, "sqlite", source, destination["id"], "zip")
-        dump = downloaded(api, backup["id"], str(remote), tmp_path)
-        restored = tmp_path / "restored.db"
-        subprocess.run(  # noqa: S603
-            ["sqlite3", "-bail", str(restored)],  # noqa: S607
-            input=dump.read_bytes(),
-            check=True,
-            timeout=120,
-        )
-        assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
+        _backed_up_and_restored(api, runtime, source, destination["id"], local, tmp_path)
 
         config = {"paths": [str(remote)], **over_ssh(sshd, "password")}
         direct = SQLiteSource.from_config(config, {"ssh_password": config["ssh_password"]})
