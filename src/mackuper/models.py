@@ -294,7 +294,7 @@ class Run(Base):
     @property
     def archive_hash(self) -> tuple[str, str] | None:
         """(algorithm, hexadecimal digest) of the archive this run stored, or None."""
-        return named_hash({"blake3": self.blake3, "sha256": self.sha256})
+        return _stored_hash(self)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -302,6 +302,12 @@ class Run(Base):
             return None
         end = self.finished_at or utcnow()
         return (end - self.started_at).total_seconds()
+
+
+def _stored_hash(row: Run | Artifact) -> tuple[str, str] | None:
+    """The hash a run's or an artifact's columns hold: each algorithm has its own column
+    (`blake3`, `sha256`), filled for the one the archive was hashed with."""
+    return named_hash({algorithm: getattr(row, algorithm) for algorithm in FILE_HASHES})
 
 
 def hash_columns(archive_hash: tuple[str, str]) -> dict[str, str]:
@@ -365,13 +371,12 @@ class Artifact(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")
+    destination: Mapped[Destination] = relationship(lazy="joined")
 
     @property
     def archive_hash(self) -> tuple[str, str] | None:
         """(algorithm, hexadecimal digest) of the stored bytes, or None before they are."""
-        return named_hash({"blake3": self.blake3, "sha256": self.sha256})
-
-    destination: Mapped[Destination] = relationship(lazy="joined")
+        return _stored_hash(self)
 
 
 class ChainPoint(Base):

@@ -11,14 +11,11 @@ import pwd
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mackuper.destinations.local import LocalDestination
-from mackuper.pipeline.run import BackupPlan, run_backup
 from mackuper.runtime import Runtime
 from mackuper.sources.base import SourceError
 from mackuper.sources.sqlite import SQLiteSource
@@ -33,10 +30,10 @@ from tests.integration.database_support import (
     small_parts,
     sqlite_fingerprint,
 )
-from tests.integration.engine_support import RecordingHooks
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
 from tests.integration.test_database_dump_download import downloaded
 from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
+from tests.integration.test_sqlite_source import backup as sqlite_backup
 from tests.servers.mariadb import MariaDBServer, running_mariadb, running_redis
 from tests.servers.postgres import PostgresServer
 from tests.servers.sshd import SSHServer
@@ -239,19 +236,8 @@ def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_datab
             holder.execute("PRAGMA locking_mode=EXCLUSIVE")
             holder.execute("BEGIN EXCLUSIVE")
             holder.execute("INSERT INTO people VALUES (4, 'locked', NULL)")
-            plan = BackupPlan(
-                job_id=1,
-                job_slug="locked",
-                job_name="Locked",
-                run_id=1,
-                archive_format="tar.zst",
-                compression_level=None,
-                source=direct,
-                destinations={1: LocalDestination(str(tmp_path / "locked"))},
-                started_at=datetime.now(UTC),
-            )
             with pytest.raises(SourceError) as raised:
-                run_backup(plan, RecordingHooks())
+                sqlite_backup(direct, tmp_path / "locked")
         finally:
             holder.close()
     assert str(raised.value) == (

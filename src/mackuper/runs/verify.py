@@ -178,7 +178,7 @@ def _expectations(
     if said is not None and known_hash is not None and said != known_hash:
         raise RestoreError(
             "the catalog and the manifest disagree about this archive's hash"
-            f" ({TITLES.get(known_hash[0], known_hash[0])} {known_hash[1]} against"
+            f" ({TITLES[known_hash[0]]} {known_hash[1]} against"
             f" {TITLES[said[0]]} {said[1]})"
         )
     expected = said or known_hash

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mackuper.sources.base import Entry, Reporter, SourceError
@@ -50,10 +50,13 @@ empty dump ending `COMMIT;`)."""
 SPOKEN = "mackuper-sqlite: "
 """What the remote script (_REMOTE_DUMP) puts before each line sqlite3 writes to
 standard error."""
-REMOTE_DUMP_COMPLETION = Completion(ending=b"COMMIT;\n", error_mark=b"/****", spoken=SPOKEN)
+REMOTE_DUMP_COMPLETION = replace(DUMP_COMPLETION, silent=False, spoken=SPOKEN)
 """Over SSH, standard error also carries what the login shell prints (a ~/.bashrc that
 writes to it), so it cannot be required silent: sqlite3's own lines there are marked
 (SPOKEN) and any of them fails the dump, as `silent` does here."""
+_DUMP_OPTIONS = "-init /dev/null -readonly -bail"
+"""The shell's options for a dump, here and in the remote script: no ~/.sqliterc,
+read-only (a wrong path is an error, never a new database), stop at the first error."""
 _LOOK = "PRAGMA journal_mode; SELECT count(*) FROM sqlite_master WHERE type = 'table';"
 
 
@@ -156,8 +159,7 @@ class SQLiteSource(DumpSource):
             name = member_name(path)
             size = parts = 0
             wait = f".timeout {int(self.busy_ms)}"
-            argv = ["sqlite3", "-init", "/dev/null", "-readonly", "-bail", "-cmd", wait]
-            argv += [path, ".dump"]
+            argv = ["sqlite3", *_DUMP_OPTIONS.split(), "-cmd", wait, path, ".dump"]
             if self.ssh is not None:
                 argv = ["sh", "-c", _REMOTE_DUMP, "sh", path, wait]
             completion = DUMP_COMPLETION if self.ssh is None else REMOTE_DUMP_COMPLETION
@@ -187,7 +189,7 @@ class SQLiteSource(DumpSource):
 
 _REMOTE_DUMP = (
     'if [ ! -f "$1" ]; then echo "error: the SQLite database $1 does not exist" >&2; exit 97; fi;'
-    ' { { sqlite3 -init /dev/null -readonly -bail -cmd "$2" "$1" .dump 2>&1 1>&3 3>&-; c=$?;'
+    f' {{ {{ sqlite3 {_DUMP_OPTIONS} -cmd "$2" "$1" .dump 2>&1 1>&3 3>&-; c=$?;'
     ' [ "$c" -eq 0 ] || echo "sqlite3 exited with status $c"; }'
     f" | sed 's/^/{SPOKEN}/' >&2; }} 3>&1"
 )

@@ -1043,15 +1043,15 @@
           function add(label, value, wide) { facts.push({ label: label, value: value, wide: !!wide }); }
           /* The archive's hash, by the algorithm it was made with: BLAKE3 since 2026-12-02
              (b3sum checks it), SHA-256 before (sha256sum). */
-          var hashName = run.blake3 ? "BLAKE3" : (run.sha256 ? "SHA-256" : "Hash");
-          var hashValue = run.blake3 || run.sha256 || "–";
-          var hashTool = run.blake3 ? " (b3sum)" : (run.sha256 ? " (sha256sum)" : "");
+          var hash = run.blake3 ? { name: "BLAKE3", tool: "b3sum", value: run.blake3 }
+            : (run.sha256 ? { name: "SHA-256", tool: "sha256sum", value: run.sha256 } : null);
+          function addHash() { add(hash ? hash.name + " (" + hash.tool + ")" : "Hash", hash ? hash.value : "–", true); }
           if (run.kind === "verify") {
             add("Archive verified", run.archive_name || "–");
             add("Archive read", formatBytes(run.bytes_read));
-            add("Check", summary.deep ? "deep: every entry opened and hashed" : "the archive's " + (run.blake3 || run.sha256 ? hashName : "hash"));
+            add("Check", summary.deep ? "deep: every entry opened and hashed" : "the archive's " + (hash ? hash.name : "hash"));
             if (summary.deep) add("Files checked", String(results.files_checked === undefined ? run.files_done : results.files_checked));
-            add(hashName + hashTool, hashValue, true);
+            addHash();
           } else if (run.kind === "restore") {
             add("From archive", run.archive_name || "–");
             add("Into", summary.target || "–");
@@ -1067,7 +1067,7 @@
             add("Read", formatBytes(run.bytes_read));
             add("Archive size", formatBytes(run.bytes_written));
             add("Archive", run.archive_name || "–");
-            add(hashName + hashTool, hashValue, true);
+            addHash();
           }
           return facts;
         },
