@@ -35,6 +35,7 @@ from tests.integration.test_database_dump_download import downloaded
 from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
 from tests.integration.test_sqlite_source import backup as sqlite_backup
 from tests.servers.mariadb import MariaDBServer, running_mariadb, running_redis
+from tests.servers.ports import free_port
 from tests.servers.postgres import PostgresServer
 from tests.servers.sshd import SSHServer
 
@@ -157,6 +158,31 @@ def _backed_up_and_restored(
     assert sqlite_fingerprint(restored) == sqlite_fingerprint(local)
 
 
+def _failed_run(
+    api: ApiClient,
+    runtime: Runtime,
+    kind: str,
+    source: dict[str, Any],
+    destination_id: int,
+    tmp_path: Path,
+) -> dict[str, Any]:
+    """Make a job of `kind` that must fail and run it: its run, failed, having stored
+    nothing under tmp_path/backups."""
+    body = {
+        "name": f"Failing {kind}",
+        "source_kind": kind,
+        "source": source,
+        "schedule": "",
+        "destination_ids": [destination_id],
+    }
+    job = ok(api, "POST", "/api/jobs", body)["job"]
+    before = backup_files(tmp_path)
+    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
+    assert run["status"] == "failed", run
+    assert backup_files(tmp_path) == before
+    return run
+
+
 def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
 ) -> None:
@@ -172,22 +198,8 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     _backed_up_and_restored(api, runtime, source, destination["id"], local, tmp_path)
 
     missing = {"paths": [str(tree / "gone.db")], **over_ssh(sshd, "password")}
-    job = ok(
-        api,
-        "POST",
-        "/api/jobs",
-        {
-            "name": "Gone",
-            "source_kind": "sqlite",
-            "source": missing,
-            "schedule": "",
-            "destination_ids": [destination["id"]],
-        },
-    )["job"]
-    before = backup_files(tmp_path)
-    run = finished_run(api, runtime, ok(api, "POST", f"/api/jobs/{job['id']}/run")["run"])
-    assert run["status"] == "failed" and "gone.db does not exist" in run["error"]
-    assert backup_files(tmp_path) == before
+    run = _failed_run(api, runtime, "sqlite", missing, destination["id"], tmp_path)
+    assert "gone.db does not exist" in run["error"]
     assert not (tree / "gone.db").exists()
 
 
@@ -244,6 +256,34 @@ def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_datab
         f"sqlite3 {remote} did not complete the dump: ERROR: (5) database is locked"
     )
     assert [path for path in (tmp_path / "locked").rglob("*") if path.is_file()] == []
+
+
+def test_a_noisy_login_is_neither_logged_nor_taken_for_a_dump_tools_failure(
+    api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """Behind a ~/.bashrc that greets on standard error, a Redis dump over SSH backs up
+    without the greeting in its log, and one whose server is down fails, and "Test
+    connection" says so, with redis-cli's own reason, not the greeting (which came first
+    and was taken for the reason: redis-cli's line does not say "error")."""
+    destination = local_destination(api, tmp_path / "backups")
+    with noisy_login(sshd, "password"), running_redis() as redis:
+        fill_redis(redis)
+        source = {**redis_job_source(redis), **over_ssh(sshd, "password")}
+        backup = database_backup(api, runtime, "redis", source, destination["id"], "tar")
+        dump = downloaded(api, backup["id"], "redis", tmp_path)
+        with running_redis(dump) as restored:
+            assert restored.cli("DEBUG", "DIGEST") == redis.cli("DEBUG", "DIGEST")
+        log = run_log(api, backup["run_id"])
+        assert any("bytes in" in line for line in log)
+        assert not any("welcome" in line for line in log)
+
+        down = {**source, "port": free_port()}
+        probe = ok(api, "POST", "/api/redis/test", {"source": down})
+        run = _failed_run(api, runtime, "redis", down, destination["id"], tmp_path)
+    refused = f"Could not connect to Redis at {redis.host}:{down['port']}: Connection refused"
+    assert probe["ok"] is False
+    assert refused in probe["message"] and "welcome" not in probe["message"]
+    assert run["error"] == f"redis-cli failed (exit status 1): {refused}"
 
 
 def test_test_connection_runs_on_the_ssh_host_for_mariadb_redis_and_sqlite(

@@ -1,7 +1,8 @@
 """The script an SQLite dump runs on an SSH host (sources/sqlite.py `_REMOTE_DUMP`), run
 here through the same `dump_entries` and completion as over SSH: what sqlite3 writes to
 standard error fails the dump, as it does locally, while other lines on that stream (a
-login shell's greeting: tests/integration/test_database_ssh.py) do not."""
+login shell's greeting: tests/integration/test_database_ssh.py) do not. The script runs
+inside sources/remote.py's command, as over SSH, after the greeting."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import pytest
 
 from mackuper.sources.base import SourceError
 from mackuper.sources.dump import dump_entries
+from mackuper.sources.remote import remote_command
 from mackuper.sources.sqlite import _REMOTE_DUMP, REMOTE_DUMP_COMPLETION
 
 
-class _Notes:
+class Notes:
+    """A reporter that keeps what it is told, problems and notes alike."""
+
     def __init__(self) -> None:
         self.notes: list[str] = []
 
@@ -28,22 +32,27 @@ class _Notes:
 
 def _dump(database: Path, path_dirs: str = "/usr/bin:/bin", greeting: bool = True) -> bytes:
     """The dump as the remote script gives it, after a greeting on standard error."""
-    script = ("echo 'welcome to the build host' >&2; " if greeting else "") + _REMOTE_DUMP
-    argv = ["/bin/sh", "-c", script, "sh", str(database), ".timeout 100"]
-    reporter = _Notes()
+    tool = ["sh", "-c", _REMOTE_DUMP, "sh", str(database), ".timeout 100"]
+    script = ("echo 'welcome to the build host' >&2; " if greeting else "") + remote_command(
+        tool, []
+    )
+    reporter = Notes()
     parts = dump_entries(
         "app.db.sql",
-        argv,
+        ["/bin/sh", "-c", script],
         {"PATH": path_dirs},
         f"sqlite3 {database}",
         reporter,
         completion=REMOTE_DUMP_COMPLETION,
+        preamble=True,
     )
     data = b""
-    for entry in parts:
-        with entry.open() as handle:  # type: ignore[misc]
-            data += handle.read()
-    assert "sqlite3 " + str(database) + ": welcome to the build host" in reporter.notes
+    try:
+        for entry in parts:
+            with entry.open() as handle:  # type: ignore[misc]
+                data += handle.read()
+    finally:
+        assert not any("welcome" in note or "mackuper-tool" in note for note in reporter.notes)
     return data
 
 

@@ -44,6 +44,18 @@ times fewer members and manifest lines than 1 MiB."""
 PART_SUFFIX = ".part"
 STDERR_LINES = 200
 """Lines of a dump's standard error kept for the log; the rest are counted."""
+TOOL_STARTS = "mackuper-tool-starts"
+"""The line a command run over SSH writes to standard error right before the tool
+starts (sources/remote.py): what comes before it is the login shell's (a ~/.bashrc
+that greets), not the tool's, and is never taken for the tool's failure."""
+_PREAMBLE = re.compile(rb"(?:^|\n)" + re.escape(TOOL_STARTS.encode()) + rb"\n")
+
+
+def without_preamble(stderr: bytes) -> bytes:
+    """A command's standard error from the line after TOOL_STARTS on; all of it when
+    that line is missing (the SSH client or the remote shell failed before the tool)."""
+    found = _PREAMBLE.search(stderr)
+    return stderr[found.end() :] if found else stderr
 
 
 class DumpFailed(SourceError):
@@ -161,14 +173,18 @@ class DumpProcess:
         stdin: bool = False,
         feed: bytes | None = None,
         mark: str = "",
+        preamble: bool = False,
     ) -> None:
         """With `stdin`, the command reads what is written to `stdin` (a restore tool)
         and its output is discarded; else its output is `stdout` and it reads `feed`
         (settings and a password for a command run over SSH), or nothing. `mark`: the
         prefix of the standard error lines that are the tool's own (Completion.spoken);
-        it is taken off them, and the first such line kept as `marked`."""
+        it is taken off them, and the first such line kept as `marked`. `preamble`: the
+        command runs over SSH, where a login shell may speak first; its standard error
+        counts from the line after TOOL_STARTS (all of it when that line never comes)."""
         self.label = label
         self.mark = mark
+        self.preamble = preamble
         self.marked: str | None = None
         self.errors: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.last_error = ""
@@ -197,19 +213,32 @@ class DumpProcess:
 
     def _read_errors(self) -> None:
         assert self.process.stderr is not None  # noqa: S101 - PIPE was asked for
+        started = not self.preamble
+        held: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         for raw in self.process.stderr:
             line = raw.decode("utf-8", "replace").rstrip()
-            if self.mark and line.startswith(self.mark):
-                line = line[len(self.mark) :]
-                if self.marked is None:
-                    self.marked = line or "an error"
-            if line:
-                with self.lock:
-                    self.errors.append(line)
-                    self.tail.append(line)
-                    # "pg_dump: error: ..." says why; a "detail:" line after it says where
-                    if "error" in line.lower() or not self.last_error:
-                        self.last_error = line
+            if started:
+                self._keep(line)
+            elif line == TOOL_STARTS:
+                started = True  # the login shell's lines held so far are dropped
+                held.clear()
+            else:
+                held.append(line)
+        for line in held:  # no tool started: the SSH client's or the shell's own failure
+            self._keep(line)
+
+    def _keep(self, line: str) -> None:
+        if self.mark and line.startswith(self.mark):
+            line = line[len(self.mark) :]
+            if self.marked is None:
+                self.marked = line or "an error"
+        if line:
+            with self.lock:
+                self.errors.append(line)
+                self.tail.append(line)
+                # "pg_dump: error: ..." says why; a "detail:" line after it says where
+                if "error" in line.lower() or not self.last_error:
+                    self.last_error = line
 
     def log_errors(self, reporter: Reporter) -> None:
         """Pass the standard error lines seen so far to the run log (from the run's thread)."""
@@ -330,13 +359,15 @@ def dump_entries(
     part_size: int = PART_SIZE,
     feed: bytes | None = None,
     completion: Completion | None = None,
+    preamble: bool = False,
 ) -> Iterator[Entry]:
     """The parts of `argv`'s standard output stored as `name`; SourceError when it fails.
 
     `completion`: for a tool that can exit 0 after a failure, how a complete dump looks;
-    one that does not look so fails the run, so the archive holding it is never kept."""
+    one that does not look so fails the run, so the archive holding it is never kept.
+    `preamble`: as DumpProcess's (the command runs over SSH)."""
     mark = completion.spoken if completion is not None else ""
-    dump = DumpProcess(argv, env, label, feed=feed, mark=mark)
+    dump = DumpProcess(argv, env, label, feed=feed, mark=mark, preamble=preamble)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
     try:
         stream: IO[bytes] = dump.stdout

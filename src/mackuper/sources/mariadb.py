@@ -218,7 +218,14 @@ class MariaDBSource(DumpSource):
             with command_on(self.ssh, argv, environment) as (command, env, feed):
                 try:
                     for entry in dump_entries(
-                        name, command, env, label, reporter, self.part_size, feed
+                        name,
+                        command,
+                        env,
+                        label,
+                        reporter,
+                        self.part_size,
+                        feed,
+                        preamble=self.ssh is not None,
                     ):
                         size += entry.size
                         parts += 1

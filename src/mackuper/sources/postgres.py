@@ -210,7 +210,14 @@ class PostgresSource(DumpSource):
         with self._command(argv, database) as (command, environment, feed):
             try:
                 for entry in dump_entries(
-                    name, command, environment, label, reporter, self.part_size, feed
+                    name,
+                    command,
+                    environment,
+                    label,
+                    reporter,
+                    self.part_size,
+                    feed,
+                    preamble=self._over_ssh,
                 ):
                     size += entry.size
                     parts += 1
@@ -230,6 +237,11 @@ class PostgresSource(DumpSource):
             }
         )
         reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
+
+    @property
+    def _over_ssh(self) -> bool:
+        """The tools run on the SSH host (not here, not in a container): see `_command`."""
+        return self.ssh is not None and not self.container
 
     @contextlib.contextmanager
     def _command(
@@ -257,7 +269,7 @@ class PostgresSource(DumpSource):
             return self.connection.query(LIST_DATABASES)
         tool = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", LIST_DATABASES]
         with self._command(tool, None) as (command, environment, feed):
-            process = DumpProcess(command, environment, "psql", feed=feed)
+            process = DumpProcess(command, environment, "psql", feed=feed, preamble=self._over_ssh)
             try:
                 assert process.stdout is not None  # noqa: S101 - an output was asked for
                 output = process.stdout.read()

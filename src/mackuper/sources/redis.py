@@ -124,7 +124,14 @@ class RedisSource(DumpSource):
         with command_on(self.ssh, argv, environment) as (tool, env, feed):
             try:
                 for entry in dump_entries(
-                    NAME, tool, env, "redis-cli", reporter, self.part_size, feed
+                    NAME,
+                    tool,
+                    env,
+                    "redis-cli",
+                    reporter,
+                    self.part_size,
+                    feed,
+                    preamble=self.ssh is not None,
                 ):
                     size += entry.size
                     parts += 1

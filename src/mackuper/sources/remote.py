@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mackuper.sources.base import SourceError
-from mackuper.sources.dump import DumpFailed, tool_version
+from mackuper.sources.dump import TOOL_STARTS, DumpFailed, tool_version, without_preamble
 from mackuper.ssh import OpenSSHSession, SSHError, SSHTarget, connection_error
 
 SSH_FAILED = 255
@@ -26,12 +26,16 @@ _NAME = "[A-Z_][A-Z0-9_]*"
 
 
 def remote_command(tool: list[str], names: list[str], exported: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
-    """The remote shell command: read `names` from standard input, one line each, export
+    """The remote shell command: say TOOL_STARTS on standard error (what a login shell
+    printed comes before it), read `names` from standard input, one line each, export
     them and the fixed `exported` settings, then run `tool`."""
     reads = "".join(f"IFS= read -r {name} && " for name in names)
     fixed = " ".join(f"{name}={shlex.quote(value)}" for name, value in exported.items())
     export = " ".join([*names, fixed]).strip()
-    return f"{reads}{'export ' + export + ' && ' if export else ''}exec {shlex.join(tool)}"
+    return (
+        f"echo {TOOL_STARTS} >&2; {reads}{'export ' + export + ' && ' if export else ''}"
+        f"exec {shlex.join(tool)}"
+    )
 
 
 @contextlib.contextmanager
@@ -67,8 +71,9 @@ def run_tool(
     timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a short command (a query, `--version`) here or on the SSH host, `stdin` after
-    the fed settings; its result. SSHError when the SSH client itself failed, SourceError
-    when the command could not run."""
+    the fed settings; its result, with only the tool's standard error (not what a login
+    shell printed before it: `without_preamble`). SSHError when the SSH client itself
+    failed, SourceError when the command could not run."""
     with command_on(ssh, tool, environment) as (argv, env, feed):
         try:
             result = subprocess.run(  # noqa: S603 - argv built by the caller, no shell here
@@ -83,6 +88,8 @@ def run_tool(
             raise SourceError(f"{tool[0]} could not run: {error}") from error
     if ssh is not None and result.returncode == SSH_FAILED:
         raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
+    if ssh is not None:
+        result.stderr = without_preamble(result.stderr)
     return result
 
 

@@ -174,6 +174,7 @@ class SQLiteSource(DumpSource):
                         self.part_size,
                         feed,
                         completion=completion,
+                        preamble=self.ssh is not None,
                     ):
                         size += entry.size
                         parts += 1

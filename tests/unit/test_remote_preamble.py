@@ -1,0 +1,66 @@
+"""What a login shell prints before a tool run over SSH (a ~/.bashrc that greets on
+standard error) is neither logged nor taken for the tool's failure: sources/remote.py's
+command says TOOL_STARTS first, and sources/dump.py counts the tool's standard error
+from the line after it. Run here with /bin/sh standing in for ssh and the login shell;
+tests/integration/test_database_ssh.py runs it through the real sshd."""
+
+from __future__ import annotations
+
+import pytest
+
+from mackuper.sources.dump import TOOL_STARTS, DumpFailed, dump_entries, without_preamble
+from mackuper.sources.remote import remote_command
+from tests.unit.test_sqlite_remote_script import Notes
+
+GREETING = "echo 'welcome to the build host' >&2; "
+
+
+def _run(script: str, feed: bytes | None = None) -> tuple[bytes, list[str]]:
+    """`script` (the login's output and the remote command) as a dump: its output and notes."""
+    reporter = Notes()
+    data = b""
+    parts = dump_entries(
+        "dump", ["/bin/sh", "-c", script], {}, "tool", reporter, feed=feed, preamble=True
+    )
+    try:
+        for entry in parts:
+            with entry.open() as handle:  # type: ignore[misc]
+                data += handle.read()
+    finally:
+        reporter.notes.append("(end)")
+    return data, reporter.notes
+
+
+def test_the_greeting_is_dropped_and_the_tool_still_speaks() -> None:
+    tool = ["sh", "-c", 'printf "%s" "$SECRET"; echo "tool: 1 table dumped" >&2']
+    data, notes = _run(GREETING + remote_command(tool, ["SECRET"]), feed=b"kept\n")
+    assert data == b"kept"
+    assert notes == ["tool: tool: 1 table dumped", "(end)"]
+
+
+def test_a_failing_tool_is_judged_by_its_own_first_line_not_the_greeting() -> None:
+    tool = ["sh", "-c", "echo 'Could not connect: Connection refused' >&2; exit 1"]
+    with pytest.raises(DumpFailed) as raised:
+        _run(GREETING + remote_command(tool, []))
+    assert str(raised.value) == "tool failed (exit status 1): Could not connect: Connection refused"
+    assert raised.value.lines == ["Could not connect: Connection refused"]
+
+
+def test_without_the_marker_every_line_counts() -> None:
+    """ssh failed before any command ran (or the shell could not start): its lines are
+    the reason and stay in the log, as they were before the marker existed."""
+    script = "echo 'ssh: connect to host h port 22: Connection refused' >&2; exit 255"
+    with pytest.raises(DumpFailed) as raised:
+        _run(script)
+    assert raised.value.code == 255
+    assert raised.value.lines == ["ssh: connect to host h port 22: Connection refused"]
+    assert str(raised.value).endswith(": ssh: connect to host h port 22: Connection refused")
+
+
+def test_without_preamble_cuts_at_the_marker_line_only() -> None:
+    said = f"welcome\n{TOOL_STARTS}\nERROR 1045: denied\n".encode()
+    assert without_preamble(said) == b"ERROR 1045: denied\n"
+    assert without_preamble(f"{TOOL_STARTS}\nx\n".encode()) == b"x\n"
+    inside = f"not {TOOL_STARTS}\nx\n".encode()  # a line that only contains it
+    assert without_preamble(inside) == inside
+    assert without_preamble(b"ssh: refused\n") == b"ssh: refused\n"
