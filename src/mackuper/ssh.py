@@ -466,3 +466,24 @@ def connection_error(target: SSHTarget, stderr: str) -> SSHError:
     if not text:
         return SSHUnreachable(f"the connection to {where} was lost")
     return SSHError(f"ssh to {where} failed: {text[:300]}")
+
+
+TOOL_STARTS = "mackuper-tool-starts"
+"""The line a command run over SSH writes to standard error right before the tool
+starts (sources/remote.py, sources/ssh_tar.py), after a line break of its own (a
+greeting that ends without one would swallow it): what comes before it is the login
+shell's (a ~/.bashrc that greets), not the tool's, and is never taken for the tool's
+failure."""
+_PREAMBLE = re.compile(rb"(?:^|\n)" + re.escape(TOOL_STARTS.encode()) + rb"\n")
+
+
+def without_preamble(stderr: bytes) -> bytes:
+    """A command's standard error from the line after TOOL_STARTS on; all of it when
+    that line is missing (the SSH client or the remote shell failed before the tool)."""
+    found = _PREAMBLE.search(stderr)
+    return stderr[found.end() :] if found else stderr
+
+
+SAY_TOOL_STARTS = f"printf '\\n%s\\n' {TOOL_STARTS} >&2;"
+"""The shell command that says TOOL_STARTS on a line of its own, whatever the login
+shell printed before it (an empty line it adds is dropped with the other blank ones)."""

@@ -18,7 +18,9 @@ import pytest
 
 from mackuper.runtime import Runtime
 from mackuper.sources.base import SourceError
+from mackuper.sources.remote import run_tool, ssh_target
 from mackuper.sources.sqlite import SQLiteSource
+from mackuper.ssh import SSHError
 from tests.conftest import ApiClient
 from tests.integration.database_support import (
     database_backup,
@@ -284,6 +286,19 @@ def test_a_noisy_login_is_neither_logged_nor_taken_for_a_dump_tools_failure(
     assert probe["ok"] is False
     assert refused in probe["message"] and "welcome" not in probe["message"]
     assert run["error"] == f"redis-cli failed (exit status 1): {refused}"
+
+
+def test_a_command_whose_ssh_fails_after_a_noisy_login_says_its_own_words(
+    sshd: SSHServer,
+) -> None:
+    """Exit status 255 (what the SSH client says for its own failures) is judged by what
+    came after the login, as a dump's standard error is."""
+    fields = over_ssh(sshd, "password")
+    target = ssh_target(fields, fields)
+    assert target is not None
+    with noisy_login(sshd, "password"), pytest.raises(SSHError) as raised:
+        run_tool(target, ["sh", "-c", "echo 'link went down' >&2; exit 255"], {})
+    assert str(raised.value) == f"ssh to {target.host}:{target.port} failed: link went down"
 
 
 def test_test_connection_runs_on_the_ssh_host_for_mariadb_redis_and_sqlite(

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from mackuper.sources.dump import TOOL_STARTS, DumpFailed, dump_entries, without_preamble
+from mackuper.sources.dump import DumpFailed, dump_entries
 from mackuper.sources.remote import remote_command
+from mackuper.sources.ssh_tar import TarStream
+from mackuper.ssh import TOOL_STARTS, SSHTarget, without_preamble
 from tests.unit.test_sqlite_remote_script import Notes
 
 GREETING = "echo 'welcome to the build host' >&2; "
+TARGET = SSHTarget(host="example.org", port=22, username="backup", auth="key", host_key=None)
+GREETINGS = [GREETING, "printf 'welcome, no line break' >&2; "]
 
 
 def _run(script: str, feed: bytes | None = None) -> tuple[bytes, list[str]]:
@@ -38,10 +42,11 @@ def test_the_greeting_is_dropped_and_the_tool_still_speaks() -> None:
     assert notes == ["tool: tool: 1 table dumped", "(end)"]
 
 
-def test_a_failing_tool_is_judged_by_its_own_first_line_not_the_greeting() -> None:
+@pytest.mark.parametrize("greeting", GREETINGS)
+def test_a_failing_tool_is_judged_by_its_own_first_line_not_the_greeting(greeting: str) -> None:
     tool = ["sh", "-c", "echo 'Could not connect: Connection refused' >&2; exit 1"]
     with pytest.raises(DumpFailed) as raised:
-        _run(GREETING + remote_command(tool, []))
+        _run(greeting + remote_command(tool, []))
     assert str(raised.value) == "tool failed (exit status 1): Could not connect: Connection refused"
     assert raised.value.lines == ["Could not connect: Connection refused"]
 
@@ -55,6 +60,28 @@ def test_without_the_marker_every_line_counts() -> None:
     assert raised.value.code == 255
     assert raised.value.lines == ["ssh: connect to host h port 22: Connection refused"]
     assert str(raised.value).endswith(": ssh: connect to host h port 22: Connection refused")
+
+
+def test_a_long_story_without_the_marker_is_kept_from_its_first_line() -> None:
+    """Lines are held while the marker may still come; past PREAMBLE_LINES none will,
+    and all of them count, the first one too (a held window that dropped the oldest
+    lost it)."""
+    script = 'i=1; while [ $i -le 250 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 255'
+    with pytest.raises(DumpFailed) as raised:
+        _run(script)
+    assert str(raised.value) == "tool failed (exit status 255): line 1"
+    assert raised.value.lines[-1] == "line 250"
+
+
+def test_the_remote_tar_is_judged_by_its_own_lines() -> None:
+    """sources/ssh_tar.py reads the remote tar's standard error the same way."""
+    stream = TarStream(TARGET, ["/srv"])
+    stream.stderr_lines = ["welcome, no line break", TOOL_STARTS, "sh: 1: tar: Killed"]
+    assert str(stream._failure(137)) == (
+        "example.org did not run tar (exit 137): sh: 1: tar: Killed"
+    )
+    stream.stderr_lines = ["ssh: connect to host example.org port 22: Connection refused"]
+    assert str(stream._failure(255)) == "example.org refused the connection on port 22"
 
 
 def test_without_preamble_cuts_at_the_marker_line_only() -> None:

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import IO, BinaryIO, Self, cast
 
 from mackuper.sources.base import Entry, EntryType, Reporter, SourceError
+from mackuper.ssh import TOOL_STARTS
 
 PART_SIZE = 16 << 20
 """Bytes per part: one part is held in memory while it is archived. bench/dump_parts.py,
@@ -44,18 +45,8 @@ times fewer members and manifest lines than 1 MiB."""
 PART_SUFFIX = ".part"
 STDERR_LINES = 200
 """Lines of a dump's standard error kept for the log; the rest are counted."""
-TOOL_STARTS = "mackuper-tool-starts"
-"""The line a command run over SSH writes to standard error right before the tool
-starts (sources/remote.py): what comes before it is the login shell's (a ~/.bashrc
-that greets), not the tool's, and is never taken for the tool's failure."""
-_PREAMBLE = re.compile(rb"(?:^|\n)" + re.escape(TOOL_STARTS.encode()) + rb"\n")
-
-
-def without_preamble(stderr: bytes) -> bytes:
-    """A command's standard error from the line after TOOL_STARTS on; all of it when
-    that line is missing (the SSH client or the remote shell failed before the tool)."""
-    found = _PREAMBLE.search(stderr)
-    return stderr[found.end() :] if found else stderr
+PREAMBLE_LINES = 100
+"""Lines held while waiting for TOOL_STARTS; past them, every line counts as the tool's."""
 
 
 class DumpFailed(SourceError):
@@ -214,7 +205,7 @@ class DumpProcess:
     def _read_errors(self) -> None:
         assert self.process.stderr is not None  # noqa: S101 - PIPE was asked for
         started = not self.preamble
-        held: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        held: list[str] = []
         for raw in self.process.stderr:
             line = raw.decode("utf-8", "replace").rstrip()
             if started:
@@ -224,7 +215,14 @@ class DumpProcess:
                 held.clear()
             else:
                 held.append(line)
-        for line in held:  # no tool started: the SSH client's or the shell's own failure
+                started = len(held) > PREAMBLE_LINES  # no login says this much: none comes
+                if started:
+                    self._keep_all(held)
+        if not started:  # no tool started: the SSH client's or the shell's own failure
+            self._keep_all(held)
+
+    def _keep_all(self, lines: list[str]) -> None:
+        for line in lines:
             self._keep(line)
 
     def _keep(self, line: str) -> None:

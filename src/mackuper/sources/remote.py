@@ -17,8 +17,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mackuper.sources.base import SourceError
-from mackuper.sources.dump import TOOL_STARTS, DumpFailed, tool_version, without_preamble
-from mackuper.ssh import OpenSSHSession, SSHError, SSHTarget, connection_error
+from mackuper.sources.dump import DumpFailed, tool_version
+from mackuper.ssh import (
+    SAY_TOOL_STARTS,
+    OpenSSHSession,
+    SSHError,
+    SSHTarget,
+    connection_error,
+    without_preamble,
+)
 
 SSH_FAILED = 255
 """The OpenSSH client's exit status for its own failures (connection, host key, login)."""
@@ -33,7 +40,7 @@ def remote_command(tool: list[str], names: list[str], exported: Mapping[str, str
     fixed = " ".join(f"{name}={shlex.quote(value)}" for name, value in exported.items())
     export = " ".join([*names, fixed]).strip()
     return (
-        f"echo {TOOL_STARTS} >&2; {reads}{'export ' + export + ' && ' if export else ''}"
+        f"{SAY_TOOL_STARTS} {reads}{'export ' + export + ' && ' if export else ''}"
         f"exec {shlex.join(tool)}"
     )
 
@@ -86,10 +93,10 @@ def run_tool(
             )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SourceError(f"{tool[0]} could not run: {error}") from error
-    if ssh is not None and result.returncode == SSH_FAILED:
-        raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
     if ssh is not None:
         result.stderr = without_preamble(result.stderr)
+        if result.returncode == SSH_FAILED:
+            raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
     return result
 
 

@@ -39,7 +39,9 @@ from mackuper.sources.tar_stream import (
     TarStreamReader,
 )
 from mackuper.ssh import (
+    SAY_TOOL_STARTS,
     SSH,
+    TOOL_STARTS,
     OpenSSHSession,
     SSHError,
     SSHTarget,
@@ -66,7 +68,8 @@ def openssh_available() -> bool:
 
 
 def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
-    """A POSIX shell command: check every path, then stream them with GNU tar.
+    """A POSIX shell command: say TOOL_STARTS (what a login shell printed comes before
+    it), check every path, then stream them with GNU tar.
 
     `incremental`: GNU tar runs with `--listed-incremental` on a snapshot file read
     from standard input (empty for a full) into a private directory (mktemp -d, 0700;
@@ -77,7 +80,7 @@ def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
     quoted = " ".join(shlex.quote(path) for path in paths)
     relative = " ".join(shlex.quote(path.lstrip("/") or ".") for path in paths)
     checks = (
-        f"for p in {quoted}; do"
+        f"{SAY_TOOL_STARTS} for p in {quoted}; do"
         f' if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "mackuper-missing: $p" >&2;'
         f" exit {EXIT_MISSING}; fi;"
         f' if [ ! -r "$p" ]; then echo "mackuper-unreadable: $p" >&2; exit {EXIT_UNREADABLE};'
@@ -197,9 +200,16 @@ class TarStream:
             self.stderr_reader.join(timeout=5)
         return code
 
+    def _said(self) -> list[str]:
+        """The remote command's standard error lines: those after TOOL_STARTS (a login
+        shell's greeting comes before it), or all when it never came (ssh failed)."""
+        lines = self.stderr_lines
+        return lines[lines.index(TOOL_STARTS) + 1 :] if TOOL_STARTS in lines else lines
+
     def _failure(self, code: int) -> SSHError:
-        stderr = "\n".join(self.stderr_lines)
-        for line in self.stderr_lines:
+        said = self._said()
+        stderr = "\n".join(said)
+        for line in said:
             if line.startswith("mackuper-missing: "):
                 return SSHError(f"remote path {line.split(': ', 1)[1]} does not exist")
             if line.startswith("mackuper-unreadable: "):
@@ -255,12 +265,13 @@ class TarStream:
         code = self._finish()
         if code == 255 or (code not in (0, 1, 2)):
             raise self._failure(code)
-        for line in self.stderr_lines:
+        said = self._said()
+        for line in said:
             if "socket ignored" in line:
                 reporter.note(f"{self.target.host}: {line}")
             elif line.startswith("tar: "):
                 reporter.problem(f"{self.target.host}: {line[5:]}")
-        if code != 0 and not any(line.startswith("tar: ") for line in self.stderr_lines):
+        if code != 0 and not any(line.startswith("tar: ") for line in said):
             raise self._failure(code)
         if count == 0:
             raise self._failure(code)
