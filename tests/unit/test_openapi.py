@@ -63,6 +63,17 @@ def test_a_route_added_without_a_description_is_missing_from_the_document(app: F
     assert ("/api/undescribed", "get") not in _documented_operations(document)
 
 
+def test_each_fields_docstring_describes_it_in_answers_and_bodies(app: Flask) -> None:
+    """A field's docstring in schemas/ is what a reader of the document sees for it."""
+    schemas = build_document(app)["components"]["schemas"]
+    queue = schemas["Run"]["properties"]["queue_position"]
+    assert queue["description"] == (
+        "While queued: its place among the queued runs of its lane (1: next); else None."
+    )
+    days = schemas["TokenBody"]["properties"]["expires_in_days"]
+    assert days["description"].startswith("Days until the token stops working")
+
+
 def test_secrets_are_write_only_and_bodies_come_from_the_models(app: Flask) -> None:
     document = build_document(app)
     schemas = document["components"]["schemas"]

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """An API answer. Each field's docstring is its description in the OpenAPI document."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
 
 class ErrorAnswer(Answer):

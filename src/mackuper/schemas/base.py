@@ -44,10 +44,11 @@ class Input(BaseModel):
 
     Strict: a list is never read as a string, a bool never as a number, "no" never as
     a bool. Unknown fields are ignored so pages and scripts may send more than a
-    model reads (the form's `id`, a `secrets` status it was shown).
+    model reads (the form's `id`, a `secrets` status it was shown). Each field's
+    docstring is its description in the OpenAPI document.
     """
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", use_attribute_docstrings=True)
 
 
 def sentence(text: str) -> str:
