@@ -62,15 +62,28 @@ def test_without_the_marker_every_line_counts() -> None:
     assert str(raised.value).endswith(": ssh: connect to host h port 22: Connection refused")
 
 
+def _lines(count: int, text: str) -> str:
+    return f'i=1; while [ $i -le {count} ]; do echo "{text} $i" >&2; i=$((i+1)); done; '
+
+
 def test_a_long_story_without_the_marker_is_kept_from_its_first_line() -> None:
-    """Lines are held while the marker may still come; past PREAMBLE_LINES none will,
-    and all of them count, the first one too (a held window that dropped the oldest
-    lost it)."""
-    script = 'i=1; while [ $i -le 250 ]; do echo "line $i" >&2; i=$((i+1)); done; exit 255'
+    """Lines are held while the marker may still come: the first and the last
+    PREAMBLE_LINES, the rest counted, so the first line (often why) is the reason."""
     with pytest.raises(DumpFailed) as raised:
-        _run(script)
+        _run(_lines(250, "line") + "exit 255")
     assert str(raised.value) == "tool failed (exit status 255): line 1"
     assert raised.value.lines[-1] == "line 250"
+    assert raised.value.lines[0] == "line 231"
+
+
+@pytest.mark.parametrize("count", [99, 100, 101, 350])
+def test_the_marker_is_honoured_after_a_greeting_of_any_length(count: int) -> None:
+    """A login that traces a long ~/.bashrc (set -x) says hundreds of lines first."""
+    tool = ["sh", "-c", "echo 'Could not connect: Connection refused' >&2; exit 1"]
+    with pytest.raises(DumpFailed) as raised:
+        _run(_lines(count, "+ motd") + remote_command(tool, []))
+    assert str(raised.value) == "tool failed (exit status 1): Could not connect: Connection refused"
+    assert raised.value.lines == ["Could not connect: Connection refused"]
 
 
 def test_the_remote_tar_is_judged_by_its_own_lines() -> None:

@@ -46,7 +46,9 @@ PART_SUFFIX = ".part"
 STDERR_LINES = 200
 """Lines of a dump's standard error kept for the log; the rest are counted."""
 PREAMBLE_LINES = 100
-"""Lines held while waiting for TOOL_STARTS; past them, every line counts as the tool's."""
+"""While TOOL_STARTS has not come: the first and the last this many lines are held (the
+ones between are counted), so a marker after any greeting is still honoured, and the
+lines of a command that never said it keep their first one (often why it failed)."""
 
 
 class DumpFailed(SourceError):
@@ -205,25 +207,29 @@ class DumpProcess:
     def _read_errors(self) -> None:
         assert self.process.stderr is not None  # noqa: S101 - PIPE was asked for
         started = not self.preamble
-        held: list[str] = []
+        first: list[str] = []
+        last: collections.deque[str] = collections.deque(maxlen=PREAMBLE_LINES)
+        between = 0
         for raw in self.process.stderr:
             line = raw.decode("utf-8", "replace").rstrip()
             if started:
                 self._keep(line)
             elif line == TOOL_STARTS:
                 started = True  # the login shell's lines held so far are dropped
-                held.clear()
+            elif not line:
+                continue  # blank (the marker's own line break): never kept anyway
+            elif len(first) < PREAMBLE_LINES:
+                first.append(line)
             else:
-                held.append(line)
-                started = len(held) > PREAMBLE_LINES  # no login says this much: none comes
-                if started:
-                    self._keep_all(held)
+                between += len(last) == PREAMBLE_LINES
+                last.append(line)
         if not started:  # no tool started: the SSH client's or the shell's own failure
-            self._keep_all(held)
-
-    def _keep_all(self, lines: list[str]) -> None:
-        for line in lines:
-            self._keep(line)
+            for line in first:
+                self._keep(line)
+            if between:
+                self._keep(f"({between} more lines)")
+            for line in last:
+                self._keep(line)
 
     def _keep(self, line: str) -> None:
         if self.mark and line.startswith(self.mark):
