@@ -487,3 +487,16 @@ def without_preamble(stderr: bytes) -> bytes:
 SAY_TOOL_STARTS = f"printf '\\n%s\\n' {TOOL_STARTS} >&2;"
 """The shell command that says TOOL_STARTS on a line of its own, whatever the login
 shell printed before it (an empty line it adds is dropped with the other blank ones)."""
+
+OUTPUT_MARK = b"\nmackuper-output-starts\n"
+"""What a command run over SSH writes to standard output right before the tool starts
+(sources/remote.py): a login shell that prints there (a ~/.bashrc that greets on
+standard output) would otherwise put its words at the start of the dump."""
+SAY_OUTPUT_STARTS = "printf '\\nmackuper-output-starts\\n';"
+
+
+def without_output_preamble(stdout: bytes) -> bytes:
+    """A command's standard output from after OUTPUT_MARK; all of it when the mark is
+    missing (the SSH client or the remote shell failed before the tool)."""
+    at = stdout.find(OUTPUT_MARK)
+    return stdout[at + len(OUTPUT_MARK) :] if at >= 0 else stdout

@@ -205,14 +205,20 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     assert not (tree / "gone.db").exists()
 
 
+GREETINGS = {
+    stream: f'echo "welcome to the build host" >&{number}\n'.encode()
+    for stream, number in (("stdout", 1), ("stderr", 2))
+}
+
+
 @contextlib.contextmanager
-def noisy_login(sshd: SSHServer, role: str) -> Iterator[None]:
-    """The user's ~/.bashrc writes a line to standard error, as some do: bash reads it
-    for every command sshd runs, so it comes before anything the command writes."""
+def noisy_login(sshd: SSHServer, role: str, stream: str = "stderr") -> Iterator[None]:
+    """The user's ~/.bashrc writes a line to standard error (or output), as some do: bash
+    reads it for every command sshd runs, so it comes before anything the command writes."""
     rc = Path(pwd.getpwnam(sshd.users[role].username).pw_dir) / ".bashrc"
-    greeting = b'echo "welcome to the build host" >&2\n'
+    greeting = GREETINGS[stream]
     before = rc.read_bytes() if rc.exists() else None
-    if before == greeting:  # left by a run killed inside this block: the user's default
+    if before in GREETINGS.values():  # left by a run killed inside this block: the default
         skel = Path("/etc/skel/.bashrc")
         before = skel.read_bytes() if skel.exists() else None
     rc.write_bytes(greeting)
@@ -258,6 +264,37 @@ def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_datab
         f"sqlite3 {remote} did not complete the dump: ERROR: (5) database is locked"
     )
     assert [path for path in (tmp_path / "locked").rglob("*") if path.is_file()] == []
+
+
+def test_a_login_that_greets_on_standard_output_is_left_out_of_the_dumps(
+    api: ApiClient, runtime: Runtime, mariadb: MariaDBServer, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """A ~/.bashrc that prints to standard output puts its words before the dump's first
+    byte (a Redis snapshot that no server would load, an SQL dump whose first line is
+    not SQL) and before a query's answer (a database named after the greeting); the
+    words are left out, said in the log, and the dump restores."""
+    destination = local_destination(api, tmp_path / "backups")
+    with noisy_login(sshd, "password", "stdout"):
+        source = {**mariadb_job_source(mariadb), **over_ssh(sshd, "password")}
+        listed = ok(api, "POST", "/api/mariadb/test", {"source": source})
+    assert listed["ok"] is True, listed["message"]
+    assert "shop" in listed["databases"]
+    assert not any("welcome" in name for name in listed["databases"])
+    with noisy_login(sshd, "key", "stdout"), running_redis() as redis:
+        fill_redis(redis)
+        source = {**redis_job_source(redis), **over_ssh(sshd, "key")}
+        probe = ok(api, "POST", "/api/redis/test", {"source": source})
+        backup = database_backup(api, runtime, "redis", source, destination["id"], "tar")
+        dump = downloaded(api, backup["id"], "redis", tmp_path)
+        with running_redis(dump) as restored:
+            assert restored.cli("DEBUG", "DIGEST") == redis.cli("DEBUG", "DIGEST")
+        log = run_log(api, backup["run_id"])
+    assert probe["ok"] is True, probe["message"]
+    assert probe["databases"] == ["db0 (5 keys)"]
+    greeting = len(b"welcome to the build host\n")
+    assert f"redis-cli: left out {greeting} bytes the SSH host's login shell printed on" in (
+        "\n".join(log)
+    )
 
 
 def test_a_noisy_login_is_neither_logged_nor_taken_for_a_dump_tools_failure(

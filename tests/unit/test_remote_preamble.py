@@ -6,12 +6,15 @@ tests/integration/test_database_ssh.py runs it through the real sshd."""
 
 from __future__ import annotations
 
+from typing import IO, cast
+
 import pytest
 
-from mackuper.sources.dump import DumpFailed, dump_entries
+from mackuper.sources.base import SourceError
+from mackuper.sources.dump import MAX_OUTPUT_PREAMBLE, DumpFailed, _AfterMark, dump_entries
 from mackuper.sources.remote import remote_command
 from mackuper.sources.ssh_tar import TarStream
-from mackuper.ssh import TOOL_STARTS, SSHTarget, without_preamble
+from mackuper.ssh import OUTPUT_MARK, TOOL_STARTS, SSHTarget, without_preamble
 from tests.unit.test_sqlite_remote_script import Notes
 
 GREETING = "echo 'welcome to the build host' >&2; "
@@ -104,3 +107,57 @@ def test_without_preamble_cuts_at_the_marker_line_only() -> None:
     inside = f"not {TOOL_STARTS}\nx\n".encode()  # a line that only contains it
     assert without_preamble(inside) == inside
     assert without_preamble(b"ssh: refused\n") == b"ssh: refused\n"
+
+
+@pytest.mark.parametrize("greeting", ["echo 'welcome' ; ", "printf 'no line break' ; "])
+def test_a_greeting_on_standard_output_is_left_out_of_the_dump(greeting: str) -> None:
+    tool = ["sh", "-c", "printf 'REDIS0011 the dump'"]
+    data, notes = _run(greeting + remote_command(tool, []))
+    assert data == b"REDIS0011 the dump"
+    said = len(b"welcome\n") if "welcome" in greeting else len(b"no line break")
+    assert notes == [
+        f"tool: left out {said} bytes the SSH host's login shell printed on standard output"
+        " before the tool started",
+        "(end)",
+    ]
+
+
+def test_a_host_that_never_says_the_mark_fails_even_with_exit_status_0() -> None:
+    """A forced command (authorized_keys command=...) that prints something and exits 0
+    ran no tool: its output is not a dump."""
+    with pytest.raises(DumpFailed, match="did not run: the SSH host ran something else"):
+        _run("echo 'this account only runs the backup menu'; exit 0")
+
+
+class _Trickle:
+    """A pipe that hands out at most `step` bytes per read."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def read1(self, size: int) -> bytes:
+        piece, self.data = self.data[: min(size, self.step)], self.data[min(size, self.step) :]
+        return piece
+
+    def readinto(self, view: memoryview) -> int:
+        piece = self.read1(len(view))
+        view[: len(piece)] = piece
+        return len(piece)
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 1 << 16])
+def test_the_output_mark_is_found_across_reads_of_any_size(step: int) -> None:
+    body = bytes(range(256)) * 50
+    after = _AfterMark(cast(IO[bytes], _Trickle(b"hello" + OUTPUT_MARK + body, step)))
+    out = bytearray()
+    buffer = memoryview(bytearray(4096))
+    while count := after.readinto(buffer):
+        out += buffer[:count]
+    assert bytes(out) == body
+    assert after.skipped == len(b"hello") and not after.missing
+
+
+def test_a_login_that_floods_standard_output_fails_the_dump() -> None:
+    after = _AfterMark(cast(IO[bytes], _Trickle(b"x" * (MAX_OUTPUT_PREAMBLE + (2 << 16)), 1 << 16)))
+    with pytest.raises(SourceError, match="printed over 1 MiB on standard output"):
+        after.readinto(memoryview(bytearray(10)))

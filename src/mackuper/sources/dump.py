@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import IO, BinaryIO, Self, cast
 
 from mackuper.sources.base import Entry, EntryType, Reporter, SourceError
-from mackuper.ssh import TOOL_STARTS
+from mackuper.ssh import OUTPUT_MARK, TOOL_STARTS
 
 PART_SIZE = 16 << 20
 """Bytes per part: one part is held in memory while it is archived. bench/dump_parts.py,
@@ -279,6 +279,50 @@ class DumpProcess:
             self.process.stderr.close()
 
 
+MAX_OUTPUT_PREAMBLE = 1 << 20
+"""The most a login shell may print on standard output before the tool starts."""
+
+
+class _AfterMark:
+    """A command's standard output from after OUTPUT_MARK (sources/remote.py): what the
+    login shell printed before it is left out and counted in `skipped`. When the output
+    ends without the mark, `missing` is set and nothing is passed on: the tool never ran
+    (its exit status says why, or the host ran something else)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.pending = b""
+        self.searching = True
+        self.missing = False
+        self.skipped = 0
+
+    def readinto(self, view: memoryview) -> int:
+        if self.searching:
+            self._find()
+        if self.pending:
+            count = min(len(view), len(self.pending))
+            view[:count] = self.pending[:count]
+            self.pending = self.pending[count:]
+            return count
+        return 0 if self.missing else int(self.stream.readinto(view))  # type: ignore[attr-defined]
+
+    def _find(self) -> None:
+        seen = b""
+        while (at := seen.find(OUTPUT_MARK)) < 0:
+            if len(seen) > MAX_OUTPUT_PREAMBLE:
+                raise SourceError(
+                    "the SSH host's login shell printed over 1 MiB on standard output"
+                    " before the tool started"
+                )
+            chunk = self.stream.read1(1 << 16)  # type: ignore[attr-defined]
+            if not chunk:
+                self.searching, self.missing, self.skipped = False, True, len(seen)
+                return
+            seen += chunk
+        self.searching, self.skipped = False, at
+        self.pending = seen[at + len(OUTPUT_MARK) :]
+
+
 TAIL_BYTES = 4096
 """How much of a dump's end is kept to judge how it ended (and quote its last line)."""
 
@@ -369,20 +413,38 @@ def dump_entries(
 
     `completion`: for a tool that can exit 0 after a failure, how a complete dump looks;
     one that does not look so fails the run, so the archive holding it is never kept.
-    `preamble`: as DumpProcess's (the command runs over SSH)."""
+    `preamble`: the command runs over SSH (sources/remote.py's `command_on`): its
+    standard error counts from TOOL_STARTS (DumpProcess) and its output from
+    OUTPUT_MARK, what a login shell printed before either left out."""
     mark = completion.spoken if completion is not None else ""
     dump = DumpProcess(argv, env, label, feed=feed, mark=mark, preamble=preamble)
     assert dump.stdout is not None  # noqa: S101 - an output was asked for
     try:
         stream: IO[bytes] = dump.stdout
+        after = None
+        if preamble:
+            after = _AfterMark(stream)
+            stream = cast(IO[bytes], after)
         watched = None
         if completion is not None:
-            watched = _Watched(dump.stdout, completion)
+            watched = _Watched(stream, completion)
             stream = cast(IO[bytes], watched)
         for entry in iter_parts(name, stream, part_size=part_size):
             dump.log_errors(reporter)
             yield entry
         dump.finish(reporter)
+        if after is not None and after.missing:
+            raise DumpFailed(
+                f"{label} did not run: the SSH host ran something else (it never said the"
+                " line Mackuper's command writes before the tool)",
+                0,
+                [],
+            )
+        if after is not None and after.skipped:
+            reporter.note(
+                f"{label}: left out {after.skipped} bytes the SSH host's login shell printed"
+                " on standard output before the tool started"
+            )
         if watched is not None and (why := watched.failure(dump)):
             raise DumpFailed(f"{label} did not complete the dump: {why}", 0, [])
     finally:

@@ -35,7 +35,7 @@ from mackuper.sources.dump import (
 )
 from mackuper.sources.engine_exec import command_in
 from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
-from mackuper.ssh import SSHError, SSHTarget
+from mackuper.ssh import SSHError, SSHTarget, without_output_preamble
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -273,6 +273,8 @@ class PostgresSource(DumpSource):
             try:
                 assert process.stdout is not None  # noqa: S101 - an output was asked for
                 output = process.stdout.read()
+                if self._over_ssh:
+                    output = without_output_preamble(output)
                 process.finish(_Quiet())
             finally:
                 process.stop()

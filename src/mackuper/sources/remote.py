@@ -19,11 +19,13 @@ from typing import Any
 from mackuper.sources.base import SourceError
 from mackuper.sources.dump import DumpFailed, tool_version
 from mackuper.ssh import (
+    SAY_OUTPUT_STARTS,
     SAY_TOOL_STARTS,
     OpenSSHSession,
     SSHError,
     SSHTarget,
     connection_error,
+    without_output_preamble,
     without_preamble,
 )
 
@@ -33,16 +35,15 @@ _NAME = "[A-Z_][A-Z0-9_]*"
 
 
 def remote_command(tool: list[str], names: list[str], exported: Mapping[str, str] = {}) -> str:  # noqa: B006 - read only
-    """The remote shell command: say TOOL_STARTS on standard error (what a login shell
-    printed comes before it), read `names` from standard input, one line each, export
-    them and the fixed `exported` settings, then run `tool`."""
+    """The remote shell command: say TOOL_STARTS on standard error and OUTPUT_MARK on
+    standard output (what a login shell printed comes before them), read `names` from
+    standard input, one line each, export them and the fixed `exported` settings, then
+    run `tool`."""
     reads = "".join(f"IFS= read -r {name} && " for name in names)
     fixed = " ".join(f"{name}={shlex.quote(value)}" for name, value in exported.items())
     export = " ".join([*names, fixed]).strip()
-    return (
-        f"{SAY_TOOL_STARTS} {reads}{'export ' + export + ' && ' if export else ''}"
-        f"exec {shlex.join(tool)}"
-    )
+    exports = f"export {export} && " if export else ""
+    return f"{SAY_TOOL_STARTS} {SAY_OUTPUT_STARTS} {reads}{exports}exec {shlex.join(tool)}"
 
 
 @contextlib.contextmanager
@@ -78,8 +79,8 @@ def run_tool(
     timeout: float = 60.0,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a short command (a query, `--version`) here or on the SSH host, `stdin` after
-    the fed settings; its result, with only the tool's standard error (not what a login
-    shell printed before it: `without_preamble`). SSHError when the SSH client itself
+    the fed settings; its result, with only the tool's output and standard error (not
+    what a login shell printed before them: `without_preamble`). SSHError when the SSH client itself
     failed, SourceError when the command could not run."""
     with command_on(ssh, tool, environment) as (argv, env, feed):
         try:
@@ -94,6 +95,7 @@ def run_tool(
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SourceError(f"{tool[0]} could not run: {error}") from error
     if ssh is not None:
+        result.stdout = without_output_preamble(result.stdout)
         result.stderr = without_preamble(result.stderr)
         if result.returncode == SSH_FAILED:
             raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
