@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import pwd
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,29 @@ def prove_logins_are_logged(server: SSHServer, role: str) -> None:
     while not all(f"{words} {username}" in sshd_log_since(server, start) for words in expected):
         assert time.monotonic() < deadline, sshd_log_since(server, start)
         time.sleep(0.05)
+
+
+GREETINGS = {
+    stream: f'echo "welcome to the build host" >&{number}\n'.encode()
+    for stream, number in (("stdout", 1), ("stderr", 2))
+}
+
+
+@contextlib.contextmanager
+def noisy_login(sshd: SSHServer, role: str, stream: str = "stderr") -> Iterator[None]:
+    """The user's ~/.bashrc writes a line to standard error (or output), as some do: bash
+    reads it for every command sshd runs, so it comes before anything the command writes."""
+    rc = Path(pwd.getpwnam(sshd.users[role].username).pw_dir) / ".bashrc"
+    greeting = GREETINGS[stream]
+    before = rc.read_bytes() if rc.exists() else None
+    if before in GREETINGS.values():  # left by a run killed inside this block: the default
+        skel = Path("/etc/skel/.bashrc")
+        before = skel.read_bytes() if skel.exists() else None
+    rc.write_bytes(greeting)
+    try:
+        yield
+    finally:
+        if before is None:
+            rc.unlink()
+        else:
+            rc.write_bytes(before)

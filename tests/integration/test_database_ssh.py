@@ -5,9 +5,7 @@ remote file fails the run and publishes nothing."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import pwd
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from tests.integration.database_support import (
     sqlite_fingerprint,
 )
 from tests.integration.restore_support import finished_run, local_destination, ok, run_log
+from tests.integration.ssh_support import noisy_login
 from tests.integration.test_database_dump_download import downloaded
 from tests.integration.test_mariadb_redis_sources import fingerprint as shop_fingerprint
 from tests.integration.test_sqlite_source import backup as sqlite_backup
@@ -203,32 +202,6 @@ def test_sqlite_file_on_the_ssh_host_is_dumped_there(
     run = _failed_run(api, runtime, "sqlite", missing, destination["id"], tmp_path)
     assert "gone.db does not exist" in run["error"]
     assert not (tree / "gone.db").exists()
-
-
-GREETINGS = {
-    stream: f'echo "welcome to the build host" >&{number}\n'.encode()
-    for stream, number in (("stdout", 1), ("stderr", 2))
-}
-
-
-@contextlib.contextmanager
-def noisy_login(sshd: SSHServer, role: str, stream: str = "stderr") -> Iterator[None]:
-    """The user's ~/.bashrc writes a line to standard error (or output), as some do: bash
-    reads it for every command sshd runs, so it comes before anything the command writes."""
-    rc = Path(pwd.getpwnam(sshd.users[role].username).pw_dir) / ".bashrc"
-    greeting = GREETINGS[stream]
-    before = rc.read_bytes() if rc.exists() else None
-    if before in GREETINGS.values():  # left by a run killed inside this block: the default
-        skel = Path("/etc/skel/.bashrc")
-        before = skel.read_bytes() if skel.exists() else None
-    rc.write_bytes(greeting)
-    try:
-        yield
-    finally:
-        if before is None:
-            rc.unlink()
-        else:
-            rc.write_bytes(before)
 
 
 def test_sqlite_over_ssh_dumps_past_a_noisy_login_and_still_fails_a_locked_database(

@@ -19,6 +19,7 @@ from mackuper.ssh import HostKey, HostKeyMismatch, OpenSSHSession, SSHError
 from tests.integration.engine_support import RecordingHooks, describe_tree, extract
 from tests.integration.ssh_support import (
     every_kind_remote_tree,
+    noisy_login,
     prove_logins_are_logged,
     ssh_backup,
     sshd_log_since,
@@ -138,6 +139,25 @@ def test_key_the_server_does_not_know_fails_as_authentication_error(
 
     with pytest.raises(SSHError, match="authentication failed for mkp_key@"):
         ssh_backup(source, tmp_path / "dest")
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_tar_mode_backs_up_past_a_login_that_greets(
+    sshd: SSHServer, tmp_path: Path, stream: str
+) -> None:
+    """bash runs ~/.bashrc for every command sshd runs; words it prints on standard
+    output come before the tar stream, and are left out (and said in the log)."""
+    tree = every_kind_remote_tree(sshd, sshd.users["key"].username)
+    source = SSHSource(target_for(sshd, "key"), [str(tree)], transfer="tar")
+    with noisy_login(sshd, "key", stream):
+        result, hooks, archive = ssh_backup(source, tmp_path / "dest")
+
+    assert result.problems == [], hooks.messages()
+    extract(archive, "tar", tmp_path / "out")
+    assert describe_tree(tmp_path / "out" / str(tree).lstrip("/")) == describe_tree(tree)
+    left_out = "left out 26 bytes the login shell printed on standard output"
+    assert (left_out in hooks.messages()) is (stream == "stdout")
+    assert "welcome" not in hooks.messages()
 
 
 @pytest.mark.parametrize("mode", MODES)

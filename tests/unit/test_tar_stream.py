@@ -48,11 +48,13 @@ def _pipe_of(data: bytes) -> int:
     return read_end
 
 
-def _read_all(data: bytes, read_size: int = 1 << 20) -> Iterator[tuple[Member, str | None]]:
+def _read_all(
+    data: bytes, read_size: int = 1 << 20, after: bytes = b""
+) -> Iterator[tuple[Member, str | None]]:
     """(member, SHA-256 of its bytes for files) for every member of `data`."""
     fd = _pipe_of(data)
     try:
-        reader = TarStreamReader(fd)
+        reader = TarStreamReader(fd, after=after)
         buffer = memoryview(bytearray(read_size))
         while (member := reader.next()) is not None:
             digest = None
@@ -92,7 +94,7 @@ def _expected(data: bytes) -> list[Row]:
 
 
 def _rows(
-    data: bytes, read_size: int = 1 << 20
+    data: bytes, read_size: int = 1 << 20, after: bytes = b""
 ) -> list[tuple[str, bytes, int, int, int, str, str | None]]:
     return [
         (
@@ -104,7 +106,7 @@ def _rows(
             member.linkname,
             digest,
         )
-        for member, digest in _read_all(data, read_size)
+        for member, digest in _read_all(data, read_size, after)
     ]
 
 
@@ -251,3 +253,20 @@ def test_drain_reads_the_padding_but_not_an_endless_stream(trailer: bytes, ended
         assert reader.drain() is ended
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("greeting", [b"", b"welcome\n", b"no line break", b"x" * 200_000])
+def test_what_comes_before_the_start_mark_is_skipped(tree: Path, greeting: bytes) -> None:
+    """The remote script says OUTPUT_MARK before tar starts (sources/ssh_tar.py); a login
+    shell's words before it, split anywhere by the pipe, are left out."""
+    data = _gnu_tar(tree, "--format=posix")
+    mark = b"\nmackuper-output-starts\n"
+    assert _rows(greeting + mark + data, after=mark) == _expected(data)
+
+
+def test_a_stream_without_its_start_mark_is_refused() -> None:
+    mark = b"\nmackuper-output-starts\n"
+    with pytest.raises(TarStreamError, match="ended before it started"):
+        list(_read_all(b"motd only\n", after=mark))
+    with pytest.raises(TarStreamError, match="KiB came before the stream's start"):
+        list(_read_all(b"y" * 300_000 + mark, after=mark))

@@ -39,6 +39,8 @@ from mackuper.sources.tar_stream import (
     TarStreamReader,
 )
 from mackuper.ssh import (
+    OUTPUT_MARK,
+    SAY_OUTPUT_STARTS,
     SAY_TOOL_STARTS,
     SSH,
     TOOL_STARTS,
@@ -68,8 +70,9 @@ def openssh_available() -> bool:
 
 
 def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
-    """A POSIX shell command: say TOOL_STARTS (what a login shell printed comes before
-    it), check every path, then stream them with GNU tar.
+    """A POSIX shell command: say TOOL_STARTS on standard error and OUTPUT_MARK on
+    standard output (what a login shell printed comes before them), check every path,
+    then stream them with GNU tar.
 
     `incremental`: GNU tar runs with `--listed-incremental` on a snapshot file read
     from standard input (empty for a full) into a private directory (mktemp -d, 0700;
@@ -80,7 +83,7 @@ def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
     quoted = " ".join(shlex.quote(path) for path in paths)
     relative = " ".join(shlex.quote(path.lstrip("/") or ".") for path in paths)
     checks = (
-        f"{SAY_TOOL_STARTS} for p in {quoted}; do"
+        f"{SAY_TOOL_STARTS} {SAY_OUTPUT_STARTS} for p in {quoted}; do"
         f' if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "mackuper-missing: $p" >&2;'
         f" exit {EXIT_MISSING}; fi;"
         f' if [ ! -r "$p" ]; then echo "mackuper-unreadable: $p" >&2; exit {EXIT_UNREADABLE};'
@@ -235,7 +238,7 @@ class TarStream:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, F_SETPIPE_SZ, size)
                 break
-        self.reader = TarStreamReader(fd)
+        self.reader = TarStreamReader(fd, after=OUTPUT_MARK)
         return self.reader
 
     def entries(self, reporter: Reporter) -> Iterator[Entry]:
@@ -265,6 +268,11 @@ class TarStream:
         code = self._finish()
         if code == 255 or (code not in (0, 1, 2)):
             raise self._failure(code)
+        if stream.skipped:
+            reporter.note(
+                f"{self.target.host}: left out {stream.skipped} bytes the login shell printed"
+                " on standard output before tar started"
+            )
         said = self._said()
         for line in said:
             if "socket ignored" in line:

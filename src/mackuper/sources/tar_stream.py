@@ -103,8 +103,13 @@ def _pax_records(data: bytes) -> dict[str, str]:
 class TarStreamReader:
     """Members of one tar stream, strictly in order; read each file's bytes before `next`."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, after: bytes = b"") -> None:
+        """`after`: the stream starts after the first occurrence of these bytes, within
+        its first BUFFER bytes (what a remote login shell printed before them is
+        skipped, and counted in `skipped`)."""
         self.fd = fd
+        self.after = after
+        self.skipped = 0
         self._buffer = bytearray(BUFFER)
         self._view = memoryview(self._buffer)
         self._start = 0
@@ -159,6 +164,8 @@ class TarStreamReader:
         """The next member (skipping what is left of the current one), or None at the end."""
         if self.ended:
             return None
+        if self.after:
+            self._skip_past(self.after)
         if self._remaining or self._padding:
             self._skip(self._remaining + self._padding)
             self._remaining = self._padding = 0
@@ -190,6 +197,18 @@ class TarStreamReader:
                     extended["linkpath"] = _text(data.split(b"\0", 1)[0])
                 continue
             return self._member(header, kind, size, extended)
+
+    def _skip_past(self, mark: bytes) -> None:
+        while (at := self._buffer.find(mark, self._start, self._end)) < 0:
+            if self._available() >= BUFFER:
+                raise TarStreamError(
+                    f"over {BUFFER >> 10} KiB came before the stream's start: not a tar stream"
+                )
+            if not self._fill(self._available() + 1):
+                raise TarStreamError("the stream ended before it started")
+        self.skipped = at - self._start
+        self._start = at + len(mark)
+        self.after = b""
 
     def _meta(self, size: int) -> bytes:
         padded = size + (-size % BLOCK)
