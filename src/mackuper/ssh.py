@@ -495,8 +495,16 @@ standard output) would otherwise put its words at the start of the dump."""
 SAY_OUTPUT_STARTS = "printf '\\nmackuper-output-starts\\n';"
 
 
-def without_output_preamble(stdout: bytes) -> bytes:
-    """A command's standard output from after OUTPUT_MARK; all of it when the mark is
-    missing (the SSH client or the remote shell failed before the tool)."""
+def without_output_preamble(stdout: bytes) -> bytes | None:
+    """A command's standard output from after OUTPUT_MARK; None when the mark is missing
+    (the SSH client or the remote shell failed before the tool, or the host ran something
+    else: a forced command)."""
     at = stdout.find(OUTPUT_MARK)
-    return stdout[at + len(OUTPUT_MARK) :] if at >= 0 else stdout
+    return stdout[at + len(OUTPUT_MARK) :] if at >= 0 else None
+
+
+NOT_THE_TOOL = (
+    "the SSH host ran something else (it never said the line Mackuper's command writes"
+    " before the tool)"
+)
+"""Why a command over SSH that exited 0 without OUTPUT_MARK is not the tool's answer."""

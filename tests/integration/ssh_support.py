@@ -95,9 +95,15 @@ def prove_logins_are_logged(server: SSHServer, role: str) -> None:
 
 
 GREETINGS = {
-    stream: f'echo "welcome to the build host" >&{number}\n'.encode()
-    for stream, number in (("stdout", 1), ("stderr", 2))
+    **{
+        stream: f'echo "welcome to the build host" >&{number}\n'.encode()
+        for stream, number in (("stdout", 1), ("stderr", 2))
+    },
+    "flood": b"head -c 300000 /dev/zero | tr '\\0' x\n",
+    "forced": b'echo "backup menu: nothing else runs here"; exit 0\n',
 }
+"""~/.bashrc lines: a greeting on either stream, 300 kB on standard output, and a
+login that runs nothing but its own menu and exits 0 (as a forced command does)."""
 
 
 @contextlib.contextmanager

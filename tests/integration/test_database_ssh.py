@@ -270,6 +270,22 @@ def test_a_login_that_greets_on_standard_output_is_left_out_of_the_dumps(
     )
 
 
+def test_a_host_that_runs_its_own_menu_instead_of_the_tool_fails_the_probe_and_the_run(
+    api: ApiClient, runtime: Runtime, mariadb: MariaDBServer, sshd: SSHServer, tmp_path: Path
+) -> None:
+    """A login that prints a menu and exits 0 (a forced command) ran no tool: its words
+    are neither a database list nor a dump."""
+    destination = local_destination(api, tmp_path / "backups")
+    source = {**mariadb_job_source(mariadb), **over_ssh(sshd, "password")}
+    with noisy_login(sshd, "password", "forced"):
+        listed = ok(api, "POST", "/api/mariadb/test", {"source": source})
+        run = _failed_run(api, runtime, "mariadb", source, destination["id"], tmp_path)
+    assert listed["ok"] is False
+    assert "did not run: the SSH host ran something else" in listed["message"]
+    assert run["error"].startswith("mariadb-dump")
+    assert "did not run: the SSH host ran something else" in run["error"]
+
+
 def test_a_noisy_login_is_neither_logged_nor_taken_for_a_dump_tools_failure(
     api: ApiClient, runtime: Runtime, sshd: SSHServer, tmp_path: Path
 ) -> None:

@@ -160,6 +160,20 @@ def test_tar_mode_backs_up_past_a_login_that_greets(
     assert "welcome" not in hooks.messages()
 
 
+def test_tar_mode_fails_at_once_when_the_login_floods_standard_output(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    tree = every_kind_remote_tree(sshd, sshd.users["key"].username)
+    source = SSHSource(target_for(sshd, "key"), [str(tree)], transfer="tar")
+    started = time.monotonic()
+    with (
+        noisy_login(sshd, "key", "flood"),
+        pytest.raises(SSHError, match="printed over 256 KiB on standard output before tar"),
+    ):
+        ssh_backup(source, tmp_path / "dest")
+    assert time.monotonic() - started < 20  # not after the keepalive's wait
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_missing_remote_path_fails_with_its_name(
     sshd: SSHServer, tmp_path: Path, mode: str

@@ -11,7 +11,13 @@ from typing import IO, cast
 import pytest
 
 from mackuper.sources.base import SourceError
-from mackuper.sources.dump import MAX_OUTPUT_PREAMBLE, DumpFailed, _AfterMark, dump_entries
+from mackuper.sources.dump import (
+    MAX_OUTPUT_PREAMBLE,
+    PREAMBLE_LINES,
+    DumpFailed,
+    _AfterMark,
+    dump_entries,
+)
 from mackuper.sources.remote import remote_command
 from mackuper.sources.ssh_tar import TarStream
 from mackuper.ssh import OUTPUT_MARK, TOOL_STARTS, SSHTarget, without_preamble
@@ -22,9 +28,11 @@ TARGET = SSHTarget(host="example.org", port=22, username="backup", auth="key", h
 GREETINGS = [GREETING, "printf 'welcome, no line break' >&2; "]
 
 
-def _run(script: str, feed: bytes | None = None) -> tuple[bytes, list[str]]:
+def _run(
+    script: str, feed: bytes | None = None, reporter: Notes | None = None
+) -> tuple[bytes, list[str]]:
     """`script` (the login's output and the remote command) as a dump: its output and notes."""
-    reporter = Notes()
+    reporter = reporter or Notes()
     data = b""
     parts = dump_entries(
         "dump", ["/bin/sh", "-c", script], {}, "tool", reporter, feed=feed, preamble=True
@@ -72,11 +80,19 @@ def _lines(count: int, text: str) -> str:
 def test_a_long_story_without_the_marker_is_kept_from_its_first_line() -> None:
     """Lines are held while the marker may still come: the first and the last
     PREAMBLE_LINES, the rest counted, so the first line (often why) is the reason."""
+    reporter = Notes()
     with pytest.raises(DumpFailed) as raised:
-        _run(_lines(250, "line") + "exit 255")
+        _run(_lines(250, "line") + "exit 255", reporter=reporter)
     assert str(raised.value) == "tool failed (exit status 255): line 1"
     assert raised.value.lines[-1] == "line 250"
     assert raised.value.lines[0] == "line 231"
+    logged = [note.removeprefix("tool: ") for note in reporter.notes[:-1]]
+    kept = PREAMBLE_LINES
+    assert logged == [
+        *(f"line {n}" for n in range(1, kept + 1)),
+        f"({250 - 2 * kept} more lines)",
+        *(f"line {n}" for n in range(251 - kept, 251)),
+    ]
 
 
 @pytest.mark.parametrize("count", [99, 100, 101, 350])

@@ -24,6 +24,7 @@ from mackuper.sources.tar_stream import (
     HARDLINK,
     SYMLINK,
     Member,
+    StartNotFound,
     TarStreamError,
     TarStreamReader,
 )
@@ -268,5 +269,5 @@ def test_a_stream_without_its_start_mark_is_refused() -> None:
     mark = b"\nmackuper-output-starts\n"
     with pytest.raises(TarStreamError, match="ended before it started"):
         list(_read_all(b"motd only\n", after=mark))
-    with pytest.raises(TarStreamError, match="KiB came before the stream's start"):
+    with pytest.raises(StartNotFound, match="over 256 KiB came before the stream's start"):
         list(_read_all(b"y" * 300_000 + mark, after=mark))

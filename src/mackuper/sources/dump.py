@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import IO, BinaryIO, Self, cast
 
 from mackuper.sources.base import Entry, EntryType, Reporter, SourceError
-from mackuper.ssh import OUTPUT_MARK, TOOL_STARTS
+from mackuper.ssh import NOT_THE_TOOL, OUTPUT_MARK, TOOL_STARTS
 
 PART_SIZE = 16 << 20
 """Bytes per part: one part is held in memory while it is archived. bench/dump_parts.py,
@@ -45,10 +45,11 @@ times fewer members and manifest lines than 1 MiB."""
 PART_SUFFIX = ".part"
 STDERR_LINES = 200
 """Lines of a dump's standard error kept for the log; the rest are counted."""
-PREAMBLE_LINES = 100
+PREAMBLE_LINES = (STDERR_LINES - 1) // 2
 """While TOOL_STARTS has not come: the first and the last this many lines are held (the
-ones between are counted), so a marker after any greeting is still honoured, and the
-lines of a command that never said it keep their first one (often why it failed)."""
+ones between are counted in one line, so all fit in the log's STDERR_LINES), so a marker
+after any greeting is still honoured, and the lines of a command that never said it keep
+their first one (often why it failed)."""
 
 
 class DumpFailed(SourceError):
@@ -307,8 +308,10 @@ class _AfterMark:
         return 0 if self.missing else int(self.stream.readinto(view))  # type: ignore[attr-defined]
 
     def _find(self) -> None:
-        seen = b""
-        while (at := seen.find(OUTPUT_MARK)) < 0:
+        seen = bytearray()
+        searched = 0  # the mark does not start before this: each byte is searched once
+        while (at := seen.find(OUTPUT_MARK, searched)) < 0:
+            searched = max(0, len(seen) - len(OUTPUT_MARK) + 1)
             if len(seen) > MAX_OUTPUT_PREAMBLE:
                 raise SourceError(
                     "the SSH host's login shell printed over 1 MiB on standard output"
@@ -320,7 +323,7 @@ class _AfterMark:
                 return
             seen += chunk
         self.searching, self.skipped = False, at
-        self.pending = seen[at + len(OUTPUT_MARK) :]
+        self.pending = bytes(seen[at + len(OUTPUT_MARK) :])
 
 
 TAIL_BYTES = 4096
@@ -434,12 +437,7 @@ def dump_entries(
             yield entry
         dump.finish(reporter)
         if after is not None and after.missing:
-            raise DumpFailed(
-                f"{label} did not run: the SSH host ran something else (it never said the"
-                " line Mackuper's command writes before the tool)",
-                0,
-                [],
-            )
+            raise DumpFailed(f"{label} did not run: {NOT_THE_TOOL}", 0, [])
         if after is not None and after.skipped:
             reporter.note(
                 f"{label}: left out {after.skipped} bytes the SSH host's login shell printed"

@@ -35,7 +35,7 @@ from mackuper.sources.dump import (
 )
 from mackuper.sources.engine_exec import command_in
 from mackuper.sources.remote import command_on, explained, remote_version, run_tool, ssh_target
-from mackuper.ssh import SSHError, SSHTarget, without_output_preamble
+from mackuper.ssh import NOT_THE_TOOL, SSHError, SSHTarget, without_output_preamble
 
 FOLDER = "postgresql"
 LIST_DATABASES = (
@@ -273,9 +273,12 @@ class PostgresSource(DumpSource):
             try:
                 assert process.stdout is not None  # noqa: S101 - an output was asked for
                 output = process.stdout.read()
-                if self._over_ssh:
-                    output = without_output_preamble(output)
                 process.finish(_Quiet())
+                if self._over_ssh:
+                    listed = without_output_preamble(output)
+                    if listed is None:
+                        raise SourceError(f"psql did not run: {NOT_THE_TOOL}")
+                    output = listed
             finally:
                 process.stop()
         return [line for line in output.decode("utf-8", "replace").splitlines() if line]

@@ -19,6 +19,7 @@ from typing import Any
 from mackuper.sources.base import SourceError
 from mackuper.sources.dump import DumpFailed, tool_version
 from mackuper.ssh import (
+    NOT_THE_TOOL,
     SAY_OUTPUT_STARTS,
     SAY_TOOL_STARTS,
     OpenSSHSession,
@@ -95,10 +96,13 @@ def run_tool(
         except (OSError, subprocess.TimeoutExpired) as error:
             raise SourceError(f"{tool[0]} could not run: {error}") from error
     if ssh is not None:
-        result.stdout = without_output_preamble(result.stdout)
         result.stderr = without_preamble(result.stderr)
         if result.returncode == SSH_FAILED:
             raise connection_error(ssh, result.stderr.decode("utf-8", "replace"))
+        output = without_output_preamble(result.stdout)
+        if output is None and result.returncode == 0:
+            raise SourceError(f"{tool[0]} did not run: {NOT_THE_TOOL}")
+        result.stdout = output or b""
     return result
 
 

@@ -31,10 +31,12 @@ from mackuper.core.outage import Outage
 from mackuper.core.snar import SnapshotError, check, without_devices
 from mackuper.sources.base import Entry, EntryType, Reporter
 from mackuper.sources.tar_stream import (
+    BUFFER,
     DIRECTORY,
     HARDLINK,
     SYMLINK,
     Member,
+    StartNotFound,
     TarStreamError,
     TarStreamReader,
 )
@@ -308,6 +310,11 @@ class TarStream:
             else:
                 try:
                     member = self._reader().next()
+                except StartNotFound:
+                    raise SSHError(
+                        f"{self.target.host} printed over {BUFFER >> 10} KiB on standard output"
+                        " before tar started (its login shell's greeting?)"
+                    ) from None
                 except (TarStreamError, OSError):
                     error = self._stream_error(started=started)
                     if not started:

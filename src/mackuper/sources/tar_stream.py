@@ -38,6 +38,10 @@ class TarStreamError(Exception):
     """The stream is not a valid tar archive, or it ended inside one."""
 
 
+class StartNotFound(TarStreamError):
+    """More than BUFFER bytes came before the mark the stream starts after."""
+
+
 @dataclass(slots=True)
 class Member:
     """One member's header. Not frozen: a frozen dataclass sets each of its nine fields
@@ -201,9 +205,7 @@ class TarStreamReader:
     def _skip_past(self, mark: bytes) -> None:
         while (at := self._buffer.find(mark, self._start, self._end)) < 0:
             if self._available() >= BUFFER:
-                raise TarStreamError(
-                    f"over {BUFFER >> 10} KiB came before the stream's start: not a tar stream"
-                )
+                raise StartNotFound(f"over {BUFFER >> 10} KiB came before the stream's start")
             if not self._fill(self._available() + 1):
                 raise TarStreamError("the stream ended before it started")
         self.skipped = at - self._start
