@@ -484,15 +484,15 @@ def without_preamble(stderr: bytes) -> bytes:
     return stderr[found.end() :] if found else stderr
 
 
-SAY_TOOL_STARTS = f"printf '\\n%s\\n' {TOOL_STARTS} >&2;"
-"""The shell command that says TOOL_STARTS on a line of its own, whatever the login
-shell printed before it (an empty line it adds is dropped with the other blank ones)."""
-
-OUTPUT_MARK = b"\nmackuper-output-starts\n"
+OUTPUT_STARTS = "mackuper-output-starts"
+OUTPUT_MARK = f"\n{OUTPUT_STARTS}\n".encode()
 """What a command run over SSH writes to standard output right before the tool starts
-(sources/remote.py): a login shell that prints there (a ~/.bashrc that greets on
-standard output) would otherwise put its words at the start of the dump."""
-SAY_OUTPUT_STARTS = "printf '\\nmackuper-output-starts\\n';"
+(sources/remote.py, sources/ssh_tar.py): a login shell that prints there (a ~/.bashrc
+that greets on standard output) would otherwise put its words at the start of the dump."""
+SAY_STARTS = f"printf '\\n%s\\n' {TOOL_STARTS} >&2; printf '\\n%s\\n' {OUTPUT_STARTS};"
+"""The shell commands that say TOOL_STARTS and OUTPUT_MARK, each on a line of its own
+whatever the login shell printed before it (the empty line each adds before its mark is
+dropped with the other blank ones, and is part of OUTPUT_MARK)."""
 
 
 def without_output_preamble(stdout: bytes) -> bytes | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 
 class EntryType(enum.StrEnum):
@@ -62,6 +62,20 @@ class Entry:
     that support incremental backups."""
     dumpdir: bytes | None = None
     """GNU tar's list of a directory's contents in an incremental archive (core/chain.py)."""
+
+
+class Command(NamedTuple):
+    """How to run a dump tool: here, on an SSH host (sources/remote.py `command_on`) or
+    in a container (sources/engine_exec.py `command_in`)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    """Added to the worker's environment."""
+    feed: bytes | None = None
+    """Settings and passwords for the tool's standard input, read before it starts."""
+    preamble: bool = False
+    """It runs behind an SSH login shell: its output and standard error count from the
+    marks the remote command says first (mackuper/ssh.py SAY_STARTS)."""
 
 
 class SourceError(Exception):

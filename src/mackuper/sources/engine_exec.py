@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mackuper.sources import engine
-from mackuper.sources.base import SourceError
+from mackuper.sources.base import Command, SourceError
 
 ENGINE_FAILED = 125
 """This program's exit status when the engine refused or could not be reached."""
@@ -52,7 +52,7 @@ def command_in(
     tool: list[str],
     environment: Mapping[str, str],
     exported: Mapping[str, str] = {},  # noqa: B006 - read only
-) -> Iterator[tuple[list[str], dict[str, str], bytes | None]]:
+) -> Iterator[Command]:
     """How to run `tool` with `environment` in `container`: (argv, environment, the
     values to feed on standard input), like sources/remote.py's `command_on`."""
     names = list(environment)
@@ -60,7 +60,7 @@ def command_in(
     if any("\n" in value or "\r" in value for value in values):
         raise SourceError("a setting or password with a line break cannot be passed on")
     feed = "".join(value + "\n" for value in values).encode()
-    yield exec_argv(address, container, names, exported, tool), {}, feed
+    yield Command(exec_argv(address, container, names, exported, tool), {}, feed)
 
 
 def _run(address: str, container: str, environment: dict[str, str], tool: list[str]) -> int:

@@ -215,7 +215,7 @@ class MariaDBSource(DumpSource):
             size = parts = 0
             label = f"mariadb-dump {database}"
             argv = self.command() + selection
-            with command_on(self.ssh, argv, environment) as (command, env, feed):
+            with command_on(self.ssh, argv, environment) as (command, env, feed, preamble):
                 try:
                     for entry in dump_entries(
                         name,
@@ -225,7 +225,7 @@ class MariaDBSource(DumpSource):
                         reporter,
                         self.part_size,
                         feed,
-                        preamble=self.ssh is not None,
+                        preamble=preamble,
                     ):
                         size += entry.size
                         parts += 1

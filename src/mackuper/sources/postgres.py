@@ -24,7 +24,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mackuper.sources.base import Entry, Reporter, SourceError
+from mackuper.sources.base import Command, Entry, Reporter, SourceError
 from mackuper.sources.dump import (
     PART_SIZE,
     DumpFailed,
@@ -207,7 +207,7 @@ class PostgresSource(DumpSource):
         size = 0
         parts = 0
         label = f"{argv[0]} {label}"
-        with self._command(argv, database) as (command, environment, feed):
+        with self._command(argv, database) as (command, environment, feed, preamble):
             try:
                 for entry in dump_entries(
                     name,
@@ -217,7 +217,7 @@ class PostgresSource(DumpSource):
                     reporter,
                     self.part_size,
                     feed,
-                    preamble=self._over_ssh,
+                    preamble=preamble,
                 ):
                     size += entry.size
                     parts += 1
@@ -238,20 +238,13 @@ class PostgresSource(DumpSource):
         )
         reporter.note(f"{label}: {size} bytes in {parts} part(s) as {name}.part*")
 
-    @property
-    def _over_ssh(self) -> bool:
-        """The tools run on the SSH host (not here, not in a container): see `_command`."""
-        return self.ssh is not None and not self.container
-
     @contextlib.contextmanager
-    def _command(
-        self, tool: list[str], database: str | None
-    ) -> Iterator[tuple[list[str], dict[str, str], bytes | None]]:
+    def _command(self, tool: list[str], database: str | None) -> Iterator[Command]:
         """How to run `tool`: here with the settings in the environment, or on the SSH
         host with them on standard input (the session's files removed afterwards)."""
         environment = self.connection.environment(database)
         if self.ssh is None and not self.container:
-            yield tool, environment, None
+            yield Command(tool, environment)
             return
         settings = {name: environment.get(name, "") for name in _SETTINGS}
         fixed = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "mackuper"}
@@ -268,13 +261,13 @@ class PostgresSource(DumpSource):
         if self.ssh is None and not self.container:
             return self.connection.query(LIST_DATABASES)
         tool = ["psql", "-X", "-w", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", LIST_DATABASES]
-        with self._command(tool, None) as (command, environment, feed):
-            process = DumpProcess(command, environment, "psql", feed=feed, preamble=self._over_ssh)
+        with self._command(tool, None) as (command, environment, feed, preamble):
+            process = DumpProcess(command, environment, "psql", feed=feed, preamble=preamble)
             try:
                 assert process.stdout is not None  # noqa: S101 - an output was asked for
                 output = process.stdout.read()
                 process.finish(_Quiet())
-                if self._over_ssh:
+                if preamble:
                     listed = without_output_preamble(output)
                     if listed is None:
                         raise SourceError(f"psql did not run: {NOT_THE_TOOL}")

@@ -121,7 +121,7 @@ class RedisSource(DumpSource):
         argv = [*command(self.host, self.port, self.username), "--rdb", "-"]
         environment = {"REDISCLI_AUTH": self.password} if self.password else {}
         size = parts = 0
-        with command_on(self.ssh, argv, environment) as (tool, env, feed):
+        with command_on(self.ssh, argv, environment) as (tool, env, feed, preamble):
             try:
                 for entry in dump_entries(
                     NAME,
@@ -131,7 +131,7 @@ class RedisSource(DumpSource):
                     reporter,
                     self.part_size,
                     feed,
-                    preamble=self.ssh is not None,
+                    preamble=preamble,
                 ):
                     size += entry.size
                     parts += 1

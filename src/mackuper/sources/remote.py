@@ -16,12 +16,11 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mackuper.sources.base import SourceError
+from mackuper.sources.base import Command, SourceError
 from mackuper.sources.dump import DumpFailed, tool_version
 from mackuper.ssh import (
     NOT_THE_TOOL,
-    SAY_OUTPUT_STARTS,
-    SAY_TOOL_STARTS,
+    SAY_STARTS,
     OpenSSHSession,
     SSHError,
     SSHTarget,
@@ -44,7 +43,7 @@ def remote_command(tool: list[str], names: list[str], exported: Mapping[str, str
     fixed = " ".join(f"{name}={shlex.quote(value)}" for name, value in exported.items())
     export = " ".join([*names, fixed]).strip()
     exports = f"export {export} && " if export else ""
-    return f"{SAY_TOOL_STARTS} {SAY_OUTPUT_STARTS} {reads}{exports}exec {shlex.join(tool)}"
+    return f"{SAY_STARTS} {reads}{exports}exec {shlex.join(tool)}"
 
 
 @contextlib.contextmanager
@@ -53,12 +52,12 @@ def command_on(
     tool: list[str],
     environment: Mapping[str, str],
     exported: Mapping[str, str] = {},  # noqa: B006 - read only
-) -> Iterator[tuple[list[str], dict[str, str], bytes | None]]:
+) -> Iterator[Command]:
     """How to run `tool` with `environment`: here (argv, the environment, no input), or on
-    the SSH host (the ssh argv, its environment, the values to feed on standard input);
-    the session's private files are removed afterwards."""
+    the SSH host (the ssh argv, its environment, the values to feed on standard input,
+    behind its login shell); the session's private files are removed afterwards."""
     if ssh is None:
-        yield tool, {**environment, **exported}, None
+        yield Command(tool, {**environment, **exported})
         return
     names = list(environment)
     values = [environment[name] for name in names]
@@ -67,7 +66,8 @@ def command_on(
     session = OpenSSHSession(ssh)  # SSHError when no host key is pinned
     try:
         feed = "".join(value + "\n" for value in values).encode()
-        yield [*session.argv, remote_command(tool, names, exported)], session.env, feed
+        argv = [*session.argv, remote_command(tool, names, exported)]
+        yield Command(argv, session.env, feed, preamble=True)
     finally:
         session.close()
 
@@ -83,7 +83,7 @@ def run_tool(
     the fed settings; its result, with only the tool's output and standard error (not
     what a login shell printed before them: `without_preamble`). SSHError when the SSH client itself
     failed, SourceError when the command could not run."""
-    with command_on(ssh, tool, environment) as (argv, env, feed):
+    with command_on(ssh, tool, environment) as (argv, env, feed, _):
         try:
             result = subprocess.run(  # noqa: S603 - argv built by the caller, no shell here
                 argv,

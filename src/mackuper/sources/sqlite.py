@@ -163,7 +163,7 @@ class SQLiteSource(DumpSource):
             if self.ssh is not None:
                 argv = ["sh", "-c", _REMOTE_DUMP, "sh", path, wait]
             completion = DUMP_COMPLETION if self.ssh is None else REMOTE_DUMP_COMPLETION
-            with command_on(self.ssh, argv, {}) as (command, env, feed):
+            with command_on(self.ssh, argv, {}) as (command, env, feed, preamble):
                 try:
                     for entry in dump_entries(
                         name,
@@ -174,7 +174,7 @@ class SQLiteSource(DumpSource):
                         self.part_size,
                         feed,
                         completion=completion,
-                        preamble=self.ssh is not None,
+                        preamble=preamble,
                     ):
                         size += entry.size
                         parts += 1

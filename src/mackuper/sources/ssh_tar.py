@@ -42,8 +42,7 @@ from mackuper.sources.tar_stream import (
 )
 from mackuper.ssh import (
     OUTPUT_MARK,
-    SAY_OUTPUT_STARTS,
-    SAY_TOOL_STARTS,
+    SAY_STARTS,
     SSH,
     TOOL_STARTS,
     OpenSSHSession,
@@ -85,7 +84,7 @@ def remote_script(paths: Sequence[str], incremental: bool = False) -> str:
     quoted = " ".join(shlex.quote(path) for path in paths)
     relative = " ".join(shlex.quote(path.lstrip("/") or ".") for path in paths)
     checks = (
-        f"{SAY_TOOL_STARTS} {SAY_OUTPUT_STARTS} for p in {quoted}; do"
+        f"{SAY_STARTS} for p in {quoted}; do"
         f' if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo "mackuper-missing: $p" >&2;'
         f" exit {EXIT_MISSING}; fi;"
         f' if [ ! -r "$p" ]; then echo "mackuper-unreadable: $p" >&2; exit {EXIT_UNREADABLE};'
